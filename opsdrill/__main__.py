@@ -1,0 +1,5 @@
+import sys
+
+from opsdrill.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Steady-state probes: each answers one question about the stack now, quickly."""

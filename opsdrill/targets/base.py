@@ -1,0 +1,129 @@
+"""The Target interface: where a stack lives and how to control its services.
+
+Checks, drills and load tests speak only this interface (as testinfra's modules speak only
+`Backend.run`), so one test runs unchanged on the embedded stack, on Compose or on a host.
+"""
+
+from __future__ import annotations
+
+import signal
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from opsdrill.errors import DestructiveRefused, UsageError
+
+__all__ = ["SERVICE_NAMES", "Endpoints", "Service", "Target"]
+
+#: The service names every target uses, so a test can ask for `target.service("db")` anywhere.
+SERVICE_NAMES = (
+    "db",
+    "api",
+    "prometheus",
+    "alertmanager",
+    "node_exporter",
+    "postgres_exporter",
+    "proxy",
+    "worker",
+)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """How to reach the stack. Secrets are held here but never shown by repr()."""
+
+    api_url: str
+    dsn: str = field(repr=False)
+    admin_dsn: str | None = field(default=None, repr=False)
+    api_key: str | None = field(default=None, repr=False)
+    prometheus_url: str | None = None
+    alertmanager_url: str | None = None
+    home: Path | None = None
+    models_dir: Path | None = None
+    logs_dir: Path | None = None
+    backups_dir: Path | None = None
+
+    def public(self) -> dict[str, str | None]:
+        """The endpoints safe to print: passwords and keys removed."""
+        hidden = {"dsn", "admin_dsn", "api_key"}
+        return {
+            f.name: None if getattr(self, f.name) is None else str(getattr(self, f.name))
+            for f in fields(self)
+            if f.name not in hidden
+        }
+
+
+class Service(ABC):
+    """One named part of the stack that can be inspected and controlled."""
+
+    name: str
+
+    @abstractmethod
+    def is_running(self) -> bool:
+        """True while the service's process (or container, or unit) is up."""
+
+    @abstractmethod
+    def pid(self) -> int | None:
+        """The main process id, when the target can know it."""
+
+    @abstractmethod
+    def healthy(self) -> bool:
+        """True when the service answers its readiness probe now."""
+
+    @abstractmethod
+    def start(self, timeout: float = 60.0) -> None:
+        """Start it and wait until it is ready; a no-op when it already runs."""
+
+    @abstractmethod
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop it gracefully, forcefully after `timeout`; a no-op when stopped."""
+
+    @abstractmethod
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to its main process, by pid, without waiting."""
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Stop, then start and wait until ready."""
+        self.stop()
+        self.start(timeout=timeout)
+
+    @property
+    def url(self) -> str | None:
+        """Where it listens, when it is a network service."""
+        return None
+
+
+class Target(ABC):
+    """A deployment of the stack: its services, its endpoints, and whether it is production."""
+
+    name: str = "target"
+    production: bool = False
+
+    @property
+    @abstractmethod
+    def endpoints(self) -> Endpoints:
+        """How to reach the stack."""
+
+    @property
+    @abstractmethod
+    def services(self) -> Mapping[str, Service]:
+        """The services this target has (a subset of SERVICE_NAMES)."""
+
+    def service(self, name: str) -> Service:
+        """The named service, or a clear error listing the ones this target has."""
+        try:
+            return self.services[name]
+        except KeyError:
+            have = ", ".join(sorted(self.services)) or "none"
+            raise UsageError(
+                f"target {self.name!r} has no service {name!r}; it has: {have}"
+            ) from None
+
+    def require_destructive(self, action: str, allowed: bool) -> None:
+        """Refuse `action` on production unless explicitly allowed, and say so either way."""
+        if self.production and not allowed:
+            raise DestructiveRefused(
+                f"refusing to {action} on production target {self.name!r}; "
+                "pass --allow-destructive only if you really mean to break production"
+            )

@@ -1,0 +1,67 @@
+"""What a new embedded stack needs before forecasts work: series data and one trained model.
+
+Training goes through the API and the executor, the same path every later run takes, so a
+stack that comes up has already proven its training path once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import Any
+
+import httpx
+
+from opsdrill.errors import ServiceError, StartTimeout
+from opsdrill.targets.local import LocalTarget
+
+__all__ = ["FIRST_MODEL", "seed", "train_first_model", "wait_for_run"]
+
+FIRST_MODEL = {"series_id": "airpassengers", "model_name": "MLP", "horizon": 12,
+               "run_name": "opsdrill-first-model"}  # fmt: skip
+FINISHED = ("completed", "failed", "cancelled")
+
+
+def seed(target: LocalTarget) -> None:
+    """Load the series data through the stack's own ops command (idempotent)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "nf_auto_runner.ops", "seed"],
+        env=target.app_env(),
+        cwd=target.home,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ServiceError(f"seeding the database failed: {done.stderr.strip()[-400:]}")
+
+
+def train_first_model(target: LocalTarget, timeout: float = 300.0) -> dict[str, Any]:
+    """Schedule one training run through the API and wait until it completes."""
+    ep = target.endpoints
+    resp = httpx.post(
+        f"{ep.api_url}/runs", json=FIRST_MODEL, headers={"X-API-Key": ep.api_key or ""}, timeout=10
+    )
+    if resp.status_code != 201:
+        raise ServiceError(
+            f"scheduling the first training run failed: {resp.status_code} {resp.text}"
+        )
+    run = wait_for_run(ep.api_url, resp.json()["run_id"], timeout)
+    if run["status"] != "completed":
+        raise ServiceError(
+            f"the first training run ended {run['status']}: {run.get('error_message')}"
+        )
+    return run
+
+
+def wait_for_run(api_url: str, run_id: int, timeout: float) -> dict[str, Any]:
+    """Poll GET /runs/{id} until the run has finished, or raise after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        run = httpx.get(f"{api_url}/runs/{run_id}", timeout=5).json()
+        if run["status"] in FINISHED:
+            return run
+        if time.monotonic() >= deadline:
+            raise StartTimeout(f"run {run_id} still {run['status']} after {timeout:.0f} s")
+        time.sleep(0.25)
