@@ -298,6 +298,9 @@ class LocalTarget(Target):
 
     # -- whole-stack operations ------------------------------------------------------------
     def status(self) -> list[ServiceStatus]:
+        """Each service now; read-only: a state directory that does not exist stays so."""
+        if not (self.state_dir / STATE_FILE).exists():
+            return [ServiceStatus(n, False, False, None, None) for n in self.services]
         return [
             ServiceStatus(n, s.is_running(), s.healthy(), s.pid(), s.url)
             for n, s in self.services.items()

@@ -1,0 +1,34 @@
+# The quick start: `make gameday` runs the main job, `make test` runs the tests.
+# Each sets itself up first (Debian packages, .venv with the project) via scripts/bootstrap.sh.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup gameday test lint up down status bench clean
+
+setup:
+	bash scripts/bootstrap.sh
+
+gameday: setup
+	$(VENV)/bin/opsdrill gameday
+
+test: setup
+	$(PY) -m pytest tests
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+up: setup
+	$(VENV)/bin/opsdrill up
+
+down:
+	$(VENV)/bin/opsdrill down
+
+status:
+	$(VENV)/bin/opsdrill status
+
+bench: setup
+	$(PY) bench/run.py
+
+clean: down
+	rm -rf .opsdrill reports
