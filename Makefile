@@ -28,7 +28,8 @@ status:
 	$(VENV)/bin/opsdrill status
 
 bench: setup
-	$(PY) bench/run.py
+	$(PY) bench/cold_start.py
+	$(PY) bench/forecast_latency.py
 
 clean: down
 	rm -rf .opsdrill reports

@@ -34,6 +34,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run tests marked destructive (refused on production targets regardless)",
     )  # fmt: skip
     group.addoption(
+        "--prometheus-textfile", default=None, metavar="PATH",
+        help="also write results as Prometheus text (node exporter textfile collector)",
+    )  # fmt: skip
+    group.addoption(
         "--opsdrill-reports", default="reports", metavar="DIR",
         help="where reports and incident records are written (default: reports/)",
     )  # fmt: skip
@@ -42,6 +46,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    from opsdrill.coverage import RunbookCoverage
+
+    config.pluginmanager.register(RunbookCoverage(config), "opsdrill-coverage")
+    if textfile := config.getoption("--prometheus-textfile"):
+        from opsdrill.smoke import TextfileExporter
+
+        config.pluginmanager.register(TextfileExporter(Path(textfile)), "opsdrill-smoke")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

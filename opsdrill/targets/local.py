@@ -1,11 +1,11 @@
 """The embedded target: the whole reference stack as local processes in a state directory.
 
-    STATE_DIR/
-      state.json, secrets.json   ports, pids (with start times), generated secrets
-      pg/data, pg/socket         the PostgreSQL cluster (owned by `postgres` when run as root)
-      home/                      NF_HOME of the app: conf/, logs/app/, models/, backups/
-      monitoring/                Prometheus and Alertmanager configs and data
-      logs/<service>.log         each service's stdout and stderr
+STATE_DIR/
+  state.json, secrets.json   ports, pids (with start times), generated secrets
+  pg/data, pg/socket         the PostgreSQL cluster (owned by `postgres` when run as root)
+  home/                      NF_HOME of the app: conf/, logs/app/, models/, backups/
+  monitoring/                Prometheus and Alertmanager configs and data
+  logs/<service>.log         each service's stdout and stderr
 """
 
 from __future__ import annotations
@@ -271,8 +271,9 @@ class LocalTarget(Target):
             )
             (root / "alerts.yml").write_text(rules)
             (root / "shortened.json").write_text(
-                json.dumps([s._asdict() if hasattr(s, "_asdict") else vars(s)
-                            for s in shortened], indent=2)
+                json.dumps(
+                    [s._asdict() if hasattr(s, "_asdict") else vars(s) for s in shortened], indent=2
+                )
             )
             (root / "prometheus.yml").write_text(
                 prometheus_files.render_prometheus_config(
