@@ -28,6 +28,7 @@ __all__ = [
     "alertmanager_config_path",
     "format_duration",
     "parse_duration",
+    "production_rules_text",
     "prometheus_config_path",
     "prometheus_dir",
     "render_alertmanager_config",
@@ -90,6 +91,11 @@ def prometheus_config_path() -> Path:
 def rules_path() -> Path:
     """The production alert rules (alerts.yml)."""
     return prometheus_dir() / "alerts.yml"
+
+
+def production_rules_text() -> str:
+    """The text of the production alerts.yml, the input `shorten_rules` expects."""
+    return rules_path().read_text(encoding="utf-8")
 
 
 def alertmanager_config_path() -> Path:
