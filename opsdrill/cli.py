@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("down", parents=[common], help="stop every service by pid")
 
+    sub.add_parser(
+        "rollback", parents=[common], help="revert every fault a killed run left behind"
+    )
+
     status = sub.add_parser("status", parents=[common], help="show each service")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -64,6 +68,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     LocalTarget(args.state_dir).down()
+    return ExitCode.OK
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from opsdrill.faults.rollback import rollback
+
+    reverted = rollback(LocalTarget(args.state_dir))
+    print(f"{len(reverted)} fault(s) reverted" if reverted else "no fault to revert")
     return ExitCode.OK
 
 
@@ -100,7 +112,13 @@ def cmd_gameday(args: argparse.Namespace) -> int:
     return day.run()
 
 
-COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "gameday": cmd_gameday}
+COMMANDS = {
+    "up": cmd_up,
+    "down": cmd_down,
+    "status": cmd_status,
+    "rollback": cmd_rollback,
+    "gameday": cmd_gameday,
+}
 
 
 def _terminate(signum: int, _frame: object) -> None:

@@ -99,6 +99,9 @@ class GameDay:
         self.say(f"game day {self.run_id}: suites {', '.join(suites)}; reports in {self.out}")
         try:
             self.say("bringing the stack up" if started_here else "stack is up; reusing it")
+            from opsdrill.faults.rollback import rollback
+
+            rollback(self.target, say=lambda line: self.say(f"  {line}"))
             self.target.up(say=lambda line: self.say(f"  {line}"))
             for name in suites:
                 self.results.append(self.run_suite(name))

@@ -75,9 +75,13 @@ class _SessionTarget:
     def __enter__(self) -> _SessionTarget:
         from opsdrill.targets.local import LocalTarget
 
-        if isinstance(self.target, LocalTarget) and not self.target.is_up():
-            self.started_here = True
-            self.target.up(say=lambda _line: None)
+        if isinstance(self.target, LocalTarget):
+            from opsdrill.faults.rollback import rollback
+
+            rollback(self.target, say=lambda line: print(f"opsdrill: {line}"))
+            if not self.target.is_up():
+                self.started_here = True
+                self.target.up(say=lambda _line: None)
         return self
 
     def __exit__(self, *exc: object) -> None:
