@@ -32,3 +32,14 @@ def db(target: Target) -> Iterator[object]:
 
     with psycopg.connect(target.endpoints.dsn, autocommit=True, connect_timeout=5) as conn:
         yield conn
+
+
+@pytest.fixture(scope="session")
+def host(target: Target) -> object:
+    """testinfra's host for the target's machine: local here, ssh or docker elsewhere.
+
+    Overrides testinfra's own `host` fixture, so `--target` alone decides where checks look.
+    """
+    import testinfra
+
+    return testinfra.get_host(target.host_spec)

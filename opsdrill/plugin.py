@@ -66,10 +66,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 class _SessionTarget:
     """Owns the target for the session: reuses a running stack, or starts one and stops it."""
 
-    def __init__(self, spec: str) -> None:
+    def __init__(self, spec: str, allow_destructive: bool) -> None:
         from opsdrill.targets import parse_spec
 
         self.target = parse_spec(spec)
+        self.target.allow_destructive = allow_destructive
         self.started_here = False
 
     def __enter__(self) -> _SessionTarget:
@@ -82,6 +83,8 @@ class _SessionTarget:
             if not self.target.is_up():
                 self.started_here = True
                 self.target.up(say=lambda _line: None)
+        else:
+            _require_reachable(self.target.endpoints.api_url)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -91,12 +94,27 @@ class _SessionTarget:
             self.target.down(say=lambda _line: None)
 
 
+def _require_reachable(api_url: str) -> None:
+    """Any HTTP answer will do (a 503 is a finding); no answer at all ends the session."""
+    import httpx
+
+    from opsdrill.errors import TargetUnreachable
+
+    try:
+        httpx.get(f"{api_url}/health", timeout=5)
+    except httpx.HTTPError as exc:
+        raise TargetUnreachable(
+            f"the API at {api_url} does not answer ({type(exc).__name__}): check the URL in "
+            "the target file and that the service is reachable from here"
+        ) from None
+
+
 @pytest.fixture(scope="session")
 def target(request: pytest.FixtureRequest) -> Iterator[object]:
     """The stack under test (see `opsdrill.targets.base.Target`)."""
     spec = request.config.getoption("--target")
     try:
-        owner = _SessionTarget(spec).__enter__()
+        owner = _SessionTarget(spec, request.config.getoption("--allow-destructive")).__enter__()
     except OpsdrillError as exc:
         pytest.exit(f"opsdrill: target {spec!r} is not usable: {exc}", returncode=ExitCode.USAGE)
     try:

@@ -1,4 +1,7 @@
-"""Targets by spec string, in the manner of testinfra's backends: `local`, `local:/path`.
+"""Targets by spec string, in the manner of testinfra's backends.
+
+`local` or `local:STATE_DIR` is the embedded stack; a path ending in .toml/.yaml/.yml is a
+target file describing another deployment (see `opsdrill.targets.remote`).
 
 Backends are imported lazily, so a check run against one target never imports another's
 dependencies; an unknown scheme is one clear error.
@@ -14,11 +17,16 @@ from opsdrill.targets.base import Endpoints, Service, Target
 __all__ = ["DEFAULT_STATE_DIR", "Endpoints", "Service", "Target", "parse_spec"]
 
 DEFAULT_STATE_DIR = Path(".opsdrill")
-SCHEMES = ("local",)
+SCHEMES = ("local", "local:STATE_DIR", "a target file (.toml, .yaml)")
+TARGET_FILE_SUFFIXES = (".toml", ".yaml", ".yml")
 
 
 def parse_spec(spec: str) -> Target:
-    """Build a target from `local` or `local:STATE_DIR`."""
+    """Build a target from `local`, `local:STATE_DIR` or a target file path."""
+    if spec.endswith(TARGET_FILE_SUFFIXES):
+        from opsdrill.targets.remote import load_target_file
+
+        return load_target_file(Path(spec))
     scheme, _, rest = spec.partition(":")
     if scheme == "local":
         from opsdrill.targets.local import LocalTarget

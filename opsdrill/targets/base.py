@@ -99,6 +99,10 @@ class Target(ABC):
 
     name: str = "target"
     production: bool = False
+    #: testinfra host spec for host-level facts (disk, memory, files, processes)
+    host_spec: str = "local://"
+    #: set by the plugin from --allow-destructive; production refuses without it
+    allow_destructive: bool = False
 
     @property
     @abstractmethod

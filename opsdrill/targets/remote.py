@@ -1,0 +1,200 @@
+"""A deployment described by a target file (TOML or YAML), reached through testinfra.
+
+    name = "prod-eu"
+    production = true                 # only read-only checks run; writes are refused
+    host = "ssh://ops@forecast-1"     # any testinfra host spec: local://, ssh://, docker://
+    [endpoints]
+    api_url = "https://forecast.example.com"
+    dsn_env = "OPSDRILL_PROD_DSN"     # secrets come from the environment, never the file
+    prometheus_url = "http://prometheus:9090"
+    backups_dir = "/var/backups/ts-forecast"
+    [services.api]
+    systemd = "ts-forecast"           # or: pidfile = "/opt/ts-forecast/run/app.pid"
+    [services.db]
+    systemd = "postgresql"
+
+Every service is controlled through the testinfra host, so the same check runs over ssh, in a
+container or locally; a production target refuses start/stop/kill unless destructive actions
+were explicitly allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from opsdrill.errors import DestructiveRefused, ServiceError, UsageError
+from opsdrill.targets.base import SERVICE_NAMES, Endpoints, Service, Target
+
+__all__ = ["FileTarget", "HostService", "load_target_file"]
+
+ENDPOINT_KEYS = {
+    "api_url", "dsn", "dsn_env", "admin_dsn_env", "api_key_env", "prometheus_url",
+    "alertmanager_url", "home", "models_dir", "logs_dir", "backups_dir",
+}  # fmt: skip
+PATH_KEYS = ("home", "models_dir", "logs_dir", "backups_dir")
+
+
+def load_target_file(path: Path) -> FileTarget:
+    """Parse and validate a target file; every mistake is one sentence naming the key."""
+    if not path.exists():
+        raise UsageError(f"target file {path} does not exist")
+    text = path.read_text()
+    try:
+        raw = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise UsageError(f"target file {path} does not parse: {exc}") from None
+    if not isinstance(raw, dict):
+        raise UsageError(f"target file {path} must be a table of keys, not {type(raw).__name__}")
+    return FileTarget(path, raw)
+
+
+@dataclass(frozen=True)
+class HostService(Service):
+    """A service found through the host: a systemd unit, or a pid file."""
+
+    name: str
+    target: FileTarget
+    systemd: str | None = None
+    pidfile: str | None = None
+
+    def is_running(self) -> bool:
+        if self.systemd:
+            return bool(self.target.host.service(self.systemd).is_running)
+        return self.pid() is not None
+
+    def pid(self) -> int | None:
+        if self.systemd:
+            out = self.target.host.run(f"systemctl show -p MainPID --value {self.systemd}")
+            pid = int(out.stdout.strip() or 0)
+            return pid or None
+        if self.pidfile:
+            f = self.target.host.file(self.pidfile)
+            if not f.exists:
+                return None
+            pid = int(f.content_string.strip() or 0)
+            return pid if pid and self.target.host.run(f"kill -0 {pid}").rc == 0 else None
+        return None
+
+    def healthy(self) -> bool:
+        return self.is_running()
+
+    def _control(self, verb: str) -> None:
+        self.target.require_destructive(f"{verb} {self.name}", self.target.allow_destructive)
+        if not self.systemd:
+            raise ServiceError(f"{self.name} has no systemd unit in the target file: cannot {verb}")
+        done = self.target.host.run(f"systemctl {verb} {self.systemd}")
+        if done.rc != 0:
+            raise ServiceError(f"systemctl {verb} {self.systemd} failed: {done.stderr.strip()}")
+
+    def start(self, timeout: float = 60.0) -> None:
+        self._control("start")
+        deadline = time.monotonic() + timeout
+        while not self.is_running():
+            if time.monotonic() >= deadline:
+                raise ServiceError(f"{self.name} did not start within {timeout:.0f} s")
+            time.sleep(0.2)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._control("stop")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        self.target.require_destructive(f"kill {self.name}", self.target.allow_destructive)
+        pid = self.pid()
+        if pid is None:
+            raise ServiceError(f"cannot signal {self.name}: it is not running")
+        self.target.host.run(f"kill -{int(sig)} {pid}")
+
+
+class FileTarget(Target):
+    def __init__(self, path: Path, raw: Mapping[str, Any]) -> None:
+        self.path = path
+        self.name = str(raw.get("name", path.stem))
+        self.production = bool(raw.get("production", True))  # unknown means careful
+        self.allow_destructive = False
+        self.host_spec = str(raw.get("host", "local://"))
+        self._endpoints = self._parse_endpoints(raw.get("endpoints"))
+        self._services = self._parse_services(raw.get("services", {}))
+        self._host: Any = None
+
+    @property
+    def host(self) -> Any:
+        """The testinfra host, connected on first use."""
+        if self._host is None:
+            import testinfra
+
+            try:
+                self._host = testinfra.get_host(self.host_spec)
+            except Exception as exc:  # testinfra raises plain RuntimeError for bad specs
+                raise UsageError(f"target {self.name}: host {self.host_spec!r}: {exc}") from None
+        return self._host
+
+    def _parse_endpoints(self, raw: Any) -> Endpoints:
+        where = f"target file {self.path}"
+        if not isinstance(raw, dict) or "api_url" not in raw:
+            raise UsageError(f"{where} needs an [endpoints] table with at least api_url")
+        if unknown := set(raw) - ENDPOINT_KEYS:
+            raise UsageError(f"{where}: unknown endpoint key(s) {', '.join(sorted(unknown))}")
+        if "dsn" in raw and urlsplit(str(raw["dsn"])).password:
+            raise UsageError(f"{where}: put the DSN's password in the environment (dsn_env)")
+        dsn = str(raw.get("dsn") or _env(raw.get("dsn_env"), where) or "")
+        return Endpoints(
+            api_url=str(raw["api_url"]).rstrip("/"),
+            dsn=dsn,
+            admin_dsn=_env(raw.get("admin_dsn_env"), where),
+            api_key=_env(raw.get("api_key_env"), where),
+            prometheus_url=raw.get("prometheus_url"),
+            alertmanager_url=raw.get("alertmanager_url"),
+            **{k: Path(raw[k]) for k in PATH_KEYS if k in raw},
+        )
+
+    def _parse_services(self, raw: Any) -> dict[str, Service]:
+        if not isinstance(raw, dict):
+            raise UsageError(f"target file {self.path}: [services] must be a table")
+        services: dict[str, Service] = {}
+        for name, spec in raw.items():
+            if name not in SERVICE_NAMES:
+                raise UsageError(
+                    f"target file {self.path}: unknown service {name!r}; "
+                    f"use one of {', '.join(SERVICE_NAMES)}"
+                )
+            if not isinstance(spec, dict) or not (set(spec) & {"systemd", "pidfile"}):
+                raise UsageError(
+                    f"target file {self.path}: service {name!r} needs systemd = UNIT "
+                    "or pidfile = PATH"
+                )
+            services[name] = HostService(name, self, spec.get("systemd"), spec.get("pidfile"))
+        return services
+
+    @property
+    def endpoints(self) -> Endpoints:
+        return self._endpoints
+
+    @property
+    def services(self) -> Mapping[str, Service]:
+        return self._services
+
+    def require_destructive(self, action: str, allowed: bool) -> None:
+        if self.production and not allowed:
+            raise DestructiveRefused(
+                f"refusing to {action} on production target {self.name!r} ({self.path}); "
+                "pass --allow-destructive only if you really mean to break production"
+            )
+
+
+def _env(name: Any, where: str) -> str | None:
+    if name is None:
+        return None
+    value = os.environ.get(str(name))
+    if value is None:
+        raise UsageError(f"{where} reads a secret from ${name}, which is not set: export it")
+    return value

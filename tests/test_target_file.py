@@ -1,0 +1,118 @@
+"""Target files: other deployments described in TOML/YAML, reached through testinfra."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from opsdrill.errors import DestructiveRefused, UsageError
+from opsdrill.exitcodes import ExitCode
+from opsdrill.processes import spawn
+from opsdrill.targets import parse_spec
+
+GOOD = """
+name = "prod-eu"
+production = true
+host = "local://"
+[endpoints]
+api_url = "http://127.0.0.1:9/"
+dsn_env = "OPSDRILL_TEST_DSN"
+backups_dir = "/var/backups/ts"
+[services.api]
+pidfile = "{pidfile}"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "t.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_good_file_with_a_pidfile_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSDRILL_TEST_DSN", "postgresql://ro@db/ts")
+    ref = spawn([sys.executable, "-c", "import time; time.sleep(30)"], log=tmp_path / "log")
+    pidfile = tmp_path / "app.pid"
+    pidfile.write_text(f"{ref.pid}\n")
+    try:
+        target = parse_spec(str(write(tmp_path, GOOD.format(pidfile=pidfile))))
+        assert target.name == "prod-eu" and target.production
+        assert target.endpoints.api_url == "http://127.0.0.1:9"
+        assert target.endpoints.backups_dir == Path("/var/backups/ts")
+        api = target.service("api")
+        assert api.is_running() and api.pid() == ref.pid
+        with pytest.raises(DestructiveRefused, match="refusing to kill api on production"):
+            api.kill(signal.SIGKILL)
+        assert ref.alive(), "a refused kill must not signal anything"
+        target.allow_destructive = True
+        api.kill(signal.SIGKILL)
+        assert ref.wait_gone(5)
+        assert not api.is_running()
+    finally:
+        ref.terminate(1)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name = 'x'\n", "needs an [endpoints] table with at least api_url"),
+        ("[endpoints]\napi_url='http://x'\nfoo=1\n", "unknown endpoint key(s) foo"),
+        ("[endpoints]\napi_url='http://x'\ndsn='postgresql://u:pw@h/db'\n", "environment"),
+        ("[endpoints]\napi_url='http://x'\ndsn_env='OPSDRILL_NOT_SET_X'\n", "is not set"),
+        ("[endpoints]\napi_url='http://x'\n[services.web]\nsystemd='x'\n", "unknown service 'web'"),
+        ("[endpoints]\napi_url='http://x'\n[services.api]\nfoo='x'\n", "needs systemd = UNIT"),
+        ("[endpoints\n", "does not parse"),
+    ],
+)
+def test_bad_files_are_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(UsageError, match=None) as info:
+        parse_spec(str(write(tmp_path, text)))
+    assert message in str(info.value)
+    assert "\n" not in str(info.value).strip()
+
+
+def test_yaml_target_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "name: y\nproduction: false\nendpoints:\n  api_url: http://h\n", "t.yaml"
+    )
+    target = parse_spec(str(path))
+    assert target.name == "y" and not target.production
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="does not exist"):
+        parse_spec(str(tmp_path / "nope.toml"))
+
+
+def test_unreachable_target_ends_session_with_exit_2(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".toml", target='[endpoints]\napi_url = "http://127.0.0.1:9"\n')
+    pytester.makepyfile("def test_a(target): pass\ndef test_b(target): pass\n")
+    result = pytester.runpytest("--target", "target.toml")
+    assert result.ret == ExitCode.USAGE
+    result.stdout.fnmatch_lines(["*the API at http://127.0.0.1:9 does not answer*"])
+
+
+def test_production_target_skips_sandbox_tests(pytester: pytest.Pytester) -> None:
+    """Read-only checks run on production; anything that writes skips with the reason."""
+    import http.server
+    import threading
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        pytester.makefile(".toml", target=f'[endpoints]\napi_url = "http://127.0.0.1:{port}"\n')
+        pytester.makepyfile(
+            "import pytest\n"
+            "def test_read(target): pass\n"
+            "@pytest.mark.sandbox\ndef test_write(target): assert 0\n"
+            "@pytest.mark.destructive\ndef test_break(target): assert 0\n"
+        )
+        result = pytester.runpytest("--target", "target.toml", "--allow-destructive", "-rs")
+        result.assert_outcomes(passed=1, skipped=2)
+        result.stdout.fnmatch_lines(["*refused on production target 'target'*"])
+    finally:
+        server.shutdown()
