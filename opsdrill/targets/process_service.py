@@ -94,6 +94,9 @@ class ProcessService(Service):
                 self._wait_ready(spec, ref, deadline, log_from=offset)
                 return
             except ServiceError as exc:
+                # never leave a half-started process (or a record of a dead one) behind
+                ref.terminate(grace=5.0)
+                self._store.put_record(self.name, None)
                 retryable = any(s in str(exc) for s in spec.retry_on)
                 if not retryable or time.monotonic() >= deadline:
                     raise
