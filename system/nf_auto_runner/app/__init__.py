@@ -1,0 +1,1 @@
+"""The FastAPI application and its server entry point."""

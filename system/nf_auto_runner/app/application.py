@@ -1,0 +1,92 @@
+"""The FastAPI application: routes, middleware, error mapping, and the process's lifespan.
+
+Lifespan starts the database pool and its watchdog, recovers orphaned runs, starts the
+executor and warms the predictor; on shutdown it stops the executor (requeueing its runs)
+and closes the pool.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from nf_auto_runner.app import api, health, metrics
+from nf_auto_runner.app.maintenance import maintenance_response
+from nf_auto_runner.config import Settings
+from nf_auto_runner.db import Database, DatabaseUnavailable
+from nf_auto_runner.executor import Executor
+from nf_auto_runner.predictor import Predictor
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("nf_auto_runner.app")
+
+
+def _unexpected(request: Request, exc: Exception) -> Response:
+    """Genuinely unexpected errors: logged (error.log, system_logs), clean 500 JSON."""
+    if isinstance(exc, DatabaseUnavailable):
+        return JSONResponse({"detail": "database unavailable"}, status_code=503)
+    log.error("unhandled error on %s %s: %s", request.method, request.url.path, exc,
+              exc_info=exc)
+    return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def create_app(settings: Settings, *, run_executor: bool = True) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = Database(settings)
+        app.state.db = db
+        app.state.predictor = Predictor()
+        executor = Executor(settings, db)
+        app.state.executor = executor
+        db.start_watchdog()
+        try:
+            lost = executor.recover_at_startup()
+            if lost:
+                log.warning("start-up recovery: runs %s marked failed (orphaned)", lost)
+        except DatabaseUnavailable:
+            log.error("start-up recovery skipped: database unavailable")
+        if run_executor:
+            executor.start()
+        threading.Thread(target=app.state.predictor.warm_up, name="warm-up",
+                         daemon=True).start()
+        log.info("nf_auto_runner started (max %d parallel runs)", settings.max_parallel_runs)
+        try:
+            yield
+        finally:
+            log.info("nf_auto_runner shutting down")
+            executor.stop()
+            db.close()
+
+    app = FastAPI(title="nf_auto_runner", version="1.0", lifespan=lifespan)
+    app.state.settings = settings
+
+    @app.middleware("http")
+    async def gatekeeper(request: Request,
+                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        async def inner(req: Request) -> Response:
+            blocked = maintenance_response(settings.maintenance_flag, req.url.path)
+            return blocked if blocked is not None else await call_next(req)
+
+        return await metrics.observe_request(request, inner, _unexpected)
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def db_unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
+        return JSONResponse({"detail": "database unavailable"}, status_code=503)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics(request: Request) -> Response:
+        db: Database = request.app.state.db
+        probe = db.last_probe
+        metrics.set_pool_gauges(db.stats(), None if probe is None else probe.ok)
+        metrics.PREDICT_CACHE.set(request.app.state.predictor.cached_models)
+        return Response(metrics.render(), media_type=metrics.CONTENT_TYPE_LATEST)
+
+    app.include_router(health.router)
+    app.include_router(api.router)
+    return app

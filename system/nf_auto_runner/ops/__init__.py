@@ -1,0 +1,1 @@
+"""Operations commands (`python -m nf_auto_runner.ops <command>`)."""

@@ -1,0 +1,138 @@
+"""Forecasts from saved models: newest completed model per series, loaded once, cached.
+
+Loaded models live in an LRU keyed by run_id; a computed forecast is cached per
+(run_id, last observation, number of points), so a repeated request costs one small query.
+Predictions on the same model are serialised: Lightning attaches a trainer to the model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from nf_auto_runner.data import load_series
+
+__all__ = ["ModelNotFound", "Predictor", "find_model"]
+
+MODEL_CACHE_SIZE = 16
+RESULT_CACHE_SIZE = 256
+
+
+class ModelNotFound(LookupError):
+    """No series, or no completed model for it: the API answers 404 with this message."""
+
+
+class HorizonTooLong(ValueError):
+    """More steps were asked for than the model was trained for: the API answers 422."""
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    run_id: int
+    model_name: str
+    series_id: str
+    horizon: int
+    path: str
+
+
+def find_model(conn: psycopg.Connection[Any], series_id: str,
+               model_name: str | None) -> ModelRef:
+    """The newest completed model for the series (and model name, if given)."""
+    row = conn.execute(
+        "SELECT m.run_id, m.model_name, m.series_id, m.horizon, m.path FROM models m "
+        "JOIN runs r ON r.run_id = m.run_id WHERE m.series_id = %s AND r.status = 'completed' "
+        "AND (%s::text IS NULL OR m.model_name = %s) ORDER BY m.created_at DESC, m.model_id DESC "
+        "LIMIT 1", (series_id, model_name, model_name)).fetchone()
+    if row is None:
+        known = conn.execute("SELECT 1 FROM series_catalog WHERE series_id = %s",
+                             (series_id,)).fetchone()
+        if known is None:
+            raise ModelNotFound(f"unknown series {series_id!r}")
+        which = f"{model_name} model" if model_name else "model"
+        raise ModelNotFound(f"no trained {which} for series {series_id!r}; schedule a run "
+                            f"with POST /runs")
+    return ModelRef(**row)
+
+
+class Predictor:
+    """Holds loaded NeuralForecast models and recent forecasts."""
+
+    def __init__(self) -> None:
+        self._models: OrderedDict[int, tuple[Any, threading.Lock]] = OrderedDict()
+        self._results: OrderedDict[tuple[int, str, int], list[dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def cached_models(self) -> int:
+        return len(self._models)
+
+    def warm_up(self) -> None:
+        """Import NeuralForecast ahead of the first request (it takes seconds)."""
+        from nf_auto_runner.trainer import quiet_lightning
+
+        quiet_lightning()
+        import neuralforecast  # noqa: F401
+
+    def _model(self, ref: ModelRef) -> tuple[Any, threading.Lock]:
+        with self._lock:
+            hit = self._models.get(ref.run_id)
+            if hit is not None:
+                self._models.move_to_end(ref.run_id)
+                return hit
+        from neuralforecast import NeuralForecast
+
+        from nf_auto_runner.trainer import quiet_lightning
+
+        quiet_lightning()
+        try:
+            nf = NeuralForecast.load(path=ref.path)
+        except (FileNotFoundError, OSError) as exc:
+            raise ModelNotFound(f"model files of run {ref.run_id} are missing at {ref.path}; "
+                                f"retrain with POST /runs") from exc
+        entry = (nf, threading.Lock())
+        with self._lock:
+            self._models[ref.run_id] = entry
+            while len(self._models) > MODEL_CACHE_SIZE:
+                self._models.popitem(last=False)
+        return entry
+
+    def forecast(self, conn: psycopg.Connection[Any], series_id: str, horizon: int,
+                 model_name: str | None) -> dict[str, Any]:
+        """{series_id, model, run_id, forecast: [{ds, value}]} for the next `horizon` steps."""
+        ref = find_model(conn, series_id, model_name)
+        if horizon > ref.horizon:
+            raise HorizonTooLong(f"horizon {horizon} exceeds the model's trained horizon "
+                                 f"{ref.horizon} (run {ref.run_id}); ask for at most "
+                                 f"{ref.horizon} or train a longer model")
+        series = load_series(conn, series_id)
+        if series is None:
+            raise ModelNotFound(f"unknown series {series_id!r}")
+        _freq, points = series
+        key = (ref.run_id, str(points[-1]["ds"]) if points else "", len(points))
+        with self._lock:
+            full = self._results.get(key)
+        if full is None:
+            full = self._predict(ref, points)
+            with self._lock:
+                self._results[key] = full
+                while len(self._results) > RESULT_CACHE_SIZE:
+                    self._results.popitem(last=False)
+        return {"series_id": series_id, "model": ref.model_name, "run_id": ref.run_id,
+                "forecast": full[:horizon]}
+
+    def _predict(self, ref: ModelRef, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        import pandas as pd
+
+        nf, lock = self._model(ref)
+        df = pd.DataFrame({"unique_id": "series",
+                           "ds": pd.to_datetime([p["ds"] for p in points]),
+                           "y": [float(p["y"]) for p in points]})
+        with lock:
+            pred = nf.predict(df=df)
+        col = next(c for c in pred.columns if c not in ("unique_id", "ds"))
+        return [{"ds": ts.isoformat(), "value": float(v)}
+                for ts, v in zip(pred["ds"], pred[col], strict=True)]

@@ -1,0 +1,129 @@
+"""The body of a training worker: load, train, record, heartbeat.
+
+Results are written only while the run is still `running` in the database; a run cancelled
+meanwhile stays cancelled, and the heartbeat thread ends the process when it notices.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+import traceback
+from typing import Any
+
+import psycopg
+
+from nf_auto_runner import config, runs
+from nf_auto_runner.data import load_series
+from nf_auto_runner.db import connect
+from nf_auto_runner.logs import setup_logging
+
+__all__ = ["HEARTBEAT_SECONDS", "run"]
+
+log = logging.getLogger("nf_auto_runner.worker")
+
+HEARTBEAT_SECONDS = 2.0
+EXIT_NOT_RUNNING = 3  # the run left `running` (cancelled, failed) while we trained
+
+
+def _heartbeat(url: str, run_id: int, stop: threading.Event) -> None:
+    """Every 2 s: heartbeat_at = now(); if the run is no longer ours, exit the process."""
+    conn: psycopg.Connection[Any] | None = None
+    while not stop.wait(HEARTBEAT_SECONDS):
+        try:
+            if conn is None or conn.closed:
+                conn = connect(url, autocommit=True, application_name="nf_auto_runner-worker")
+            row = conn.execute(
+                "UPDATE runs SET heartbeat_at = now(), worker_pid = %s WHERE run_id = %s "
+                "AND status = 'running' RETURNING run_id", (os.getpid(), run_id)).fetchone()
+        except Exception:
+            conn = None
+            continue  # the database may be down for a moment; keep training
+        if row is None and not stop.is_set():
+            log.warning("run %s is no longer running (cancelled?); worker exits", run_id)
+            os._exit(EXIT_NOT_RUNNING)
+
+
+def run(run_id: int) -> int:
+    """Train run_id; 0 when completed, 1 when failed, 3 when the run was taken away."""
+    settings = config.load()
+    handler = setup_logging(settings)
+    t_start = time.perf_counter()
+    with connect(settings.database_url, autocommit=True,
+                 application_name="nf_auto_runner-worker") as conn:
+        row = conn.execute(
+            "UPDATE runs SET worker_pid = %s, worker_host = %s, heartbeat_at = now() "
+            "WHERE run_id = %s AND status = 'running' RETURNING *",
+            (os.getpid(), runs.HOST, run_id)).fetchone()
+        if row is None:
+            log.warning("run %s is not running; nothing to do", run_id)
+            return EXIT_NOT_RUNNING
+        stop = threading.Event()
+        beat = threading.Thread(target=_heartbeat, args=(settings.database_url, run_id, stop),
+                                daemon=True)
+        beat.start()
+        try:
+            code = _train_and_record(conn, settings, row, t_start)
+        except BaseException as exc:
+            code = _record_failure(conn, run_id, exc)
+        finally:
+            stop.set()
+            if handler is not None:
+                handler.flush()
+    return code
+
+
+def _train_and_record(conn: psycopg.Connection[Any], settings: config.Settings,
+                      row: dict[str, Any], t_start: float) -> int:
+    from nf_auto_runner.trainer import train
+
+    run_id = row["run_id"]
+    params = row["params"] if isinstance(row["params"], dict) else json.loads(row["params"])
+    series = load_series(conn, row["series_id"])
+    if series is None:
+        raise LookupError(f"series {row['series_id']!r} not found")
+    freq, points = series
+    max_steps = int(params.get("max_steps") or settings.train_max_steps)
+    log.info("run %s: training %s on %s (h=%s, %d points, %d steps)", run_id,
+             row["model_name"], row["series_id"], row["horizon"], len(points), max_steps)
+    result = train(model_name=row["model_name"], freq=freq, points=points, h=row["horizon"],
+                   max_steps=max_steps, out_dir=settings.models_dir / str(run_id),
+                   gpu_memory_limit=settings.gpu_memory_limit)
+    with conn.transaction():
+        done = conn.execute(
+            "UPDATE runs SET status = 'completed', end_time = now(), heartbeat_at = now(), "
+            "execution_duration_seconds = EXTRACT(EPOCH FROM now() - start_time) "
+            "WHERE run_id = %s AND status = 'running' RETURNING run_id", (run_id,)).fetchone()
+        if done is None:
+            log.warning("run %s left running while training; result discarded", run_id)
+            return EXIT_NOT_RUNNING
+        conn.execute(
+            "INSERT INTO models (run_id, model_name, series_id, horizon, path, "
+            "training_duration_seconds, model_size_bytes) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (run_id, row["model_name"], row["series_id"], row["horizon"], str(result.path),
+             result.training_seconds, result.size_bytes))
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO metrics (run_id, name, value) VALUES (%s, %s, %s)",
+                            [(run_id, k, v) for k, v in result.metrics.items()])
+    log.info("run %s completed in %.1f s (fit %.1f s, mae %.3f, %d bytes)", run_id,
+             time.perf_counter() - t_start, result.training_seconds, result.metrics["mae"],
+             result.size_bytes)
+    return 0
+
+
+def _record_failure(conn: psycopg.Connection[Any], run_id: int, exc: BaseException) -> int:
+    kind = type(exc).__name__
+    message = f"{kind}: {exc}".strip()
+    log.error("run %s failed: %s\n%s", run_id, message, traceback.format_exc(),
+              extra={"run_id": run_id, "exception_type": kind, "skip_db": True})
+    try:
+        with conn.transaction():
+            runs.fail_if_running(conn, run_id, message)
+            runs.log_row(conn, "ERROR", f"run {run_id} failed: {message}", run_id=run_id,
+                         exception_type=kind, logger="nf_auto_runner.worker")
+    except psycopg.Error:
+        log.exception("could not record the failure of run %s", run_id)
+    return 1
