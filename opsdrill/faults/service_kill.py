@@ -41,6 +41,8 @@ class ServiceKill(Fault):
 
 @register
 class DbDown(ServiceKill):
+    """PostgreSQL's postmaster killed (or stopped): every query fails until it is started."""
+
     kind = "db_down"
     service = "db"
     blast_radius = "every request that needs the database; training runs in flight"
@@ -49,6 +51,8 @@ class DbDown(ServiceKill):
 
 @register
 class AppCrash(ServiceKill):
+    """The API process killed: nothing answers on its port until it is started again."""
+
     kind = "app_crash"
     service = "api"
     blast_radius = "the whole API; runs in flight lose their executor"

@@ -1,0 +1,79 @@
+"""Incident records in the runbook's §9 format, one per drill, Markdown and JSON.
+
+A drill is a rehearsed incident: the record is what the on-call engineer would have written,
+with the root cause known because we caused it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opsdrill.drill.runner import DrillResult
+
+__all__ = ["write_incident_record"]
+
+
+def write_incident_record(result: DrillResult, out_dir: Path) -> Path:
+    """Write `<incident id>.md` and `.json` under `out_dir/incidents/`; return the .md path."""
+    folder = out_dir / "incidents"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = result.to_dict()
+    (folder / f"{result.incident_id}.json").write_text(json.dumps(data, indent=2) + "\n")
+    path = folder / f"{result.incident_id}.md"
+    path.write_text(_markdown(result))
+    return path
+
+
+def _fmt(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{seconds:.2f} s"
+
+
+def _markdown(r: DrillResult) -> str:
+    detected = r.timeline.first("detected")
+    recovered = r.timeline.first("recovered")
+    lines = [
+        f"# Incident {r.incident_id}: {r.spec.title}",
+        "",
+        "| field | value |",
+        "|---|---|",
+        f"| severity | {r.spec.severity} |",
+        f"| runbook procedure | {r.spec.runbook} |",
+        f"| verdict | {'PASSED' if r.passed else 'FAILED'} |",
+        f"| detected | {detected.wall if detected else 'never'} |",
+        f"| resolved | {recovered.wall if recovered else 'never'} |",
+        f"| MTTD (injection → first detection) | {_fmt(r.mttd)} |",
+        f"| MTTR (injection → steady state) | {_fmt(r.mttr)} |",
+        "",
+        "## Summary",
+        "",
+        f"Drill `{r.spec.name}`: {r.spec.fault.describe()} was injected on purpose into the "
+        f"embedded stack. {r.summary}",
+        "",
+        "## Impact",
+        "",
+        f"- service: {r.spec.fault.blast_radius or 'see the fault'}",
+        f"- failed availability probes: {r.failed_probes} of {r.total_probes} "
+        f"({r.downtime:.2f} s of observed downtime)",
+        f"- data integrity: {'no committed row lost or altered' if not r.integrity_problems else '; '.join(r.integrity_problems)}",  # noqa: E501
+        "",
+        "## Timeline",
+        "",
+        "| t (s) | time (UTC) | event | detail |",
+        "|---:|---|---|---|",
+        *(f"| {e.t:.3f} | {e.wall} | {e.name} | {e.detail} |" for e in r.timeline.events),
+        "",
+        "## Root cause",
+        "",
+        f"Injected fault: {r.spec.fault.describe()} — {type(r.spec.fault).__doc__ or ''}".strip(),
+        "",
+        "## Actions taken",
+        "",
+        *(f"- {a}" for a in r.actions),
+        "",
+    ]
+    if r.errors:
+        lines += ["## Drill failures", "", *(f"- {e}" for e in r.errors), ""]
+    return "\n".join(lines)
