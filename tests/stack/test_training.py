@@ -1,0 +1,70 @@
+"""Training runs end to end: a run completes with its model and metrics; a cancelled run's
+worker is stopped; a worker killed outright fails its run with the signal named."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from tests.stack.conftest import App, Postgres, wait_for
+
+LONG = {"series_id": "synthetic_2", "model_name": "NHITS", "horizon": 7, "max_steps": 5000}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _worker_pid(app: App, run_id: int) -> int:
+    """Wait until the run is running in its own worker process; return that pid."""
+    box: dict[str, Any] = {}
+
+    def started() -> bool:
+        box.update(app.client.get(f"/runs/{run_id}").json())
+        pid = box.get("worker_pid")
+        if box.get("status") != "running" or not pid:
+            return False
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            return b"nf_auto_runner.worker" in fh.read()
+
+    wait_for(started, 60, f"run {run_id} running in a worker", step=0.2)
+    return int(box["worker_pid"])
+
+
+def test_completed_run_has_model_metrics_and_timings(healthy: App, trained: dict,
+                                                     pg: Postgres) -> None:
+    run = trained
+    assert run["start_time"] and run["end_time"] and run["execution_duration_seconds"] > 0
+    assert run["error_message"] is None
+    model = pg.sql("SELECT * FROM models WHERE run_id = %s", (run["run_id"],))[0]
+    assert os.path.isdir(model["path"]) and model["model_size_bytes"] > 1000
+    names = {r["name"] for r in pg.sql("SELECT name FROM metrics WHERE run_id = %s",
+                                       (run["run_id"],))}
+    assert names == {"mae", "rmse", "mape"}
+
+
+def test_cancel_stops_the_worker_and_stays_cancelled(healthy: App) -> None:
+    run_id = healthy.admin.post("/runs", json=LONG).json()["run_id"]
+    pid = _worker_pid(healthy, run_id)
+    resp = healthy.admin.post(f"/runs/{run_id}/cancel")
+    assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
+    took = wait_for(lambda: not _alive(pid), 5, f"worker {pid} gone after cancel")
+    assert took < 3.0
+    assert healthy.client.get(f"/runs/{run_id}").json()["status"] == "cancelled"
+
+
+def test_killed_worker_fails_its_run_naming_the_signal(healthy: App, pg: Postgres) -> None:
+    run_id = healthy.admin.post("/runs", json=LONG).json()["run_id"]
+    pid = _worker_pid(healthy, run_id)
+    os.kill(pid, signal.SIGKILL)
+    run = healthy.wait_run(run_id, ("failed", "completed", "cancelled"), timeout=10)
+    assert run["status"] == "failed"
+    assert "SIGKILL" in run["error_message"] and "out of memory" in run["error_message"]
+    logs = pg.sql("SELECT log_level, exception_type FROM system_logs WHERE run_id = %s",
+                  (run_id,))
+    assert {"log_level": "ERROR", "exception_type": "WorkerKilled"} in logs
