@@ -132,34 +132,32 @@ async def version(proxies: ProxyCollection, request: Request, args: dict[str, st
 
 
 _NAME = r"[^/]+"
-ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
-    (re.compile(pattern), handlers)
-    for pattern, handlers in [
-        (r"/reset", {"POST": reset}),
-        (r"/proxies", {"GET": proxy_index, "POST": proxy_create}),
-        (r"/populate", {"POST": populate}),
-        (
-            rf"/proxies/(?P<proxy>{_NAME})",
-            {
-                "GET": proxy_show,
-                "POST": proxy_update,
-                "PATCH": proxy_update,
-                "DELETE": proxy_delete,
-            },
-        ),
-        (rf"/proxies/(?P<proxy>{_NAME})/toxics", {"GET": toxic_index, "POST": toxic_create}),
-        (
-            rf"/proxies/(?P<proxy>{_NAME})/toxics/(?P<toxic>{_NAME})",
-            {
-                "GET": toxic_show,
-                "POST": toxic_update,
-                "PATCH": toxic_update,
-                "DELETE": toxic_delete,
-            },
-        ),
-        (r"/version", {"GET": version}),
-    ]
+_TABLE: list[tuple[str, dict[str, Handler]]] = [
+    (r"/reset", {"POST": reset}),
+    (r"/proxies", {"GET": proxy_index, "POST": proxy_create}),
+    (r"/populate", {"POST": populate}),
+    (
+        rf"/proxies/(?P<proxy>{_NAME})",
+        {
+            "GET": proxy_show,
+            "POST": proxy_update,
+            "PATCH": proxy_update,
+            "DELETE": proxy_delete,
+        },
+    ),
+    (rf"/proxies/(?P<proxy>{_NAME})/toxics", {"GET": toxic_index, "POST": toxic_create}),
+    (
+        rf"/proxies/(?P<proxy>{_NAME})/toxics/(?P<toxic>{_NAME})",
+        {
+            "GET": toxic_show,
+            "POST": toxic_update,
+            "PATCH": toxic_update,
+            "DELETE": toxic_delete,
+        },
+    ),
+    (r"/version", {"GET": version}),
 ]
+ROUTES = [(re.compile(pattern), handlers) for pattern, handlers in _TABLE]
 
 
 async def dispatch(proxies: ProxyCollection, request: Request) -> Response:

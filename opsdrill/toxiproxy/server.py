@@ -145,11 +145,19 @@ class ToxiproxyServer:
             return
         self._loop = self._thread = None
         with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._api.close(), loop).result(timeout)
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
         if not thread.is_alive():
             loop.close()
+
+    async def _shutdown(self) -> None:
+        """Close everything, then end the tasks left on this private loop (link pumps)."""
+        await self._api.close()
+        others = asyncio.all_tasks() - {asyncio.current_task()}
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     def __enter__(self) -> ToxiproxyServer:
         return self.start()
