@@ -13,6 +13,7 @@ from pathlib import Path
 
 from opsdrill.errors import OpsdrillError
 from opsdrill.toxiproxy.api import TOXIPROXY_VERSION
+from opsdrill.toxiproxy.errors import ApiError
 from opsdrill.toxiproxy.server import ApiServer
 
 PROG = "python -m opsdrill.toxiproxy"
@@ -35,7 +36,10 @@ async def serve(args: argparse.Namespace) -> None:
     server = ApiServer(args.host, args.port, args.seed)
     await server.start()
     if args.config is not None:
-        _done, error = await server.proxies.populate(json.loads(args.config.read_text()))
+        try:
+            _done, error = await server.proxies.populate(json.loads(args.config.read_text()))
+        except ApiError as exc:
+            error = exc
         if error is not None:
             await server.close()
             raise OpsdrillError(f"{args.config}: {error.message}")
