@@ -24,6 +24,8 @@ import psycopg
 import pytest
 
 SYSTEM = Path(__file__).resolve().parents[2] / "system"
+if str(SYSTEM) not in sys.path:  # the tests read archive files with the package's own code
+    sys.path.append(str(SYSTEM))
 PG_BIN = Path(os.environ.get("NF_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 API_KEY = "test-key-0123456789"
 PASSWORD = "test-secret"

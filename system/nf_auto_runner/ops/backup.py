@@ -42,6 +42,12 @@ def _pg_env(url: str) -> tuple[dict[str, str], dict[str, Any]]:
     return env, params
 
 
+def _first_error(stderr: str) -> str:
+    """The line of a libpq tool's stderr that says what went wrong."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    return next((line for line in lines if "error" in line.lower()), lines[0] if lines else "")
+
+
 def _tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -56,6 +62,7 @@ def _stamp() -> str:
 def dump(settings: Settings, out: Path) -> Path:
     """pg_dump -Fc of the app database, gzip-compressed, written atomically to `out`."""
     env, params = _pg_env(settings.database_url)
+    connect(settings.database_url).close()  # unreachable: one clear DatabaseUnavailable line
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
     proc = subprocess.Popen([_tool("pg_dump"), "-Fc", "-d", make_conninfo(**params)],
@@ -68,7 +75,7 @@ def dump(settings: Settings, out: Path) -> Path:
                 gz.write(chunk)
         err = proc.stderr.read().decode(errors="replace").strip()
         if proc.wait() != 0:
-            raise BackupError(f"pg_dump failed: {err.splitlines()[-1] if err else proc.returncode}")
+            raise BackupError(f"pg_dump failed: {_first_error(err) or proc.returncode}")
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         tmp.replace(out)
@@ -99,7 +106,7 @@ def _restore_list(archive: Path, env: dict[str, str]) -> str:
                           text=True, env=env, check=False)
     if done.returncode != 0:
         raise BackupError(f"backup {archive} is not a readable pg_dump archive: "
-                          f"{done.stderr.strip().splitlines()[-1] if done.stderr else ''}")
+                          f"{_first_error(done.stderr)}")
     return "\n".join(line for line in done.stdout.splitlines() if " EXTENSION " not in line)
 
 
@@ -130,7 +137,7 @@ def restore(settings: Settings, path: Path | None = None) -> dict[str, Any]:
                 capture_output=True, text=True, env=env, check=False)
             if done.returncode != 0:
                 raise BackupError(f"pg_restore failed (safety dump kept at {safety}): "
-                                  f"{done.stderr.strip().splitlines()[-1]}")
+                                  f"{_first_error(done.stderr)}")
             with connect(settings.database_url, autocommit=True) as conn:
                 with contextlib.suppress(Exception):  # superuser-only: best effort
                     conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
