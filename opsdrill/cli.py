@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from opsdrill.errors import OpsdrillError
+from opsdrill.errors import OpsdrillError, UsageError
 from opsdrill.exitcodes import ExitCode, exit_code_for
 from opsdrill.targets import DEFAULT_STATE_DIR
 from opsdrill.targets.local import LocalTarget
@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("down", parents=[common], help="stop every service by pid")
 
+    report = sub.add_parser("report", help="rebuild a run's HTML report from its artefacts")
+    report.add_argument("run_dir", type=Path, help="a run folder, e.g. reports/gameday-...")
+
     sub.add_parser(
         "rollback", parents=[common], help="revert every fault a killed run left behind"
     )
@@ -56,6 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
     gameday.add_argument("--no-monitoring", action="store_true", help="skip Prometheus & co.")
     gameday.add_argument("--suite", action="append", dest="suites", metavar="NAME",
                          help="run only this suite (repeatable)")  # fmt: skip
+    doctest = sub.add_parser("doctest", help="check every SQL statement of a Markdown runbook")
+    doctest.add_argument("path", type=Path, help="the runbook, e.g. docs/RUNBOOK.md")
+    where = doctest.add_mutually_exclusive_group()
+    where.add_argument("--target", default="local", metavar="SPEC",
+                       help="stack whose database is used: 'local' or 'local:DIR'")  # fmt: skip
+    where.add_argument("--dsn", help="any database; treated as production unless --sandbox")
+    doctest.add_argument(
+        "--sandbox", action="store_true", help="with --dsn: a disposable database (writes run)"
+    )
+    doctest.add_argument("--json", type=Path, metavar="OUT", help="also write the results as JSON")
+    doctest.add_argument("-v", "--verbose", action="store_true", help="list ok statements too")
     return parser
 
 
@@ -68,6 +82,16 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 def cmd_down(args: argparse.Namespace) -> int:
     LocalTarget(args.state_dir).down()
+    return ExitCode.OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from opsdrill.errors import UsageError
+    from opsdrill.report import build_report
+
+    if not args.run_dir.is_dir():
+        raise UsageError(f"{args.run_dir} is not a directory: give a run folder under reports/")
+    print(build_report(args.run_dir))
     return ExitCode.OK
 
 
@@ -112,12 +136,34 @@ def cmd_gameday(args: argparse.Namespace) -> int:
     return day.run()
 
 
+def cmd_doctest(args: argparse.Namespace) -> int:
+    """Validate a runbook's SQL against a live schema; exit 1 when any statement is broken."""
+    from opsdrill import doctest
+    from opsdrill.targets import parse_spec
+
+    if args.sandbox and not args.dsn:
+        raise UsageError(
+            "--sandbox only applies to --dsn: a target says itself if it is production"
+        )
+    if args.dsn:
+        db = doctest.database_for_dsn(args.dsn, sandbox=args.sandbox)
+    else:
+        db = doctest.database_for_target(parse_spec(args.target))
+    report = doctest.doctest(args.path, db)
+    print(report.render_text(verbose=args.verbose))
+    if args.json:
+        report.write_json(args.json)
+    return ExitCode.FAILED if report.broken else ExitCode.OK
+
+
 COMMANDS = {
     "up": cmd_up,
     "down": cmd_down,
     "status": cmd_status,
     "rollback": cmd_rollback,
+    "report": cmd_report,
     "gameday": cmd_gameday,
+    "doctest": cmd_doctest,
 }
 
 

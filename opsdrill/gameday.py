@@ -110,6 +110,9 @@ class GameDay:
                 self.say("tearing the stack down")
                 self.target.down(say=lambda line: self.say(f"  {line}"))
             self.write_summary(time.monotonic() - t0)
+            from opsdrill.report import build_report
+
+            self.say(f"report: {build_report(self.out)}")
         ok = all(r.passed for r in self.results) and len(self.results) == len(suites)
         self.say(f"game day {'PASSED' if ok else 'FAILED'}; summary: {self.out / 'summary.md'}")
         return ExitCode.OK if ok else ExitCode.FAILED
@@ -120,7 +123,7 @@ class GameDay:
             sys.executable, "-m", "pytest", str(repo_root() / name),
             f"--target=local:{self.target.state_dir}",
             f"--junitxml={junit}",
-            f"--opsdrill-reports={self.out}",
+            f"--opsdrill-reports={self.out / name}",
             "-p", "no:cacheprovider",
             *SUITES[name],
         ]  # fmt: skip

@@ -31,6 +31,12 @@ def _fmt(seconds: float | None) -> str:
     return "–" if seconds is None else f"{seconds:.2f} s"
 
 
+def _integrity(r: DrillResult) -> str:
+    if r.integrity_problems:
+        return "; ".join(r.integrity_problems)
+    return "no committed row lost or altered" if r.timeline.first("recovered") else "not checked"
+
+
 def _markdown(r: DrillResult) -> str:
     detected = r.timeline.first("detected")
     recovered = r.timeline.first("recovered")
@@ -57,7 +63,7 @@ def _markdown(r: DrillResult) -> str:
         f"- service: {r.spec.fault.blast_radius or 'see the fault'}",
         f"- failed availability probes: {r.failed_probes} of {r.total_probes} "
         f"({r.downtime:.2f} s of observed downtime)",
-        f"- data integrity: {'no committed row lost or altered' if not r.integrity_problems else '; '.join(r.integrity_problems)}",  # noqa: E501
+        f"- data integrity: {_integrity(r)}",
         "",
         "## Timeline",
         "",

@@ -73,6 +73,8 @@ class DrillResult:
     downtime: float = 0.0
     integrity_problems: list[str] = field(default_factory=list)
     record_path: Path | None = None
+    #: (t, ok, status, latency seconds) of every availability probe, for plots
+    samples: list[tuple[float, bool, int, float]] = field(default_factory=list)
 
     @property
     def mttd(self) -> float | None:
@@ -109,6 +111,7 @@ class DrillResult:
             "errors": self.errors,
             "actions": self.actions,
             "timeline": self.timeline.to_list(),
+            "samples": [list(s) for s in self.samples],
         }
 
 
@@ -169,6 +172,7 @@ def run_drill(spec: DrillSpec, reports_dir: Path | None = None) -> DrillResult:
             result.errors.append(f"not resolved: {', '.join(missed)}")
     result.failed_probes, result.total_probes = probe.failed, probe.total
     result.downtime = probe.downtime()
+    result.samples = [(s.t, s.ok, s.status, round(s.latency, 4)) for s in probe.samples]
     if before is not None and tl.first("recovered"):
         after = take_snapshot(spec.dsn, before.bounds)  # type: ignore[arg-type]
         result.integrity_problems = before.compare(after)

@@ -1,0 +1,164 @@
+"""Render `index.html` for a run: verdict, suites, SLOs, drills with plots, runbook coverage."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+from opsdrill.report.collect import RunArtefacts
+from opsdrill.report.plots import drill_plot, png_data_uri
+
+__all__ = ["build_report"]
+
+CSS = """
+body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1000px;color:#222}
+h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
+table{border-collapse:collapse;width:100%;margin:.5rem 0}
+th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
+th{background:#f5f5f5} td.num{text-align:right;font-variant-numeric:tabular-nums}
+.pass{color:#1a7f37;font-weight:600} .fail{color:#cf222e;font-weight:600}
+.skip{color:#9a6700} .none{color:#888}
+.banner{padding:.6rem 1rem;border-radius:6px;font-size:1.1rem;margin:1rem 0}
+.banner.pass{background:#dafbe1} .banner.fail{background:#ffebe9}
+img{max-width:100%} small{color:#666}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value))
+
+
+def _cls(result: str) -> str:
+    return {"passed": "pass", "PASS": "pass", "failed": "fail", "FAIL": "fail", "error": "fail",
+            "skipped": "skip"}.get(result, "none")  # fmt: skip
+
+
+def _fmt_s(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f} s"
+
+
+def build_report(run_dir: Path) -> Path:
+    """Write `run_dir/index.html` from whatever artefacts the run left; return its path."""
+    run = RunArtefacts.load(run_dir)
+    parts = [_header(run), _suites(run), _slo(run), _drills(run), _coverage(run)]
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'>"
+        f"<title>opsdrill report — {_e(run_dir.name)}</title><style>{CSS}</style></head><body>"
+        + "".join(p for p in parts if p)
+        + "</body></html>\n"
+    )
+    out = run_dir / "index.html"
+    out.write_text(page)
+    return out
+
+
+def _header(run: RunArtefacts) -> str:
+    s = run.summary or {}
+    passed = s.get("passed")
+    verdict = "PASSED" if passed else "FAILED" if passed is False else "partial run"
+    cls = "pass" if passed else "fail"
+    return (
+        f"<h1>opsdrill report</h1><small>{_e(run.root.name)}</small>"
+        f"<div class='banner {cls}'>Game day <b>{verdict}</b>"
+        + (f" in {s['seconds']:.0f} s" if "seconds" in s else "")
+        + "</div>"
+    )
+
+
+def _suites(run: RunArtefacts) -> str:
+    suites = (run.summary or {}).get("suites", [])
+    if not suites:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(x['name'])}</td><td class='{'pass' if x['passed'] else 'fail'}'>"
+        f"{'PASS' if x['passed'] else 'FAIL'}</td><td class=num>{x['tests']}</td>"
+        f"<td class=num>{x['failures'] + x['errors']}</td><td class=num>{x['skipped']}</td>"
+        f"<td class=num>{x['seconds']:.1f}</td></tr>"
+        for x in suites
+    )
+    failed = [
+        f"<li><code>{_e(s['name'])}</code>: {_e(t)}</li>" for s in suites for t in s["failed"]
+    ]
+    return (
+        "<h2>Suites</h2><table><tr><th>suite</th><th>verdict</th><th>tests</th><th>failed</th>"
+        f"<th>skipped</th><th>seconds</th></tr>{rows}</table>"
+        + (f"<p>Failed tests:</p><ul>{''.join(failed)}</ul>" if failed else "")
+    )
+
+
+def _slo(run: RunArtefacts) -> str:
+    slo = run.slo
+    if not slo:
+        return ""
+    rows = []
+    for v in slo.get("verdicts", slo.get("slos", [])):
+        verdict = str(v.get("verdict", "?"))
+        rows.append(
+            f"<tr><td>{_e(v.get('name'))}</td><td>{_e(v.get('objective', ''))}</td>"
+            f"<td>{_e(v.get('measured', ''))}</td>"
+            f"<td class='{_cls('passed' if verdict.lower() == 'pass' else 'failed')}'>"
+            f"{_e(verdict)}</td><td>{_e(v.get('budget_consumed', ''))}</td>"
+            f"<td>{_e(v.get('meaning', ''))}</td></tr>"
+        )
+    return (
+        "<h2>Service level objectives</h2><table><tr><th>SLO</th><th>objective</th>"
+        "<th>measured</th><th>verdict</th><th>error budget consumed</th><th>for the month</th>"
+        f"</tr>{''.join(rows)}</table>"
+    )
+
+
+def _drills(run: RunArtefacts) -> str:
+    if not run.incidents:
+        return ""
+    rows, figures = [], []
+    for inc in run.incidents:
+        ok = inc.get("passed")
+        rows.append(
+            f"<tr><td>{_e(inc['drill'])}</td><td>{_e(inc.get('runbook', ''))}</td>"
+            f"<td>{_e(inc.get('severity', ''))}</td>"
+            f"<td class='{'pass' if ok else 'fail'}'>{'PASS' if ok else 'FAIL'}</td>"
+            f"<td class=num>{_fmt_s(inc.get('mttd_seconds'))}</td>"
+            f"<td class=num>{_fmt_s(inc.get('mttr_seconds'))}</td>"
+            f"<td class=num>{inc.get('failed_probes', 0)}/{inc.get('total_probes', 0)}</td>"
+            f"<td>{_e(inc.get('fault', ''))}</td></tr>"
+        )
+        figures.append(_drill_detail(inc))
+    return (
+        "<h2>Drills</h2><table><tr><th>drill</th><th>runbook</th><th>severity</th>"
+        "<th>verdict</th><th>MTTD</th><th>MTTR</th><th>failed probes</th><th>fault</th></tr>"
+        f"{''.join(rows)}</table>{''.join(figures)}"
+    )
+
+
+def _drill_detail(inc: dict[str, Any]) -> str:
+    png = drill_plot(inc)
+    img = f"<img alt='latency plot of {_e(inc['drill'])}' src='{png_data_uri(png)}'>" if png else ""
+    events = "".join(
+        f"<tr><td class=num>{e['t']:.3f}</td><td>{_e(e['name'])}</td>"
+        f"<td>{_e(e['detail'])}</td></tr>"
+        for e in inc.get("timeline", [])
+    )
+    errors = "".join(f"<li class=fail>{_e(x)}</li>" for x in inc.get("errors", []))
+    return (
+        f"<h3>{_e(inc.get('title', inc['drill']))} <small>{_e(inc['incident_id'])}</small></h3>"
+        f"{img}<details><summary>timeline</summary><table><tr><th>t (s)</th><th>event</th>"
+        f"<th>detail</th></tr>{events}</table></details>" + (f"<ul>{errors}</ul>" if errors else "")
+    )
+
+
+def _coverage(run: RunArtefacts) -> str:
+    if not run.coverage:
+        return ""
+    covered = sum(1 for r in run.coverage.values() if r.get("tests"))
+    rows = "".join(
+        f"<tr><td>{_e(r['procedure'])}</td><td>{_e(r.get('title', ''))}</td>"
+        f"<td class='{_cls(r['result'])}'>{_e(r['result'])}</td>"
+        f"<td class=num>{len(r.get('tests', {}))}</td></tr>"
+        for r in run.coverage.values()
+    )
+    return (
+        f"<h2>Runbook coverage</h2><p>{covered} of {len(run.coverage)} procedures have a test."
+        "</p><table><tr><th>procedure</th><th>title</th><th>result</th><th>tests</th></tr>"
+        f"{rows}</table>"
+    )

@@ -1,0 +1,54 @@
+"""Everything a run left in its reports directory, read back into plain data.
+
+A game day writes one folder per suite (`checks/`, `chaos/`, `load/`) under its run folder;
+a section of the report appears only when its artefacts exist, so the same builder serves a
+plain `pytest checks` run as well as a full game day.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["RunArtefacts"]
+
+
+def _read(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+@dataclass
+class RunArtefacts:
+    root: Path
+    summary: dict[str, Any] | None = None
+    coverage: dict[str, dict[str, Any]] = field(default_factory=dict)  # procedure -> row
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    slo: dict[str, Any] | None = None
+
+    @classmethod
+    def load(cls, root: Path) -> RunArtefacts:
+        run = cls(root=root, summary=_read(root / "summary.json"))
+        for path in sorted(root.rglob("runbook-coverage.json")):
+            for row in (_read(path) or {}).get("procedures", []):
+                run._merge_coverage(row)
+        for path in sorted(root.rglob("incidents/*.json")):
+            if data := _read(path):
+                run.incidents.append(data)
+        run.incidents.sort(key=lambda i: i.get("incident_id", ""))
+        for path in sorted(root.rglob("slo.json")):
+            run.slo = _read(path)
+        return run
+
+    def _merge_coverage(self, row: dict[str, Any]) -> None:
+        """Several suites may cover one procedure: keep every test, the worst result wins."""
+        rank = {"failed": 3, "error": 3, "passed": 1, "skipped": 0, "not covered": -1}
+        pid = row["procedure"]
+        have = self.coverage.setdefault(pid, {**row, "tests": {}})
+        have["tests"].update(row.get("tests", {}))
+        if rank.get(row["result"], 0) > rank.get(have["result"], 0):
+            have["result"] = row["result"]

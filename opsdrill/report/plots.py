@@ -1,0 +1,52 @@
+"""Plots as PNG bytes (matplotlib, headless), embedded into the HTML so it stays one file."""
+
+from __future__ import annotations
+
+import base64
+import io
+from typing import Any
+
+__all__ = ["drill_plot", "png_data_uri"]
+
+OK_COLOR, FAIL_COLOR, FAULT_COLOR = "#2b7bba", "#d62728", "#f4a582"
+
+
+def png_data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+def drill_plot(incident: dict[str, Any]) -> bytes | None:
+    """Probe latency over the drill, failures in red, the fault window shaded."""
+    samples = incident.get("samples") or []
+    if not samples:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    events = {e["name"]: e["t"] for e in reversed(incident.get("timeline", []))}
+    fig, ax = plt.subplots(figsize=(8, 2.6), dpi=100)
+    t = [s[0] for s in samples]
+    ms = [s[3] * 1000 for s in samples]
+    ok = [bool(s[1]) for s in samples]
+    if "injected" in events:
+        end = events.get("reverted", t[-1])
+        ax.axvspan(events["injected"], end, color=FAULT_COLOR, alpha=0.35, label="fault active")
+    ax.plot(t, ms, color=OK_COLOR, linewidth=1, label="probe latency")
+    ax.scatter([x for x, g in zip(t, ok, strict=True) if not g],
+               [y for y, g in zip(ms, ok, strict=True) if not g],
+               color=FAIL_COLOR, s=12, zorder=3, label="failed probe")  # fmt: skip
+    for name, style in (("detected", "--"), ("recovered", ":")):
+        if name in events:
+            ax.axvline(events[name], color="black", linestyle=style, linewidth=1, label=name)
+    ax.set_xlabel("seconds since drill start")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title(f"{incident['drill']}: availability probe", fontsize=10)
+    ax.legend(fontsize=7, loc="upper right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
