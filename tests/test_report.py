@@ -1,0 +1,73 @@
+"""The HTML report from a run's artefacts: every section present when its data is."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+
+from opsdrill.cli import main
+from opsdrill.exitcodes import ExitCode
+from opsdrill.report import build_report
+
+INCIDENT = {
+    "incident_id": "INC-20260101T000000Z-db-sigkill",
+    "drill": "db-sigkill",
+    "title": "PostgreSQL killed",
+    "runbook": "5.2.2",
+    "severity": "P0",
+    "fault": "db_down(sig=SIGKILL)",
+    "passed": True,
+    "mttd_seconds": 0.41,
+    "mttr_seconds": 3.2,
+    "failed_probes": 3,
+    "total_probes": 10,
+    "errors": [],
+    "timeline": [
+        {"name": "injected", "t": 1.0, "wall": "x", "detail": "db_down"},
+        {"name": "detected", "t": 1.4, "wall": "x", "detail": "/health answers 503"},
+        {"name": "reverted", "t": 3.0, "wall": "x", "detail": ""},
+        {"name": "recovered", "t": 4.2, "wall": "x", "detail": ""},
+    ],
+    "samples": [[i * 0.5, not (1 <= i * 0.5 <= 3), 200, 0.01] for i in range(10)],
+}
+
+
+def make_run(root: Path) -> Path:
+    run = root / "gameday-x"
+    (run / "chaos" / "incidents").mkdir(parents=True)
+    (run / "chaos" / "incidents" / "INC.json").write_text(json.dumps(INCIDENT))
+    (run / "summary.json").write_text(json.dumps({
+        "passed": False, "seconds": 61.0,
+        "suites": [{"name": "chaos", "passed": False, "tests": 2, "failures": 1, "errors": 0,
+                    "skipped": 0, "seconds": 30.0, "failed": ["chaos/test_x.py::test_y"]}],
+    }))  # fmt: skip
+    cov = {"procedures": [
+        {"procedure": "5.2.2", "title": "Database connection errors", "result": "passed",
+         "tests": {"a": "passed"}},
+        {"procedure": "5.2.4", "title": "Disk full", "result": "not covered", "tests": {}},
+    ]}  # fmt: skip
+    (run / "chaos" / "runbook-coverage.json").write_text(json.dumps(cov))
+    return run
+
+
+def test_report_has_every_section_and_a_real_plot(tmp_path: Path) -> None:
+    page = build_report(make_run(tmp_path)).read_text()
+    assert "Game day <b>FAILED</b>" in page
+    assert "chaos/test_x.py::test_y" in page
+    assert "db-sigkill" in page and "0.41 s" in page and "3.20 s" in page
+    assert "1 of 2 procedures have a test" in page
+    [uri] = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert base64.b64decode(uri).startswith(b"\x89PNG"), "the plot must be a real PNG"
+    assert "http://" not in page and "https://" not in page, "the page must be self-contained"
+
+
+def test_report_of_an_empty_folder_is_still_a_page(tmp_path: Path) -> None:
+    page = build_report(tmp_path).read_text()
+    assert page.startswith("<!doctype html>") and "partial run" in page
+
+
+def test_report_command_refuses_a_missing_folder(tmp_path: Path, capsys) -> None:
+    assert main(["report", str(tmp_path / "nope")]) == ExitCode.USAGE
+    assert "is not a directory" in capsys.readouterr().err
