@@ -145,6 +145,7 @@ def cmd_doctest(args: argparse.Namespace) -> int:
         raise UsageError(
             "--sandbox only applies to --dsn: a target says itself if it is production"
         )
+    doctest.check_path(args.path)
     if args.dsn:
         db = doctest.database_for_dsn(args.dsn, sandbox=args.sandbox)
     else:
