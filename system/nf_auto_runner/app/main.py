@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -75,6 +76,10 @@ def _is_app(pid: int) -> bool:
         return False
 
 
+def _stopped_by(signum: int, frame: object) -> None:
+    log.info("stopped by %s", signal.Signals(signum).name)
+
+
 def _release_pid_file(settings: Settings) -> None:
     with contextlib.suppress(FileNotFoundError, ValueError):
         if int(settings.pid_file.read_text().strip()) == os.getpid():
@@ -111,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         server = uvicorn.Server(uvicorn.Config(
             create_app(settings), host=args.host, port=args.port, log_config=None,
             access_log=False, lifespan="on", timeout_graceful_shutdown=10))
+        # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; with these handlers
+        # in place that re-raise is a no-op, so a requested stop is a clean exit (status 0)
+        # and the finally below still removes the pid file.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _stopped_by)
         server.run()
         return 0 if server.started else 1
     finally:
