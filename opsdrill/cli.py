@@ -45,9 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild a run's HTML report from its artefacts")
     report.add_argument("run_dir", type=Path, help="a run folder, e.g. reports/gameday-...")
 
-    sub.add_parser(
-        "rollback", parents=[common], help="revert every fault a killed run left behind"
-    )
+    sub.add_parser("rollback", parents=[common], help="revert every fault a killed run left behind")
 
     status = sub.add_parser("status", parents=[common], help="show each service")
     status.add_argument("--json", action="store_true", help="machine-readable output")
