@@ -65,7 +65,7 @@ def test_report_has_every_section_and_a_real_plot(tmp_path: Path) -> None:
 
 def test_report_of_an_empty_folder_is_still_a_page(tmp_path: Path) -> None:
     page = build_report(tmp_path).read_text()
-    assert page.startswith("<!doctype html>") and "partial run" in page
+    assert page.startswith("<!doctype html>") and "A partial run" in page
 
 
 def test_report_command_refuses_a_missing_folder(tmp_path: Path, capsys) -> None:

@@ -20,7 +20,7 @@ th{background:#f5f5f5} td.num{text-align:right;font-variant-numeric:tabular-nums
 .pass{color:#1a7f37;font-weight:600} .fail{color:#cf222e;font-weight:600}
 .skip{color:#9a6700} .none{color:#888}
 .banner{padding:.6rem 1rem;border-radius:6px;font-size:1.1rem;margin:1rem 0}
-.banner.pass{background:#dafbe1} .banner.fail{background:#ffebe9}
+.banner{background:#f0f0f0} .banner.pass{background:#dafbe1} .banner.fail{background:#ffebe9}
 img{max-width:100%} small{color:#666}
 """
 
@@ -56,7 +56,12 @@ def build_report(run_dir: Path) -> Path:
 def _header(run: RunArtefacts) -> str:
     s = run.summary or {}
     passed = s.get("passed")
-    verdict = "PASSED" if passed else "FAILED" if passed is False else "partial run"
+    if passed is None:
+        return (
+            f"<h1>opsdrill report</h1><small>{_e(run.root.name)}</small>"
+            "<div class='banner'>A partial run: no game-day summary, only the suites below.</div>"
+        )
+    verdict = "PASSED" if passed else "FAILED"
     cls = "pass" if passed else "fail"
     return (
         f"<h1>opsdrill report</h1><small>{_e(run.root.name)}</small>"
