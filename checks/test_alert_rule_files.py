@@ -1,0 +1,97 @@
+"""Runbook §4.2: the target's alert rules pass `promtool check rules` and the unit tests.
+
+The rules are the ones the target's Prometheus is configured with, read from its host; the
+unit tests are the stack's (`system/prometheus/tests/alerts_test.yml`): for every alert, it
+fires once its `for` has elapsed, stays silent below its threshold, and resolves.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from opsdrill.checks import alert_rules
+from opsdrill.checks.alert_rules import alert_names, promtool_check, promtool_test
+from opsdrill.checks.prometheus_api import config_yaml, loaded_rules
+from opsdrill.targets.base import Target
+
+UNIT_TESTS = Path(__file__).resolve().parents[1] / "system/prometheus/tests/alerts_test.yml"
+
+pytestmark = [
+    pytest.mark.runbook("4.2"),
+    pytest.mark.skipif(shutil.which("promtool") is None,
+                       reason="promtool is not on PATH (Debian: apt install prometheus)"),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rule_files(target: Target, host: object) -> dict[str, str]:
+    """path -> text of every rule file the target's Prometheus loads."""
+    url = target.endpoints.prometheus_url
+    if url is None:
+        pytest.skip(f"target {target.name!r} has no prometheus_url")
+    patterns = yaml.safe_load(config_yaml(url)).get("rule_files") or []
+    files = {}
+    for pattern in patterns:
+        listed = host.run(f"ls -1 {pattern}").stdout.split() if glob.has_magic(pattern) \
+            else [pattern]  # fmt: skip
+        for path in listed:
+            f = host.file(path)
+            assert f.exists, f"Prometheus loads rule file {path}, which does not exist"
+            files[path] = f.content_string
+    assert files, f"Prometheus at {url} loads no rule files (expected the §4.2 alerts)"
+    return files
+
+
+@pytest.fixture(scope="module")
+def production_rules(rule_files: dict[str, str], host: object) -> dict[str, str]:
+    """The rule files with any recorded shortening (embedded stack) undone."""
+    restored = {}
+    for path, text in rule_files.items():
+        note = host.file(str(Path(path).with_name("shortened.json")))
+        shortened = json.loads(note.content_string) if note.exists else []
+        restored[path] = alert_rules.restore_durations(text, shortened)
+    return restored
+
+
+def test_promtool_check_rules(rule_files: dict[str, str]) -> None:
+    for path, text in rule_files.items():
+        result = promtool_check(text)
+        assert result.ok, f"promtool check rules {path} failed: {result.output}; fix the rule"
+
+
+def test_every_alert_has_a_unit_test(rule_files: dict[str, str]) -> None:
+    alerts = set().union(*(alert_names(t) for t in rule_files.values()))
+    untested = alerts - alert_rules.tested_alerts(UNIT_TESTS.read_text())
+    assert not untested, (
+        f"alert(s) without a unit test: {', '.join(sorted(untested))}; fix: add a case to "
+        f"{UNIT_TESTS} (fires after its for, silent below threshold, resolves)"
+    )
+
+
+def test_promtool_unit_tests_pass(production_rules: dict[str, str]) -> None:
+    for path, text in production_rules.items():
+        result = promtool_test(text, UNIT_TESTS.read_text())
+        assert result.ok, (
+            f"promtool test rules fails for {path}: alert(s) "
+            f"{', '.join(result.failing_alerts()) or '?'} do not behave as their unit tests "
+            f"expect:\n{result.output[-1500:]}\nfix: correct the rule (a typo'd metric name "
+            "never matches, so the alert can never fire)"
+        )
+
+
+def test_prometheus_loaded_every_rule_healthy(target: Target, rule_files: dict[str, str]) -> None:
+    rules = loaded_rules(str(target.endpoints.prometheus_url))
+    loaded = {r["name"] for r in rules if r["type"] == "alerting"}
+    in_files = set().union(*(alert_names(t) for t in rule_files.values()))
+    assert loaded == in_files, (
+        f"Prometheus runs alerts {sorted(loaded)}, the rule files hold {sorted(in_files)}; "
+        "fix: reload Prometheus (POST /-/reload or SIGHUP) after fixing the files"
+    )
+    broken = [f"{r['name']}: {r.get('lastError')}" for r in rules if r.get("health") == "err"]
+    assert not broken, f"rules failing to evaluate: {'; '.join(broken)}"

@@ -1,0 +1,182 @@
+"""Runbook §3.3.1 (capacity), §3.3.2 (security review) and §3.3.3 (archive, sandbox only).
+
+The archive check fixes the runbook's defect (export and delete as unrelated steps): it
+archives runs it planted, then proves the rows deleted are exactly the rows exported, that the
+file's checksum is the one reported, and that nothing else was touched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from opsdrill.checks import queries
+from opsdrill.checks.thresholds import evaluate
+from opsdrill.targets.base import Target
+
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|PRIVATE|CREDENTIAL|DATABASE_URL|DSN", re.I)
+TLS_WARNING_DAYS = 30
+
+
+@pytest.mark.runbook("3.3.1")
+def test_capacity_figures(read) -> None:
+    months = read(queries.CAPACITY_BY_MONTH)
+    total = read("SELECT count(*) AS n FROM runs WHERE created_at >= "
+                 "date_trunc('month', now()) - interval '5 months'")[0]["n"]  # fmt: skip
+    storage = read(queries.MODEL_STORAGE)[0]
+    size = read(queries.DATABASE_SIZE)[0]["bytes"]
+    assert sum(m["created"] for m in months) == total, f"monthly counts {months} != {total}"
+    assert all(m["completed"] + m["failed"] <= m["created"] for m in months), months
+    assert size > 0, f"database size {size}"
+    assert storage["models"] == 0 or storage["bytes"] > 0, (
+        f"{storage['models']} models recorded with a total size of 0 bytes; fix: the trainer "
+        "must record model_size_bytes"
+    )
+
+
+@pytest.mark.runbook("3.3.1")
+def test_recorded_models_exist_on_disk(read, host: object) -> None:
+    """Model storage counted from the database is only true if the files are there."""
+    rows = read("SELECT model_id, path FROM models ORDER BY model_id DESC LIMIT 200")
+    missing = [f"model {r['model_id']}: {r['path']}" for r in rows
+               if not host.file(r["path"]).exists]  # fmt: skip
+    assert not missing, (
+        f"{len(missing)} model(s) recorded in the database have no files (expected all "
+        f"present): {'; '.join(missing[:5])}; fix: restore them from backup or retrain"
+    )
+
+
+@pytest.mark.runbook("3.3.2")
+def test_secrets_are_not_on_command_lines(target: Target, host: object) -> None:
+    """Secrets belong in the environment (named here, never shown), not in `ps` output."""
+    pid = target.service("api").pid() if "api" in target.services else None
+    if pid is None:
+        pytest.skip("the API's pid is unknown here: cannot read its environment")
+    environ = host.run(f"cat /proc/{pid}/environ | tr '\\0' '\\n'").stdout.splitlines()
+    secrets = dict(line.split("=", 1) for line in environ if "=" in line)
+    secrets = {k: v for k, v in secrets.items() if SECRET_NAME.search(k) and len(v) >= 8}
+    print(f"secrets in the API's environment (names only): {', '.join(sorted(secrets))}")
+    args = host.run("ps -eo args=").stdout
+    leaked = sorted(name for name, value in secrets.items() if value in args)
+    assert not leaked, (
+        f"the value of {', '.join(leaked)} appears on a process command line, readable by "
+        "every user through ps (expected only in the environment); fix: pass it through an "
+        "environment variable or a 0600 file"
+    )
+
+
+@pytest.mark.runbook("3.3.2")
+def test_no_group_or_world_writable_files(target: Target, host: object) -> None:
+    home = target.endpoints.home
+    if home is None:
+        pytest.skip(f"target {target.name!r} names no home directory")
+    found = host.run(f"find {home} -xdev \\( -type f -o -type d \\) -perm /022 "
+                     "! -path '*/lost+found' -print").stdout.split()  # fmt: skip
+    assert not found, (
+        f"{len(found)} group/world-writable path(s) under {home} (expected none): "
+        f"{', '.join(found[:10])}; fix: chmod go-w on them and check the service's umask"
+    )
+
+
+@pytest.mark.runbook("3.3.2")
+def test_failed_logins_per_day_below_threshold(read) -> None:
+    bad = [evaluate("failed_logins_per_day", r["n"], str(r["day"])).message
+           for r in read(queries.FAILED_LOGINS_BY_DAY)
+           if evaluate("failed_logins_per_day", r["n"]).level.fails]  # fmt: skip
+    assert not bad, "; ".join(bad)
+
+
+@pytest.mark.runbook("3.3.2")
+def test_tls_certificate_is_not_about_to_expire(target: Target) -> None:
+    url = urlsplit(target.endpoints.api_url)
+    if url.scheme != "https":
+        pytest.skip(f"the API is {url.scheme}://, not https: there is no certificate to check")
+    ctx = ssl.create_default_context()
+    with (
+        socket.create_connection((url.hostname, url.port or 443), timeout=5) as sock,
+        ctx.wrap_socket(sock, server_hostname=url.hostname) as tls,
+    ):
+        cert = tls.getpeercert()
+    expires = datetime.fromtimestamp(ssl.cert_time_to_seconds(cert["notAfter"]), UTC)
+    days = (expires - datetime.now(UTC)).days
+    assert days >= TLS_WARNING_DAYS, (
+        f"the certificate of {url.hostname} expires in {days} days ({expires:%Y-%m-%d}), "
+        f"expected at least {TLS_WARNING_DAYS}; fix: renew it"
+    )
+
+
+@pytest.mark.runbook("3.3.2")
+def test_dependencies_have_no_known_vulnerabilities() -> None:
+    audit = shutil.which("pip-audit")
+    if audit is None:
+        pytest.skip("no advisory source: pip-audit is not installed (pip install pip-audit)")
+    done = subprocess.run([audit, "--format", "json", "--progress-spinner", "off"],
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    if done.returncode not in (0, 1) or not done.stdout.strip():
+        pytest.skip(f"the advisory source is not reachable: {done.stderr.strip()[-200:]}")
+    vulns = [f"{d['name']} {d['version']}: {', '.join(v['id'] for v in d['vulns'])}"
+             for d in json.loads(done.stdout)["dependencies"] if d.get("vulns")]  # fmt: skip
+    assert not vulns, f"vulnerable dependencies: {'; '.join(vulns)}; fix: upgrade them"
+
+
+@pytest.mark.sandbox
+@pytest.mark.runbook("3.3.3")
+def test_archive_exports_exactly_what_it_deletes(ops, db, tmp_path: Path) -> None:
+    from nf_auto_runner.ops.archive import file_checksum
+
+    counts = "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM models), " \
+             "(SELECT count(*) FROM metrics)"  # fmt: skip
+    run_ids = [
+        db.execute(
+            "INSERT INTO runs (run_name, experiment_id, status, model_name, series_id, horizon,"
+            " created_at, start_time, end_time, execution_duration_seconds) SELECT "
+            "'opsdrill-archive-probe', experiment_id, %s, 'MLP', 'airpassengers', 12, "
+            "now() - interval '200 days', now() - interval '200 days', "
+            "now() - interval '200 days' + interval '60 seconds', 60 "
+            "FROM experiments WHERE experiment_name = 'default' RETURNING run_id", (status,)
+        ).fetchone()[0]
+        for status in ("completed", "failed")
+    ]  # fmt: skip
+    for run_id in run_ids:
+        db.execute(
+            "INSERT INTO models (run_id, model_name, series_id, horizon, path) "
+            "VALUES (%s, 'MLP', 'airpassengers', 12, '/nonexistent')",
+            (run_id,),
+        )
+        db.execute("INSERT INTO metrics (run_id, name, value) VALUES (%s, 'mae', 1.0), "
+                   "(%s, 'rmse', 2.0)", (run_id, run_id))  # fmt: skip
+    before = db.execute(counts).fetchone()
+    try:
+        done = ops("archive", "--older-than-days", "180", "--out", str(tmp_path))
+        assert done.returncode == 0, f"archive failed: {done.stderr.strip()}"
+        summary = json.loads(done.stdout)
+        after = db.execute(counts).fetchone()
+        exported, deleted = summary["exported"], summary["deleted"]
+        assert exported == deleted, f"exported {exported} but deleted {deleted}: rows lost"
+        removed = dict(
+            zip(
+                ("runs", "models", "metrics"),
+                (b - a for b, a in zip(before, after, strict=True)),
+                strict=True,
+            )
+        )
+        assert removed == deleted, f"row counts fell by {removed}, the archive says {deleted}"
+        assert set(run_ids) <= set(summary["run_ids"]), f"{run_ids} not archived: {summary}"
+        checksum, in_file = file_checksum(Path(summary["file"]))
+        assert checksum == summary["sha256"], (
+            f"archive file checksum {checksum[:12]} != reported {summary['sha256'][:12]}"
+        )
+        assert in_file == exported, f"file holds {in_file}, exported {exported}"
+    finally:
+        db.execute("DELETE FROM metrics WHERE run_id = ANY(%s)", (run_ids,))
+        db.execute("DELETE FROM models WHERE run_id = ANY(%s)", (run_ids,))
+        db.execute("DELETE FROM runs WHERE run_id = ANY(%s)", (run_ids,))
