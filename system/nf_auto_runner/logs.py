@@ -2,8 +2,9 @@
 `system_logs`, which the runbook's error checks (§3.1.2, §4.3) read.
 
 The database handler never blocks the caller: records go to a bounded queue and a thread
-writes them over its own connection. When the database is down records are dropped (they are
-still in error.log), and the writer's own failures are never logged back into itself.
+writes them over its own connection. While the database is down records are held (up to
+1000) and written once it is back, with their original timestamps; the writer's own failures
+are never logged back into itself.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import queue
 import threading
 import time
 import warnings
+from collections import deque
 from typing import Any
 
 import psycopg
@@ -35,6 +37,8 @@ class SystemLogHandler(logging.Handler):
         self.database_url = database_url
         self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=capacity)
         self._conn: psycopg.Connection[Any] | None = None
+        #: rows not yet written (database down): kept, oldest dropped first beyond the bound
+        self._pending: deque[tuple[Any, ...]] = deque(maxlen=capacity)
         self._retry_at = 0.0
         self._thread = threading.Thread(target=self._run, name="system-logs", daemon=True)
         self._thread.start()
@@ -49,43 +53,56 @@ class SystemLogHandler(logging.Handler):
             message = record.getMessage()
         except Exception:  # a bad format string must not kill logging
             message = str(record.msg)
-        row = (record.levelname, message[:4000], getattr(record, "run_id", None), exc_type,
-               record.name)
+        row = (record.created, record.levelname, message[:4000],
+               getattr(record, "run_id", None), exc_type, record.name)
         with contextlib.suppress(queue.Full):  # dropped when full; error.log still has it
             self._queue.put_nowait(row)
 
-    def _write(self, row: tuple[Any, ...]) -> None:
-        if self._conn is None or self._conn.closed:
-            if time.monotonic() < self._retry_at:
-                return
-            try:
-                self._conn = psycopg.connect(self.database_url, autocommit=True,
-                                             connect_timeout=2,
-                                             application_name="nf_auto_runner-logs")
-            except psycopg.Error:
-                self._retry_at = time.monotonic() + 2.0
-                return
+    def _connected(self) -> bool:
+        if self._conn is not None and not self._conn.closed:
+            return True
+        if time.monotonic() < self._retry_at:
+            return False
         try:
-            self._conn.execute(
-                "INSERT INTO system_logs (log_level, log_message, run_id, exception_type, logger)"
-                " VALUES (%s, %s, %s, %s, %s)", row)
+            self._conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=2,
+                                         application_name="nf_auto_runner-logs")
+            return True
         except psycopg.Error:
+            self._retry_at = time.monotonic() + 2.0
+            return False
+
+    def _write_pending(self) -> None:
+        """Write held rows in order; on failure keep them (bounded) for the next attempt."""
+        while self._pending and self._connected():
+            assert self._conn is not None
             try:
-                self._conn.close()
-            finally:
+                self._conn.execute(
+                    "INSERT INTO system_logs (created_at, log_level, log_message, run_id, "
+                    "exception_type, logger) VALUES (to_timestamp(%s), %s, %s, %s, %s, %s)",
+                    self._pending[0])
+                self._pending.popleft()
+            except psycopg.Error:
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.close()
                 self._conn = None
+                self._retry_at = time.monotonic() + 2.0
 
     def _run(self) -> None:
         while True:
-            row = self._queue.get()
+            try:
+                row = self._queue.get(timeout=2.0 if self._pending else None)
+            except queue.Empty:
+                row = ()
             if row is None:
                 return
-            self._write(row)
+            if row:
+                self._pending.append(row)  # a full deque drops the oldest row
+            self._write_pending()
 
     def flush(self, timeout: float = 2.0) -> None:
         """Wait (bounded) until queued rows are written; used before a worker exits."""
         deadline = time.monotonic() + timeout
-        while not self._queue.empty() and time.monotonic() < deadline:
+        while (not self._queue.empty() or self._pending) and time.monotonic() < deadline:
             time.sleep(0.02)
 
     def close(self) -> None:

@@ -78,15 +78,18 @@ def run(run_id: int) -> int:
 
 def _train_and_record(conn: psycopg.Connection[Any], settings: config.Settings,
                       row: dict[str, Any], t_start: float) -> int:
-    from nf_auto_runner.trainer import train
-
     run_id = row["run_id"]
     params = row["params"] if isinstance(row["params"], dict) else json.loads(row["params"])
     series = load_series(conn, row["series_id"])
     if series is None:
         raise LookupError(f"series {row['series_id']!r} not found")
     freq, points = series
+    if len(points) < 3 * row["horizon"]:  # before the slow imports: fail fast
+        raise ValueError(f"series {row['series_id']!r} has {len(points)} points, too short "
+                         f"for horizon {row['horizon']} (need {3 * row['horizon']})")
     max_steps = int(params.get("max_steps") or settings.train_max_steps)
+    from nf_auto_runner.trainer import train
+
     log.info("run %s: training %s on %s (h=%s, %d points, %d steps)", run_id,
              row["model_name"], row["series_id"], row["horizon"], len(points), max_steps)
     result = train(model_name=row["model_name"], freq=freq, points=points, h=row["horizon"],

@@ -7,8 +7,11 @@ does not depend on it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
+from pathlib import Path
 
 from tests.stack.conftest import App, Postgres, wait_for
 
@@ -18,6 +21,7 @@ OUTAGE = float(os.environ.get("NF_TEST_OUTAGE_SECONDS", "15"))
 def test_sigkilled_database_503_within_1s_then_200_within_5s(healthy: App,
                                                              pg: Postgres) -> None:
     c = healthy.client
+    since = pg.sql("SELECT now() AS t")[0]["t"]
     t_kill = time.monotonic()
     pg.kill()
     detected = wait_for(lambda: c.get("/health", timeout=2).status_code == 503, 5, "503")
@@ -40,3 +44,37 @@ def test_sigkilled_database_503_within_1s_then_200_within_5s(healthy: App,
     print(f"detected in {detected:.2f} s; recovered {recovered:.2f} s after the DB was up")
     assert time.monotonic() - t_up < 5.0
     assert c.get("/runs", timeout=5).status_code == 200
+    # the outage is on record once the database is back (held rows are written late)
+    wait_for(lambda: pg.sql("SELECT 1 FROM system_logs WHERE log_level = 'ERROR' AND "
+                            "log_message LIKE 'database unavailable%%' AND created_at >= %s",
+                            (since,)), 10, "outage recorded in system_logs")
+
+
+def _cluster_pids(pg: Postgres) -> list[int]:
+    assert pg.proc is not None
+    pids = [pg.proc.pid]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pg.proc.pid:
+                pids.append(int(stat.parent.name))
+    return pids
+
+
+def test_hung_database_health_answers_within_1s(healthy: App, pg: Postgres) -> None:
+    """A database that accepts but never answers (every process SIGSTOPped)."""
+    c = healthy.client
+    pids = _cluster_pids(pg)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: c.get("/health", timeout=2).status_code == 503, 2, "503 while hung")
+        for _ in range(3):
+            t0 = time.monotonic()
+            resp = c.get("/health", timeout=2)
+            assert resp.status_code == 503 and time.monotonic() - t0 < 1.0
+            assert "did not answer" in resp.json()["components"]["database"]["error"]
+        assert c.get("/metrics", timeout=2).status_code == 200
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: c.get("/health", timeout=2).status_code == 200, 5, "200 after SIGCONT")

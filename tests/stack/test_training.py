@@ -3,6 +3,7 @@ worker is stopped; a worker killed outright fails its run with the signal named.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from typing import Any
@@ -51,6 +52,8 @@ def test_completed_run_has_model_metrics_and_timings(healthy: App, trained: dict
 def test_cancel_stops_the_worker_and_stays_cancelled(healthy: App) -> None:
     run_id = healthy.admin.post("/runs", json=LONG).json()["run_id"]
     pid = _worker_pid(healthy, run_id)
+    gauge = f'ts_forecast_run_start_time{{run_id="{run_id}"}}'
+    wait_for(lambda: gauge in healthy.client.get("/metrics").text, 5, "run start-time gauge")
     resp = healthy.admin.post(f"/runs/{run_id}/cancel")
     assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
     took = wait_for(lambda: not _alive(pid), 5, f"worker {pid} gone after cancel")
@@ -68,3 +71,18 @@ def test_killed_worker_fails_its_run_naming_the_signal(healthy: App, pg: Postgre
     logs = pg.sql("SELECT log_level, exception_type FROM system_logs WHERE run_id = %s",
                   (run_id,))
     assert {"log_level": "ERROR", "exception_type": "WorkerKilled"} in logs
+
+
+def test_worker_exception_fails_the_run_with_its_type(healthy: App, pg: Postgres,
+                                                      tmp_path) -> None:
+    procs = tmp_path / "cgroup.procs"
+    procs.write_text("")
+    env = dict(healthy.env, NF_WORKER_CGROUP_PROCS=str(procs))
+    # 240 daily points cannot hold out 100: the worker raises ValueError
+    done = healthy.ops("train-now", "--series-id", "synthetic_2", "--horizon", "100", env=env)
+    assert done.returncode != 0
+    run = json.loads(done.stdout)
+    assert run["status"] == "failed" and run["error_message"].startswith("ValueError")
+    assert int(procs.read_text()) == run["worker_pid"]  # joined the cgroup first
+    logs = pg.sql("SELECT exception_type FROM system_logs WHERE run_id = %s", (run["run_id"],))
+    assert {"exception_type": "ValueError"} in logs
