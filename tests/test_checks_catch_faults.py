@@ -1,0 +1,233 @@
+"""The checks catch faults: a healthy embedded stack passes them all; broken one way at a time,
+exactly the matching checks fail, with a message naming the problem; repaired, all pass again.
+
+Each run is `pytest checks` in a subprocess against the session's own stack, read through its
+JUnit XML. Notes on honesty:
+- The CPU row of §4.1.2 is raised for these runs (`OPSDRILL_THRESHOLDS`): on a shared CI
+  machine the CPU is everyone's, not the stack's; it is the one figure no fault here touches.
+- Only this change's check modules and the smoke checks run (minus the 40-second training
+  smoke), so another module's own state cannot blur the "exactly" in the assertion.
+- The disk fault is a real 8 MiB tmpfs filled to ~91 %, added to the disk check through
+  `OPSDRILL_DISK_PATHS`; the real disk is never filled.
+- A failing /health runs through a target file describing the same stack: the plugin's local
+  target would try to restart an unhealthy API for two minutes instead of reporting it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+MODULES = [
+    "checks/test_daily.py", "checks/test_errors_and_runs.py", "checks/test_weekly.py",
+    "checks/test_monthly.py", "checks/test_thresholds.py", "checks/test_alert_rule_files.py",
+    "checks/test_indexes_and_pool.py", "checks/test_maintenance.py", "checks/test_smoke.py",
+]  # fmt: skip
+SLOW_SMOKE = "checks/test_smoke.py::test_training_run_completes_and_serves"
+ENV = {"OPSDRILL_THRESHOLDS": '{"cpu": [100, 100]}'}
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for mount (tmpfs, bind ro)"),
+]
+
+
+def run_checks(spec: str, tmp: Path, *extra: str, env: dict[str, str] | None = None
+               ) -> dict[str, tuple[str, str]]:  # fmt: skip
+    """test id -> (outcome, message) of one `pytest checks` run."""
+    junit = tmp / f"junit-{time.monotonic_ns()}.xml"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", *MODULES, "--target", spec, "--deselect", SLOW_SMOKE,
+         "-p", "no:cacheprovider", "-q", f"--junitxml={junit}", *extra],
+        cwd=REPO, env={**os.environ, **ENV, **(env or {})}, capture_output=True, text=True,
+        timeout=600, check=False,
+    )  # fmt: skip
+    assert junit.exists(), done.stdout[-3000:] + done.stderr[-2000:]
+    results = {}
+    for case in ET.parse(junit).iter("testcase"):
+        key = f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}"
+        bad = case.find("failure") if case.find("failure") is not None else case.find("error")
+        skipped = case.find("skipped") is not None
+        outcome = "failed" if bad is not None else "skipped" if skipped else "passed"
+        results[key] = (outcome, (bad.get("message") or "") if bad is not None else "")
+    return results
+
+
+def failed(results: dict[str, tuple[str, str]]) -> dict[str, str]:
+    return {k: msg for k, (outcome, msg) in results.items() if outcome == "failed"}
+
+
+@pytest.fixture(scope="module")
+def healthy(stack: Any) -> Any:
+    """The session stack with a first backup (`opsdrill up` takes none yet)."""
+    argv = [sys.executable, "-m", "nf_auto_runner.ops", "backup"]
+    done = subprocess.run(argv, env=stack.app_env(), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return stack
+
+
+@pytest.fixture
+def spec(healthy: Any) -> str:
+    return f"local:{healthy.state_dir}"
+
+
+def test_healthy_stack_passes_every_check_also_in_parallel(spec: str, tmp_path: Path) -> None:
+    for extra in ((), ("-n", "2")):
+        results = run_checks(spec, tmp_path, *extra)
+        assert len(results) > 40, f"only {len(results)} checks ran"
+        assert not failed(results), f"healthy stack, {extra}: {failed(results)}"
+
+
+# -- faults: each a context manager that breaks the stack and repairs it ---------------------
+@contextlib.contextmanager
+def stale_backup(t: Any) -> Iterator[dict[str, str]]:
+    """Every backup 25 h old: the newest by real mtime is then stale too."""
+    before = {p: p.stat() for p in (t.home / "backups").glob("full_*.dump.gz")}
+    for p, st in before.items():
+        os.utime(p, (st.st_atime, st.st_mtime - 25 * 3600))
+    try:
+        yield {}
+    finally:
+        for p, st in before.items():
+            os.utime(p, (st.st_atime, st.st_mtime))
+
+
+def _sql(t: Any, *statements: str) -> None:
+    with psycopg.connect(t.endpoints.dsn, autocommit=True) as conn:
+        for s in statements:
+            conn.execute(s)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def dropped_index(t: Any) -> Iterator[dict[str, str]]:
+    _sql(t, "DROP INDEX idx_runs_status_start_time")
+    try:
+        yield {}
+    finally:
+        _sql(t, "CREATE INDEX IF NOT EXISTS idx_runs_status_start_time "
+                "ON runs (status, start_time DESC)")  # fmt: skip
+
+
+@contextlib.contextmanager
+def mv_without_unique_index(t: Any) -> Iterator[dict[str, str]]:
+    _sql(t, "DROP INDEX ux_mv_model_performance")
+    try:
+        yield {}
+    finally:
+        _sql(t, "CREATE UNIQUE INDEX IF NOT EXISTS ux_mv_model_performance "
+                "ON mv_model_performance (model_name, series_id)")  # fmt: skip
+
+
+@contextlib.contextmanager
+def error_spike(t: Any) -> Iterator[dict[str, str]]:
+    _sql(t, "INSERT INTO system_logs (log_level, log_message, exception_type) "
+            "SELECT 'ERROR', 'opsdrill spike: connection refused ' || g, 'OperationalError' "
+            "FROM generate_series(1, 120) g")  # fmt: skip
+    try:
+        yield {}
+    finally:
+        _sql(t, "DELETE FROM system_logs WHERE log_message LIKE 'opsdrill spike:%'")
+
+
+@contextlib.contextmanager
+def alert_rule_typo(t: Any) -> Iterator[dict[str, str]]:
+    rules = t.state_dir / "monitoring" / "prometheus" / "alerts.yml"
+    original = rules.read_text()
+    assert "http_requests_total" in original
+    rules.write_text(original.replace("http_requests_total", "http_request_total"))
+    try:
+        yield {}
+    finally:
+        rules.write_text(original)
+
+
+@contextlib.contextmanager
+def disk_above_threshold(t: Any) -> Iterator[dict[str, str]]:
+    mnt = t.state_dir / "disk-fault"
+    mnt.mkdir(exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], check=True)
+    try:
+        (mnt / "fill").write_bytes(b"\0" * int(7.3 * 2**20))
+        yield {"OPSDRILL_DISK_PATHS": str(mnt)}
+    finally:
+        subprocess.run(["umount", str(mnt)], check=True)
+        mnt.rmdir()
+
+
+@contextlib.contextmanager
+def failing_health(t: Any) -> Iterator[dict[str, str]]:
+    logs = str(t.home / "logs" / "app")
+    subprocess.run(["mount", "--bind", logs, logs], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", logs], check=True)
+        yield {}
+    finally:
+        subprocess.run(["umount", logs], check=True)
+
+
+def _file_target(t: Any, tmp: Path) -> tuple[str, dict[str, str]]:
+    ep = t.endpoints
+    path = tmp / "embedded.yaml"
+    path.write_text(yaml.safe_dump({
+        "name": "embedded-as-file", "production": False, "host": "local://",
+        "endpoints": {"api_url": ep.api_url, "dsn_env": "CATCH_DSN", "api_key_env": "CATCH_KEY",
+                      "prometheus_url": ep.prometheus_url, "home": str(ep.home),
+                      "models_dir": str(ep.models_dir), "logs_dir": str(ep.logs_dir),
+                      "backups_dir": str(ep.backups_dir)},
+        "services": {"api": {"pidfile": str(t.home / "run" / "app.pid")}},
+    }))  # fmt: skip
+    return str(path), {"CATCH_DSN": ep.dsn, "CATCH_KEY": ep.api_key or ""}
+
+
+FAULTS: dict[str, tuple[Callable[[Any], Any], dict[str, str]]] = {
+    "stale backup": (stale_backup, {
+        "test_daily::test_8_newest_backup_is_younger_than_24h": "h old"}),
+    "dropped index": (dropped_index, {
+        "test_indexes_and_pool::test_index_exists_and_is_valid[idx_runs_status_start_time]":
+            "index idx_runs_status_start_time is missing"}),
+    "MV without its unique index": (mv_without_unique_index, {
+        "test_weekly::test_materialized_views_have_a_unique_index":
+            "mv_model_performance have no unique index",
+        "test_weekly::test_weekly_maintenance_runs_and_refreshes_concurrently":
+            "concurrently"}),
+    "failing API health": (failing_health, {
+        "test_daily::test_4_api_health_is_ok": "storage",
+        "test_smoke::test_health_reports_every_component_ok": "503"}),
+    "disk above threshold": (disk_above_threshold, {
+        "test_daily::test_2_disk_usage_below_thresholds": "WARNING: disk usage of"}),
+    "alert rule with a typo": (alert_rule_typo, {
+        "test_alert_rule_files::test_promtool_unit_tests_pass": "HighErrorRate"}),
+    "error spike in system_logs": (error_spike, {
+        "test_daily::test_6_error_rows_in_24h_below_threshold": "ERROR rows in system_logs",
+        "test_errors_and_runs::test_error_rows_in_the_last_hour_below_threshold": "CRITICAL",
+        "test_errors_and_runs::test_no_exception_type_dominates_the_errors":
+            "OperationalError"}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+def test_fault_fails_exactly_the_matching_checks(
+    fault: str, healthy: Any, spec: str, tmp_path: Path
+) -> None:
+    inject, expected = FAULTS[fault]
+    env: dict[str, str] = {}
+    if fault == "failing API health":
+        spec, env = _file_target(healthy, tmp_path)
+    with inject(healthy) as fault_env:
+        results = run_checks(spec, tmp_path, env={**env, **fault_env})
+    got = failed(results)
+    assert set(got) == set(expected), f"{fault}: expected {sorted(expected)} to fail, got {got}"
+    for test_id, words in expected.items():
+        assert words.lower() in got[test_id].lower(), f"{test_id}: {got[test_id]!r} lacks {words!r}"
