@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 import pytest
@@ -85,3 +87,110 @@ def assert_drill(record_property: Callable[[str, object], None]) -> AssertDrill:
         assert result.passed, "\n".join(result.errors) + f"\nincident record: {result.record_path}"
 
     return check
+
+
+# -- detectors for the fault drills (added; the ones above are unchanged) ----------------------
+
+
+def _metric(url: str, name: str) -> float | None:
+    """One unlabelled sample from the app's /metrics, or None when it does not answer."""
+    try:
+        text = httpx.get(f"{url}/metrics", timeout=1.0).text
+    except httpx.HTTPError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def _latency(url: str, body: dict[str, object], timeout: float = 10.0) -> float:
+    t0 = time.perf_counter()
+    try:
+        httpx.post(url, json=body, timeout=timeout)
+    except httpx.HTTPError:
+        return timeout
+    return time.perf_counter() - t0
+
+
+class FaultProbes:
+    """Detectors the new drills need, in the runbook's diagnosis terms."""
+
+    FORECAST: ClassVar[dict[str, object]] = {"series_id": "airpassengers", "horizon": 12}
+
+    def __init__(self, target: Target) -> None:
+        self.target = target
+        self.api = target.endpoints.api_url
+        self.admin = target.endpoints.admin_dsn or ""
+
+    def api_silent(self, timeout: float = 10.0) -> Detector:
+        return Detector("/health gets no answer", lambda: _status(f"{self.api}/health") == 0,
+                        timeout)  # fmt: skip
+
+    def db_refuses_app_role(self, timeout: float = 10.0) -> Detector:
+        """A new connection as the app's role is refused: too many clients (SQLSTATE 53300)."""
+        import psycopg
+
+        from opsdrill.faults.pool_exhaustion import is_slot_refusal
+
+        def check() -> bool:
+            try:
+                psycopg.connect(self.target.endpoints.dsn, connect_timeout=2).close()
+            except psycopg.OperationalError as exc:
+                return is_slot_refusal(exc)
+            return False
+
+        return Detector("PostgreSQL refuses new sessions: too many clients", check, timeout)
+
+    def pool_probe_failing(self, timeout: float = 10.0) -> Detector:
+        return Detector("/metrics: ts_forecast_db_up is 0 (the pool yields no connection)",
+                        lambda: _metric(self.api, "ts_forecast_db_up") == 0.0,
+                        timeout)  # fmt: skip
+
+    def request_hangs(self, path: str, timeout: float = 10.0, wait: float = 2.0) -> Detector:
+        def check() -> bool:
+            try:
+                httpx.get(f"{self.api}{path}", timeout=wait)
+            except httpx.TimeoutException:
+                return True
+            return False
+
+        return Detector(f"GET {path} gets no answer within {wait:g} s", check, timeout)
+
+    def forecast_hangs(self, timeout: float = 10.0, wait: float = 2.0) -> Detector:
+        def check() -> bool:
+            return _latency(f"{self.api}/predict", self.FORECAST, wait) >= wait
+
+        return Detector(f"a forecast gets no answer within {wait:g} s", check, timeout)
+
+    def lock_waiters(self, timeout: float = 10.0) -> Detector:
+        from opsdrill.recovery.blocking_sessions import waiting_sessions
+
+        return Detector("pg_stat_activity: sessions wait on a lock (pg_blocking_pids)",
+                        lambda: bool(waiting_sessions(self.admin)), timeout)  # fmt: skip
+
+    def forecast_latency(self, samples: int = 3) -> float:
+        """Median seconds of `samples` forecasts, for a baseline."""
+        got = sorted(_latency(f"{self.api}/predict", self.FORECAST) for _ in range(samples))
+        return got[len(got) // 2]
+
+    def slower_than(self, baseline: float, factor: float = 1.5, timeout: float = 20.0) -> Detector:
+        floor = max(baseline * factor, baseline + 0.02)
+        return Detector(f"forecast latency above {floor * 1000:.0f} ms (baseline "
+                        f"{baseline * 1000:.0f} ms)",
+                        lambda: self.forecast_latency() > floor, timeout)  # fmt: skip
+
+    def no_run_running(self, timeout: float = 10.0) -> Detector:
+        import psycopg
+
+        def check() -> bool:
+            with psycopg.connect(self.admin, autocommit=True, connect_timeout=2) as conn:
+                row = conn.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()
+            return row is not None and row[0] == 0
+
+        return Detector("no run left 'running'", check, timeout)
+
+
+@pytest.fixture(scope="session")
+def fault_probes(target: Target) -> FaultProbes:
+    return FaultProbes(target)

@@ -1,6 +1,7 @@
 """What a chaos run would do, worked out without touching anything: `pytest chaos --plan`.
 
-A drill declares its fault with `@pytest.mark.fault(FaultClass, **params)`; the plan reads
+A drill declares its fault with `@pytest.mark.fault("kind", **params)` (the fault's `kind`;
+a class alone would be taken by pytest as the thing to decorate); the plan reads
 the class's blast radius and undo, the drill's runbook procedure, and the target spec string
 (the target itself is not contacted).
 """
@@ -36,10 +37,14 @@ def plan_for(item: pytest.Item, target: str) -> DrillPlan:
     fault = item.get_closest_marker("fault")
     if fault is None or not fault.args:
         return DrillPlan(item.nodeid, runbook.args[0] if runbook else "-",
-                         "(not declared: add @pytest.mark.fault(FaultClass, ...))", target,
+                         "(not declared: add @pytest.mark.fault('<kind>', ...))", target,
                          "(unknown)", "(unknown)",
                          item.get_closest_marker("destructive") is not None)  # fmt: skip
     cls = fault.args[0]
+    if isinstance(cls, str):  # a kind: the usual spelling (a lone class would be decorated)
+        from opsdrill.faults import REGISTRY
+
+        cls = REGISTRY.get(cls, cls)
     name = getattr(cls, "kind", getattr(cls, "__name__", str(cls)))
     return DrillPlan(
         test=item.nodeid,

@@ -20,7 +20,7 @@ MARKERS = (
     "sandbox: writes, so it needs a throwaway copy (the embedded stack or a cloned database)",
     "slow: takes more than a few seconds; deselect with -m 'not slow'",
     "gpu: needs CUDA; skipped with the reason where there is none",
-    "fault(fault_class, **params): the fault a drill injects, shown by --plan",
+    "fault(kind, **params): the fault a drill injects (its Fault.kind), shown by --plan",
 )
 #: --plan and --chaos-seed (opsdrill/chaos_plan.py)
 pytest_plugins = ["opsdrill.chaos_plan"]

@@ -1,6 +1,36 @@
 """Faults, one per module; importing this package registers every kind for rollback."""
 
 from opsdrill.faults.base import REGISTRY, Fault
+from opsdrill.faults.broken_config import BrokenConfig
+from opsdrill.faults.cpu_hog import CpuHog
+from opsdrill.faults.data_loss import DataLoss
+from opsdrill.faults.db_restart import DbRestart
+from opsdrill.faults.disk_full import DiskFull
+from opsdrill.faults.gpu_oom import GpuOom
+from opsdrill.faults.host_oom import HostOom
+from opsdrill.faults.lock_contention import LockContention
+from opsdrill.faults.network import Bandwidth, Latency, ResetPeer, Timeout
+from opsdrill.faults.pool_exhaustion import PoolExhaustion
+from opsdrill.faults.port_conflict import PortConflict
 from opsdrill.faults.service_kill import AppCrash, DbDown
 
-__all__ = ["REGISTRY", "AppCrash", "DbDown", "Fault"]
+__all__ = [
+    "REGISTRY",
+    "AppCrash",
+    "Bandwidth",
+    "BrokenConfig",
+    "CpuHog",
+    "DataLoss",
+    "DbDown",
+    "DbRestart",
+    "DiskFull",
+    "Fault",
+    "GpuOom",
+    "HostOom",
+    "Latency",
+    "LockContention",
+    "PoolExhaustion",
+    "PortConflict",
+    "ResetPeer",
+    "Timeout",
+]

@@ -1,0 +1,72 @@
+"""Runbook §5.2.1: after a bad edit of `conf/config.yaml` the app refuses to start.
+
+Diagnosed with the app's own `--check-config`, which must name the file and the line;
+fixed by moving the broken file aside (kept with the incident record), checking the config
+again, and restarting by §5.3.1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.faults import BrokenConfig
+from opsdrill.faults.broken_config import check_config
+from opsdrill.recovery.service_restart import restart_service
+from opsdrill.targets.base import Target
+
+from .conftest import AssertDrill, FaultProbes, Probes
+
+pytestmark = [
+    pytest.mark.destructive,
+    pytest.mark.runbook("5.2.1"),
+    pytest.mark.fault("broken_config"),
+]
+
+
+def test_broken_config_is_named_by_check_config_and_fixed(
+    target: Target,
+    probes: Probes,
+    fault_probes: FaultProbes,
+    incident_dir: Path,
+    assert_drill: AssertDrill,
+) -> None:
+    fault = BrokenConfig(target)
+    diagnosis: list[str] = []
+
+    def refused() -> bool:
+        done = check_config(target)
+        diagnosis[:] = [done.stderr.strip()]
+        return done.returncode != 0 and str(fault.path) in done.stderr
+
+    def recover() -> list[str]:
+        kept = incident_dir / "incidents" / "rejected-config.yaml"
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        fault.path.replace(kept)
+        actions = [f"§5.2.1 --check-config: {diagnosis[0]}", f"broken file moved to {kept}"]
+        done = check_config(target)
+        actions.append(f"--check-config now: {done.stdout.strip() or done.stderr.strip()}")
+        return actions + restart_service(target, interval=0.5)
+
+    spec = DrillSpec(
+        name="broken-config",
+        title="API refuses to start: config file does not parse",
+        runbook="5.2.1",
+        severity="P0",
+        fault=fault,
+        effect=Detector("the app's start is refused", lambda: bool(fault.start_error), 5),
+        detectors=[
+            fault_probes.api_silent(),
+            Detector("--check-config names the broken file", refused, 30),
+        ],
+        steady=[*probes.steady(), fault_probes.no_run_running()],
+        recover=recover,
+        availability_url=f"{target.endpoints.api_url}/health",
+        dsn=target.endpoints.dsn,
+    )
+    result = run_drill(spec, incident_dir)
+    assert_drill(result)
+    assert "does not parse at line" in diagnosis[0], diagnosis
+    assert "config error" in (fault.start_error or ""), fault.start_error

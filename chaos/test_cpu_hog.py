@@ -1,0 +1,63 @@
+"""Runbook §5.2.5: the API is slow because something else eats the CPU.
+
+Real busy-loop processes (how many is a seeded random choice); detection is measured
+forecast latency against a baseline taken just before. Recovery is stopping the hogs by pid.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.faults import CpuHog
+from opsdrill.targets.base import Target
+
+from .conftest import AssertDrill, FaultProbes, Probes
+
+pytestmark = [pytest.mark.destructive, pytest.mark.runbook("5.2.5"), pytest.mark.fault("cpu_hog")]
+
+
+def _burning(fault: CpuHog) -> bool:
+    """The hogs have used CPU time: utime+stime of each, from /proc."""
+    total = 0
+    for ref in fault.refs():
+        try:
+            fields = Path(f"/proc/{ref.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total > 0
+
+
+def test_cpu_hog_slows_forecasts_and_stopping_it_restores_them(
+    target: Target,
+    probes: Probes,
+    fault_probes: FaultProbes,
+    incident_dir: Path,
+    assert_drill: AssertDrill,
+    chaos_rng: random.Random,
+) -> None:
+    cores = os.cpu_count() or 1
+    count = chaos_rng.randint(2 * cores, 3 * cores)
+    print(f"cpu-hog: {count} hogs (chosen by seed) on {cores} cores")
+    baseline = fault_probes.forecast_latency(samples=5)
+    fault = CpuHog(target, count=count, max_seconds=90)
+    spec = DrillSpec(
+        name="cpu-hog",
+        title="API slow: CPU taken by other processes",
+        runbook="5.2.5",
+        severity="P2",
+        fault=fault,
+        effect=Detector("the hogs burn CPU (/proc utime)", lambda: _burning(fault), 10),
+        detectors=[fault_probes.slower_than(baseline)],
+        steady=[*probes.steady(), fault_probes.no_run_running()],
+        availability_url=f"{target.endpoints.api_url}/health",
+        dsn=target.endpoints.dsn,
+    )
+    result = run_drill(spec, incident_dir)
+    assert_drill(result)
+    assert not any(ref.alive() for ref in fault.refs()), "every hog must be gone"

@@ -1,0 +1,61 @@
+"""Runbook §5.2.2 case 2: idle sessions hold every connection slot; the app's pool is empty.
+
+Fixed the runbook's way: terminate the sessions idle for too long (the runbook's hour is a
+second here, as the embedded stack's alert durations are scaled down).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opsdrill.drill import DrillSpec, run_drill
+from opsdrill.faults import PoolExhaustion
+from opsdrill.recovery.idle_sessions import connections_by_state, terminate_idle
+from opsdrill.targets.base import Target
+
+from .conftest import AssertDrill, FaultProbes, Probes
+
+pytestmark = [
+    pytest.mark.destructive,
+    pytest.mark.runbook("5.2.2"),
+    pytest.mark.fault("pool_exhaustion"),
+]
+
+
+def test_exhausted_connections_are_found_and_freed_by_terminating_idle_sessions(
+    target: Target,
+    probes: Probes,
+    fault_probes: FaultProbes,
+    incident_dir: Path,
+    assert_drill: AssertDrill,
+) -> None:
+    admin = target.endpoints.admin_dsn or ""
+    api_pid = target.service("api").pid()
+    fault = PoolExhaustion(target)
+
+    def recover() -> list[str]:
+        states = connections_by_state(admin)
+        diagnosis = f"§5.2.2 diagnosis: client sessions by state {states}"
+        return [diagnosis, *terminate_idle(admin, idle_for=1.0)]
+
+    spec = DrillSpec(
+        name="pool-exhaustion",
+        title="Database connections exhausted by idle sessions",
+        runbook="5.2.2",
+        severity="P1",
+        fault=fault,
+        effect=fault_probes.db_refuses_app_role(),
+        detectors=[probes.health_is(503), fault_probes.pool_probe_failing()],
+        steady=[*probes.steady(), fault_probes.no_run_running()],
+        recover=recover,
+        hold=1.0,  # every fault session idle for longer than the threshold
+        availability_url=f"{target.endpoints.api_url}/health",
+        dsn=target.endpoints.dsn,
+    )
+    result = run_drill(spec, incident_dir)
+    assert_drill(result)
+    assert fault.entry.undo["held"] > 50, "the slots must have been held by real sessions"
+    assert any("terminated" in a and "opsdrill-fault" in a for a in result.actions)
+    assert target.service("api").pid() == api_pid, "the app must recover without a restart"

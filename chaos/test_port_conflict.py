@@ -1,0 +1,77 @@
+"""Runbook §5.2.1: the app will not start because another process holds its port.
+
+Diagnosis the runbook's way, without its guesswork: the holder's pid comes from the socket's
+inode (/proc/net/tcp -> /proc/<pid>/fd), never from a process name; the port is freed by
+that pid and the app restarted by §5.3.1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.faults import PortConflict
+from opsdrill.processes import ProcessRef
+from opsdrill.recovery.port_owner import listening_pids, process_line
+from opsdrill.recovery.service_restart import restart_service
+from opsdrill.targets.base import Target
+
+from .conftest import AssertDrill, FaultProbes, Probes
+
+pytestmark = [
+    pytest.mark.destructive,
+    pytest.mark.runbook("5.2.1"),
+    pytest.mark.fault("port_conflict"),
+]
+
+
+def test_port_taken_at_start_is_diagnosed_by_inode_and_freed(
+    target: Target,
+    probes: Probes,
+    fault_probes: FaultProbes,
+    incident_dir: Path,
+    assert_drill: AssertDrill,
+) -> None:
+    fault = PortConflict(target)
+    port = fault.port
+    found: list[int] = []
+
+    def start_refused() -> bool:
+        return bool(fault.start_error) and not target.service("api").is_running()
+
+    def diagnosed() -> bool:
+        found[:] = listening_pids(port)
+        return bool(found)
+
+    def recover() -> list[str]:
+        actions = []
+        for pid in listening_pids(port):
+            ref = ProcessRef.of(pid)
+            actions.append(f"§5.2.1 port {port} held by pid {pid}: {process_line(pid)}")
+            if ref is not None:
+                ref.terminate(grace=5.0)
+                actions.append(f"stopped pid {pid} (by pid, start time checked)")
+        return actions + restart_service(target, interval=0.5)
+
+    spec = DrillSpec(
+        name="port-conflict",
+        title="API cannot start: its port is taken",
+        runbook="5.2.1",
+        severity="P0",
+        fault=fault,
+        effect=Detector("the app's start is refused", start_refused, 5),
+        detectors=[
+            fault_probes.api_silent(),
+            Detector(f"/proc: a process listens on port {port}", diagnosed, 5),
+        ],
+        steady=[*probes.steady(), fault_probes.no_run_running()],
+        recover=recover,
+        availability_url=f"{target.endpoints.api_url}/health",
+        dsn=target.endpoints.dsn,
+    )
+    result = run_drill(spec, incident_dir)
+    assert_drill(result)
+    assert "address already in use" in (fault.start_error or "").lower(), fault.start_error
+    assert found == [fault.entry.undo["holder_pid"]], "diagnosis must name exactly the holder"
