@@ -15,6 +15,7 @@ import pytest
 from opsdrill.checks.host_figures import cpu_percent, disk_usage, memory_usage
 from opsdrill.checks.metrics_text import AppMetrics
 from opsdrill.checks.prometheus_api import query_max
+from opsdrill.checks.stack_cpu import stack_cpu_percent
 from opsdrill.checks.thresholds import RUNBOOK_ROWS, evaluate
 from opsdrill.targets.base import Target
 
@@ -33,8 +34,8 @@ PROMQL = {
 }
 
 
-def _from_prometheus(url: str | None, key: str) -> Figure:
-    if url is None or key not in PROMQL:
+def _from_prometheus(url: str | None, key: str, dedicated: bool) -> Figure:
+    if url is None or key not in PROMQL or (key == "cpu" and not dedicated):
         return None
     found = query_max(url, PROMQL[key])
     if found is None:
@@ -43,7 +44,12 @@ def _from_prometheus(url: str | None, key: str) -> Figure:
     return found[0], f"{where} (Prometheus)"
 
 
-def _from_stack(key: str, host: Any, metrics: AppMetrics, read, paths: list[str]) -> Figure:
+def _from_stack(
+    key: str, target: Target, host: Any, metrics: AppMetrics, read, paths: list[str]
+) -> Figure:
+    if key == "cpu" and not target.dedicated_host:
+        pids = [p for s in target.services.values() if (p := s.pid()) is not None]
+        return stack_cpu_percent(pids), "the stack's processes (shared host)"
     if key == "cpu":
         return cpu_percent(host), "the host (/proc/stat)"
     if key == "memory":
@@ -72,8 +78,8 @@ def test_threshold_row(
     key: str, target: Target, host: object, app_metrics: AppMetrics, read, disk_paths
 ) -> None:
     sources: list[Callable[[], Figure]] = [
-        lambda: _from_prometheus(target.endpoints.prometheus_url, key),
-        lambda: _from_stack(key, host, app_metrics, read, disk_paths),
+        lambda: _from_prometheus(target.endpoints.prometheus_url, key, target.dedicated_host),
+        lambda: _from_stack(key, target, host, app_metrics, read, disk_paths),
     ]
     figure = next((f for source in sources if (f := source()) is not None), None)
     if figure is None:

@@ -83,8 +83,11 @@ class _SessionTarget:
             from opsdrill.faults.rollback import rollback
 
             rollback(self.target, say=lambda line: print(f"opsdrill: {line}"))
-            if not self.target.is_up():
+            # reuse a stack whose processes run, healthy or not: an unhealthy service is
+            # what the checks are there to report; start (and later stop) only a stopped one
+            if not any(s.is_running() for s in self.target.services.values()):
                 self.started_here = True
+            if not self.target.is_up():
                 self.target.up(say=lambda _line: None)
         else:
             _require_reachable(self.target.endpoints.api_url)

@@ -103,6 +103,9 @@ class Target(ABC):
     host_spec: str = "local://"
     #: set by the plugin from --allow-destructive; production refuses without it
     allow_destructive: bool = False
+    #: False when the host also runs other work (opsdrill itself, CI): host-wide CPU then
+    #: measures that work too, so CPU checks look at the stack's own processes instead
+    dedicated_host: bool = True
 
     @property
     @abstractmethod

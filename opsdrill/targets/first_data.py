@@ -16,7 +16,7 @@ import httpx
 from opsdrill.errors import ServiceError, StartTimeout
 from opsdrill.targets.local import LocalTarget
 
-__all__ = ["FIRST_MODEL", "seed", "train_first_model", "wait_for_run"]
+__all__ = ["FIRST_MODEL", "backup", "seed", "train_first_model", "wait_for_run"]
 
 FIRST_MODEL = {"series_id": "airpassengers", "model_name": "MLP", "horizon": 12,
                "run_name": "opsdrill-first-model"}  # fmt: skip
@@ -35,6 +35,21 @@ def seed(target: LocalTarget) -> None:
     )
     if done.returncode != 0:
         raise ServiceError(f"seeding the database failed: {done.stderr.strip()[-400:]}")
+
+
+def backup(target: LocalTarget) -> str:
+    """Take the stack's first backup, so the daily check's "backup < 24 h" holds from the start."""
+    done = subprocess.run(
+        [sys.executable, "-m", "nf_auto_runner.ops", "backup"],
+        env=target.app_env(),
+        cwd=target.home,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ServiceError(f"the first backup failed: {done.stderr.strip()[-400:]}")
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "done"
 
 
 def train_first_model(target: LocalTarget, timeout: float = 300.0) -> dict[str, Any]:
