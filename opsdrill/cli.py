@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", parents=[common], help="start the embedded stack")
     up.add_argument("--no-monitoring", action="store_true", help="skip Prometheus & co.")
     up.add_argument("--no-train", action="store_true", help="skip training the first model")
+    up.add_argument("--data-fs-size", metavar="SIZE",
+                    help="put NF_HOME on a loop-mounted ext4 image of SIZE (e.g. 64m; root), "
+                         "so the disk-full drill can really fill it")  # fmt: skip
+    up.add_argument("--proxy", action="store_true", default=None,
+                    help="Toxiproxy between app and PostgreSQL, and before the API")  # fmt: skip
 
     sub.add_parser("down", parents=[common], help="stop every service by pid")
 
@@ -72,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    target = LocalTarget(args.state_dir, monitoring=not args.no_monitoring)
+    target = LocalTarget(args.state_dir, monitoring=not args.no_monitoring,
+                         data_fs_size=args.data_fs_size, proxy=args.proxy)  # fmt: skip
     target.up(train=not args.no_train)
     print(f"stack up; API {target.endpoints.api_url}")
     return ExitCode.OK

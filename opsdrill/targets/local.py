@@ -6,32 +6,46 @@ STATE_DIR/
   home/                      NF_HOME of the app: conf/, logs/app/, models/, backups/
   monitoring/                Prometheus and Alertmanager configs and data
   logs/<service>.log         each service's stdout and stderr
+  options.json               opt-ins chosen at `up` (data filesystem, proxy, worker cgroup)
+  data-fs.img                with a data filesystem: the ext4 image loop-mounted on home/
+  proxy/proxies.json         with the proxy: the Toxiproxy proxies, populated at its start
+
+Opt-ins, kept in options.json so every later `LocalTarget(state_dir)` (rollback, the plugin)
+sees the same stack: `data_fs_size` (env OPSDRILL_DATA_FS_SIZE, `opsdrill up --data-fs-size`)
+puts NF_HOME on a size-limited ext4 filesystem so a disk can really fill up; `proxy` (env
+OPSDRILL_PROXY=1, `opsdrill up --proxy`) puts Toxiproxy between the app and PostgreSQL and in
+front of the API; `worker_cgroup` (on by default as root with cgroup v1 memory) gives
+training workers a memory cgroup, unlimited until a fault lowers its limit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from opsdrill import ports
-from opsdrill.errors import ServiceError, StartTimeout
+from opsdrill.errors import ServiceError, StartTimeout, UsageError
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
-from opsdrill.state import STATE_FILE, Secrets, ServiceRecord, StackState
+from opsdrill.state import STATE_FILE, Secrets, ServiceRecord, StackState, write_json_atomic
 from opsdrill.targets.base import Endpoints, Service, Target
 from opsdrill.targets.postgres import Cluster, find_bindir, run_user
 from opsdrill.targets.process_service import ProcessService, ProcessSpec
 
-__all__ = ["LocalTarget", "ServiceStatus"]
+__all__ = ["DataFilesystem", "LocalTarget", "ServiceStatus", "StackOptions", "WorkerCgroup"]
 
 Say = Callable[[str], None]
 
@@ -43,8 +57,11 @@ MONITORING_BINARIES = {
     "prometheus": "prometheus",
 }
 CORE = ("db", "api")
-#: start order; stop order is the reverse.
-ORDER = ("db", "api", "node_exporter", "postgres_exporter", "alertmanager", "prometheus")
+#: start order; stop order is the reverse. `proxy` exists only with the proxy opt-in.
+ORDER = ("db", "proxy", "api", "node_exporter", "postgres_exporter", "alertmanager", "prometheus")
+OPTIONS_FILE = "options.json"
+#: Toxiproxy proxy name -> the service it fronts
+PROXIES = {"postgres": "db", "api": "api"}
 #: the embedded stack evaluates production rules 60x faster: 2m -> 2s.
 RULE_TIME_FACTOR = 1 / 60
 
@@ -58,16 +75,262 @@ class ServiceStatus:
     url: str | None
 
 
+@dataclass
+class StackOptions:
+    """The stack's opt-ins, fixed at `up` and read back by every later LocalTarget."""
+
+    data_fs_size: str | None = None  # e.g. "64m": NF_HOME on a loop-mounted ext4 image
+    proxy: bool = False  # Toxiproxy between app and PostgreSQL, and in front of the API
+    worker_cgroup: str | None = None  # memory cgroup directory the training workers join
+
+    @classmethod
+    def load(cls, state_dir: Path) -> StackOptions | None:
+        path = state_dir / OPTIONS_FILE
+        if not path.exists():
+            return None
+        return cls(**json.loads(path.read_text()))
+
+    def save(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(state_dir / OPTIONS_FILE, asdict(self))
+
+
+def parse_size(text: str) -> int:
+    """'64m', '1g', '65536k' or bytes -> bytes; at least 16 MiB (ext4 needs room for itself)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kmgKMG]?)[iI]?[bB]?\s*", text)
+    if not match:
+        raise UsageError(f"data filesystem size {text!r} is not a size; use e.g. 64m or 1g")
+    size = int(match[1]) * 1024 ** " kmg".index(match[2].lower() or " ")
+    if size < 16 * 1024**2:
+        raise UsageError(f"data filesystem size {text!r} is below 16m; ext4 needs more than that")
+    return size
+
+
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+
+class DataFilesystem:
+    """NF_HOME on a size-limited ext4 image, loop-mounted: a disk that can really fill up.
+
+    ext4 rather than tmpfs because the contents survive `down` (models stay trained) and
+    node_exporter reports it like any disk, so HighDiskUsage fires for real (it ignores tmpfs).
+    Reserved blocks are 0 %: the app runs as root here and would otherwise write into them.
+    """
+
+    def __init__(self, image: Path, mountpoint: Path, size: str) -> None:
+        self.image, self.mountpoint, self.size = image, mountpoint, size
+
+    @staticmethod
+    def supported() -> str | None:
+        """None when this machine can loop-mount ext4, else why not."""
+        if os.geteuid() != 0:
+            return "a loop mount needs root"
+        missing = [b for b in ("mkfs.ext4", "mount", "umount") if shutil.which(b) is None]
+        if missing:
+            return f"missing {', '.join(missing)} (apt-get install e2fsprogs mount)"
+        return None
+
+    def mounted(self) -> bool:
+        """True when our image is what is mounted on the mount point."""
+        if not os.path.ismount(self.mountpoint):
+            return False
+        found = _run(["findmnt", "-n", "-o", "SOURCE", "--mountpoint", str(self.mountpoint)])
+        loop = found.stdout.strip()
+        back = _run(["losetup", "-n", "-O", "BACK-FILE", loop]).stdout.strip() if loop else ""
+        return not back or Path(back.split(" (")[0]) == self.image
+
+    def mount(self, say: Say) -> None:
+        """Create the image once, move an existing home onto it, mount it on home."""
+        if os.path.ismount(self.mountpoint):
+            if not self.mounted():
+                raise ServiceError(f"{self.mountpoint} is a mount point of something else; "
+                                   f"unmount it before 'opsdrill up'")  # fmt: skip
+            say(f"{'data fs':<18} {self.mountpoint} still mounted from an earlier run; reused")
+            return
+        if not self.image.exists():
+            self._create()
+        if self.mountpoint.exists() and any(self.mountpoint.iterdir()):
+            self._move_existing_home(say)
+        self.mountpoint.mkdir(parents=True, exist_ok=True)
+        self._mount_at(self.mountpoint)
+        say(f"{'data fs':<18} {self.size} ext4 image mounted on {self.mountpoint}")
+
+    def _create(self) -> None:
+        self.image.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.image, "wb") as fh:
+            fh.truncate(parse_size(self.size))
+        done = _run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", "opsdrill-data", str(self.image)])
+        if done.returncode != 0:
+            self.image.unlink(missing_ok=True)
+            raise ServiceError(f"mkfs.ext4 on {self.image} failed: {done.stderr.strip()}")
+
+    def _mount_at(self, where: Path) -> None:
+        done = _run(["mount", "-o", "loop", str(self.image), str(where)])
+        if done.returncode != 0:
+            raise ServiceError(
+                f"cannot loop-mount {self.image} on {where}: {done.stderr.strip()}; "
+                "is /dev/loop-control available?"
+            )
+        where.chmod(0o755)
+
+    def _move_existing_home(self, say: Say) -> None:
+        """A stack created without the opt-in keeps its models: copy them onto the image."""
+        staging = self.image.with_suffix(".mnt")
+        staging.mkdir(exist_ok=True)
+        self._mount_at(staging)
+        try:
+            shutil.copytree(self.mountpoint, staging, symlinks=True, dirs_exist_ok=True)
+        finally:
+            _run(["umount", str(staging)])
+            staging.rmdir()
+        shutil.rmtree(self.mountpoint)
+        say(f"{'data fs':<18} existing {self.mountpoint} moved onto the image")
+
+    def unmount(self, say: Say) -> None:
+        """Unmount; lazily if something still holds a file open there (it is said so)."""
+        if not os.path.ismount(self.mountpoint):
+            return
+        done = _run(["umount", str(self.mountpoint)])
+        if done.returncode != 0:
+            _run(["umount", "-l", str(self.mountpoint)])
+            say(f"{'data fs':<18} busy ({done.stderr.strip()}); detached lazily")
+
+
+class WorkerCgroup:
+    """A cgroup v1 memory group the app's training workers join (NF_WORKER_CGROUP_PROCS).
+
+    Unlimited while the stack is healthy; the host-OOM fault lowers its limit, so the kernel
+    OOM-kills a worker for real while the API, outside the group, keeps serving. It is created
+    under the memory cgroup of the process running `up`, so it never escapes that one's limit.
+    """
+
+    ROOT = Path("/sys/fs/cgroup/memory")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_state_dir(cls, state_dir: Path) -> WorkerCgroup | None:
+        """Where this stack's group goes, or None without root or a v1 memory controller."""
+        if os.geteuid() != 0 or not (cls.ROOT / "memory.limit_in_bytes").exists():
+            return None
+        parent = cls.ROOT
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, rel = line.split(":", 2)
+            if "memory" in controllers.split(","):
+                parent = cls.ROOT / rel.lstrip("/")
+        if not os.access(parent, os.W_OK):
+            return None
+        digest = hashlib.sha1(str(state_dir).encode()).hexdigest()[:10]
+        return cls(parent / f"opsdrill-{digest}")
+
+    @property
+    def procs_file(self) -> Path:
+        return self.path / "cgroup.procs"
+
+    def create(self) -> None:
+        self.path.mkdir(exist_ok=True)
+
+    def pids(self) -> list[int]:
+        try:
+            return [int(p) for p in self.procs_file.read_text().split()]
+        except FileNotFoundError:
+            return []
+
+    def remove(self) -> None:
+        """Move any task to the parent group, then remove the directory."""
+        if not self.path.exists():
+            return
+        for pid in self.pids():
+            with contextlib.suppress(OSError):  # a task that exits meanwhile
+                (self.path.parent / "cgroup.procs").write_text(str(pid))
+        for _ in range(50):
+            try:
+                self.path.rmdir()
+                return
+            except OSError:  # EBUSY while the last task is still leaving
+                time.sleep(0.1)
+        raise ServiceError(f"cannot remove cgroup {self.path}: tasks {self.pids()} remain")
+
+
 class LocalTarget(Target):
     """The reference stack on this machine. Never production."""
 
     name = "local"
     production = False
+    dedicated_host = False  # shares the machine with opsdrill itself and the test runner
 
-    def __init__(self, state_dir: Path, *, monitoring: bool = True) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        monitoring: bool = True,
+        data_fs_size: str | None = None,
+        proxy: bool | None = None,
+        worker_cgroup: bool | None = None,
+    ) -> None:
+        """Opt-ins left None come from the environment, else from the stack's options.json."""
         self.state_dir = state_dir.absolute()
         self.monitoring = monitoring
         self._services: dict[str, Service] | None = None
+        self.options = self._resolve_options(data_fs_size, proxy, worker_cgroup)
+
+    def _resolve_options(
+        self, data_fs_size: str | None, proxy: bool | None, worker_cgroup: bool | None
+    ) -> StackOptions:
+        saved = StackOptions.load(self.state_dir)
+        if data_fs_size is None:
+            data_fs_size = os.environ.get("OPSDRILL_DATA_FS_SIZE") or None
+        if data_fs_size is None and saved is not None:
+            data_fs_size = saved.data_fs_size
+        if data_fs_size is not None:
+            parse_size(data_fs_size)
+        if proxy is None and os.environ.get("OPSDRILL_PROXY"):
+            proxy = os.environ["OPSDRILL_PROXY"] not in ("0", "false", "no")
+        if proxy is None:
+            proxy = saved.proxy if saved is not None else False
+        if saved is not None and worker_cgroup is None:
+            cgroup = saved.worker_cgroup
+        elif worker_cgroup is False:
+            cgroup = None
+        else:
+            found = WorkerCgroup.for_state_dir(self.state_dir)
+            cgroup = str(found.path) if found is not None else None
+        return StackOptions(data_fs_size=data_fs_size, proxy=proxy, worker_cgroup=cgroup)
+
+    @property
+    def data_fs(self) -> DataFilesystem | None:
+        """The size-limited filesystem under NF_HOME, when the stack has one."""
+        if self.options.data_fs_size is None:
+            return None
+        return DataFilesystem(self.state_dir / "data-fs.img", self.home, self.options.data_fs_size)
+
+    @property
+    def worker_cgroup(self) -> WorkerCgroup | None:
+        """The memory cgroup training workers join, when the stack has one."""
+        path = self.options.worker_cgroup
+        return WorkerCgroup(Path(path)) if path else None
+
+    @property
+    def toxiproxy_url(self) -> str | None:
+        """Toxiproxy's API: OPSDRILL_TOXIPROXY_URL if set, else the proxy service's."""
+        if not self.options.proxy:
+            return None
+        return os.environ.get("OPSDRILL_TOXIPROXY_URL") or f"http://127.0.0.1:{self._port('proxy')}"
+
+    @property
+    def proxied_api_url(self) -> str | None:
+        """The API as clients behind the `api` proxy see it (client -> app network faults)."""
+        return f"http://127.0.0.1:{self._port('proxy_api')}" if self.options.proxy else None
+
+    def proxies_config(self) -> list[dict[str, object]]:
+        """The Toxiproxy proxies: `postgres` (app -> database) and `api` (clients -> app)."""
+        return [
+            {"name": name, "listen": f"127.0.0.1:{self._port(f'proxy_{name}')}",
+             "upstream": f"127.0.0.1:{self._port(service)}", "enabled": True}
+            for name, service in PROXIES.items()
+        ]  # fmt: skip
 
     # -- persistence -------------------------------------------------------------------
     @contextlib.contextmanager
@@ -142,20 +405,23 @@ class LocalTarget(Target):
         if self._services is None:
             builders: dict[str, Callable[[], ProcessSpec]] = {
                 "db": self._db_spec,
+                "proxy": self._proxy_spec,
                 "api": self._api_spec,
                 "node_exporter": self._node_exporter_spec,
                 "postgres_exporter": self._postgres_exporter_spec,
                 "alertmanager": self._alertmanager_spec,
                 "prometheus": self._prometheus_spec,
             }
-            names = [n for n in ORDER if n in CORE or self._monitoring_available(n)]
+            names = [n for n in ORDER if n in CORE or self._optional_available(n)]
             self._services = {
                 n: ProcessService(n, self, builders[n], self.state_dir / "logs" / f"{n}.log")
                 for n in names
             }
         return self._services
 
-    def _monitoring_available(self, name: str) -> bool:
+    def _optional_available(self, name: str) -> bool:
+        if name == "proxy":  # an external server (OPSDRILL_TOXIPROXY_URL) is not ours to run
+            return self.options.proxy and not os.environ.get("OPSDRILL_TOXIPROXY_URL")
         return self.monitoring and shutil.which(MONITORING_BINARIES[name]) is not None
 
     def missing_monitoring(self) -> list[str]:
@@ -169,12 +435,23 @@ class LocalTarget(Target):
         env = dict(os.environ)
         env.update(
             NF_HOME=str(self.home),
-            DATABASE_URL=self.endpoints.dsn,
+            DATABASE_URL=self.app_dsn(),
             NF_API_KEY=self.secrets.api_key,
             MAX_PARALLEL_RUNS=env.get("MAX_PARALLEL_RUNS", "2"),
             PYTHONUNBUFFERED="1",
         )
+        if (cgroup := self.worker_cgroup) is not None:
+            env["NF_WORKER_CGROUP_PROCS"] = str(cgroup.procs_file)
         return env
+
+    def app_dsn(self) -> str:
+        """The app's DATABASE_URL: through the `postgres` proxy when the stack has one."""
+        dsn = self.endpoints.dsn
+        if not self.options.proxy:
+            return dsn
+        parts = urlsplit(dsn)
+        netloc = parts.netloc.rsplit(":", 1)[0] + f":{self._port('proxy_postgres')}"
+        return parts._replace(netloc=netloc).geturl()
 
     # -- service specs -----------------------------------------------------------------
     def _db_spec(self) -> ProcessSpec:
@@ -203,6 +480,38 @@ class LocalTarget(Target):
             port=port,
             before_start=lambda: self.home.mkdir(parents=True, exist_ok=True),
         )  # fmt: skip
+
+    def _proxy_spec(self) -> ProcessSpec:
+        """toxiproxy-server if installed, else the embedded one; proxies come from a file."""
+        port = self._port("proxy")
+        config = self.state_dir / "proxy" / "proxies.json"
+        binary = shutil.which("toxiproxy-server")
+        if binary:
+            argv = [binary, "-host", "127.0.0.1", "-port", str(port), "-config", str(config)]
+        else:
+            argv = [sys.executable, "-m", "opsdrill.toxiproxy", "--host", "127.0.0.1",
+                    "--port", str(port), "--config", str(config)]  # fmt: skip
+
+        def write_config() -> None:
+            config.parent.mkdir(parents=True, exist_ok=True)
+            config.write_text(json.dumps(self.proxies_config(), indent=2) + "\n")
+
+        return ProcessSpec(
+            argv=argv,
+            ready=lambda: http_ok(f"http://127.0.0.1:{port}/proxies"),
+            url=f"http://127.0.0.1:{port}",
+            port=port,
+            before_start=write_config,
+        )
+
+    def _populate_external_proxy(self) -> None:
+        """With OPSDRILL_TOXIPROXY_URL, create (or replace) our proxies on that server."""
+        import httpx
+
+        url = self.toxiproxy_url
+        resp = httpx.post(f"{url}/populate", json=self.proxies_config(), timeout=5)
+        if resp.status_code >= 300:
+            raise ServiceError(f"Toxiproxy at {url} refused our proxies: {resp.text.strip()}")
 
     def _exporter_ready(self, port: int) -> bool:
         return http_ok(f"http://127.0.0.1:{port}/metrics")
@@ -327,6 +636,7 @@ class LocalTarget(Target):
     def up(self, *, train: bool = True, say: Say = print) -> None:
         """Start every service not already running; first time: create, seed and train."""
         self.clean_stale(say)
+        self._apply_options(say)
         if missing := self.missing_monitoring():
             packages = " ".join(MONITORING_BINARIES[m] for m in missing)
             say(f"monitoring not installed, skipped: {', '.join(missing)} "
@@ -334,8 +644,11 @@ class LocalTarget(Target):
         cluster = self.cluster
         cluster.init()
         for name, service in self.services.items():
-            if service.is_running() and service.healthy():
-                say(f"{name:<18} already running   pid {service.pid()}")
+            if service.is_running():
+                # a running but unhealthy service is a finding for the checks, not a reason
+                # to wait for it here or to restart it behind the user's back
+                health = "" if service.healthy() else "  (running, but NOT healthy)"
+                say(f"{name:<18} already running   pid {service.pid()}{health}")
                 continue
             t0 = time.monotonic()
             service.start(timeout=120.0 if name == "api" else 60.0)
@@ -343,8 +656,31 @@ class LocalTarget(Target):
                 f"{service.url or ''}")  # fmt: skip
             if name == "db":
                 self._bootstrap_db()
+                if self.options.proxy and "proxy" not in self.services:
+                    self._populate_external_proxy()
         if not self._state().initialized:
             self._first_data(train=train, say=say)
+
+    def _apply_options(self, say: Say) -> None:
+        """Mount the data fs and create the worker cgroup before the app starts; save them."""
+        saved = StackOptions.load(self.state_dir)
+        running = [n for n, s in self.services.items() if s.is_running()]
+        if saved is not None and saved != self.options and running:
+            raise UsageError(
+                f"the stack in {self.state_dir} runs with {saved}, not {self.options}; "
+                "run 'opsdrill down' first to change its options"
+            )
+        if (fs := self.data_fs) is not None:
+            if reason := DataFilesystem.supported():
+                raise UsageError(f"cannot give the stack a data filesystem: {reason}; "
+                                 f"start it without --data-fs-size")  # fmt: skip
+            if "api" in running and not fs.mounted():
+                raise UsageError("the app already runs without the data filesystem; "
+                                 "run 'opsdrill down' first")  # fmt: skip
+            fs.mount(say)
+        if (cgroup := self.worker_cgroup) is not None:
+            cgroup.create()
+        self.options.save(self.state_dir)
 
     def _bootstrap_db(self) -> None:
         import psycopg
@@ -368,6 +704,7 @@ class LocalTarget(Target):
             run = first_data.train_first_model(self)
             say(f"{'first model':<18} run {run['run_id']} {run['model_name']} "
                 f"completed in {time.monotonic() - t0:4.1f} s")  # fmt: skip
+        say(f"{'first backup':<18} {first_data.backup(self)}")
         with self._locked() as state:
             state.initialized = train
 
@@ -387,10 +724,20 @@ class LocalTarget(Target):
                 errors.append(str(exc))
         if errors:
             raise ServiceError("; ".join(errors))
+        self._release_options(say)
+
+    def _release_options(self, say: Say) -> None:
+        """After the app has stopped: unmount the data fs, remove the worker cgroup."""
+        if (fs := self.data_fs) is not None:
+            fs.unmount(say)
+        if (cgroup := self.worker_cgroup) is not None:
+            cgroup.remove()
 
     def destroy(self) -> None:
         """Stop everything and delete the state directory."""
         self.down(say=lambda _: None)
+        if (fs := self.data_fs) is not None and os.path.ismount(fs.mountpoint):
+            raise ServiceError(f"{fs.mountpoint} is still mounted; not deleting {self.state_dir}")
         if (self.state_dir / STATE_FILE).exists():
             shutil.rmtree(self.state_dir)
 

@@ -1,0 +1,140 @@
+"""Runbook §5.2.4: the disk holding models and logs is full. Real ENOSPC, detected, cleaned up.
+
+Needs a stack with a size-limited data filesystem (`opsdrill up --data-fs-size 64m`, or
+OPSDRILL_DATA_FS_SIZE=64m for the stack the plugin starts): filling the machine's own disk is
+never an option. The ballast is a forgotten temp file; the §5.2.4 clean-up finds and deletes it.
+"""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.faults.disk_full import DiskFull, probe_write
+from opsdrill.recovery.disk_cleanup import clean_up
+from opsdrill.targets.base import Target
+from opsdrill.targets.local import LocalTarget
+
+from .conftest import AssertDrill, Probes
+
+pytestmark = [pytest.mark.destructive, pytest.mark.runbook("5.2.4")]
+
+RUN = {
+    "series_id": "airpassengers",
+    "model_name": "MLP",
+    "horizon": 12,
+    "max_steps": 5,
+    "run_name": "opsdrill-disk-full",
+}
+
+
+@pytest.fixture
+def data_fs_target(target: Target) -> LocalTarget:
+    if not isinstance(target, LocalTarget):
+        pytest.skip("the disk drill fills a filesystem of the embedded stack only")
+    fs = target.data_fs
+    if fs is None or not fs.mounted():
+        pytest.skip(
+            "the stack has no size-limited data filesystem: start the stack with "
+            "'opsdrill up --data-fs-size 64m' (or OPSDRILL_DATA_FS_SIZE=64m) to run it"
+        )
+    return target
+
+
+class TrainingDuringFault:
+    """Submits one run on first use, then answers: did it fail with ENOSPC, logged as such?"""
+
+    def __init__(self, target: LocalTarget) -> None:
+        self.ep = target.endpoints
+        self.run_id: int | None = None
+        self.run: dict[str, Any] = {}
+        self.log_rows: list[tuple[Any, ...]] = []
+
+    def failed_with_enospc(self) -> bool:
+        if self.run_id is None:
+            resp = httpx.post(
+                f"{self.ep.api_url}/runs",
+                json=RUN,
+                timeout=10,
+                headers={"X-API-Key": self.ep.api_key or ""},
+            )
+            self.run_id = int(resp.json()["run_id"])
+        self.run = httpx.get(f"{self.ep.api_url}/runs/{self.run_id}", timeout=5).json()
+        if self.run["status"] != "failed":
+            return False
+        with psycopg.connect(self.ep.dsn, connect_timeout=5) as conn:
+            self.log_rows = conn.execute(
+                "SELECT exception_type, log_message FROM system_logs WHERE run_id = %s "
+                "AND log_level = 'ERROR'",
+                (self.run_id,),
+            ).fetchall()
+        return any("No space left on device" in str(msg) for _, msg in self.log_rows)
+
+
+def _health_names_storage_enospc(api_url: str) -> bool:
+    resp = httpx.get(f"{api_url}/health", timeout=2)
+    body = resp.json()
+    return (
+        resp.status_code == 503
+        and "storage" in body.get("failing", [])
+        and ("ENOSPC" in body.get("error", ""))
+    )
+
+
+def test_disk_full_is_detected_and_cleaned_up(
+    data_fs_target: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+) -> None:
+    target = data_fs_target
+    home = target.home
+    training = TrainingDuringFault(target)
+
+    def enospc() -> bool:
+        error = probe_write(home)
+        return error is not None and error.errno == errno.ENOSPC
+
+    detectors = [
+        Detector(
+            "/health 503 naming storage ENOSPC",
+            lambda: _health_names_storage_enospc(target.endpoints.api_url),
+            10,
+        ),
+        Detector(
+            "a training run fails with ENOSPC in system_logs", training.failed_with_enospc, 180
+        ),
+    ]
+    resolved = []
+    if probes.has_prometheus:
+        detectors.append(probes.alert("HighDiskUsage", "firing", timeout=60))
+        resolved.append(probes.alert("HighDiskUsage", None, timeout=60))
+    spec = DrillSpec(
+        name="disk-full",
+        title="Data filesystem full (No space left on device)",
+        runbook="5.2.4",
+        severity="P2",
+        fault=DiskFull(target),
+        effect=Detector("a write in NF_HOME fails with ENOSPC", enospc, 10),
+        detectors=detectors,
+        steady=[*probes.steady(), Detector("a write in NF_HOME works", lambda: not enospc())],
+        resolved=resolved,
+        recover=lambda: clean_up(home).actions,
+        availability_url=f"{target.endpoints.api_url}/health",
+        dsn=target.endpoints.dsn,
+    )
+    result = run_drill(spec, incident_dir)
+    for action in result.actions:
+        print(f"  {action}")
+    print(
+        f"  run {training.run_id}: {training.run.get('status')} "
+        f"{training.run.get('error_message')}; logged {training.log_rows}"
+    )
+    assert_drill(result)
+    assert any("opsdrill-ballast" in a and "temp file" in a for a in result.actions), (
+        "the §5.2.4 clean-up did not find the ballast as an old temp file"
+    )
+    assert any(kind == "OSError" for kind, _ in training.log_rows), training.log_rows

@@ -1,0 +1,192 @@
+"""Runbook §5.2.5 (slow API) and §5.2.2 (app ↔ database): real network faults via Toxiproxy.
+
+Needs a stack with the proxy (`opsdrill up --proxy`, or OPSDRILL_PROXY=1): the app reaches
+PostgreSQL through the proxy `postgres`, and clients can reach the API through `api`. Each
+drill measures the fault's effect against the configured figure, not just its presence.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.faults.network import Latency, ResetPeer
+from opsdrill.targets.base import Target
+from opsdrill.targets.local import LocalTarget
+
+from .conftest import AssertDrill, Probes
+
+pytestmark = [pytest.mark.destructive]
+
+DELAY_MS = 300
+PREDICT = {"series_id": "airpassengers", "horizon": 12}
+
+
+@pytest.fixture
+def proxied(target: Target) -> LocalTarget:
+    if not isinstance(target, LocalTarget) or target.toxiproxy_url is None:
+        pytest.skip(
+            "the stack has no Toxiproxy between its parts: start it with "
+            "'opsdrill up --proxy' (or OPSDRILL_PROXY=1) to run network drills"
+        )
+    return target
+
+
+def db_round_trip(dsn: str) -> float:
+    """Seconds for one `SELECT 1` on an open autocommit connection: one network round trip."""
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("SELECT 1")
+        t0 = time.perf_counter()
+        conn.execute("SELECT 1").fetchone()
+        return time.perf_counter() - t0
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20, method="inclusive")[-1]
+
+
+def forecast_latencies(api_url: str, count: int = 8) -> list[float]:
+    out = []
+    for _ in range(count):
+        t0 = time.perf_counter()
+        httpx.post(f"{api_url}/predict", json=PREDICT, timeout=30).raise_for_status()
+        out.append(time.perf_counter() - t0)
+    return out
+
+
+def health_latency(url: str) -> float:
+    t0 = time.perf_counter()
+    httpx.get(f"{url}/health", timeout=10)
+    return time.perf_counter() - t0
+
+
+@pytest.mark.runbook("5.2.5")
+def test_db_latency_raises_forecast_p95(
+    proxied: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+) -> None:
+    target = proxied
+    api, app_dsn = target.endpoints.api_url, target.app_dsn()
+    base_rtt = min(db_round_trip(app_dsn) for _ in range(3))
+    base_p95 = p95(forecast_latencies(api))
+    seen: dict[str, float] = {}
+
+    def delayed() -> bool:
+        seen["rtt"] = db_round_trip(app_dsn)
+        return seen["rtt"] - base_rtt >= 0.8 * DELAY_MS / 1000
+
+    def slo_breached() -> bool:  # §2.3: prediction latency p95 < 500 ms
+        seen["p95"] = p95(forecast_latencies(api, 3))
+        return seen["p95"] > 0.5
+
+    def diagnose() -> list[str]:  # §5.2.5 diagnose: network latency to the database
+        rtt = db_round_trip(app_dsn)
+        return [
+            f"§5.2.5 diagnose: app → database round trip {rtt * 1000:.0f} ms (baseline "
+            f"{base_rtt * 1000:.1f} ms): the network, not a slow statement"
+        ]
+
+    spec = DrillSpec(
+        name="db-latency",
+        title=f"{DELAY_MS} ms latency between the app and PostgreSQL",
+        runbook="5.2.5",
+        severity="P2",
+        fault=Latency(target, proxy="postgres", latency=DELAY_MS),
+        effect=Detector("database round trip delayed", delayed, 10),
+        detectors=[Detector("forecast p95 above the 500 ms SLO", slo_breached, 30)],
+        steady=probes.steady(),
+        recover=diagnose,
+        availability_url=f"{api}/health",
+        dsn=target.endpoints.dsn,
+    )
+    result = run_drill(spec, incident_dir)
+    added = (seen["rtt"] - base_rtt) * 1000
+    print(
+        f"  DB round trip +{added:.0f} ms (configured {DELAY_MS}); forecast p95 "
+        f"{base_p95 * 1000:.0f} ms -> {seen.get('p95', 0) * 1000:.0f} ms; "
+        f"{result.failed_probes}/{result.total_probes} /health probes not 200"
+    )
+    assert_drill(result)
+    assert 0.8 * DELAY_MS <= added <= 1.5 * DELAY_MS + 100, f"measured +{added:.0f} ms"
+    assert seen["p95"] - base_p95 >= DELAY_MS / 1000 * 0.8
+
+
+@pytest.mark.runbook("5.2.2")
+def test_db_connection_reset_is_detected_and_recovered(
+    proxied: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+) -> None:
+    target = proxied
+    api_pid = target.service("api").pid()
+
+    def app_path_refused() -> bool:
+        try:
+            db_round_trip(target.app_dsn())
+        except psycopg.OperationalError:
+            return True
+        return False
+
+    spec = DrillSpec(
+        name="db-connection-reset",
+        title="Connections between the app and PostgreSQL reset",
+        runbook="5.2.2",
+        severity="P1",
+        fault=ResetPeer(target, proxy="postgres", timeout=0),
+        effect=Detector(
+            "connections through the app's database path are reset", app_path_refused, 10
+        ),
+        detectors=[probes.health_is(503, timeout=10)],
+        steady=probes.steady(),
+        hold=2.0,
+        availability_url=f"{target.endpoints.api_url}/health",
+        dsn=target.endpoints.dsn,
+    )
+    result = run_drill(spec, incident_dir)
+    assert_drill(result)
+    assert result.failed_probes > 0, "the availability probe never saw the outage"
+    assert target.service("api").pid() == api_pid, "the app must recover without a restart"
+
+
+@pytest.mark.runbook("5.2.5")
+def test_client_to_api_latency_is_what_clients_see(
+    proxied: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+) -> None:
+    target = proxied
+    front = target.proxied_api_url
+    assert front is not None
+    base = min(health_latency(front) for _ in range(5))
+    seen: dict[str, float] = {}
+
+    def slow_for_clients() -> bool:
+        seen["latency"] = min(health_latency(front) for _ in range(3))
+        return seen["latency"] - base >= 0.8 * DELAY_MS / 1000
+
+    spec = DrillSpec(
+        name="api-latency",
+        title=f"{DELAY_MS} ms latency between clients and the API",
+        runbook="5.2.5",
+        severity="P3",
+        fault=Latency(target, proxy="api", latency=DELAY_MS),
+        effect=Detector("clients see the delay", slow_for_clients, 10),
+        detectors=[
+            Detector(
+                "/health through the proxy slower than 250 ms",
+                lambda: health_latency(front) > 0.25,
+                10,
+            )
+        ],
+        steady=[
+            *probes.steady(),
+            Detector("fast through the proxy", lambda: health_latency(front) < 0.25, 10),
+        ],
+        availability_url=f"{front}/health",
+    )
+    result = run_drill(spec, incident_dir)
+    added = (seen["latency"] - base) * 1000
+    print(f"  client-side /health +{added:.0f} ms (configured {DELAY_MS})")
+    assert_drill(result)
+    assert 0.8 * DELAY_MS <= added <= 1.5 * DELAY_MS + 100, f"measured +{added:.0f} ms"

@@ -1,0 +1,113 @@
+"""Runbook §5.2.3, host case: a training worker exceeds its memory and the kernel kills it.
+
+The stack's workers run in a cgroup v1 memory group (NF_WORKER_CGROUP_PROCS); the fault lowers
+its limit below what a worker needs, so the OOM killer SIGKILLs the worker for real. The run
+must end `failed` naming the signal, the API (outside the group) must answer 200 throughout,
+and once the limit is restored the next run must complete.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.faults.host_oom import HostOom, oom_kills
+from opsdrill.targets.base import Target
+from opsdrill.targets.first_data import wait_for_run
+from opsdrill.targets.local import LocalTarget
+
+from .conftest import AssertDrill, Probes
+
+pytestmark = [pytest.mark.destructive, pytest.mark.runbook("5.2.3")]
+
+RUN = {"series_id": "airpassengers", "model_name": "MLP", "horizon": 12, "max_steps": 5}
+
+
+@pytest.fixture
+def cgroup_target(target: Target) -> LocalTarget:
+    if not isinstance(target, LocalTarget):
+        pytest.skip("the OOM drill limits the embedded stack's worker cgroup only")
+    cgroup = target.worker_cgroup
+    if cgroup is None or not cgroup.path.is_dir():
+        pytest.skip(
+            "the stack has no worker memory cgroup: it needs root and cgroup v1 memory, "
+            "and an app started by 'opsdrill up' after this feature existed"
+        )
+    return target
+
+
+def _submit(target: LocalTarget, name: str) -> int:
+    ep = target.endpoints
+    resp = httpx.post(
+        f"{ep.api_url}/runs",
+        json={**RUN, "run_name": name},
+        timeout=10,
+        headers={"X-API-Key": ep.api_key or ""},
+    )
+    assert resp.status_code == 201, resp.text
+    return int(resp.json()["run_id"])
+
+
+class OomWatch:
+    """Submits a run on first use; then: has the cgroup's OOM killer struck, and the run failed?"""
+
+    def __init__(self, target: LocalTarget) -> None:
+        self.target = target
+        self.cgroup = target.worker_cgroup.path  # type: ignore[union-attr]
+        self.before = oom_kills(self.cgroup)
+        self.run_id: int | None = None
+        self.run: dict[str, Any] = {}
+
+    def oom_killed(self) -> bool:
+        if self.run_id is None:
+            self.run_id = _submit(self.target, "opsdrill-oom")
+        return oom_kills(self.cgroup) > self.before
+
+    def run_failed_with_sigkill(self) -> bool:
+        url = self.target.endpoints.api_url
+        self.run = httpx.get(f"{url}/runs/{self.run_id}", timeout=5).json()
+        return self.run["status"] == "failed" and "SIGKILL" in (self.run["error_message"] or "")
+
+
+def test_worker_oom_kill_fails_the_run_and_spares_the_api(
+    cgroup_target: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+) -> None:
+    target = cgroup_target
+    watch = OomWatch(target)
+
+    def diagnose() -> list[str]:  # §5.2.3 diagnose: memory, largest consumers, running runs
+        cg = watch.cgroup
+        return [
+            f"§5.2.3 diagnose: worker cgroup limit "
+            f"{int((cg / 'memory.limit_in_bytes').read_text()) // 2**20} MiB, peak "
+            f"{int((cg / 'memory.max_usage_in_bytes').read_text()) // 2**20} MiB, "
+            f"OOM kills {oom_kills(cg) - watch.before} during the drill",
+            f"§5.2.3: run {watch.run_id} {watch.run.get('status')}: "
+            f"{watch.run.get('error_message')}",
+            "§5.2.3 fix: the workers' memory limit is restored (no leak in the app to restart)",
+        ]
+
+    spec = DrillSpec(
+        name="host-oom",
+        title="Training worker killed by the kernel OOM killer (host out of memory)",
+        runbook="5.2.3",
+        severity="P2",
+        fault=HostOom(target, limit_mb=120),
+        effect=Detector("the cgroup's OOM killer killed a worker", watch.oom_killed, 180),
+        detectors=[Detector("run failed, SIGKILL named", watch.run_failed_with_sigkill, 60)],
+        steady=probes.steady(),
+        recover=diagnose,
+        availability_url=f"{target.endpoints.api_url}/health",
+        dsn=target.endpoints.dsn,
+    )
+    result = run_drill(spec, incident_dir)
+    for action in result.actions:
+        print(f"  {action}")
+    assert_drill(result)
+    assert result.failed_probes == 0, "the API must answer 200 while a worker is OOM-killed"
+    after = wait_for_run(target.endpoints.api_url, _submit(target, "opsdrill-after-oom"), 300)
+    assert after["status"] == "completed", f"the next run did not complete: {after}"

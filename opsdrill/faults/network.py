@@ -1,0 +1,177 @@
+"""Network faults through Toxiproxy: runbook §5.2.5 (slow API) and §5.2.2 (app ↔ database).
+
+The stack started with a proxy (`opsdrill up --proxy`) routes the app's DATABASE_URL through
+the Toxiproxy proxy `postgres` and offers the API behind the proxy `api`. Each fault adds one
+toxic (latency, timeout, reset_peer, bandwidth) to one proxy and stream, through the
+`toxiproxy-python` client. The toxic's name, proxy and server URL are journaled before it is
+added; the revert deletes it by name, so `opsdrill rollback` in another process undoes it too
+(the proxy outlives the runner). A proxy process that died took its toxics with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from opsdrill.errors import FaultNotEffective, MissingDependency
+from opsdrill.faults.base import Fault, register
+from opsdrill.targets.local import LocalTarget
+
+__all__ = ["Bandwidth", "Latency", "NetworkToxic", "ResetPeer", "Timeout", "toxics_on"]
+
+#: the client keeps the server's host and port in class attributes: one user at a time
+_CLIENT_LOCK = threading.Lock()
+
+
+def _call(url: str, action: Any) -> Any:
+    """Run `action(Toxiproxy())` against the server at `url`."""
+    try:
+        from toxiproxy import Toxiproxy  # type: ignore[import-untyped]
+    except ImportError as exc:
+        raise MissingDependency(
+            "network faults need the Toxiproxy client: pip install toxiproxy-python"
+        ) from exc
+    parts = urlsplit(url)
+    with _CLIENT_LOCK:
+        client = Toxiproxy()
+        client.update_api_consumer(parts.hostname, parts.port)
+        return action(client)
+
+
+def toxics_on(url: str, proxy: str) -> list[str]:
+    """Names of the toxics on `proxy` now (empty when the proxy does not exist)."""
+
+    def names(client: Any) -> list[str]:
+        found = client.get_proxy(proxy)
+        return [] if found is None else sorted(found.toxics())
+
+    return list(_call(url, names))
+
+
+class NetworkToxic(Fault):
+    toxic_type: ClassVar[str]
+
+    def __init__(
+        self,
+        target: LocalTarget,
+        *,
+        proxy: str = "postgres",
+        stream: str = "downstream",
+        toxicity: float = 1.0,
+        **attributes: int,
+    ) -> None:
+        super().__init__(target, proxy=proxy, stream=stream, toxicity=toxicity, **attributes)
+
+    @property
+    def attributes(self) -> dict[str, int]:
+        return {k: v for k, v in self.params.items() if k not in ("proxy", "stream", "toxicity")}
+
+    def describe(self) -> str:
+        attrs = ", ".join(f"{k}={v}" for k, v in self.attributes.items())
+        return f"{self.kind}({self.params['proxy']}/{self.params['stream']}: {attrs})"
+
+    def _url(self) -> str:
+        url = self.entry.undo.get("url") or self.target.toxiproxy_url
+        if not url:
+            raise FaultNotEffective(
+                f"the stack in {self.target.state_dir} has no Toxiproxy between its parts; "
+                "start it with 'opsdrill up --proxy' to run network faults"
+            )
+        return str(url)
+
+    def _inject(self) -> None:
+        url, proxy = self._url(), self.params["proxy"]
+        name = f"opsdrill-{self.kind}-{self.entry.fault_id}"
+        self.save_undo(url=url, toxic=name)
+
+        def add(client: Any) -> None:
+            found = client.get_proxy(proxy)
+            if found is None:
+                raise FaultNotEffective(f"Toxiproxy at {url} has no proxy named {proxy!r}")
+            found.add_toxic(
+                name=name,
+                type=self.toxic_type,
+                stream=self.params["stream"],
+                toxicity=self.params["toxicity"],
+                attributes=self.attributes,
+            )
+
+        _call(url, add)
+        if name not in toxics_on(url, proxy):
+            raise FaultNotEffective(f"toxic {name} was added but {proxy!r} does not list it")
+
+    def _revert(self) -> None:
+        name = self.entry.undo.get("toxic")
+        if not name or self._proxy_gone():
+            return
+        proxy = self.params["proxy"]
+
+        def remove(client: Any) -> None:
+            from toxiproxy.exceptions import NotFound  # type: ignore[import-untyped]
+
+            found = client.get_proxy(proxy)
+            if found is not None and name in found.toxics():
+                with contextlib.suppress(NotFound):  # removed meanwhile: what we wanted
+                    found.destroy_toxic(name)
+
+        _call(self._url(), remove)
+
+    def _proxy_gone(self) -> bool:
+        """True when our embedded proxy process is not running: its toxics died with it."""
+        service = self.target.services.get("proxy")
+        return service is not None and not service.is_running()
+
+
+@register
+class Latency(NetworkToxic):
+    """Every chunk on the stream is delayed by `latency` ms (± `jitter`)."""
+
+    kind = "net_latency"
+    toxic_type = "latency"
+    blast_radius = "every request crossing the proxy: slower, not failed"
+    undo_summary = "remove the latency toxic by name"
+
+    def __init__(self, target: LocalTarget, *, latency: int = 300, jitter: int = 0,
+                 **kw: Any) -> None:  # fmt: skip
+        super().__init__(target, latency=latency, jitter=jitter, **kw)
+
+
+@register
+class Timeout(NetworkToxic):
+    """Data stops flowing; connections are closed after `timeout` ms (0: held forever)."""
+
+    kind = "net_timeout"
+    toxic_type = "timeout"
+    blast_radius = "every connection crossing the proxy hangs, then is closed"
+    undo_summary = "remove the timeout toxic by name"
+
+    def __init__(self, target: LocalTarget, *, timeout: int = 0, **kw: Any) -> None:
+        super().__init__(target, timeout=timeout, **kw)
+
+
+@register
+class ResetPeer(NetworkToxic):
+    """Connections are reset (TCP RST) after `timeout` ms: the peer sees ECONNRESET."""
+
+    kind = "net_reset_peer"
+    toxic_type = "reset_peer"
+    blast_radius = "every connection crossing the proxy is reset, new ones too"
+    undo_summary = "remove the reset_peer toxic by name"
+
+    def __init__(self, target: LocalTarget, *, timeout: int = 0, **kw: Any) -> None:
+        super().__init__(target, timeout=timeout, **kw)
+
+
+@register
+class Bandwidth(NetworkToxic):
+    """The stream is limited to `rate` KB/s."""
+
+    kind = "net_bandwidth"
+    toxic_type = "bandwidth"
+    blast_radius = "large responses crossing the proxy slow down"
+    undo_summary = "remove the bandwidth toxic by name"
+
+    def __init__(self, target: LocalTarget, *, rate: int = 1, **kw: Any) -> None:
+        super().__init__(target, rate=rate, **kw)
