@@ -1,0 +1,217 @@
+"""The runbook's recovery procedures (opsdrill.recovery) against a real embedded stack."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from opsdrill.probes.http import http_ok
+from opsdrill.processes import ProcessRef, spawn
+from opsdrill.recovery.blocking_sessions import (
+    blocking_pids,
+    terminate_blockers,
+    waiting_sessions,
+)
+from opsdrill.recovery.db_recovery import newest_backup
+from opsdrill.recovery.idle_sessions import terminate_idle
+from opsdrill.recovery.port_owner import listening_pids
+from opsdrill.recovery.service_restart import app_pid_file, leftover_pid, restart_service
+from opsdrill.targets.local import LocalTarget
+
+SLEEPER = "import time; time.sleep(120)"
+
+
+def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(0.05)
+
+
+# -- no stack needed -----------------------------------------------------------------------
+
+
+def test_port_owner_finds_the_listening_pid_from_proc() -> None:
+    with socket.socket() as listener, socket.socket() as client:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        port = listener.getsockname()[1]
+        assert listening_pids(port) == [os.getpid()]
+        client.connect(("127.0.0.1", port))  # a connected socket is not a listener
+        assert listening_pids(client.getsockname()[1]) == []
+
+
+def test_newest_backup_is_chosen_by_mtime_and_only_full_dumps(tmp_path: Path) -> None:
+    old, new = tmp_path / "full_20300101T000000Z.dump.gz", tmp_path / "full_20200101.dump.gz"
+    for i, path in enumerate([old, new, tmp_path / "pre_restore_x.dump.gz"]):
+        path.write_bytes(b"x")
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+    assert newest_backup(tmp_path) == new
+
+
+@pytest.fixture
+def sleepers(tmp_path: Path) -> Iterator[Callable[[Path], ProcessRef]]:
+    """Processes whose command line mentions the app, as `pkill -f` would see them."""
+    started: list[ProcessRef] = []
+
+    def start(cwd: Path) -> ProcessRef:
+        ref = spawn([sys.executable, "-c", SLEEPER, "nf_auto_runner.app.main"],
+                    log=tmp_path / "sleeper.log", cwd=cwd)  # fmt: skip
+        started.append(ref)
+        wait_for(lambda: Path(f"/proc/{ref.pid}/cmdline").read_bytes().count(b"\0") > 2, 5,
+                 "sleeper running")  # fmt: skip
+        return ref
+
+    yield start
+    for ref in started:
+        ref.signal(signal.SIGKILL)
+
+
+def test_leftover_pid_is_only_this_homes_app(
+    tmp_path: Path, sleepers: Callable[[Path], ProcessRef]
+) -> None:
+    home, elsewhere = tmp_path / "home", tmp_path / "other"
+    home.mkdir()
+    elsewhere.mkdir()
+    pid_file = home / "run" / "app.pid"
+    pid_file.parent.mkdir()
+    stranger = sleepers(elsewhere)
+    pid_file.write_text(f"{stranger.pid}\n")
+    assert leftover_pid(pid_file, home) is None, "a process of another home is not ours"
+    ours = sleepers(home)
+    pid_file.write_text(f"{ours.pid}\n")
+    assert leftover_pid(pid_file, home) == ours.pid
+    pid_file.write_text("999999999\n")
+    assert leftover_pid(pid_file, home) is None
+
+
+# -- on the embedded stack -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_restart_kills_the_leftover_by_pid_file_and_spares_lookalikes(
+    stack: LocalTarget, sleepers: Callable[[Path], ProcessRef], tmp_path: Path
+) -> None:
+    stack.service("api").stop()
+    leftover = sleepers(stack.home)  # an old app instance the state no longer knows
+    app_pid_file(stack).write_text(f"{leftover.pid}\n")
+    lookalike = sleepers(tmp_path)  # `pkill -9 -f nf_auto_runner` would kill this too
+    actions = restart_service(stack, interval=0.5)
+    assert not leftover.alive(), "the leftover named by the pid file must be killed"
+    assert lookalike.alive(), "a process that merely matches the name must survive"
+    assert any(f"killed leftover pid {leftover.pid}" in a for a in actions), actions
+    assert http_ok(f"{stack.endpoints.api_url}/health")
+    assert app_pid_file(stack).read_text().strip() == str(stack.service("api").pid())
+
+
+@pytest.fixture
+def admin(stack: LocalTarget) -> str:
+    return stack.endpoints.admin_dsn or ""
+
+
+def _alive_sessions(admin: str, name: str) -> int:
+    with psycopg.connect(admin, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (name,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.mark.slow
+def test_terminate_idle_ends_only_sessions_idle_past_the_threshold(
+    stack: LocalTarget, admin: str
+) -> None:
+    def session(name: str) -> psycopg.Connection[Any]:
+        return psycopg.connect(stack.endpoints.dsn, autocommit=True, application_name=name)
+
+    old = [session("test-idle-old") for _ in range(3)]
+    busy = psycopg.connect(stack.endpoints.dsn, application_name="test-in-transaction")
+    busy.execute("SELECT 1")  # idle in transaction: not "idle", not the runbook's target
+    try:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            wait_for(lambda: conn.execute(
+                "SELECT bool_and(state_change < now() - interval '1 second') "
+                "FROM pg_stat_activity WHERE application_name = 'test-idle-old'"
+            ).fetchone()[0], 10, "sessions idle for 1 s")  # fmt: skip
+        fresh = session("test-idle-fresh")
+        actions = terminate_idle(admin, idle_for=1.0)
+        assert "test-idle-old" in actions[0]
+        assert _alive_sessions(admin, "test-idle-old") == 0
+        assert _alive_sessions(admin, "test-idle-fresh") == 1
+        assert _alive_sessions(admin, "test-in-transaction") == 1
+        fresh.close()
+    finally:
+        for conn in [*old, busy]:
+            with contextlib.suppress(Exception):
+                conn.close()
+    wait_for(lambda: http_ok(f"{stack.endpoints.api_url}/health"), 30, "/health 200")
+
+
+@pytest.mark.slow
+def test_terminate_blockers_ends_the_head_of_the_lock_queue_only(
+    stack: LocalTarget, admin: str
+) -> None:
+    assert terminate_blockers(admin) == [
+        "§5.2.2 fix 3: no session is waiting on a lock; nothing terminated"
+    ]
+    blocker = psycopg.connect(admin, application_name="test-blocker")
+    blocker.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+    waited: list[int] = []
+
+    def wait_on_lock() -> None:
+        with psycopg.connect(admin, autocommit=True, application_name="test-waiter") as conn:
+            waited.append(int(conn.execute("SELECT count(*) FROM runs").fetchone()[0]))
+
+    waiter = threading.Thread(target=wait_on_lock)
+    waiter.start()
+    try:
+        wait_for(lambda: waiting_sessions(admin), 10, "a session waits on the lock")
+        assert blocking_pids(admin) == [blocker.info.backend_pid]
+        actions = terminate_blockers(admin)
+        assert f"pid {blocker.info.backend_pid} (test-blocker" in actions[0], actions
+        waiter.join(10)
+        assert waited, "the waiter must get its answer once the blocker is gone"
+        assert _alive_sessions(admin, "test-blocker") == 0
+    finally:
+        with contextlib.suppress(Exception):
+            blocker.close()
+        waiter.join(10)
+
+
+def test_restart_service_fails_loudly_when_health_never_answers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A started app whose /health never answers 200 ends in ServiceError, not silence."""
+    from opsdrill.errors import ServiceError
+    from opsdrill.recovery import service_restart
+
+    class FakeApi:
+        def pid(self) -> None:
+            return None
+
+        def healthy(self) -> bool:
+            return False
+
+        def stop(self, timeout: float = 30) -> None:
+            pass
+
+        def start(self, timeout: float = 60) -> None:
+            pass
+
+    target = LocalTarget(tmp_path)
+    monkeypatch.setattr(LocalTarget, "service", lambda self, name: FakeApi())
+    monkeypatch.setattr(service_restart, "http_ok", lambda url: False)
+    with pytest.raises(ServiceError, match="did not answer 200 in 3 polls"):
+        restart_service(target, polls=3, interval=0.01)
