@@ -1,0 +1,199 @@
+"""Run the locustfile headless in its own process(es) and return a typed `LoadResult`.
+
+Locust never runs in the caller's process (it monkey-patches with gevent). Three shapes:
+one local process, `processes=N` (Locust's --processes: a master and N forked workers), or
+`workers=N` (a master and N separate `locust --worker` processes on loopback, exactly what
+other hosts would run). Every process reads the same OPSDRILL_LOAD_CONFIG and shares one
+wall-clock start, so their schedules add up to the target rate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from opsdrill import ports
+from opsdrill.errors import ServiceError, TargetUnreachable
+from opsdrill.load import hdr
+from opsdrill.load.config import DEFAULT_MIX, ENV_CONFIG, ENV_KEY, LoadConfig
+from opsdrill.load.result import LoadResult, endpoint_stats, judge
+from opsdrill.slo import SloFile, load_slo_file
+
+__all__ = ["LoadHandle", "LoadProfile", "default_locustfile", "run_load", "start_load"]
+
+FINISHED = ("completed", "failed", "cancelled")
+
+
+def default_locustfile() -> Path:
+    return Path(__file__).resolve().parents[2] / "load" / "locustfile.py"
+
+
+@dataclass(frozen=True)
+class LoadProfile:
+    """Target arrival `rate` (requests/s) held for `duration` s after a linear `ramp`."""
+
+    rate: float
+    duration: float
+    ramp: float = 2.0
+    users: int | None = None  # default: 2 per request/s, so a 2 s response stalls no one
+    min_rate_ratio: float = 0.95  # below this share of the due requests: inconclusive
+    run_interval: float = 0.0  # a training run every N s during the steady phase; 0 = none
+    run_wait: float = 90.0  # how long to wait for submitted runs to finish afterwards
+    timeout: float = 5.0  # per request
+
+    @property
+    def user_count(self) -> int:
+        return self.users or max(2, math.ceil(self.rate * 2))
+
+
+class LoadHandle:
+    """A load run in progress (for drills that run under load); `wait()` gives the result."""
+
+    def __init__(self, procs: list[subprocess.Popen[bytes]], cfg: LoadConfig, work: Path,
+                 api_url: str, profile: LoadProfile, slo_file: SloFile,
+                 workers: int, deadline: float) -> None:  # fmt: skip
+        self.procs, self.cfg, self.work = procs, cfg, work
+        self.api_url, self.profile, self.slo_file = api_url, profile, slo_file
+        self.workers, self.deadline = workers, deadline
+
+    def wait(self) -> LoadResult:
+        try:
+            for proc in self.procs:
+                proc.wait(timeout=max(1.0, self.deadline - time.time()))
+        except subprocess.TimeoutExpired as exc:
+            for proc in self.procs:
+                proc.kill()
+            raise ServiceError(
+                f"Locust did not finish by its deadline; logs in {self.work}"
+            ) from exc
+        path = Path(self.cfg.result_path)
+        if not path.exists():
+            log = (self.work / "master.log").read_text()[-800:]
+            raise ServiceError(f"Locust wrote no result; the end of its log: {log}")
+        return self._result(json.loads(path.read_text()))
+
+    def _result(self, raw: dict) -> LoadResult:
+        hists = {k: hdr.decode(v) for k, v in raw["hdr"].items()}
+        counts = raw["counts"]
+        paced = [k for k in counts if k != "runs:submit"]
+        achieved = sum(counts[k]["achieved"] for k in paced)
+        result = LoadResult(
+            target_rate=raw["target"] / self.cfg.duration,
+            achieved_rate=achieved / self.cfg.duration,
+            target_count=raw["target"],
+            achieved_count=achieved,
+            duration=self.cfg.duration,
+            min_rate_ratio=self.profile.min_rate_ratio,
+            complete=raw["complete"],
+            workers=len(raw["workers"]),
+            endpoints={k: endpoint_stats(k, hists[k], counts[k]) for k in sorted(hists)},
+            runs=wait_for_runs(self.api_url, raw["runs"], self.profile.run_wait),
+            artefacts={p.name: str(p) for p in sorted(self.work.glob("locust*"))},
+            histograms=hists,
+            counts=counts,
+        )
+        result.verdicts = judge(result, self.slo_file)
+        return result
+
+
+def wait_for_runs(api_url: str, run_ids: list[int], timeout: float) -> dict[str, int]:
+    """Poll the submitted runs until they finish or `timeout` passes; count their outcomes."""
+    out = {"completed": 0, "failed": 0, "cancelled": 0, "unfinished": 0}
+    deadline = time.monotonic() + timeout
+    pending = list(run_ids)
+    while pending:
+        still = []
+        for run_id in pending:
+            status = httpx.get(f"{api_url}/runs/{run_id}", timeout=5).json()["status"]
+            if status in FINISHED:
+                out[status] += 1
+            else:
+                still.append(run_id)
+        pending = still
+        if pending and time.monotonic() >= deadline:
+            out["unfinished"] = len(pending)
+            break
+        if pending:
+            time.sleep(0.5)
+    return out
+
+
+def discover_series(api_url: str, popular: list[str]) -> tuple[list[str], list[str]]:
+    """Series with a trained model: the popular ones asked for, and the long tail."""
+    try:
+        models = httpx.get(f"{api_url}/models", params={"limit": 1000}, timeout=10).json()
+    except httpx.HTTPError as exc:
+        raise TargetUnreachable(f"{api_url}/models does not answer: {exc}") from exc
+    have = sorted({m["series_id"] for m in models})
+    pop = [s for s in popular if s in have] or have[:1]
+    return pop, [s for s in have if s not in pop]
+
+
+def start_load(
+    api_url: str,
+    profile: LoadProfile,
+    *,
+    slo_file: SloFile | Path | str = "slo.yaml",
+    api_key: str | None = None,
+    reports_dir: Path | None = None,
+    processes: int = 0,
+    workers: int = 0,
+    mix: dict[str, float] | None = None,
+    popular: tuple[str, ...] = ("airpassengers",),
+    raw_dir: Path | None = None,
+    locustfile: Path | None = None,
+) -> LoadHandle:
+    """Launch Locust against `api_url` and return at once; `.wait()` for the result."""
+    slos = slo_file if isinstance(slo_file, SloFile) else load_slo_file(slo_file)
+    work = (reports_dir or Path(tempfile.mkdtemp(prefix="opsdrill-load-"))).absolute()
+    work.mkdir(parents=True, exist_ok=True)
+    pop, tail = discover_series(api_url, list(popular))
+    distributed = processes > 1 or workers > 0
+    users = profile.user_count
+    start_in = 6.0 if distributed else 3.0  # Locust's start-up, workers connecting
+    cfg = LoadConfig(
+        t0=time.time() + start_in, ramp=profile.ramp, duration=profile.duration,
+        rate_per_user=profile.rate / users, users=users, mix=dict(mix or DEFAULT_MIX),
+        popular=pop, long_tail=tail, run_interval=profile.run_interval,
+        timeout=profile.timeout, result_path=str(work / "result.json"),
+        raw_dir=str(raw_dir or ""),
+    )  # fmt: skip
+    env = dict(os.environ, **{ENV_CONFIG: cfg.to_env(), ENV_KEY: api_key or ""})
+    bound = start_in + profile.ramp + profile.duration + profile.timeout + 10
+    base = [sys.executable, "-m", "locust", "-f", str(locustfile or default_locustfile())]
+    master = [
+        *base, "--headless", "-H", api_url, "-u", str(users + 1), "-r", str(users + 1),
+        "-t", f"{math.ceil(bound)}s", "--stop-timeout", "0", "--only-summary",
+        "--csv", str(work / "locust"), "--html", str(work / "locust.html"),
+        "--exit-code-on-error", "0", "--loglevel", "WARNING",
+    ]  # fmt: skip
+    procs = []
+    if processes > 1:
+        master += ["--processes", str(processes)]
+    elif workers:
+        port = ports.free_port()
+        master += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port",
+                   str(port), "--expect-workers", str(workers)]  # fmt: skip
+        for i in range(workers):
+            log = open(work / f"worker-{i}.log", "wb")  # noqa: SIM115 (the child owns it)
+            argv = [*base, "--worker", "--master-host", "127.0.0.1",
+                    "--master-port", str(port), "--loglevel", "WARNING"]  # fmt: skip
+            procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT))
+    log = open(work / "master.log", "wb")  # noqa: SIM115
+    procs.insert(0, subprocess.Popen(master, env=env, stdout=log, stderr=subprocess.STDOUT))
+    return LoadHandle(procs, cfg, work, api_url, profile, slos, workers or processes,
+                      time.time() + bound + 30)  # fmt: skip
+
+
+def run_load(api_url: str, profile: LoadProfile, **kwargs: object) -> LoadResult:
+    """Run a load test to the end and judge it against the SLO file (see `start_load`)."""
+    return start_load(api_url, profile, **kwargs).wait()  # type: ignore[arg-type]
