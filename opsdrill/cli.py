@@ -21,6 +21,9 @@ from opsdrill.targets.local import LocalTarget
 
 __all__ = ["main"]
 
+#: the game day gives its stack a data filesystem this big, so the disk-full drill is real
+GAMEDAY_DATA_FS = "256m"
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -62,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     gameday.add_argument("--no-monitoring", action="store_true", help="skip Prometheus & co.")
     gameday.add_argument("--suite", action="append", dest="suites", metavar="NAME",
                          help="run only this suite (repeatable)")  # fmt: skip
+    gameday.add_argument("--data-fs-size", metavar="SIZE", default=None,
+                         help="size of the stack's own data filesystem, so the disk-full drill "
+                              f"can run (default {GAMEDAY_DATA_FS} when root)")  # fmt: skip
+    gameday.add_argument("--no-proxy", action="store_true",
+                         help="no Toxiproxy in front of the DB and API (network drills skip)")
     doctest = sub.add_parser("doctest", help="check every SQL statement of a Markdown runbook")
     doctest.add_argument("path", type=Path, help="the runbook, e.g. docs/RUNBOOK.md")
     where = doctest.add_mutually_exclusive_group()
@@ -128,11 +136,25 @@ def cmd_status(args: argparse.Namespace) -> int:
     return ExitCode.OK if all(r.healthy for r in rows) else ExitCode.FAILED
 
 
+def gameday_target(args: argparse.Namespace) -> LocalTarget:
+    """A running stack as it is; a new one with everything the drills need to run for real."""
+    from opsdrill.targets.local import DataFilesystem
+
+    existing = LocalTarget(args.state_dir)
+    if any(s.is_running() for s in existing.services.values()):
+        return existing
+    size = args.data_fs_size
+    if size is None and DataFilesystem.supported() is None:
+        size = GAMEDAY_DATA_FS
+    return LocalTarget(args.state_dir, monitoring=not args.no_monitoring, data_fs_size=size,
+                       proxy=not args.no_proxy)  # fmt: skip
+
+
 def cmd_gameday(args: argparse.Namespace) -> int:
     from opsdrill.gameday import GameDay
 
     day = GameDay(
-        LocalTarget(args.state_dir, monitoring=not args.no_monitoring),
+        gameday_target(args),
         reports_root=args.reports,
         keep_up=args.keep_up,
         only=args.suites,
