@@ -450,7 +450,7 @@ def test_compose_prometheus_mounts_the_tested_rule_file() -> None:
     host_dir = mounts[container_config.parent]
     rule_files = yaml.safe_load((host_dir / container_config.name).read_text())["rule_files"]
     assert [(host_dir / f).resolve() for f in rule_files] == [
-        (SYSTEM_DIR / "prometheus" / "alerts.yml").resolve()
+        (SYSTEM_DIR / "prometheus" / name).resolve() for name in ("alerts.yml", "slo_rules.yml")
     ]
 
 

@@ -52,7 +52,8 @@ def restore_durations(rules_text: str, shortened: list[dict[str, Any]]) -> str:
     data = yaml.safe_load(rules_text) or {}
     for group in data.get("groups") or []:
         for rule in group.get("rules") or []:
-            for change in (c for c in shortened if c["alert"] == rule.get("alert")):
+            name = rule.get("alert") or rule.get("record")
+            for change in (c for c in shortened if c["alert"] == name):
                 after, before = str(change["after"]), str(change["before"])
                 if change["field"] == "for" and str(rule.get("for")) == after:
                     rule["for"] = before
@@ -75,10 +76,12 @@ def promtool_check(rules_text: str) -> PromtoolResult:
         return _promtool("check", "rules", "alerts.yml", cwd=Path(tmp))
 
 
-def promtool_test(rules_text: str, tests_text: str) -> PromtoolResult:
-    """`promtool test rules` of `tests_text` (which names ../alerts.yml) against `rules_text`."""
+def promtool_test(
+    rules_text: str, tests_text: str, rules_name: str = "alerts.yml"
+) -> PromtoolResult:
+    """`promtool test rules` of `tests_text` (which names ../<rules_name>) against `rules_text`."""
     with tempfile.TemporaryDirectory(prefix="opsdrill-rules-") as tmp:
-        (Path(tmp) / "alerts.yml").write_text(rules_text)
+        (Path(tmp) / rules_name).write_text(rules_text)
         (Path(tmp) / "tests").mkdir()
-        (Path(tmp) / "tests" / "alerts_test.yml").write_text(tests_text)
-        return _promtool("test", "rules", "alerts_test.yml", cwd=Path(tmp) / "tests")
+        (Path(tmp) / "tests" / "rules_test.yml").write_text(tests_text)
+        return _promtool("test", "rules", "rules_test.yml", cwd=Path(tmp) / "tests")

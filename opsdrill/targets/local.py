@@ -574,23 +574,22 @@ class LocalTarget(Target):
             return f"http://127.0.0.1:{self._port(name)}" if name in self.services else None
 
         def write_config() -> None:
-            root.mkdir(parents=True, exist_ok=True)
-            rules, shortened = prometheus_files.shorten_rules(
-                prometheus_files.production_rules_text(), RULE_TIME_FACTOR
-            )
-            (root / "alerts.yml").write_text(rules)
-            (root / "shortened.json").write_text(
-                json.dumps(
-                    [s._asdict() if hasattr(s, "_asdict") else vars(s) for s in shortened], indent=2
+            (root / "rules").mkdir(parents=True, exist_ok=True)
+            changes = []
+            for name in prometheus_files.RULE_FILES:
+                rules, shortened = prometheus_files.shorten_rules(
+                    prometheus_files.rules_text(name), RULE_TIME_FACTOR
                 )
-            )
+                (root / "rules" / name).write_text(rules)
+                changes += [{"file": name, **vars(s)} for s in shortened]
+            (root / "shortened.json").write_text(json.dumps(changes, indent=2))
             (root / "prometheus.yml").write_text(
                 prometheus_files.render_prometheus_config(
                     app_url=f"http://127.0.0.1:{self._port('api')}",
                     postgres_exporter_url=url_of("postgres_exporter"),
                     node_exporter_url=url_of("node_exporter"),
                     alertmanager_url=url_of("alertmanager"),
-                    rules_path=root / "alerts.yml",
+                    rules_path=root / "rules" / "*.yml",
                 )
             )
 

@@ -93,6 +93,15 @@ def rules_path() -> Path:
     return prometheus_dir() / "alerts.yml"
 
 
+#: every rule file production loads: the runbook's alerts and the SLO burn-rate rules
+RULE_FILES = ("alerts.yml", "slo_rules.yml")
+
+
+def rules_text(name: str) -> str:
+    """The text of one production rule file (see RULE_FILES)."""
+    return (prometheus_dir() / name).read_text()
+
+
 def production_rules_text() -> str:
     """The text of the production alerts.yml, the input `shorten_rules` expects."""
     return rules_path().read_text(encoding="utf-8")
