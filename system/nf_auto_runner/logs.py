@@ -115,6 +115,7 @@ class SystemLogHandler(logging.Handler):
 def setup_logging(settings: Settings, *, to_database: bool = True) -> SystemLogHandler | None:
     """Configure the root logger for this process; return the database handler, if any."""
     settings.logs_dir.mkdir(parents=True, exist_ok=True)
+    logging.raiseExceptions = False  # a full disk must not spray tracebacks on every record
     root = logging.getLogger()
     root.setLevel(settings.log_level)
     for h in list(root.handlers):

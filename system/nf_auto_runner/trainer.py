@@ -8,9 +8,12 @@ seconds on a CPU.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +68,42 @@ def build_model(model_name: str, h: int, input_size: int, max_steps: int, accele
     raise ValueError(f"unknown model {model_name!r}; use MLP or NHITS")
 
 
+def _save(nf: Any, out_dir: Path) -> None:
+    """nf.save + fsync; a full disk surfaces as OSError(ENOSPC), whatever layer noticed it.
+
+    torch's zip writer reports a full disk as a RuntimeError ("file write failed"); the
+    runbook's diagnosis (§5.2.4) looks for "No space left on device", so it is named here.
+    A partial model directory is removed so it does not hold the space.
+    """
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        nf.save(path=str(out_dir), overwrite=True, save_dataset=False)
+        _fsync_tree(out_dir)
+    except Exception as exc:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            raise
+        if _disk_full(out_dir.parent):
+            raise OSError(errno.ENOSPC, f"No space left on device while saving the model to "
+                                        f"{out_dir} ({type(exc).__name__}: {exc})") from exc
+        raise
+
+
+def _disk_full(directory: Path) -> bool:
+    probe = directory / f".space_probe_{os.getpid()}"
+    try:
+        with open(probe, "wb") as fh:
+            fh.write(b"\0" * 65536)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return False
+    except OSError as exc:
+        return exc.errno == errno.ENOSPC
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
 def _fsync_tree(path: Path) -> None:
     """Make the saved model durable (and surface ENOSPC here, not later)."""
     for p in path.rglob("*"):
@@ -109,7 +148,5 @@ def train(*, model_name: str, freq: str, points: list[dict[str, Any]], h: int, m
         "rmse": float(math.sqrt(float(np.mean(err**2)))),
         "mape": float(np.mean(np.abs(err) / np.maximum(np.abs(y), 1e-9)) * 100),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    nf.save(path=str(out_dir), overwrite=True, save_dataset=False)
-    _fsync_tree(out_dir)
+    _save(nf, out_dir)
     return TrainResult(out_dir, seconds, dir_size(out_dir), metrics)
