@@ -8,6 +8,7 @@ the class's blast radius and undo, the drill's runbook procedure, and the target
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ class DrillPlan:
     destructive: bool
 
 
-def _params(kwargs: dict[str, Any]) -> str:
+def _params(kwargs: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
 
 

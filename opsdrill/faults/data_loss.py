@@ -15,6 +15,7 @@ import psycopg
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
 from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.postgres import DATABASE
 
 __all__ = ["DataLoss", "row_count"]
 
@@ -42,7 +43,7 @@ class DataLoss(Fault):
         return str(self.target.cluster.bindir / name)
 
     def _inject(self) -> None:
-        table, admin = self.params["table"], self.target.endpoints.admin_dsn
+        table, admin = self.params["table"], self.target.cluster.admin_conninfo(DATABASE)
         rows = row_count(admin, table)
         if rows == 0:
             raise FaultNotEffective(f"table {table} is already empty: nothing to lose")
@@ -57,7 +58,7 @@ class DataLoss(Fault):
             conn.execute(f"TRUNCATE {table}")
 
     def _revert(self) -> None:
-        table, admin = self.params["table"], self.target.endpoints.admin_dsn
+        table, admin = self.params["table"], self.target.cluster.admin_conninfo(DATABASE)
         dump = Path(self.entry.undo.get("dump", "/nonexistent"))
         if dump.exists() and row_count(admin, table) == 0:
             subprocess.run(

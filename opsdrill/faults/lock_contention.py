@@ -16,6 +16,7 @@ import psycopg
 from opsdrill.faults.base import Fault, register
 from opsdrill.faults.pool_exhaustion import fault_app_name, terminate_fault_sessions
 from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.postgres import DATABASE
 
 __all__ = ["LOCK_MODES", "LockContention"]
 
@@ -45,7 +46,7 @@ class LockContention(Fault):
     def _inject(self) -> None:
         self.save_undo(application_name=fault_app_name(self.entry.fault_id))
         self.conn = psycopg.connect(
-            self.target.endpoints.admin_dsn,
+            self.target.cluster.admin_conninfo(DATABASE),
             connect_timeout=5,
             application_name=fault_app_name(self.entry.fault_id),
         )
@@ -58,4 +59,4 @@ class LockContention(Fault):
                 self.conn.rollback()
                 self.conn.close()
             self.conn = None
-        terminate_fault_sessions(self.target.endpoints.admin_dsn, self.entry.fault_id)
+        terminate_fault_sessions(self.target.cluster.admin_conninfo(DATABASE), self.entry.fault_id)

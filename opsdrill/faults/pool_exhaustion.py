@@ -21,6 +21,7 @@ import psycopg
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
 from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.postgres import DATABASE
 
 __all__ = ["PoolExhaustion", "fault_app_name", "is_slot_refusal", "terminate_fault_sessions"]
 
@@ -112,7 +113,9 @@ class PoolExhaustion(Fault):
     def _keep_full(self) -> None:
         """Take every slot that frees up and keep the app's sessions out, until someone
         terminates one of ours (the operator's fix) or the fault is reverted."""
-        with psycopg.connect(self.target.endpoints.admin_dsn, autocommit=True) as admin:
+        with psycopg.connect(
+            self.target.cluster.admin_conninfo(DATABASE), autocommit=True
+        ) as admin:
             while not self._closing.wait(0.05):
                 if self._ours(admin) < len(self.held):
                     break  # an intervention: a leak does not refill at once
@@ -141,4 +144,4 @@ class PoolExhaustion(Fault):
             with contextlib.suppress(Exception):
                 conn.close()
         self.held.clear()
-        terminate_fault_sessions(self.target.endpoints.admin_dsn, self.entry.fault_id)
+        terminate_fault_sessions(self.target.cluster.admin_conninfo(DATABASE), self.entry.fault_id)
