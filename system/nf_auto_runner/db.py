@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +29,12 @@ __all__ = ["Database", "DatabaseUnavailable", "ProbeResult", "connect"]
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 0.5  # hard limit on one database probe, seconds
+PROBE_ABANDON = 3.0  # a probe stuck this long is given up and a new one started
+MAX_STUCK_PROBES = 8
+#: TCP keepalives and a user timeout: a silently dropped peer breaks the socket in seconds
+#: instead of leaving a query blocked for the kernel's default (minutes to hours)
+TCP_KWARGS = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+              "keepalives_count": 3, "tcp_user_timeout": 10_000}
 CONNECT_TIMEOUT = 2  # libpq's minimum effective connect_timeout
 
 
@@ -64,8 +70,9 @@ class Database:
         self.settings = settings
         self._lock = threading.Lock()
         self._pool = self._new_pool()
-        self._probe_exec = ThreadPoolExecutor(max_workers=2, thread_name_prefix="db-probe")
         self._probe_future: Future[ProbeResult] | None = None
+        self._probe_started = 0.0
+        self._stuck = 0
         self._down_since: float | None = None
         self.last_probe: ProbeResult | None = None
         self.pool_resets = 0
@@ -85,7 +92,7 @@ class Database:
             reconnect_timeout=3600.0,
             check=ConnectionPool.check_connection,
             kwargs={"row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT,
-                    "application_name": "nf_auto_runner"},
+                    "application_name": "nf_auto_runner", **TCP_KWARGS},
             open=False,
             name="nf_auto_runner",
         )
@@ -166,13 +173,22 @@ class Database:
             return False
 
     def probe(self, timeout: float = PROBE_TIMEOUT) -> ProbeResult:
-        """SELECT 1 with a hard deadline, single-flight so a hung database can't pile threads."""
+        """SELECT 1 with a hard deadline.
+
+        Single-flight: callers share the probe in progress, so a hung database cannot pile up
+        threads. A probe stuck longer than PROBE_ABANDON is abandoned (a hung socket may never
+        return) and a fresh one started, up to MAX_STUCK_PROBES stuck threads at once.
+        """
         t0 = time.perf_counter()
         with self._lock:
             fut = self._probe_future
-            if fut is None or fut.done():
-                fut = self._probe_exec.submit(self._probe_once)
-                self._probe_future = fut
+            stale = (fut is not None and not fut.done()
+                     and time.monotonic() - self._probe_started > PROBE_ABANDON
+                     and self._stuck < MAX_STUCK_PROBES)
+            if fut is None or fut.done() or stale:
+                if stale:
+                    self._stuck += 1
+                fut = self._start_probe(counted_stuck=stale)
         try:
             result = fut.result(timeout=timeout)
         except FutureTimeout:
@@ -181,6 +197,27 @@ class Database:
             self._mark_down(TimeoutError(result.error))
         self.last_probe = result
         return result
+
+    def _start_probe(self, counted_stuck: bool) -> Future[ProbeResult]:
+        """Run _probe_once on its own daemon thread (caller holds the lock)."""
+        previous = self._probe_future
+        fut: Future[ProbeResult] = Future()
+
+        def run() -> None:
+            try:
+                fut.set_result(self._probe_once())
+            except BaseException as exc:
+                fut.set_exception(exc)
+
+        if counted_stuck and previous is not None:
+            previous.add_done_callback(lambda _: self._unstick())
+        self._probe_future, self._probe_started = fut, time.monotonic()
+        threading.Thread(target=run, name="db-probe", daemon=True).start()
+        return fut
+
+    def _unstick(self) -> None:
+        with self._lock:
+            self._stuck = max(0, self._stuck - 1)
 
     # -- watchdog --------------------------------------------------------------------------
     def start_watchdog(self, interval: float = 0.5) -> None:
@@ -197,6 +234,5 @@ class Database:
         self._stop.set()
         if self._watchdog is not None:
             self._watchdog.join(timeout=2)
-        self._probe_exec.shutdown(wait=False, cancel_futures=True)
         with contextlib.suppress(Exception):
             self._pool.close(timeout=2.0)

@@ -92,3 +92,14 @@ def test_concurrent_migrations_apply_each_file_once(app: App, pg: Postgres) -> N
     outs = sorted(out.strip() for out, _, _ in results)
     assert outs[0].startswith("migrations applied") and outs[1] == "schema up to date"
     pg.sql("DROP DATABASE nf_migrate_race")
+
+
+def test_port_in_use_is_refused_in_one_line(app: App) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        done = app.main("--port", str(port), timeout=30)
+    assert done.returncode != 0
+    assert "address already in use" in done.stderr and "Traceback" not in done.stderr
+    assert int((app.home / "run" / "app.pid").read_text()) == app.proc.pid  # untouched

@@ -1,8 +1,9 @@
 """`python -m nf_auto_runner.app.main`: validate config, migrate, then serve with uvicorn.
 
 A broken config file or an unreachable database ends start-up with one line saying what is
-wrong and a non-zero exit, which is what runbook §5.2.1 diagnoses. The pid file is written
-after those checks and removed on a clean exit.
+wrong and a non-zero exit, which is what runbook §5.2.1 diagnoses; so does a port already in
+use (the socket is bound before anything else starts). The pid file is written after those
+checks and removed on a clean exit.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -25,6 +27,7 @@ log = logging.getLogger("nf_auto_runner.app")
 EXIT_CONFIG = 2
 EXIT_DATABASE = 3
 EXIT_RUNNING = 4
+EXIT_PORT = 5
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -35,6 +38,20 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--check-config", action="store_true",
                    help="validate the config file and environment, print 'config OK', exit")
     return p.parse_args(argv)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind before doing anything else: a taken port is refused at once, in one line."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def _migrate_with_wait(settings: Settings) -> None:
@@ -100,6 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     from nf_auto_runner.db import DatabaseUnavailable
     from nf_auto_runner.logs import setup_logging
 
+    try:
+        sock = _listen(args.host, args.port)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: "
+              f"{(exc.strerror or str(exc)).lower()}; stop the process holding the port "
+              f"(ss -ltnp 'sport = :{args.port}') or choose another --port", file=sys.stderr)
+        return EXIT_PORT
     handler = setup_logging(settings)
     try:
         _migrate_with_wait(settings)
@@ -121,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         # and the finally below still removes the pid file.
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, _stopped_by)
-        server.run()
+        server.run(sockets=[sock])
         return 0 if server.started else 1
     finally:
         _release_pid_file(settings)
