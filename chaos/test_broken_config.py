@@ -50,6 +50,10 @@ def test_broken_config_is_named_by_check_config_and_fixed(
         actions.append(f"--check-config now: {done.stdout.strip() or done.stderr.strip()}")
         return actions + restart_service(target, interval=0.5)
 
+    alerts, resolved = [], []
+    if probes.has_prometheus:  # the app is down: ServiceDown must fire, then resolve
+        alerts.append(probes.alert("ServiceDown", "firing", timeout=30))
+        resolved.append(probes.alert("ServiceDown", None, timeout=30))
     spec = DrillSpec(
         name="broken-config",
         title="API refuses to start: config file does not parse",
@@ -60,9 +64,11 @@ def test_broken_config_is_named_by_check_config_and_fixed(
         detectors=[
             fault_probes.api_silent(),
             Detector("--check-config names the broken file", refused, 30),
+            *alerts,
         ],
         steady=[*probes.steady(), fault_probes.no_run_running()],
         recover=recover,
+        resolved=resolved,
         availability_url=f"{target.endpoints.api_url}/health",
         dsn=target.endpoints.dsn,
     )

@@ -55,6 +55,10 @@ def test_port_taken_at_start_is_diagnosed_by_inode_and_freed(
                 actions.append(f"stopped pid {pid} (by pid, start time checked)")
         return actions + restart_service(target, interval=0.5)
 
+    alerts, resolved = [], []
+    if probes.has_prometheus:  # the app is down: ServiceDown must fire, then resolve
+        alerts.append(probes.alert("ServiceDown", "firing", timeout=30))
+        resolved.append(probes.alert("ServiceDown", None, timeout=30))
     spec = DrillSpec(
         name="port-conflict",
         title="API cannot start: its port is taken",
@@ -65,9 +69,11 @@ def test_port_taken_at_start_is_diagnosed_by_inode_and_freed(
         detectors=[
             fault_probes.api_silent(),
             Detector(f"/proc: a process listens on port {port}", diagnosed, 5),
+            *alerts,
         ],
         steady=[*probes.steady(), fault_probes.no_run_running()],
         recover=recover,
+        resolved=resolved,
         availability_url=f"{target.endpoints.api_url}/health",
         dsn=target.endpoints.dsn,
     )
