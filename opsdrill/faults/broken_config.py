@@ -47,6 +47,10 @@ class BrokenConfig(Fault):
         super().__init__(target, content=content)
         self.start_error: str | None = None
 
+    def describe(self) -> str:
+        """One line, whatever the content (it goes into tables and timelines)."""
+        return f"{self.kind}(conf/config.yaml, content={self.params['content']!r})"
+
     @property
     def path(self) -> Path:
         return self.target.home / "conf" / "config.yaml"
