@@ -30,10 +30,11 @@ QUIET = ("lightning", "lightning.pytorch", "pytorch_lightning", "lightning_fabri
 
 
 class SystemLogHandler(logging.Handler):
-    """ERROR and CRITICAL records into system_logs, best effort, off the caller's thread."""
+    """ERROR and CRITICAL records (and `audit` warnings) into system_logs, best effort,
+    off the caller's thread."""
 
     def __init__(self, database_url: str, capacity: int = 1000) -> None:
-        super().__init__(level=logging.ERROR)
+        super().__init__(level=logging.WARNING)
         self.database_url = database_url
         self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(maxsize=capacity)
         self._conn: psycopg.Connection[Any] | None = None
@@ -44,6 +45,8 @@ class SystemLogHandler(logging.Handler):
         self._thread.start()
 
     def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno < logging.ERROR and not getattr(record, "audit", False):
+            return  # ERROR and above, plus audit records (failed logins, runbook §3.3.2)
         if record.name.startswith(("psycopg", __name__)) or getattr(record, "skip_db", False):
             return  # never log our own failures into ourselves; skip rows written elsewhere
         exc_type = getattr(record, "exception_type", None)

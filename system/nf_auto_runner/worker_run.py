@@ -12,13 +12,14 @@ import os
 import threading
 import time
 import traceback
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import psycopg
 
 from nf_auto_runner import config, runs
 from nf_auto_runner.data import load_series
-from nf_auto_runner.db import connect
+from nf_auto_runner.db import DatabaseUnavailable, connect
 from nf_auto_runner.logs import setup_logging
 
 __all__ = ["HEARTBEAT_SECONDS", "run"]
@@ -27,6 +28,8 @@ log = logging.getLogger("nf_auto_runner.worker")
 
 HEARTBEAT_SECONDS = 2.0
 EXIT_NOT_RUNNING = 3  # the run left `running` (cancelled, failed) while we trained
+RECORD_RETRY_SECONDS = 30.0
+T = TypeVar("T")
 
 
 def _heartbeat(url: str, run_id: int, stop: threading.Event) -> None:
@@ -68,7 +71,7 @@ def run(run_id: int) -> int:
         try:
             code = _train_and_record(conn, settings, row, t_start)
         except BaseException as exc:
-            code = _record_failure(conn, run_id, exc)
+            code = _record_failure(settings.database_url, conn, run_id, exc)
         finally:
             stop.set()
             if handler is not None:
@@ -95,38 +98,68 @@ def _train_and_record(conn: psycopg.Connection[Any], settings: config.Settings,
     result = train(model_name=row["model_name"], freq=freq, points=points, h=row["horizon"],
                    max_steps=max_steps, out_dir=settings.models_dir / str(run_id),
                    gpu_memory_limit=settings.gpu_memory_limit)
-    with conn.transaction():
-        done = conn.execute(
-            "UPDATE runs SET status = 'completed', end_time = now(), heartbeat_at = now(), "
-            "execution_duration_seconds = EXTRACT(EPOCH FROM now() - start_time) "
-            "WHERE run_id = %s AND status = 'running' RETURNING run_id", (run_id,)).fetchone()
-        if done is None:
-            log.warning("run %s left running while training; result discarded", run_id)
-            return EXIT_NOT_RUNNING
-        conn.execute(
-            "INSERT INTO models (run_id, model_name, series_id, horizon, path, "
-            "training_duration_seconds, model_size_bytes) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-            (run_id, row["model_name"], row["series_id"], row["horizon"], str(result.path),
-             result.training_seconds, result.size_bytes))
-        with conn.cursor() as cur:
-            cur.executemany("INSERT INTO metrics (run_id, name, value) VALUES (%s, %s, %s)",
-                            [(run_id, k, v) for k, v in result.metrics.items()])
+
+    def record(c: psycopg.Connection[Any]) -> bool:
+        with c.transaction():
+            done = c.execute(
+                "UPDATE runs SET status = 'completed', end_time = now(), heartbeat_at = now(), "
+                "execution_duration_seconds = EXTRACT(EPOCH FROM now() - start_time) "
+                "WHERE run_id = %s AND status = 'running' RETURNING run_id", (run_id,)
+            ).fetchone()
+            if done is None:
+                return False
+            c.execute(
+                "INSERT INTO models (run_id, model_name, series_id, horizon, path, "
+                "training_duration_seconds, model_size_bytes) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (run_id, row["model_name"], row["series_id"], row["horizon"],
+                 str(result.path), result.training_seconds, result.size_bytes))
+            with c.cursor() as cur:
+                cur.executemany("INSERT INTO metrics (run_id, name, value) VALUES (%s, %s, %s)",
+                                [(run_id, k, v) for k, v in result.metrics.items()])
+        return True
+
+    if not _write_with_retry(settings.database_url, conn, record):
+        log.warning("run %s left running while training; result discarded", run_id)
+        return EXIT_NOT_RUNNING
     log.info("run %s completed in %.1f s (fit %.1f s, mae %.3f, %d bytes)", run_id,
              time.perf_counter() - t_start, result.training_seconds, result.metrics["mae"],
              result.size_bytes)
     return 0
 
 
-def _record_failure(conn: psycopg.Connection[Any], run_id: int, exc: BaseException) -> int:
+def _write_with_retry(url: str, conn: psycopg.Connection[Any] | None,
+                      write: Callable[[psycopg.Connection[Any]], T]) -> T:
+    """Run `write`, reconnecting through a database restart for up to RECORD_RETRY_SECONDS:
+    a model that took minutes to train is not thrown away for a blip."""
+    deadline = time.monotonic() + RECORD_RETRY_SECONDS
+    while True:
+        try:
+            if conn is None or conn.closed:
+                conn = connect(url, autocommit=True, application_name="nf_auto_runner-worker")
+            return write(conn)
+        except (psycopg.OperationalError, DatabaseUnavailable):
+            if time.monotonic() > deadline:
+                raise
+            conn = None
+            time.sleep(0.5)
+
+
+def _record_failure(url: str, conn: psycopg.Connection[Any], run_id: int,
+                    exc: BaseException) -> int:
     kind = type(exc).__name__
     message = f"{kind}: {exc}".strip()
     log.error("run %s failed: %s\n%s", run_id, message, traceback.format_exc(),
               extra={"run_id": run_id, "exception_type": kind, "skip_db": True})
-    try:
-        with conn.transaction():
-            runs.fail_if_running(conn, run_id, message)
-            runs.log_row(conn, "ERROR", f"run {run_id} failed: {message}", run_id=run_id,
+
+    def record(c: psycopg.Connection[Any]) -> None:
+        with c.transaction():
+            runs.fail_if_running(c, run_id, message)
+            runs.log_row(c, "ERROR", f"run {run_id} failed: {message}", run_id=run_id,
                          exception_type=kind, logger="nf_auto_runner.worker")
-    except psycopg.Error:
+
+    try:
+        _write_with_retry(url, conn, record)
+    except (psycopg.Error, DatabaseUnavailable):
         log.exception("could not record the failure of run %s", run_id)
     return 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.stack.conftest import App, wait_for
+from tests.stack.conftest import App, Postgres, wait_for
 
 
 def test_health_reports_components(healthy: App) -> None:
@@ -16,12 +16,16 @@ def test_health_reports_components(healthy: App) -> None:
     assert body["components"]["storage"]["status"] == "ok"
 
 
-def test_mutating_endpoints_need_the_api_key(healthy: App) -> None:
+def test_mutating_endpoints_need_the_api_key(healthy: App, pg: Postgres) -> None:
     run = {"series_id": "airpassengers", "model_name": "MLP", "horizon": 12}
     assert healthy.client.post("/runs", json=run).status_code == 401
     wrong = healthy.client.post("/runs", json=run, headers={"X-API-Key": "nope"})
     assert wrong.status_code == 401
     assert healthy.client.post("/runs/1/cancel").status_code == 401
+    # failed logins are on record for the monthly security review (runbook §3.3.2)
+    wait_for(lambda: pg.sql("SELECT 1 FROM system_logs WHERE log_message ILIKE "
+                            "'%%authentication failed%%invalid X-API-Key%%'"), 5,
+             "failed login in system_logs")
 
 
 def test_bad_input_is_422_and_unknown_ids_404(healthy: App) -> None:

@@ -7,6 +7,7 @@ unknown ids 404, a finished run cannot be cancelled (409), and a database outage
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
@@ -20,6 +21,7 @@ from nf_auto_runner.predictor import HorizonTooLong, ModelNotFound
 __all__ = ["router"]
 
 router = APIRouter()
+log = logging.getLogger("nf_auto_runner.auth")
 
 SeriesId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Status = Literal["scheduled", "running", "completed", "failed", "cancelled"]
@@ -47,6 +49,10 @@ def require_api_key(request: Request,
     """401 unless X-API-Key matches NF_API_KEY (compared in constant time)."""
     expected = request.app.state.settings.api_key
     if not x_api_key or not expected or not hmac.compare_digest(x_api_key, expected):
+        client = request.client.host if request.client else "unknown"
+        log.warning("authentication failed: %s X-API-Key from %s on %s %s",
+                    "missing" if not x_api_key else "invalid", client, request.method,
+                    request.url.path, extra={"audit": True})
         raise HTTPException(401, "missing or invalid X-API-Key header",
                             headers={"WWW-Authenticate": "X-API-Key"})
 
