@@ -116,3 +116,25 @@ def test_maintenance_mode_on_and_off(healthy: App) -> None:
         off = healthy.ops("maintenance", "off")
     assert off.returncode == 0, off.stderr
     wait_for(lambda: healthy.client.get("/health").status_code == 200, 5, "maintenance over")
+
+
+def test_unexpected_error_is_a_clean_500_on_record(healthy: App, pg: Postgres) -> None:
+    """A corrupt model file is genuinely unexpected: clean 500, error.log, system_logs."""
+    broken = healthy.home / "models" / "corrupt"
+    broken.mkdir(parents=True)
+    for name in ("configuration.pkl", "alias_to_model.pkl", "MLP_0.ckpt"):
+        (broken / name).write_bytes(b"not a pickle")
+    run_id = pg.sql(
+        "INSERT INTO runs (experiment_id, status, model_name, series_id, horizon, start_time, "
+        "end_time) SELECT experiment_id, 'completed', 'MLP', 'synthetic_4', 7, now(), now() "
+        "FROM experiments WHERE experiment_name = 'default' RETURNING run_id")[0]["run_id"]
+    pg.sql("INSERT INTO models (run_id, model_name, series_id, horizon, path) VALUES "
+           "(%s, 'MLP', 'synthetic_4', 7, %s)", (run_id, str(broken)))
+    resp = healthy.client.post("/predict", json={"series_id": "synthetic_4", "horizon": 3})
+    assert resp.status_code == 500 and resp.json() == {"detail": "internal server error"}
+    assert "unhandled error on POST /predict" in (
+        healthy.home / "logs" / "app" / "error.log").read_text()
+    wait_for(lambda: pg.sql("SELECT 1 FROM system_logs WHERE log_message LIKE "
+                            "'unhandled error on POST /predict%%'"), 5, "500 in system_logs")
+    metrics = healthy.client.get("/metrics").text
+    assert 'http_requests_total{method="POST",path="/predict",status="500"}' in metrics
