@@ -1,15 +1,22 @@
 """Chaos-run options: `--plan` (print what each drill would do, run nothing) and
 `--chaos-seed` (every random choice of a drill comes from it; printed so a run can be
 replayed). Registered by `opsdrill.plugin`; the hooks live here, the logic in `plan.py`.
+
+Also: during a session SIGTERM unwinds like Ctrl-C, so a drill's `finally` reverts its fault
+before pytest exits (pytest's default is to die on the spot and leave it to the journal).
 """
 
 from __future__ import annotations
 
 import random
+import signal
+import threading
 
 import pytest
 
 __all__ = ["chaos_rng", "chaos_seed"]
+
+_PREVIOUS = pytest.StashKey[object]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -24,9 +31,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )  # fmt: skip
 
 
+def _terminate(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--chaos-seed") is None:
         config.option.chaos_seed = random.SystemRandom().randrange(1, 2**31)
+    if threading.current_thread() is threading.main_thread():
+        config.stash[_PREVIOUS] = signal.signal(signal.SIGTERM, _terminate)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _PREVIOUS in config.stash and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, config.stash[_PREVIOUS])
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -95,3 +95,42 @@ def test_chaos_seed_is_printed_and_replays_the_same_choices(pytester: pytest.Pyt
     again = pytester.runpytest("-s", "--chaos-seed", str(seed))
     again.stdout.fnmatch_lines([f"opsdrill chaos seed: {seed} (replay with --chaos-seed {seed})"])
     assert f"seed={seed} pick={pick}" in again.stdout.str()
+
+
+SIGTERMED = """
+import time
+from pathlib import Path
+from opsdrill.faults import CpuHog
+from opsdrill.targets.local import LocalTarget
+
+def test_hold():
+    state = Path({state!r})
+    with CpuHog(LocalTarget(state), count=1, max_seconds=120) as fault:
+        print("injected", fault.refs()[0].pid, fault.refs()[0].ticks, flush=True)
+        time.sleep(120)
+"""
+
+
+def test_sigterm_to_a_pytest_session_reverts_the_active_fault(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from opsdrill.processes import ProcessRef
+
+    test_file = pytester.makepyfile(SIGTERMED.replace("{state!r}", repr(str(tmp_path))))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", str(test_file), "-s", "-p", "no:cacheprovider"],
+        stdout=subprocess.PIPE, text=True, cwd=pytester.path,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    line = next(line for line in proc.stdout if "injected" in line)  # after pytest's "file.py "
+    pid, ticks = line.split("injected", 1)[1].split()
+    hog = ProcessRef(int(pid), int(ticks))
+    assert hog.alive()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    assert not hog.alive(), "SIGTERM must unwind the session and revert the fault"
+    assert Journal(tmp_path).entries() == []
