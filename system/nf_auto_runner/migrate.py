@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from importlib import resources
+from typing import Any
 
 import psycopg
 
@@ -51,7 +52,7 @@ def migrate(database_url: str) -> list[str]:
     return applied
 
 
-def _try_pg_stat_statements(conn: psycopg.Connection) -> None:
+def _try_pg_stat_statements(conn: psycopg.Connection[Any]) -> None:
     """Create pg_stat_statements when the server offers it; its absence is not an error."""
     row = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') AS have,"
