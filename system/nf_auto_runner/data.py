@@ -81,11 +81,11 @@ def seed(conn: psycopg.Connection[Any]) -> dict[str, int]:
 
 
 def load_series(conn: psycopg.Connection[Any], series_id: str) -> tuple[str, list[dict]] | None:
-    """(freq, [{ds, y}, ...] in time order) for a series, or None if it is unknown."""
-    row = conn.execute("SELECT freq FROM series_catalog WHERE series_id = %s",
-                       (series_id,)).fetchone()
-    if row is None:
+    """(freq, [{ds, y}, ...] in time order) for a series, or None if it is unknown (one query:
+    the forecast path pays every round trip to the database)."""
+    rows = conn.execute(
+        "SELECT c.freq, s.ds, s.y FROM series_catalog c LEFT JOIN series s USING (series_id) "
+        "WHERE c.series_id = %s ORDER BY s.ds", (series_id,)).fetchall()
+    if not rows:
         return None
-    points = conn.execute("SELECT ds, y FROM series WHERE series_id = %s ORDER BY ds",
-                          (series_id,)).fetchall()
-    return row["freq"], points
+    return rows[0]["freq"], [{"ds": r["ds"], "y": r["y"]} for r in rows if r["ds"] is not None]

@@ -112,7 +112,10 @@ class Predictor:
         if series is None:
             raise ModelNotFound(f"unknown series {series_id!r}")
         _freq, points = series
-        key = (ref.run_id, str(points[-1]["ds"]) if points else "", len(points))
+        if not points:
+            raise ModelNotFound(f"series {series_id!r} has no observations; reseed it "
+                                f"(ops seed) or restore the database from a backup")
+        key = (ref.run_id, str(points[-1]["ds"]), len(points))
         with self._lock:
             full = self._results.get(key)
         if full is None:

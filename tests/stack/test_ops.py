@@ -48,7 +48,9 @@ def test_backup_restore_round_trip_is_identical(healthy: App, pg: Postgres,
     # changes after the backup that the restore must undo
     healthy.admin.post("/runs", json={"series_id": "synthetic_3", "horizon": 7,
                                       "run_name": "after-backup"})
-    pg.sql("DELETE FROM series WHERE series_id = 'synthetic_4' AND ds < '2024-02-01'")
+    pg.sql("DELETE FROM series WHERE series_id = 'airpassengers'")  # the §5.3.2 data loss
+    lost = healthy.client.get("/forecast/airpassengers", params={"horizon": 3})
+    assert lost.status_code == 404 and "no observations" in lost.json()["detail"]
     restored = healthy.ops("restore")
     assert restored.returncode == 0, restored.stderr
     info = json.loads(restored.stdout)
