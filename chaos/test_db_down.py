@@ -12,7 +12,11 @@ from opsdrill.targets.base import Target
 
 from .conftest import AssertDrill, Probes
 
-pytestmark = [pytest.mark.destructive, pytest.mark.runbook("5.2.2")]
+pytestmark = [
+    pytest.mark.destructive,
+    pytest.mark.runbook("5.2.2"),
+    pytest.mark.fault("db_down", sig="SIGKILL"),
+]
 
 
 def test_db_sigkill_is_detected_and_recovered_without_app_restart(

@@ -23,7 +23,11 @@ from opsdrill.targets.local import LocalTarget
 
 from .conftest import AssertDrill, Probes
 
-pytestmark = [pytest.mark.destructive, pytest.mark.runbook("5.2.4")]
+pytestmark = [
+    pytest.mark.destructive,
+    pytest.mark.runbook("5.2.4"),
+    pytest.mark.fault("disk_full"),
+]
 
 RUN = {
     "series_id": "airpassengers",

@@ -23,7 +23,12 @@ from opsdrill.targets.local import LocalTarget
 
 from .conftest import AssertDrill, Probes
 
-pytestmark = [pytest.mark.destructive, pytest.mark.gpu, pytest.mark.runbook("5.2.3")]
+pytestmark = [
+    pytest.mark.destructive,
+    pytest.mark.gpu,
+    pytest.mark.runbook("5.2.3"),
+    pytest.mark.fault("gpu_oom"),
+]
 
 RUN = {
     "series_id": "airpassengers",

@@ -67,6 +67,7 @@ def health_latency(url: str) -> float:
 
 
 @pytest.mark.runbook("5.2.5")
+@pytest.mark.fault("net_latency", proxy="postgres", latency=300)
 def test_db_latency_raises_forecast_p95(
     proxied: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
 ) -> None:
@@ -117,6 +118,7 @@ def test_db_latency_raises_forecast_p95(
 
 
 @pytest.mark.runbook("5.2.2")
+@pytest.mark.fault("net_reset_peer", proxy="postgres")
 def test_db_connection_reset_is_detected_and_recovered(
     proxied: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
 ) -> None:
@@ -152,6 +154,7 @@ def test_db_connection_reset_is_detected_and_recovered(
 
 
 @pytest.mark.runbook("5.2.5")
+@pytest.mark.fault("net_latency", proxy="api", latency=300)
 def test_client_to_api_latency_is_what_clients_see(
     proxied: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
 ) -> None:

@@ -22,7 +22,11 @@ from opsdrill.targets.local import LocalTarget
 
 from .conftest import AssertDrill, Probes
 
-pytestmark = [pytest.mark.destructive, pytest.mark.runbook("5.2.3")]
+pytestmark = [
+    pytest.mark.destructive,
+    pytest.mark.runbook("5.2.3"),
+    pytest.mark.fault("host_oom"),
+]
 
 RUN = {"series_id": "airpassengers", "model_name": "MLP", "horizon": 12, "max_steps": 5}
 

@@ -143,7 +143,7 @@ def error_spike(t: Any) -> Iterator[dict[str, str]]:
 
 @contextlib.contextmanager
 def alert_rule_typo(t: Any) -> Iterator[dict[str, str]]:
-    rules = t.state_dir / "monitoring" / "prometheus" / "alerts.yml"
+    rules = t.state_dir / "monitoring" / "prometheus" / "rules" / "alerts.yml"
     original = rules.read_text()
     assert "http_requests_total" in original
     rules.write_text(original.replace("http_requests_total", "http_request_total"))

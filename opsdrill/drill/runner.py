@@ -78,11 +78,11 @@ class DrillResult:
 
     @property
     def mttd(self) -> float | None:
-        return self.timeline.between("injected", "detected")
+        return self.timeline.between("injecting", "detected")
 
     @property
     def mttr(self) -> float | None:
-        return self.timeline.between("injected", "recovered")
+        return self.timeline.between("injecting", "recovered")
 
     @property
     def summary(self) -> str:
@@ -148,6 +148,8 @@ def run_drill(spec: DrillSpec, reports_dir: Path | None = None) -> DrillResult:
     before: IntegritySnapshot | None = take_snapshot(spec.dsn) if spec.dsn else None
     with AvailabilityProbe(spec.availability_url, tl.now) as probe:
         try:
+            # the outage may begin during inject() (a stop, a restart): measure from its start
+            tl.mark("injecting", spec.fault.describe())
             spec.fault.inject()
             tl.mark("injected", spec.fault.describe())
             if _poll_all([spec.effect], tl, "effect_seen"):

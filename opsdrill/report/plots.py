@@ -30,9 +30,10 @@ def drill_plot(incident: dict[str, Any]) -> bytes | None:
     t = [s[0] for s in samples]
     ms = [s[3] * 1000 for s in samples]
     ok = [bool(s[1]) for s in samples]
-    if "injected" in events:
+    start = events.get("injecting", events.get("injected"))
+    if start is not None:
         end = events.get("reverted", t[-1])
-        ax.axvspan(events["injected"], end, color=FAULT_COLOR, alpha=0.35, label="fault active")
+        ax.axvspan(start, end, color=FAULT_COLOR, alpha=0.35, label="fault active")
     ax.plot(t, ms, color=OK_COLOR, linewidth=1, label="probe latency")
     ax.scatter([x for x, g in zip(t, ok, strict=True) if not g],
                [y for y, g in zip(ms, ok, strict=True) if not g],
