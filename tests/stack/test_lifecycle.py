@@ -103,3 +103,14 @@ def test_port_in_use_is_refused_in_one_line(app: App) -> None:
     assert done.returncode != 0
     assert "address already in use" in done.stderr and "Traceback" not in done.stderr
     assert int((app.home / "run" / "app.pid").read_text()) == app.proc.pid  # untouched
+
+
+def test_listening_socket_is_tcp_so_responses_are_not_nagled() -> None:
+    """Regression: a proto-0 socket made asyncio skip TCP_NODELAY: +40 ms per keep-alive reply."""
+    from nf_auto_runner.app.main import _listen
+
+    sock = _listen("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

@@ -43,7 +43,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def _listen(host: str, port: int) -> socket.socket:
     """Bind before doing anything else: a taken port is refused at once, in one line."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must be IPPROTO_TCP, not 0: asyncio only sets TCP_NODELAY on accepted sockets
+    # whose proto says TCP, and without it keep-alive responses wait ~40 ms (Nagle + ACK)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
