@@ -41,12 +41,15 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _accelerator(gpu_memory_limit: float) -> str:
+def _accelerator(gpu_memory_limit: float, parallel_runs: int) -> str:
+    """GPU (capped at GPU_MEMORY_LIMIT of its memory) when CUDA is there, else CPU with the
+    cores shared between the parallel runs instead of each run using all of them."""
     import torch
 
     if torch.cuda.is_available():
         torch.cuda.set_per_process_memory_fraction(gpu_memory_limit)
         return "gpu"
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, parallel_runs)))
     return "cpu"
 
 
@@ -120,7 +123,7 @@ def dir_size(path: Path) -> int:
 
 
 def train(*, model_name: str, freq: str, points: list[dict[str, Any]], h: int, max_steps: int,
-          out_dir: Path, gpu_memory_limit: float) -> TrainResult:
+          out_dir: Path, gpu_memory_limit: float, parallel_runs: int = 1) -> TrainResult:
     """Fit on all but the last h points, score on them, save to out_dir."""
     import numpy as np
     import pandas as pd
@@ -134,7 +137,8 @@ def train(*, model_name: str, freq: str, points: list[dict[str, Any]], h: int, m
                        "y": [float(p["y"]) for p in points]})
     train_df, holdout = df.iloc[:-h], df.iloc[-h:]
     input_size = max(1, min(2 * h, len(train_df) - h))
-    model = build_model(model_name, h, input_size, max_steps, _accelerator(gpu_memory_limit))
+    accelerator = _accelerator(gpu_memory_limit, parallel_runs)
+    model = build_model(model_name, h, input_size, max_steps, accelerator)
     nf = NeuralForecast(models=[model], freq=freq)
     t0 = time.perf_counter()
     nf.fit(df=train_df)

@@ -97,7 +97,8 @@ def _train_and_record(conn: psycopg.Connection[Any], settings: config.Settings,
              row["model_name"], row["series_id"], row["horizon"], len(points), max_steps)
     result = train(model_name=row["model_name"], freq=freq, points=points, h=row["horizon"],
                    max_steps=max_steps, out_dir=settings.models_dir / str(run_id),
-                   gpu_memory_limit=settings.gpu_memory_limit)
+                   gpu_memory_limit=settings.gpu_memory_limit,
+                   parallel_runs=settings.max_parallel_runs)
 
     def record(c: psycopg.Connection[Any]) -> bool:
         with c.transaction():

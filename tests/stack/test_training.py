@@ -86,3 +86,32 @@ def test_worker_exception_fails_the_run_with_its_type(healthy: App, pg: Postgres
     assert int(procs.read_text()) == run["worker_pid"]  # joined the cgroup first
     logs = pg.sql("SELECT exception_type FROM system_logs WHERE run_id = %s", (run["run_id"],))
     assert {"exception_type": "ValueError"} in logs
+
+
+def test_concurrent_claims_never_take_the_same_run(app: App, pg: Postgres) -> None:
+    """Two executors claiming at once get different runs (FOR UPDATE SKIP LOCKED), on a
+    scratch database so the live executor does not take part."""
+    import psycopg
+    from nf_auto_runner import runs
+    from nf_auto_runner.migrate import migrate
+    from psycopg.rows import dict_row
+
+    pg.sql("DROP DATABASE IF EXISTS nf_claim_race")
+    pg.sql("CREATE DATABASE nf_claim_race OWNER nf_app")
+    url = pg.dsn.replace("/ts_forecast_system", "/nf_claim_race")
+    try:
+        migrate(url)
+        with psycopg.connect(url, autocommit=True, row_factory=dict_row) as setup:
+            setup.execute("INSERT INTO series_catalog (series_id, freq) VALUES ('s', 'D')")
+            for _ in range(2):
+                runs.create(setup, series_id="s", model_name="MLP", horizon=1, run_name=None,
+                            params={})
+        with (psycopg.connect(url, row_factory=dict_row) as a,
+              psycopg.connect(url, row_factory=dict_row) as b):
+            first = runs.claim_next(a, 1)  # a's transaction stays open: the row stays locked
+            second = runs.claim_next(b, 2)
+            third = runs.claim_next(b, 2)
+            assert first and second and first["run_id"] != second["run_id"]
+            assert third is None
+    finally:
+        pg.sql("DROP DATABASE IF EXISTS nf_claim_race WITH (FORCE)")
