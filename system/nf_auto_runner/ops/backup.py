@@ -23,6 +23,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from nf_auto_runner.app.maintenance import set_maintenance
 from nf_auto_runner.config import Settings
 from nf_auto_runner.db import connect
+from nf_auto_runner.migrate import migrate
 
 __all__ = ["BackupError", "backup", "newest_backup", "restore"]
 
@@ -142,6 +143,7 @@ def restore(settings: Settings, path: Path | None = None) -> dict[str, Any]:
                 with contextlib.suppress(Exception):  # superuser-only: best effort
                     conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
                 conn.execute("ANALYZE")
+            migrate(settings.database_url)  # a backup from an older release gets today's schema
         finally:
             if not was_on:
                 set_maintenance(settings.maintenance_flag, False)
