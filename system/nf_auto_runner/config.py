@@ -30,6 +30,9 @@ FIELDS: dict[str, tuple[str, type, Any, tuple[float, float] | None]] = {
     "log_retention_days": ("NF_LOG_RETENTION_DAYS", int, 90, (1, 3650)),
     "stale_heartbeat_seconds": ("NF_STALE_HEARTBEAT_SECONDS", float, 30.0, (5.0, 86_400.0)),
     "startup_db_wait_seconds": ("NF_STARTUP_DB_WAIT", float, 20.0, (0.0, 600.0)),
+    # server-side cap on a pooled statement: a lock held by a forgotten transaction (runbook
+    # §5.2.2 case 3) stalls requests this long, then they answer 503, instead of forever
+    "statement_timeout": ("NF_STATEMENT_TIMEOUT", float, 30.0, (0.1, 3600.0)),
 }
 #: the pool section (runbook §6.1.2). Defaults are smaller than the runbook's 20/40/30 s:
 #: a 30 s checkout timeout would hold requests for 30 s during a database outage.
@@ -61,6 +64,7 @@ class Settings:
     log_retention_days: int
     stale_heartbeat_seconds: float
     startup_db_wait_seconds: float
+    statement_timeout: float
     pool_size: int
     pool_overflow: int
     pool_timeout: float

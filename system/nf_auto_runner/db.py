@@ -92,7 +92,9 @@ class Database:
             reconnect_timeout=3600.0,
             check=ConnectionPool.check_connection,
             kwargs={"row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT,
-                    "application_name": "nf_auto_runner", **TCP_KWARGS},
+                    "application_name": "nf_auto_runner",
+                    "options": f"-c statement_timeout={int(s.statement_timeout * 1000)}",
+                    **TCP_KWARGS},
             open=False,
             name="nf_auto_runner",
         )
@@ -134,6 +136,8 @@ class Database:
         try:
             with pool.connection(timeout=timeout) as conn:
                 yield conn
+        except psycopg.errors.QueryCanceled:
+            raise  # statement_timeout: the database is up but busy (a held lock?)
         except (PoolTimeout, psycopg.OperationalError) as exc:
             self._mark_down(exc)
             raise DatabaseUnavailable("database unavailable") from exc

@@ -148,7 +148,8 @@ class App:
                                      if p)
         self.env = dict(os.environ, NF_HOME=str(home), DATABASE_URL=pg.dsn, NF_API_KEY=API_KEY,
                         PYTHONPATH=pythonpath, NF_POLL_INTERVAL="0.2", MAX_PARALLEL_RUNS="2",
-                        NF_TRAIN_MAX_STEPS="20", PYTHONUNBUFFERED="1")
+                        NF_TRAIN_MAX_STEPS="20", NF_STATEMENT_TIMEOUT="3",
+                        PYTHONUNBUFFERED="1")
         self.env.pop("NF_CONFIG", None)
         self.client = httpx.Client(base_url=self.url, timeout=10)
         self.admin = httpx.Client(base_url=self.url, timeout=10, headers={"X-API-Key": API_KEY})

@@ -78,3 +78,22 @@ def test_hung_database_health_answers_within_1s(healthy: App, pg: Postgres) -> N
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
     wait_for(lambda: c.get("/health", timeout=2).status_code == 200, 5, "200 after SIGCONT")
+
+
+def test_a_held_lock_stalls_requests_for_the_statement_timeout_only(healthy: App,
+                                                                    pg: Postgres) -> None:
+    """Runbook §5.2.2 case 3: a forgotten `BEGIN; LOCK runs`. Requests on runs answer 503
+    after statement_timeout (3 s in these tests) instead of hanging; the rest is unaffected."""
+    import psycopg
+
+    with psycopg.connect(pg.admin, application_name="test-lock-holder") as holder:
+        holder.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+        t0 = time.monotonic()
+        resp = healthy.client.get("/runs", params={"limit": 1}, timeout=20)
+        waited = time.monotonic() - t0
+        assert resp.status_code == 503, resp.text
+        assert resp.json() == {"detail": "database busy: statement timed out"}
+        assert 2.5 < waited < 10
+        assert healthy.client.get("/health").status_code == 200
+        holder.rollback()
+    assert healthy.client.get("/runs", params={"limit": 1}).status_code == 200

@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
@@ -78,6 +79,12 @@ def create_app(settings: Settings, *, run_executor: bool = True) -> FastAPI:
     @app.exception_handler(DatabaseUnavailable)
     async def db_unavailable(request: Request, exc: DatabaseUnavailable) -> Response:
         return JSONResponse({"detail": "database unavailable"}, status_code=503)
+
+    @app.exception_handler(psycopg.errors.QueryCanceled)
+    async def statement_timeout(request: Request, exc: Exception) -> Response:
+        log.error("statement timed out on %s %s: %s", request.method, request.url.path,
+                  str(exc).strip().splitlines()[0] if str(exc).strip() else "QueryCanceled")
+        return JSONResponse({"detail": "database busy: statement timed out"}, status_code=503)
 
     @app.get("/metrics", include_in_schema=False)
     def prometheus_metrics(request: Request) -> Response:
