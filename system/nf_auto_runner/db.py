@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT = 0.5  # hard limit on one database probe, seconds
 PROBE_ABANDON = 3.0  # a probe stuck this long is given up and a new one started
 MAX_STUCK_PROBES = 8
+POOL_GRACE = 2.0  # a pool this young is still connecting: never replace it yet
 #: TCP keepalives and a user timeout: a silently dropped peer breaks the socket in seconds
 #: instead of leaving a query blocked for the kernel's default (minutes to hours)
 TCP_KWARGS = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
@@ -82,6 +83,7 @@ class Database:
     # -- pool ------------------------------------------------------------------------------
     def _new_pool(self) -> ConnectionPool[Any]:
         s = self.settings
+        self._pool_created = time.monotonic()
         pool: ConnectionPool[Any] = ConnectionPool(
             s.database_url,
             min_size=s.pool_size,
@@ -158,7 +160,9 @@ class Database:
             error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             self._mark_down(exc)
             lost = self.stats()["size"] < self.settings.pool_size
-            if (lost or isinstance(exc, psycopg.OperationalError)) and self._direct_ok():
+            young = time.monotonic() - self._pool_created < POOL_GRACE
+            suspect = not young and (lost or isinstance(exc, psycopg.OperationalError))
+            if suspect and self._direct_ok():
                 self.reset_pool()  # the database is back but the pool has not noticed
             return ProbeResult(False, (time.perf_counter() - t0) * 1000, error)
         if self._down_since is not None:

@@ -62,6 +62,21 @@ def test_backup_restore_round_trip_is_identical(healthy: App, pg: Postgres,
     assert fc.status_code == 200 and fc.json()["run_id"] == trained["run_id"]
 
 
+def test_restore_refuses_cleanly_while_a_superuser_session_is_connected(
+        healthy: App, pg: Postgres) -> None:
+    import psycopg
+
+    assert healthy.ops("backup").returncode == 0
+    runs_before = pg.sql("SELECT count(*) AS n FROM runs")[0]["n"]
+    with psycopg.connect(pg.admin, autocommit=True) as superuser:
+        done = healthy.ops("restore")
+        assert superuser.execute("SELECT 1").fetchone() == (1,)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "cannot drop ts_forecast_system" in done.stderr and "nothing was changed" in done.stderr
+    assert pg.sql("SELECT count(*) AS n FROM runs")[0]["n"] == runs_before
+    assert not (healthy.home / ".maintenance").exists()
+
+
 def _old_run(pg: Postgres, status: str, days: int, children: bool) -> int:
     run_id = pg.sql(
         "INSERT INTO runs (run_name, experiment_id, status, model_name, series_id, horizon, "

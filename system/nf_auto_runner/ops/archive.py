@@ -70,7 +70,7 @@ def archive(settings: Settings, older_than_days: int, out_dir: Path) -> dict[str
             "ORDER BY run_id FOR UPDATE", (cutoff,))]
         summary: dict[str, Any] = {"cutoff": cutoff.isoformat(), "file": None, "sha256": None,
                                    "exported": {t: 0 for t, _ in TABLES},
-                                   "deleted": {t: 0 for t, _ in TABLES}}
+                                   "deleted": {t: 0 for t, _ in TABLES}, "run_ids": []}
         if not ids:
             return summary
         lines: list[list[str]] = []

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
@@ -131,7 +132,7 @@ def restore(settings: Settings, path: Path | None = None) -> dict[str, Any]:
         was_on = set_maintenance(settings.maintenance_flag, True,
                                  f"database restore from {source.name} in progress")
         try:
-            _recreate_database(settings.database_url, dbname)
+            _recreate_database(settings.database_url, dbname, safety)
             done = subprocess.run(
                 [_tool("pg_restore"), "--no-owner", "--exit-on-error", "-L", str(listing),
                  "-d", make_conninfo(**params), str(archive)],
@@ -150,12 +151,32 @@ def restore(settings: Settings, path: Path | None = None) -> dict[str, Any]:
     return {"restored_from": str(source), "safety_dump": str(safety), "database": dbname}
 
 
-def _recreate_database(url: str, dbname: str) -> None:
-    """Terminate other sessions, drop and recreate the database (owned by our role)."""
+def _recreate_database(url: str, dbname: str, safety: Path) -> None:
+    """Terminate other sessions, drop and recreate the database (owned by our role).
+
+    Superuser sessions cannot be terminated by the app's role; they are named instead of
+    letting DROP fail with a bare permission error.
+    """
     admin_url = make_conninfo(url, dbname="postgres")
     with connect(admin_url, autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                     "WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-            sql.Identifier(dbname)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        conn.execute(
+            "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a "
+            "JOIN pg_roles r ON r.oid = a.usesysid WHERE a.datname = %s "
+            "AND a.pid <> pg_backend_pid() AND NOT r.rolsuper", (dbname,))
+        try:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(dbname)))
+        except psycopg.Error as exc:
+            pids = [r["pid"] for r in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                "pg_backend_pid()", (dbname,))]
+            raise BackupError(
+                f"cannot drop {dbname}: {str(exc).strip().splitlines()[0]}; sessions still "
+                f"connected: {pids or 'none'} (superuser sessions must be closed by their "
+                f"owner); nothing was changed") from exc
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        except psycopg.Error as exc:
+            raise BackupError(f"database {dbname} was dropped but could not be re-created "
+                              f"({str(exc).strip().splitlines()[0]}); create it and restore "
+                              f"the safety dump {safety}") from exc
