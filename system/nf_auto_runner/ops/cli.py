@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 import time
@@ -187,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"error: {args.command} interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, but still one line: the details go to the log
+        logging.getLogger("nf_auto_runner.ops").debug("unexpected failure", exc_info=True)
+        print(f"error: {args.command} failed unexpectedly: {type(exc).__name__}: {exc}; "
+              f"rerun with NF_OPS_DEBUG=1 for the traceback", file=sys.stderr)
+        if os.environ.get("NF_OPS_DEBUG"):
+            raise
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":
