@@ -7,6 +7,7 @@ Predictions on the same model are serialised: Lightning attaches a trainer to th
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ import psycopg
 from nf_auto_runner.data import load_series
 
 __all__ = ["ModelNotFound", "Predictor", "find_model"]
+
+log = logging.getLogger(__name__)
 
 MODEL_CACHE_SIZE = 16
 RESULT_CACHE_SIZE = 256
@@ -70,12 +73,30 @@ class Predictor:
     def cached_models(self) -> int:
         return len(self._models)
 
-    def warm_up(self) -> None:
-        """Import NeuralForecast ahead of the first request (it takes seconds)."""
+    def warm_up(self, conn: psycopg.Connection[Any] | None) -> list[int]:
+        """Import NeuralForecast and load the newest model of each series, so the first
+        forecast after a start is as fast as any other (the import alone takes seconds).
+        Returns the run_ids warmed; a failure here only costs speed, never the start."""
         from nf_auto_runner.trainer import quiet_lightning
 
         quiet_lightning()
         import neuralforecast  # noqa: F401
+
+        if conn is None:
+            return []
+        newest = conn.execute(
+            "SELECT DISTINCT ON (m.series_id) m.series_id, m.horizon FROM models m "
+            "JOIN runs r ON r.run_id = m.run_id AND r.status = 'completed' "
+            "ORDER BY m.series_id, m.created_at DESC, m.model_id DESC LIMIT %s",
+            (MODEL_CACHE_SIZE,)).fetchall()
+        warmed = []
+        for row in newest:
+            try:
+                warmed.append(self.forecast(conn, row["series_id"], row["horizon"],
+                                            None)["run_id"])
+            except Exception as exc:  # a broken model must not stop the start
+                log.warning("warm-up of series %s failed: %s", row["series_id"], exc)
+        return warmed
 
     def _model(self, ref: ModelRef) -> tuple[Any, threading.Lock]:
         with self._lock:

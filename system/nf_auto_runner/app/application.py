@@ -1,17 +1,18 @@
 """The FastAPI application: routes, middleware, error mapping, and the process's lifespan.
 
-Lifespan starts the database pool and its watchdog, recovers orphaned runs, starts the
-executor and warms the predictor; on shutdown it stops the executor (requeueing its runs)
-and closes the pool.
+Lifespan starts the database pool and its watchdog, recovers orphaned runs, warms the
+predictor (imports NeuralForecast, loads current models) and then starts the executor; on
+shutdown it stops the executor (requeueing its runs) and closes the pool.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+import anyio.to_thread
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -37,6 +38,20 @@ def _unexpected(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
+def _warm_up(predictor: Predictor, db: Database) -> None:
+    """Ready means ready to forecast: NeuralForecast imported and current models loaded
+    before the first request is served (otherwise the first forecasts after a restart wait
+    seconds on the import and miss the latency SLO)."""
+    t0 = time.monotonic()
+    try:
+        with db.connection(timeout=2.0) as conn:
+            warmed = predictor.warm_up(conn)
+    except DatabaseUnavailable:
+        predictor.warm_up(None)
+        warmed = []
+    log.info("predictor warmed in %.1f s (models of runs %s)", time.monotonic() - t0, warmed)
+
+
 def create_app(settings: Settings, *, run_executor: bool = True) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,10 +67,9 @@ def create_app(settings: Settings, *, run_executor: bool = True) -> FastAPI:
                 log.warning("start-up recovery: runs %s marked failed (orphaned)", lost)
         except DatabaseUnavailable:
             log.error("start-up recovery skipped: database unavailable")
+        await anyio.to_thread.run_sync(_warm_up, app.state.predictor, db)
         if run_executor:
             executor.start()
-        threading.Thread(target=app.state.predictor.warm_up, name="warm-up",
-                         daemon=True).start()
         log.info("nf_auto_runner started (max %d parallel runs)", settings.max_parallel_runs)
         try:
             yield
