@@ -113,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    no_key = ("warning: NF_API_KEY is not set: every request that needs X-API-Key will be "
+              "refused with 401; set it in the environment or config")
     if args.check_config:
         print("config OK")
+        if not settings.api_key:
+            print(no_key, file=sys.stderr)
         return 0
     from nf_auto_runner.db import DatabaseUnavailable
     from nf_auto_runner.logs import setup_logging
@@ -127,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
               f"(ss -ltnp 'sport = :{args.port}') or choose another --port", file=sys.stderr)
         return EXIT_PORT
     handler = setup_logging(settings)
+    if not settings.api_key:
+        log.warning(no_key)
     try:
         _migrate_with_wait(settings)
     except DatabaseUnavailable as exc:
