@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 
 MODEL_CACHE_SIZE = 16
 RESULT_CACHE_SIZE = 256
+#: a cached forecast is recomputed after this long, so an in-place edit of a series'
+#: values (same length, same last date) shows up within minutes (runbook §6.2.2's TTL)
+RESULT_TTL = 300.0
 
 
 class ModelNotFound(LookupError):
@@ -66,7 +70,9 @@ class Predictor:
 
     def __init__(self) -> None:
         self._models: OrderedDict[int, tuple[Any, threading.Lock]] = OrderedDict()
-        self._results: OrderedDict[tuple[int, str, int], list[dict[str, Any]]] = OrderedDict()
+        #: (run_id, last ds, points) -> (computed at, forecast); see RESULT_TTL
+        self._results: OrderedDict[tuple[int, str, int],
+                                   tuple[float, list[dict[str, Any]]]] = OrderedDict()
         self._lock = threading.Lock()
 
     @property
@@ -138,11 +144,13 @@ class Predictor:
                                 f"(ops seed) or restore the database from a backup")
         key = (ref.run_id, str(points[-1]["ds"]), len(points))
         with self._lock:
-            full = self._results.get(key)
-        if full is None:
+            hit = self._results.get(key)
+        if hit is not None and time.monotonic() - hit[0] < RESULT_TTL:
+            full = hit[1]
+        else:
             full = self._predict(ref, points)
             with self._lock:
-                self._results[key] = full
+                self._results[key] = (time.monotonic(), full)
                 while len(self._results) > RESULT_CACHE_SIZE:
                     self._results.popitem(last=False)
         return {"series_id": series_id, "model": ref.model_name, "run_id": ref.run_id,

@@ -161,6 +161,11 @@ class App:
              "--port", str(self.port)], env=self.env, cwd=self.home, stdout=log, stderr=log)
         wait_for(lambda: self.client.get("/health").status_code == 200, 60, "app healthy")
 
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "the app was never started"
+        return self.proc.pid
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         assert self.proc is not None
         if self.proc.poll() is None:

@@ -9,11 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.stack.conftest import App, Postgres, wait_for
 
 
-def test_check_config_accepts_good_and_rejects_broken(app: App, tmp_path) -> None:
+def test_check_config_accepts_good_and_rejects_broken(app: App, tmp_path: Path) -> None:
     good = tmp_path / "good.yaml"
     good.write_text("max_parallel_runs: 3\npool:\n  size: 2\n  timeout: 4\n")
     ok = app.main("--check-config", env=dict(app.env, NF_CONFIG=str(good)))
@@ -34,7 +35,7 @@ def test_check_config_accepts_good_and_rejects_broken(app: App, tmp_path) -> Non
     assert bad_url.returncode != 0 and "DATABASE_URL" in bad_url.stderr
 
 
-def test_server_refuses_to_start_on_a_broken_config(app: App, tmp_path) -> None:
+def test_server_refuses_to_start_on_a_broken_config(app: App, tmp_path: Path) -> None:
     bad = tmp_path / "broken.yaml"
     bad.write_text("pool: {size: 4\n")
     done = app.main("--port", "9", env=dict(app.env, NF_CONFIG=str(bad)), timeout=30)
@@ -48,7 +49,7 @@ def test_sigterm_requeues_runs_then_restart_recovers_orphans(app: App, pg: Postg
                                            "horizon": 7, "max_steps": 5000}).json()["run_id"]
     app.wait_run(run_id, ("running",), timeout=30)
     pid_file = app.home / "run" / "app.pid"
-    assert int(pid_file.read_text()) == app.proc.pid
+    assert int(pid_file.read_text()) == app.pid
     assert app.stop(signal.SIGTERM) == 0
     assert not pid_file.exists()
     row = pg.sql("SELECT status, worker_pid FROM runs WHERE run_id = %s", (run_id,))[0]
@@ -102,7 +103,7 @@ def test_port_in_use_is_refused_in_one_line(app: App) -> None:
         done = app.main("--port", str(port), timeout=30)
     assert done.returncode != 0
     assert "address already in use" in done.stderr and "Traceback" not in done.stderr
-    assert int((app.home / "run" / "app.pid").read_text()) == app.proc.pid  # untouched
+    assert int((app.home / "run" / "app.pid").read_text()) == app.pid  # untouched
 
 
 def test_listening_socket_is_tcp_so_responses_are_not_nagled() -> None:

@@ -8,6 +8,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from nf_auto_runner.ops.archive import file_checksum
 
@@ -17,7 +18,7 @@ TABLES_SQL = ("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
               "ORDER BY tablename")
 
 
-def table_digests(pg: Postgres, max_log_id: int) -> dict[str, str]:
+def table_digests(pg: Postgres, max_log_id: int) -> dict[str, dict[str, Any]]:
     """md5 over each table's rows in a stable order (system_logs up to max_log_id)."""
     out = {}
     for row in pg.sql(TABLES_SQL):

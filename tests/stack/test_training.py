@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 from typing import Any
 
 from tests.stack.conftest import App, Postgres, wait_for
@@ -74,7 +75,7 @@ def test_killed_worker_fails_its_run_naming_the_signal(healthy: App, pg: Postgre
 
 
 def test_worker_exception_fails_the_run_with_its_type(healthy: App, pg: Postgres,
-                                                      tmp_path) -> None:
+                                                      tmp_path: Path) -> None:
     procs = tmp_path / "cgroup.procs"
     procs.write_text("")
     env = dict(healthy.env, NF_WORKER_CGROUP_PROCS=str(procs))
