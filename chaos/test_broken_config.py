@@ -7,6 +7,7 @@ again, and restarting by §5.3.1.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,7 @@ def test_broken_config_is_named_by_check_config_and_fixed(
     def recover() -> list[str]:
         kept = incident_dir / "incidents" / "rejected-config.yaml"
         kept.parent.mkdir(parents=True, exist_ok=True)
-        fault.path.replace(kept)
+        shutil.move(fault.path, kept)  # the app's home may be its own filesystem
         actions = [f"§5.2.1 --check-config: {diagnosis[0]}", f"broken file moved to {kept}"]
         done = check_config(target)
         actions.append(f"--check-config now: {done.stdout.strip() or done.stderr.strip()}")

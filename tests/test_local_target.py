@@ -114,3 +114,25 @@ def test_stale_state_after_everything_was_killed(stack: LocalTarget) -> None:
     assert any("stale state" in line for line in lines), lines
     assert stack.is_up()
     assert all(r.pid != pids[r.name] for r in stack.status())
+
+
+def test_db_restarts_after_sigkill_even_when_its_pid_was_recycled(stack: LocalTarget) -> None:
+    """Busy machines recycle pids: a stale lock file naming a live stranger must not block."""
+    import os
+
+    db = stack.service("db")
+    dead = db.pid()
+    db.kill(signal.SIGKILL)
+    poll(lambda: not db.is_running(), 5)
+    cluster = stack.cluster
+    lock = cluster.socket_dir / f".s.PGSQL.{cluster.port}.lock"
+    poll(lambda: (cluster.data_dir / "postmaster.pid").exists(), 1)
+    for path in (cluster.data_dir / "postmaster.pid", lock):
+        if path.exists():  # the pid is "reused" by this very test process
+            path.write_text(path.read_text().replace(str(dead), str(os.getpid()), 1))
+    rec = stack.get_record("db")
+    assert rec is not None
+    stack.put_record("db", type(rec)(pid=os.getpid(), ticks=-1, port=rec.port))
+    db.start(timeout=30)
+    assert db.healthy()
+    poll(lambda: health(stack) == 200, 10)

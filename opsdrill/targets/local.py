@@ -463,7 +463,7 @@ class LocalTarget(Target):
             url=f"postgresql://127.0.0.1:{cluster.port}/ts_forecast_system",
             port=cluster.port,
             stop_signal=signal.SIGINT,  # "fast" shutdown: SIGTERM would wait for every client
-            before_start=cluster.remove_stale_pidfile,
+            before_start=lambda: cluster.remove_stale_pidfile(self._dead_pid("db")),
             retry_on=("shared memory block is still in use", "lock file", "could not bind"),
         )
 
@@ -618,18 +618,24 @@ class LocalTarget(Target):
     def is_up(self) -> bool:
         return all(s.healthy() for s in self.services.values())
 
+    def _dead_pid(self, name: str) -> int | None:
+        """The recorded pid of a service we started that is gone (by start time), if any."""
+        rec = self.get_record(name)
+        return rec.pid if rec is not None and rec.pid > 0 and not _alive(rec) else None
+
     def clean_stale(self, say: Say = print) -> list[str]:
         """Forget services whose recorded process is gone (a killed run); return their names."""
-        stale = []
+        stale, stale_pids = [], {}
         with self._locked() as state:
             for name, rec in list(state.services.items()):
                 if not _alive(rec):
                     stale.append(name)
+                    stale_pids[name] = rec.pid
                     del state.services[name]
         if stale:
             say(f"stale state from an earlier run: {', '.join(stale)} no longer running; cleaned")
         if "db" in stale or self.get_record("db") is None:
-            self.cluster.remove_stale_pidfile()
+            self.cluster.remove_stale_pidfile(stale_pids.get("db"))
         return stale
 
     def up(self, *, train: bool = True, say: Say = print) -> None:

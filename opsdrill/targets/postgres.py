@@ -140,17 +140,28 @@ class Cluster:
             (DATABASE, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements"),
         ]
 
-    def remove_stale_pidfile(self) -> None:
-        """A SIGKILLed postmaster leaves postmaster.pid; drop it only if its pid is gone."""
-        pidfile = self.data_dir / "postmaster.pid"
-        try:
-            pid = int(pidfile.read_text().split("\n", 1)[0])
-        except (FileNotFoundError, ValueError):
-            return
+    def remove_stale_pidfile(self, dead_pid: int | None = None) -> None:
+        """A SIGKILLed postmaster leaves postmaster.pid and the socket's lock file behind.
+
+        PostgreSQL refuses to start while the pid they name is alive, and pids are recycled
+        fast on a busy machine: a file naming `dead_pid` (a postmaster we started and know,
+        by its start time, to be gone) is stale even when some other process now has that pid.
+        """
         from opsdrill.processes import pid_alive
 
-        if not pid_alive(pid):
-            pidfile.unlink(missing_ok=True)
+        lock_files = [
+            self.data_dir / "postmaster.pid",
+            self.socket_dir / f".s.PGSQL.{self.port}.lock",
+        ]
+        for path in lock_files:
+            try:
+                pid = int(path.read_text().split("\n", 1)[0])
+            except (FileNotFoundError, ValueError):
+                continue
+            if pid == dead_pid or not pid_alive(pid):
+                path.unlink(missing_ok=True)
+                if path.name.endswith(".lock"):  # the socket itself goes with its lock
+                    (self.socket_dir / path.name.removesuffix(".lock")).unlink(missing_ok=True)
 
     def _chown(self, path: Path) -> None:
         if self.user is None:
