@@ -146,7 +146,19 @@ class GameDay:
             "seconds": round(seconds, 1),
             "suites": [asdict(r) | {"passed": r.passed} for r in self.results],
         }
+        from opsdrill.report.collect import RunArtefacts
+
+        data["drills"] = [
+            {k: i.get(k) for k in ("drill", "runbook", "passed", "mttd_seconds", "mttr_seconds",
+                                   "failed_probes", "total_probes", "incident_id")}
+            for i in RunArtefacts.load(self.out).incidents
+        ]  # fmt: skip
         (self.out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
+        for d in data["drills"]:
+            self.say(
+                f"drill {d['drill']:<22} {'PASS' if d['passed'] else 'FAIL'}  "
+                f"MTTD {_secs(d['mttd_seconds'])} s  MTTR {_secs(d['mttr_seconds'])} s"
+            )
         lines = [
             f"# Game day {self.run_id}",
             "",
@@ -161,10 +173,30 @@ class GameDay:
                 f"| {r.name} | {r.verdict} | {r.tests} | {r.failures} | {r.errors} | "
                 f"{r.skipped} | {r.seconds:.1f} |"
             )
+        lines += _drill_lines(data)
         failed = [(r.name, t) for r in self.results for t in r.failed]
         if failed:
             lines += ["", "## Failed", ""] + [f"- `{s}`: {t}" for s, t in failed]
         (self.out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def _secs(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _drill_lines(data: dict) -> list[str]:  # type: ignore[type-arg]
+    """The drills table of the summary: MTTD and MTTR per drill, from its incident record."""
+    if not data.get("drills"):
+        return []
+    lines = ["", "## Drills", "", "| drill | runbook | verdict | MTTD s | MTTR s | failed probes |",
+             "|---|---|---|---:|---:|---:|"]  # fmt: skip
+    for d in data["drills"]:
+        lines.append(
+            f"| {d['drill']} | {d['runbook']} | {'PASS' if d['passed'] else 'FAIL'} | "
+            f"{_secs(d['mttd_seconds'])} | {_secs(d['mttr_seconds'])} | "
+            f"{d['failed_probes']}/{d['total_probes']} |"
+        )
+    return lines
 
 
 def _read_junit(path: Path, result: SuiteResult) -> None:
