@@ -48,6 +48,7 @@ class ProbeResult:
     ok: bool
     latency_ms: float
     error: str | None = None
+    busy: bool = False  # the pool was saturated; the database itself answered
 
 
 def connect(url: str, *, autocommit: bool = False, timeout: int = CONNECT_TIMEOUT,
@@ -141,8 +142,14 @@ class Database:
         except psycopg.errors.QueryCanceled:
             raise  # statement_timeout: the database is up but busy (a held lock?)
         except (PoolTimeout, psycopg.OperationalError) as exc:
-            self._mark_down(exc)
+            if not self._saturated(exc):  # saturation is load, not an outage
+                self._mark_down(exc)
             raise DatabaseUnavailable("database unavailable") from exc
+
+    def _saturated(self, exc: BaseException) -> bool:
+        """A checkout timed out because every connection the pool may open is in use."""
+        st = self.stats()
+        return isinstance(exc, PoolTimeout) and st["size"] >= st["max"] and st["available"] == 0
 
     # -- probing ---------------------------------------------------------------------------
     def _mark_down(self, exc: BaseException) -> None:
@@ -158,8 +165,13 @@ class Database:
                 conn.execute("SELECT 1")
         except (PoolTimeout, psycopg.Error) as exc:
             error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            stats = self.stats()
+            if self._saturated(exc) and self._direct_ok():
+                # every pooled connection is in use by requests: load, not an outage
+                self._down_since = None
+                return ProbeResult(True, (time.perf_counter() - t0) * 1000, busy=True)
             self._mark_down(exc)
-            lost = self.stats()["size"] < self.settings.pool_size
+            lost = stats["size"] < self.settings.pool_size
             young = time.monotonic() - self._pool_created < POOL_GRACE
             suspect = not young and (lost or isinstance(exc, psycopg.OperationalError))
             if suspect and self._direct_ok():

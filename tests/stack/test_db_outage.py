@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.stack.conftest import App, Postgres, wait_for
@@ -83,7 +84,8 @@ def test_hung_database_health_answers_within_1s(healthy: App, pg: Postgres) -> N
 def test_a_held_lock_stalls_requests_for_the_statement_timeout_only(healthy: App,
                                                                     pg: Postgres) -> None:
     """Runbook §5.2.2 case 3: a forgotten `BEGIN; LOCK runs`. Requests on runs answer 503
-    after statement_timeout (3 s in these tests) instead of hanging; the rest is unaffected."""
+    after statement_timeout (3 s in these tests) instead of hanging; /health stays 200, even
+    while every pooled connection is stuck (saturation is load, not an outage)."""
     import psycopg
 
     with psycopg.connect(pg.admin, application_name="test-lock-holder") as holder:
@@ -95,5 +97,18 @@ def test_a_held_lock_stalls_requests_for_the_statement_timeout_only(healthy: App
         assert resp.json() == {"detail": "database busy: statement timed out"}
         assert 2.5 < waited < 10
         assert healthy.client.get("/health").status_code == 200
+        # every pooled connection stuck behind the lock: saturation is load, not an outage
+        with ThreadPoolExecutor(max_workers=24) as pool:
+            stuck = [pool.submit(healthy.client.get, "/runs", params={"limit": 1}, timeout=20)
+                     for _ in range(24)]
+
+            def saturated() -> bool:
+                body = healthy.client.get("/health", timeout=2).json()
+                return body["components"]["database"].get("pool", "").startswith("saturated")
+
+            wait_for(saturated, 3, "/health reporting a saturated pool")
+            resp = healthy.client.get("/health", timeout=2)
+            assert resp.status_code == 200, resp.text
+            assert all(f.result().status_code == 503 for f in stuck)
         holder.rollback()
     assert healthy.client.get("/runs", params={"limit": 1}).status_code == 200

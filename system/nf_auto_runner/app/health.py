@@ -60,6 +60,9 @@ def health(request: Request) -> JSONResponse:
                                 "latency_ms": round(probe.latency_ms, 2)}
     if not probe.ok:
         database["error"] = probe.error
+    if probe.busy:
+        database["pool"] = "saturated: every pooled connection is in use"
+    database["pool_stats"] = state.db.stats()
     storage = check_storage([state.settings.models_dir, state.settings.logs_dir])
     components = {"database": database, "storage": storage}
     failing = [name for name, c in components.items() if c["status"] != "ok"]
