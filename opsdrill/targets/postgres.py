@@ -90,6 +90,9 @@ class Cluster:
             "-p", str(self.port),
             "-k", str(self.socket_dir),
             "-c", "listen_addresses=127.0.0.1",
+            # room for the harness's own superuser sessions (recovery, probes, snapshots)
+            # while a pool-exhaustion drill holds every ordinary slot
+            "-c", "superuser_reserved_connections=10",
         ]  # fmt: skip
 
     def init(self) -> None:
