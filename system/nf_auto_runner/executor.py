@@ -203,5 +203,9 @@ class Executor:
             running = conn.execute(
                 "SELECT run_id, EXTRACT(EPOCH FROM start_time) AS t FROM runs "
                 "WHERE status = 'running'").fetchall()
+            finished = conn.execute(
+                "SELECT status, count(*) AS n FROM runs "
+                "WHERE status IN ('completed', 'failed', 'cancelled') GROUP BY status").fetchall()
         metrics.set_run_gauges(queued["n"] if queued else 0,
                                {r["run_id"]: float(r["t"] or 0) for r in running})
+        metrics.set_finished_runs({r["status"]: int(r["n"]) for r in finished})

@@ -103,6 +103,19 @@ def test_metrics_exposition(healthy: App) -> None:
         assert name in text.replace('{le="0.5",method', '{le="0.5"'), name
 
 
+def test_finished_runs_counter_counts_completed_runs(healthy: App) -> None:
+    """The training-completion SLO reads this counter (slo.yaml -> slo_rules.yml)."""
+
+    def completed() -> float:
+        for line in healthy.client.get("/metrics").text.splitlines():
+            if line.startswith('ts_forecast_runs_finished_total{status="completed"}'):
+                return float(line.split()[-1])
+        return -1.0
+
+    wait_for(lambda: completed() >= 1, 10, "a completed run counted")
+    assert "# TYPE ts_forecast_runs_finished_total counter" in healthy.client.get("/metrics").text
+
+
 def test_maintenance_mode_on_and_off(healthy: App) -> None:
     on = healthy.ops("maintenance", "on", "upgrading the database")
     assert on.returncode == 0, on.stderr

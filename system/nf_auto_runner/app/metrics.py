@@ -10,12 +10,20 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["CONTENT_TYPE_LATEST", "observe_request", "render", "set_pool_gauges",
-           "set_run_gauges"]
+__all__ = ["CONTENT_TYPE_LATEST", "observe_request", "render", "set_finished_runs",
+           "set_pool_gauges", "set_run_gauges"]
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -51,6 +59,34 @@ def set_run_gauges(queued: int, running: dict[int, float]) -> None:
             RUN_START.labels(run_id=str(run_id)).set(start)
         _run_ids.clear()
         _run_ids.update(now)
+
+
+class _FinishedRuns:
+    """`ts_forecast_runs_finished_total{status}`: the training-completion SLO's events.
+
+    Runs finish in worker processes, so the count is the database's, refreshed with the run
+    gauges; it drops only when old runs are archived, which rate() reads as a counter reset.
+    """
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        family = CounterMetricFamily(
+            "ts_forecast_runs_finished", "Training runs that reached a final status",
+            labels=["status"],
+        )
+        for status in ("completed", "failed", "cancelled"):
+            family.add_metric([status], self.counts.get(status, 0))
+        yield family
+
+
+FINISHED = _FinishedRuns()
+REGISTRY.register(FINISHED)
+
+
+def set_finished_runs(counts: dict[str, int]) -> None:
+    FINISHED.counts = dict(counts)
 
 
 def set_pool_gauges(stats: dict[str, int], db_up: bool | None) -> None:
