@@ -112,7 +112,10 @@ def test_finished_runs_counter_counts_completed_runs(healthy: App) -> None:
                 return float(line.split()[-1])
         return -1.0
 
-    wait_for(lambda: completed() >= 1, 10, "a completed run counted")
+    def listed() -> int:
+        return len(healthy.client.get("/runs", params={"status": "completed"}).json())
+
+    wait_for(lambda: completed() == listed(), 10, "the counter agrees with GET /runs")
     assert "# TYPE ts_forecast_runs_finished_total counter" in healthy.client.get("/metrics").text
 
 
