@@ -51,6 +51,15 @@ class Probes:
         label = f"alert {name} {state or 'resolved'}"
         return Detector(label, lambda: alert_state(prom, name) == state, timeout)  # type: ignore[arg-type]
 
+    def alert_cycle(
+        self, name: str, timeout: float = 30.0
+    ) -> tuple[list[Detector], list[Detector]]:
+        """(detectors, resolved) for an alert that must fire, then resolve; empty without
+        Prometheus, where the drill still runs on its other detectors."""
+        if not self.has_prometheus:
+            return [], []
+        return [self.alert(name, "firing", timeout)], [self.alert(name, None, timeout)]
+
     def steady(self) -> list[Detector]:
         return [self.health_is(200), self.forecast_ok()]
 

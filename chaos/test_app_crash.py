@@ -32,11 +32,8 @@ def test_app_sigkill_is_detected_and_restarted_by_pid_file(
     assert_drill: AssertDrill,
 ) -> None:
     old_pid = target.service("api").pid()
-    detectors = [fault_probes.api_silent(timeout=5)]
-    resolved = []
-    if probes.has_prometheus:
-        detectors.append(probes.alert("ServiceDown", "firing", timeout=30))
-        resolved.append(probes.alert("ServiceDown", None, timeout=30))
+    alerts, resolved = probes.alert_cycle("ServiceDown")
+    detectors = [fault_probes.api_silent(timeout=5), *alerts]
     spec = DrillSpec(
         name="app-sigkill",
         title="API process killed (SIGKILL)",

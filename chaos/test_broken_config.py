@@ -51,10 +51,7 @@ def test_broken_config_is_named_by_check_config_and_fixed(
         actions.append(f"--check-config now: {done.stdout.strip() or done.stderr.strip()}")
         return actions + restart_service(target, interval=0.5)
 
-    alerts, resolved = [], []
-    if probes.has_prometheus:  # the app is down: ServiceDown must fire, then resolve
-        alerts.append(probes.alert("ServiceDown", "firing", timeout=30))
-        resolved.append(probes.alert("ServiceDown", None, timeout=30))
+    alerts, resolved = probes.alert_cycle("ServiceDown")  # the app is down
     spec = DrillSpec(
         name="broken-config",
         title="API refuses to start: config file does not parse",

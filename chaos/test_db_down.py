@@ -23,11 +23,8 @@ def test_db_sigkill_is_detected_and_recovered_without_app_restart(
     target: Target, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
 ) -> None:
     api_pid = target.service("api").pid()
-    detectors = [probes.health_is(503, timeout=5)]
-    resolved = []
-    if probes.has_prometheus:
-        detectors.append(probes.alert("DatabaseDown", "firing", timeout=30))
-        resolved.append(probes.alert("DatabaseDown", None, timeout=30))
+    alerts, resolved = probes.alert_cycle("DatabaseDown")
+    detectors = [probes.health_is(503, timeout=5), *alerts]
     spec = DrillSpec(
         name="db-sigkill",
         title="PostgreSQL killed (SIGKILL of the postmaster)",

@@ -112,10 +112,8 @@ def test_disk_full_is_detected_and_cleaned_up(
             "a training run fails with ENOSPC in system_logs", training.failed_with_enospc, 180
         ),
     ]
-    resolved = []
-    if probes.has_prometheus:
-        detectors.append(probes.alert("HighDiskUsage", "firing", timeout=60))
-        resolved.append(probes.alert("HighDiskUsage", None, timeout=60))
+    alerts, resolved = probes.alert_cycle("HighDiskUsage", timeout=60)
+    detectors += alerts
     spec = DrillSpec(
         name="disk-full",
         title="Data filesystem full (No space left on device)",

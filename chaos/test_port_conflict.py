@@ -55,10 +55,7 @@ def test_port_taken_at_start_is_diagnosed_by_inode_and_freed(
                 actions.append(f"stopped pid {pid} (by pid, start time checked)")
         return actions + restart_service(target, interval=0.5)
 
-    alerts, resolved = [], []
-    if probes.has_prometheus:  # the app is down: ServiceDown must fire, then resolve
-        alerts.append(probes.alert("ServiceDown", "firing", timeout=30))
-        resolved.append(probes.alert("ServiceDown", None, timeout=30))
+    alerts, resolved = probes.alert_cycle("ServiceDown")  # the app is down
     spec = DrillSpec(
         name="port-conflict",
         title="API cannot start: its port is taken",

@@ -16,17 +16,17 @@ import httpx
 from opsdrill.errors import ServiceError, StartTimeout
 from opsdrill.targets.local import LocalTarget
 
-__all__ = ["FIRST_MODEL", "backup", "seed", "train_first_model", "wait_for_run"]
+__all__ = ["FIRST_MODEL", "backup", "ops", "seed", "train_first_model", "wait_for_run"]
 
 FIRST_MODEL = {"series_id": "airpassengers", "model_name": "MLP", "horizon": 12,
                "run_name": "opsdrill-first-model"}  # fmt: skip
 FINISHED = ("completed", "failed", "cancelled")
 
 
-def seed(target: LocalTarget) -> None:
-    """Load the series data through the stack's own ops command (idempotent)."""
+def ops(target: LocalTarget, command: str, what: str) -> str:
+    """Run one of the stack's own ops commands; its last output line, or a clear error."""
     done = subprocess.run(
-        [sys.executable, "-m", "nf_auto_runner.ops", "seed"],
+        [sys.executable, "-m", "nf_auto_runner.ops", command],
         env=target.app_env(),
         cwd=target.home,
         capture_output=True,
@@ -34,22 +34,19 @@ def seed(target: LocalTarget) -> None:
         check=False,
     )
     if done.returncode != 0:
-        raise ServiceError(f"seeding the database failed: {done.stderr.strip()[-400:]}")
+        raise ServiceError(f"{what} failed: {done.stderr.strip()[-400:]}")
+    lines = done.stdout.strip().splitlines()
+    return lines[-1] if lines else "done"
+
+
+def seed(target: LocalTarget) -> None:
+    """Load the series data (the ops command is idempotent)."""
+    ops(target, "seed", "seeding the database")
 
 
 def backup(target: LocalTarget) -> str:
     """Take the stack's first backup, so the daily check's "backup < 24 h" holds from the start."""
-    done = subprocess.run(
-        [sys.executable, "-m", "nf_auto_runner.ops", "backup"],
-        env=target.app_env(),
-        cwd=target.home,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise ServiceError(f"the first backup failed: {done.stderr.strip()[-400:]}")
-    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "done"
+    return ops(target, "backup", "the first backup")
 
 
 def train_first_model(target: LocalTarget, timeout: float = 300.0) -> dict[str, Any]:
