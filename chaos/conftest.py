@@ -94,8 +94,18 @@ def assert_drill(record_property: Callable[[str, object], None]) -> AssertDrill:
             f"{result.failed_probes}/{result.total_probes} probes failed; {result.record_path}"
         )
         assert result.passed, "\n".join(result.errors) + f"\nincident record: {result.record_path}"
+        if result.record_path is not None:
+            text = result.record_path.read_text()
+            missing = [s for s in INCIDENT_SECTIONS if s not in text]
+            assert not missing, f"incident record lacks runbook §9 parts {missing}: {text[:300]}"
 
     return check
+
+
+#: what runbook §9 says an incident record holds (ID and severity are in the header table)
+INCIDENT_SECTIONS = ("# Incident INC-", "| severity |", "| detected |", "| resolved |",
+                     "## Summary", "## Impact", "## Timeline", "## Root cause",
+                     "## Actions taken")  # fmt: skip
 
 
 # -- detectors for the fault drills (added; the ones above are unchanged) ----------------------

@@ -15,6 +15,7 @@ from .conftest import AssertDrill, Probes
 pytestmark = [
     pytest.mark.destructive,
     pytest.mark.runbook("5.2.2"),
+    pytest.mark.runbook("9"),  # its incident record is checked against §9's fields
     pytest.mark.fault("db_down", sig="SIGKILL"),
 ]
 
