@@ -34,6 +34,7 @@ def unit_tests_for(path: str) -> Path:
         pytest.fail(f"rule file {path} has no unit tests: add it to UNIT_TESTS with its tests")
     return UNIT_TESTS[name]
 
+
 pytestmark = [
     pytest.mark.runbook("4.2"),
     pytest.mark.skipif(shutil.which("promtool") is None,

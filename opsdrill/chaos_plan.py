@@ -11,12 +11,13 @@ from __future__ import annotations
 import random
 import signal
 import threading
+from typing import Any
 
 import pytest
 
 __all__ = ["chaos_rng", "chaos_seed"]
 
-_PREVIOUS = pytest.StashKey[object]()
+_PREVIOUS = pytest.StashKey[Any]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -32,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="opsdrill", description=__doc__.split("\n")[0])
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument(
         "--state-dir", type=Path, default=DEFAULT_STATE_DIR,
         help="where the embedded stack keeps its files (default: .opsdrill)",
@@ -68,8 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     gameday.add_argument("--data-fs-size", metavar="SIZE", default=None,
                          help="size of the stack's own data filesystem, so the disk-full drill "
                               f"can run (default {GAMEDAY_DATA_FS} when root)")  # fmt: skip
-    gameday.add_argument("--no-proxy", action="store_true",
-                         help="no Toxiproxy in front of the DB and API (network drills skip)")
+    gameday.add_argument(
+        "--no-proxy",
+        action="store_true",
+        help="no Toxiproxy in front of the DB and API (network drills skip)",
+    )
     doctest = sub.add_parser("doctest", help="check every SQL statement of a Markdown runbook")
     doctest.add_argument("path", type=Path, help="the runbook, e.g. docs/RUNBOOK.md")
     where = doctest.add_mutually_exclusive_group()

@@ -53,7 +53,7 @@ class RunbookCoverage:
                 item.user_properties.append((KEY, pid))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        ids = [v for k, v in report.user_properties if k == KEY]
+        ids = [str(v) for k, v in report.user_properties if k == KEY]
         if not ids:
             return
         if report.when == "call" or (report.when == "setup" and not report.passed):
@@ -93,7 +93,8 @@ class RunbookCoverage:
             if not r["tests"]:
                 continue
             counts: dict[str, int] = defaultdict(int)
-            for outcome in r["tests"].values():  # type: ignore[union-attr]
+            tests: dict[str, str] = r["tests"]  # type: ignore[assignment]
+            for outcome in tests.values():
                 counts[outcome] += 1
             detail = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
             tr.write_line(f"{r['procedure']:<7} {r['title']:<32} {r['result']:<8} ({detail})")

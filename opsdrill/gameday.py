@@ -16,6 +16,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from opsdrill.exitcodes import ExitCode
 from opsdrill.targets.local import LocalTarget
@@ -148,13 +149,14 @@ class GameDay:
         }
         from opsdrill.report.collect import RunArtefacts
 
-        data["drills"] = [
+        drills: list[dict[str, Any]] = [
             {k: i.get(k) for k in ("drill", "runbook", "passed", "mttd_seconds", "mttr_seconds",
                                    "failed_probes", "total_probes", "incident_id")}
             for i in RunArtefacts.load(self.out).incidents
         ]  # fmt: skip
+        data["drills"] = drills
         (self.out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
-        for d in data["drills"]:
+        for d in drills:
             self.say(
                 f"drill {d['drill']:<22} {'PASS' if d['passed'] else 'FAIL'}  "
                 f"MTTD {_secs(d['mttd_seconds'])} s  MTTR {_secs(d['mttr_seconds'])} s"

@@ -239,7 +239,7 @@ class _Parser:
         if not slos:
             raise self.fail(top["slos"], "'slos' is empty: declare at least one objective")
         self.unique(top["slos"], slos)
-        policy = DEFAULT_POLICY
+        policy: tuple[BurnAlert, ...] = DEFAULT_POLICY
         if "alerting" in top:
             policy = tuple(self.alert(n) for n in self.sequence(top["alerting"], "alerting"))
         for slo in slos:

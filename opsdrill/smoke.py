@@ -30,7 +30,7 @@ class TextfileExporter:
         self.results: dict[str, tuple[str, float, str]] = {}  # nodeid -> outcome, secs, runbook
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        runbook = next((v for k, v in report.user_properties if k == "runbook"), "")
+        runbook = str(next((v for k, v in report.user_properties if k == "runbook"), ""))
         if report.when == "call":
             self.results[report.nodeid] = (report.outcome, report.duration, runbook)
         elif report.failed:  # setup or teardown error

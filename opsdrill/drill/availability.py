@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -28,7 +29,7 @@ class AvailabilityProbe:
     def __init__(
         self,
         url: str,
-        clock: callable,  # type: ignore[valid-type]
+        clock: Callable[[], float],
         *,
         interval: float = 0.1,
         timeout: float = 2.0,

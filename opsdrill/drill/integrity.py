@@ -54,6 +54,7 @@ def take_snapshot(conninfo: str, bounds: dict[str, str] | None = None) -> Integr
                 f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY {key})), '') "
                 f"FROM {table} t WHERE {where}"
             ).fetchone()
+            assert row is not None  # an aggregate always returns one row
             counts[table], sums[table] = int(row[0]), str(row[1])
     return IntegritySnapshot(counts, sums, fixed)
 

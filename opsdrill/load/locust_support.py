@@ -228,7 +228,8 @@ def _autostop(environment: Environment, **_kw: Any) -> None:
             gevent.sleep(0.25)
         if isinstance(environment.runner, MasterRunner):
             gevent.sleep(1.5)  # let the workers' last heartbeats and reports arrive
-        environment.runner.quit()
+        if environment.runner is not None:
+            environment.runner.quit()
 
     gevent.spawn(watch)
 

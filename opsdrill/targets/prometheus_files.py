@@ -12,6 +12,7 @@ in seconds rather than minutes, and says what it changed so a report can show it
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -212,7 +213,7 @@ def shorten_rules(
             if "for" in rule:
                 rule["for"] = scale(name, "for", str(rule["for"]))
             if "expr" in rule:
-                rule["expr"] = _scale_ranges(str(rule["expr"]), lambda f, d, n=name: scale(n, f, d))
+                rule["expr"] = _scale_ranges(str(rule["expr"]), functools.partial(scale, name))
     shown = f"1/{1 / factor:g}" if factor < 1 and (1 / factor).is_integer() else f"{factor:g}"
     header = _header("alerts.yml", f"every `for` and range window × {shown}, minimum {minimum}")
     return header + _dump(data), changes

@@ -128,17 +128,22 @@ def _read_file(path: Path) -> dict[str, Any]:
             f"fix the YAML or remove the file to use defaults"
         ) from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path} must hold a mapping of keys, got "
-                          f"{type(data).__name__}; see conf/config.example.yaml")
+        raise ConfigError(
+            f"config file {path} must hold a mapping of keys, got "
+            f"{type(data).__name__}; see conf/config.example.yaml"
+        )
     unknown = sorted(set(data) - set(FIELDS) - {"pool"})
     if unknown:
-        raise ConfigError(f"config file {path}: unknown key(s) {', '.join(unknown)}; known keys "
-                          f"are {', '.join([*FIELDS, 'pool'])}")
+        raise ConfigError(
+            f"config file {path}: unknown key(s) {', '.join(unknown)}; known keys "
+            f"are {', '.join([*FIELDS, 'pool'])}"
+        )
     return data
 
 
-def _convert(name: str, raw: Any, kind: type, bounds: tuple[float, float] | None,
-             source: str) -> Any:
+def _convert(
+    name: str, raw: Any, kind: type, bounds: tuple[float, float] | None, source: str
+) -> Any:
     try:
         if kind is str:
             value: Any = "" if raw is None else str(raw)
@@ -147,27 +152,34 @@ def _convert(name: str, raw: Any, kind: type, bounds: tuple[float, float] | None
         else:
             value = kind(raw)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} from {source} is {raw!r}, expected {kind.__name__}; "
-                          f"set a valid number") from exc
+        raise ConfigError(
+            f"{name} from {source} is {raw!r}, expected {kind.__name__}; set a valid number"
+        ) from exc
     if bounds is not None and not bounds[0] <= value <= bounds[1]:
-        raise ConfigError(f"{name} from {source} is {value}, expected between {bounds[0]} and "
-                          f"{bounds[1]}; set a value in range")
+        raise ConfigError(
+            f"{name} from {source} is {value}, expected between {bounds[0]} and "
+            f"{bounds[1]}; set a value in range"
+        )
     return value
 
 
 def _check_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
-        raise ConfigError(f"DATABASE_URL {redact_url(url)!r} is not a PostgreSQL URL; expected "
-                          f"postgresql://user:password@host:port/ts_forecast_system")
+        raise ConfigError(
+            f"DATABASE_URL {redact_url(url)!r} is not a PostgreSQL URL; expected "
+            f"postgresql://user:password@host:port/ts_forecast_system"
+        )
     try:
         _ = parts.port
     except ValueError as exc:
-        raise ConfigError(f"DATABASE_URL {redact_url(url)!r} has an invalid port; "
-                          f"use host:5432") from exc
+        raise ConfigError(
+            f"DATABASE_URL {redact_url(url)!r} has an invalid port; use host:5432"
+        ) from exc
     if not parts.path.strip("/"):
-        raise ConfigError(f"DATABASE_URL {redact_url(url)!r} names no database; "
-                          f"append /ts_forecast_system")
+        raise ConfigError(
+            f"DATABASE_URL {redact_url(url)!r} names no database; append /ts_forecast_system"
+        )
 
 
 def load(env: dict[str, str] | None = None) -> Settings:
@@ -186,31 +198,41 @@ def load(env: dict[str, str] | None = None) -> Settings:
             values[key] = default
     pool = data.get("pool") or {}
     if not isinstance(pool, dict):
-        raise ConfigError(f"config file {config_path}: pool must be a mapping with keys "
-                          f"{', '.join(POOL_FIELDS)}")
+        raise ConfigError(
+            f"config file {config_path}: pool must be a mapping with keys {', '.join(POOL_FIELDS)}"
+        )
     unknown = sorted(set(pool) - set(POOL_FIELDS))
     if unknown:
-        raise ConfigError(f"config file {config_path}: unknown pool key(s) {', '.join(unknown)}; "
-                          f"known pool keys are {', '.join(POOL_FIELDS)}")
+        raise ConfigError(
+            f"config file {config_path}: unknown pool key(s) {', '.join(unknown)}; "
+            f"known pool keys are {', '.join(POOL_FIELDS)}"
+        )
     for key, (kind, default, bounds) in POOL_FIELDS.items():
         raw = pool.get(key, default)
         values[f"pool_{key}"] = _convert(f"pool.{key}", raw, kind, bounds, str(config_path))
     values["log_level"] = values["log_level"].upper()
     if values["log_level"] not in LOG_LEVELS:
-        raise ConfigError(f"log_level is {values['log_level']!r}; use one of "
-                          f"{', '.join(LOG_LEVELS)}")
+        raise ConfigError(
+            f"log_level is {values['log_level']!r}; use one of {', '.join(LOG_LEVELS)}"
+        )
     _check_url(values["database_url"])
     return Settings(home=home, config_path=config_path, **values)
 
 
 def ensure_dirs(settings: Settings) -> None:
     """Create the home's directories; a failure is a ConfigError naming the directory."""
-    for path in (settings.logs_dir, settings.models_dir, settings.backups_dir,
-                 settings.pid_file.parent):
+    for path in (
+        settings.logs_dir,
+        settings.models_dir,
+        settings.backups_dir,
+        settings.pid_file.parent,
+    ):
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"cannot create directory {path}: {exc.strerror}; fix NF_HOME "
-                              f"({settings.home}) or its permissions") from exc
+            raise ConfigError(
+                f"cannot create directory {path}: {exc.strerror}; fix NF_HOME "
+                f"({settings.home}) or its permissions"
+            ) from exc
         if not os.access(path, os.W_OK):
             raise ConfigError(f"directory {path} is not writable; fix its permissions")

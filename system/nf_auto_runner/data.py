@@ -32,23 +32,35 @@ class SeriesSpec:
 
 def _airpassengers() -> SeriesSpec:
     text = resources.files("nf_auto_runner").joinpath("data/airpassengers.csv").read_text()
-    rows = [(datetime.fromisoformat(r["ds"]), float(r["y"]))
-            for r in csv.DictReader(io.StringIO(text))]
-    return SeriesSpec("airpassengers", "MS", "monthly airline passengers 1949-1960 (thousands)",
-                      rows)
+    rows = [
+        (datetime.fromisoformat(r["ds"]), float(r["y"])) for r in csv.DictReader(io.StringIO(text))
+    ]
+    return SeriesSpec(
+        "airpassengers", "MS", "monthly airline passengers 1949-1960 (thousands)", rows
+    )
 
 
 def _synthetic(i: int) -> SeriesSpec:
     rng = np.random.default_rng(1000 + i)
     t = np.arange(SYNTHETIC_DAYS)
     level = 50.0 + 10.0 * i
-    y = (level + 0.05 * i * t + (5.0 + i) * np.sin(2 * np.pi * t / 7)
-         + 3.0 * np.sin(2 * np.pi * t / 30.5) + rng.normal(0, 1.0 + 0.2 * i, t.size))
+    y = (
+        level
+        + 0.05 * i * t
+        + (5.0 + i) * np.sin(2 * np.pi * t / 7)
+        + 3.0 * np.sin(2 * np.pi * t / 30.5)
+        + rng.normal(0, 1.0 + 0.2 * i, t.size)
+    )
     start = datetime(2024, 1, 1)
-    points = [(start + timedelta(days=int(k)), round(float(v), 4)) for k, v in zip(t, y,
-                                                                                 strict=True)]
-    return SeriesSpec(f"synthetic_{i}", "D", f"synthetic daily series {i} (weekly season, seed "
-                      f"{1000 + i})", points)
+    points = [
+        (start + timedelta(days=int(k)), round(float(v), 4)) for k, v in zip(t, y, strict=True)
+    ]
+    return SeriesSpec(
+        f"synthetic_{i}",
+        "D",
+        f"synthetic daily series {i} (weekly season, seed {1000 + i})",
+        points,
+    )
 
 
 def builtin_series() -> list[SeriesSpec]:
@@ -85,7 +97,9 @@ def load_series(conn: psycopg.Connection[Any], series_id: str) -> tuple[str, lis
     the forecast path pays every round trip to the database)."""
     rows = conn.execute(
         "SELECT c.freq, s.ds, s.y FROM series_catalog c LEFT JOIN series s USING (series_id) "
-        "WHERE c.series_id = %s ORDER BY s.ds", (series_id,)).fetchall()
+        "WHERE c.series_id = %s ORDER BY s.ds",
+        (series_id,),
+    ).fetchall()
     if not rows:
         return None
     return rows[0]["freq"], [{"ds": r["ds"], "y": r["y"]} for r in rows if r["ds"] is not None]

@@ -34,8 +34,13 @@ MAX_STUCK_PROBES = 8
 POOL_GRACE = 2.0  # a pool this young is still connecting: never replace it yet
 #: TCP keepalives and a user timeout: a silently dropped peer breaks the socket in seconds
 #: instead of leaving a query blocked for the kernel's default (minutes to hours)
-TCP_KWARGS = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
-              "keepalives_count": 3, "tcp_user_timeout": 10_000}
+TCP_KWARGS = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
 CONNECT_TIMEOUT = 2  # libpq's minimum effective connect_timeout
 
 
@@ -51,12 +56,22 @@ class ProbeResult:
     busy: bool = False  # the pool was saturated; the database itself answered
 
 
-def connect(url: str, *, autocommit: bool = False, timeout: int = CONNECT_TIMEOUT,
-            application_name: str = "nf_auto_runner") -> psycopg.Connection[Any]:
+def connect(
+    url: str,
+    *,
+    autocommit: bool = False,
+    timeout: int = CONNECT_TIMEOUT,
+    application_name: str = "nf_auto_runner",
+) -> psycopg.Connection[Any]:
     """A direct connection with dict rows, or DatabaseUnavailable with a usable message."""
     try:
-        return psycopg.connect(url, autocommit=autocommit, connect_timeout=timeout,
-                               row_factory=dict_row, application_name=application_name)
+        return psycopg.connect(
+            url,
+            autocommit=autocommit,
+            connect_timeout=timeout,
+            row_factory=dict_row,
+            application_name=application_name,
+        )
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseUnavailable(
@@ -94,10 +109,13 @@ class Database:
             max_idle=600.0,
             reconnect_timeout=3600.0,
             check=ConnectionPool.check_connection,
-            kwargs={"row_factory": dict_row, "connect_timeout": CONNECT_TIMEOUT,
-                    "application_name": "nf_auto_runner",
-                    "options": f"-c statement_timeout={int(s.statement_timeout * 1000)}",
-                    **TCP_KWARGS},
+            kwargs={
+                "row_factory": dict_row,
+                "connect_timeout": CONNECT_TIMEOUT,
+                "application_name": "nf_auto_runner",
+                "options": f"-c statement_timeout={int(s.statement_timeout * 1000)}",
+                **TCP_KWARGS,
+            },
             open=False,
             name="nf_auto_runner",
         )
@@ -118,9 +136,12 @@ class Database:
 
     def stats(self) -> dict[str, int]:
         st = self._pool.get_stats()
-        return {"size": st.get("pool_size", 0), "available": st.get("pool_available", 0),
-                "waiting": st.get("requests_waiting", 0),
-                "max": self.settings.pool_size + self.settings.pool_overflow}
+        return {
+            "size": st.get("pool_size", 0),
+            "available": st.get("pool_available", 0),
+            "waiting": st.get("requests_waiting", 0),
+            "max": self.settings.pool_size + self.settings.pool_overflow,
+        }
 
     @property
     def is_down(self) -> bool:
@@ -155,8 +176,10 @@ class Database:
     def _mark_down(self, exc: BaseException) -> None:
         if self._down_since is None:
             self._down_since = time.monotonic()
-            log.error("database unavailable: %s", str(exc).strip().splitlines()[0]
-                      if str(exc).strip() else type(exc).__name__)
+            log.error(
+                "database unavailable: %s",
+                str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+            )
 
     def _probe_once(self) -> ProbeResult:
         t0 = time.perf_counter()
@@ -178,15 +201,19 @@ class Database:
                 self.reset_pool()  # the database is back but the pool has not noticed
             return ProbeResult(False, (time.perf_counter() - t0) * 1000, error)
         if self._down_since is not None:
-            log.warning("database available again after %.1f s",
-                        time.monotonic() - self._down_since)
+            log.warning(
+                "database available again after %.1f s", time.monotonic() - self._down_since
+            )
             self._down_since = None
         return ProbeResult(True, (time.perf_counter() - t0) * 1000)
 
     def _direct_ok(self) -> bool:
         try:
-            with psycopg.connect(self.settings.database_url, connect_timeout=CONNECT_TIMEOUT,
-                                 application_name="nf_auto_runner-probe") as conn:
+            with psycopg.connect(
+                self.settings.database_url,
+                connect_timeout=CONNECT_TIMEOUT,
+                application_name="nf_auto_runner-probe",
+            ) as conn:
                 conn.execute("SELECT 1")
             return True
         except psycopg.Error:
@@ -202,9 +229,12 @@ class Database:
         t0 = time.perf_counter()
         with self._lock:
             fut = self._probe_future
-            stale = (fut is not None and not fut.done()
-                     and time.monotonic() - self._probe_started > PROBE_ABANDON
-                     and self._stuck < MAX_STUCK_PROBES)
+            stale = (
+                fut is not None
+                and not fut.done()
+                and time.monotonic() - self._probe_started > PROBE_ABANDON
+                and self._stuck < MAX_STUCK_PROBES
+            )
             if fut is None or fut.done() or stale:
                 if stale:
                     self._stuck += 1
@@ -212,8 +242,11 @@ class Database:
         try:
             result = fut.result(timeout=timeout)
         except FutureTimeout:
-            result = ProbeResult(False, (time.perf_counter() - t0) * 1000,
-                                 f"database did not answer within {timeout:.1f} s")
+            result = ProbeResult(
+                False,
+                (time.perf_counter() - t0) * 1000,
+                f"database did not answer within {timeout:.1f} s",
+            )
             self._mark_down(TimeoutError(result.error))
         self.last_probe = result
         return result
@@ -242,6 +275,7 @@ class Database:
     # -- watchdog --------------------------------------------------------------------------
     def start_watchdog(self, interval: float = 0.5) -> None:
         """Probe in the background so the pool heals with no traffic."""
+
         def loop() -> None:
             while not self._stop.wait(interval):
                 with contextlib.suppress(Exception):

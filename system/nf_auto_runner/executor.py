@@ -93,8 +93,11 @@ class Executor:
         with self.db.connection() as conn:
             lost = runs.recover_orphans(conn, self.settings.stale_heartbeat_seconds)
         for run_id in lost:
-            log.error("run %s orphaned: worker lost at restart; marked failed", run_id,
-                      extra={"run_id": run_id, "skip_db": True})
+            log.error(
+                "run %s orphaned: worker lost at restart; marked failed",
+                run_id,
+                extra={"run_id": run_id, "skip_db": True},
+            )
         return lost
 
     # -- the loop --------------------------------------------------------------------------
@@ -116,8 +119,12 @@ class Executor:
         if time.monotonic() - self._last_sweep > SWEEP_SECONDS:
             self._last_sweep = time.monotonic()
             with self.db.connection() as conn:
-                runs.recover_orphans(conn, self.settings.stale_heartbeat_seconds,
-                                     check_pids=False, exclude=set(self.workers))
+                runs.recover_orphans(
+                    conn,
+                    self.settings.stale_heartbeat_seconds,
+                    check_pids=False,
+                    exclude=set(self.workers),
+                )
         self._refresh_gauges()
 
     def _reap(self) -> None:
@@ -134,23 +141,31 @@ class Executor:
         message = describe_exit(code)
         with self.db.connection() as conn:
             if runs.fail_if_running(conn, run_id, message):
-                runs.log_row(conn, "ERROR", f"run {run_id} failed: {message}", run_id=run_id,
-                             exception_type="WorkerKilled" if code < 0 else "WorkerExited",
-                             logger=__name__)
-                log.error("run %s failed: %s", run_id, message,
-                          extra={"run_id": run_id, "skip_db": True})
+                runs.log_row(
+                    conn,
+                    "ERROR",
+                    f"run {run_id} failed: {message}",
+                    run_id=run_id,
+                    exception_type="WorkerKilled" if code < 0 else "WorkerExited",
+                    logger=__name__,
+                )
+                log.error(
+                    "run %s failed: %s", run_id, message, extra={"run_id": run_id, "skip_db": True}
+                )
 
     def _enforce_cancellations(self) -> None:
         with self.db.connection() as conn:
-            rows = conn.execute("SELECT run_id, status FROM runs WHERE run_id = ANY(%s)",
-                                (list(self.workers),)).fetchall()
+            rows = conn.execute(
+                "SELECT run_id, status FROM runs WHERE run_id = ANY(%s)", (list(self.workers),)
+            ).fetchall()
         for r in rows:
             w = self.workers.get(r["run_id"])
             # `completed` means the worker is finishing on its own: let it exit
             if w is not None and r["status"] not in ("running", "completed") and not w.cancelled:
                 w.cancelled = True
-                log.info("run %s is %s; terminating worker pid %s", r["run_id"], r["status"],
-                         w.proc.pid)
+                log.info(
+                    "run %s is %s; terminating worker pid %s", r["run_id"], r["status"], w.proc.pid
+                )
                 self._terminate(w)
 
     def _terminate(self, w: Worker) -> None:
@@ -179,33 +194,51 @@ class Executor:
             log_file = open(path, "ab")  # noqa: SIM115 - closed when the worker is reaped
             proc = subprocess.Popen(
                 [sys.executable, "-m", "nf_auto_runner.worker", str(run_id)],
-                env=self.settings.child_env(), cwd=self.settings.home,
-                stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=self.settings.child_env(),
+                cwd=self.settings.home,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         except OSError as exc:
             with self.db.connection() as conn:
                 runs.fail_if_running(conn, run_id, f"could not start worker: {exc}")
-            log.error("run %s: could not start worker: %s", run_id, exc,
-                      extra={"run_id": run_id, "exception_type": type(exc).__name__})
+            log.error(
+                "run %s: could not start worker: %s",
+                run_id,
+                exc,
+                extra={"run_id": run_id, "exception_type": type(exc).__name__},
+            )
             return
         self.workers[run_id] = Worker(run_id, proc, log_file)
         with self.db.connection() as conn:
-            conn.execute("UPDATE runs SET worker_pid = %s WHERE run_id = %s AND status = "
-                         "'running'", (proc.pid, run_id))
-        log.info("run %s claimed: %s on %s, worker pid %s", run_id, row["model_name"],
-                 row["series_id"], proc.pid)
+            conn.execute(
+                "UPDATE runs SET worker_pid = %s WHERE run_id = %s AND status = 'running'",
+                (proc.pid, run_id),
+            )
+        log.info(
+            "run %s claimed: %s on %s, worker pid %s",
+            run_id,
+            row["model_name"],
+            row["series_id"],
+            proc.pid,
+        )
 
     def _refresh_gauges(self) -> None:
         with self.db.connection() as conn:
-            queued = conn.execute("SELECT count(*) AS n FROM runs WHERE status = 'scheduled'"
-                                  ).fetchone()
+            queued = conn.execute(
+                "SELECT count(*) AS n FROM runs WHERE status = 'scheduled'"
+            ).fetchone()
             running = conn.execute(
                 "SELECT run_id, EXTRACT(EPOCH FROM start_time) AS t FROM runs "
-                "WHERE status = 'running'").fetchall()
+                "WHERE status = 'running'"
+            ).fetchall()
             finished = conn.execute(
                 "SELECT status, count(*) AS n FROM runs "
-                "WHERE status IN ('completed', 'failed', 'cancelled') GROUP BY status").fetchall()
-        metrics.set_run_gauges(queued["n"] if queued else 0,
-                               {r["run_id"]: float(r["t"] or 0) for r in running})
+                "WHERE status IN ('completed', 'failed', 'cancelled') GROUP BY status"
+            ).fetchall()
+        metrics.set_run_gauges(
+            queued["n"] if queued else 0, {r["run_id"]: float(r["t"] or 0) for r in running}
+        )
         metrics.set_finished_runs({r["status"]: int(r["n"]) for r in finished})

@@ -25,8 +25,15 @@ from nf_auto_runner.config import Settings
 __all__ = ["SystemLogHandler", "setup_logging"]
 
 FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
-QUIET = ("lightning", "lightning.pytorch", "pytorch_lightning", "lightning_fabric",
-         "psycopg.pool", "neuralforecast", "torch")
+QUIET = (
+    "lightning",
+    "lightning.pytorch",
+    "pytorch_lightning",
+    "lightning_fabric",
+    "psycopg.pool",
+    "neuralforecast",
+    "torch",
+)
 
 
 class SystemLogHandler(logging.Handler):
@@ -56,8 +63,14 @@ class SystemLogHandler(logging.Handler):
             message = record.getMessage()
         except Exception:  # a bad format string must not kill logging
             message = str(record.msg)
-        row = (record.created, record.levelname, message[:4000],
-               getattr(record, "run_id", None), exc_type, record.name)
+        row = (
+            record.created,
+            record.levelname,
+            message[:4000],
+            getattr(record, "run_id", None),
+            exc_type,
+            record.name,
+        )
         with contextlib.suppress(queue.Full):  # dropped when full; error.log still has it
             self._queue.put_nowait(row)
 
@@ -67,8 +80,12 @@ class SystemLogHandler(logging.Handler):
         if time.monotonic() < self._retry_at:
             return False
         try:
-            self._conn = psycopg.connect(self.database_url, autocommit=True, connect_timeout=2,
-                                         application_name="nf_auto_runner-logs")
+            self._conn = psycopg.connect(
+                self.database_url,
+                autocommit=True,
+                connect_timeout=2,
+                application_name="nf_auto_runner-logs",
+            )
             return True
         except psycopg.Error:
             self._retry_at = time.monotonic() + 2.0
@@ -82,7 +99,8 @@ class SystemLogHandler(logging.Handler):
                 self._conn.execute(
                     "INSERT INTO system_logs (created_at, log_level, log_message, run_id, "
                     "exception_type, logger) VALUES (to_timestamp(%s), %s, %s, %s, %s, %s)",
-                    self._pending[0])
+                    self._pending[0],
+                )
                 self._pending.popleft()
             except psycopg.Error:
                 with contextlib.suppress(psycopg.Error):

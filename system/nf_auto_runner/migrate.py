@@ -65,5 +65,7 @@ def _try_pg_stat_statements(conn: psycopg.Connection[Any]) -> None:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
     except psycopg.Error as exc:
-        log.info("pg_stat_statements not created (%s); slow-statement reports will be empty",
-                 str(exc).strip().splitlines()[0])
+        log.info(
+            "pg_stat_statements not created (%s); slow-statement reports will be empty",
+            str(exc).strip().splitlines()[0],
+        )

@@ -46,22 +46,25 @@ class ModelRef:
     path: str
 
 
-def find_model(conn: psycopg.Connection[Any], series_id: str,
-               model_name: str | None) -> ModelRef:
+def find_model(conn: psycopg.Connection[Any], series_id: str, model_name: str | None) -> ModelRef:
     """The newest completed model for the series (and model name, if given)."""
     row = conn.execute(
         "SELECT m.run_id, m.model_name, m.series_id, m.horizon, m.path FROM models m "
         "JOIN runs r ON r.run_id = m.run_id WHERE m.series_id = %s AND r.status = 'completed' "
         "AND (%s::text IS NULL OR m.model_name = %s) ORDER BY m.created_at DESC, m.model_id DESC "
-        "LIMIT 1", (series_id, model_name, model_name)).fetchone()
+        "LIMIT 1",
+        (series_id, model_name, model_name),
+    ).fetchone()
     if row is None:
-        known = conn.execute("SELECT 1 FROM series_catalog WHERE series_id = %s",
-                             (series_id,)).fetchone()
+        known = conn.execute(
+            "SELECT 1 FROM series_catalog WHERE series_id = %s", (series_id,)
+        ).fetchone()
         if known is None:
             raise ModelNotFound(f"unknown series {series_id!r}")
         which = f"{model_name} model" if model_name else "model"
-        raise ModelNotFound(f"no trained {which} for series {series_id!r}; schedule a run "
-                            f"with POST /runs")
+        raise ModelNotFound(
+            f"no trained {which} for series {series_id!r}; schedule a run with POST /runs"
+        )
     return ModelRef(**row)
 
 
@@ -71,8 +74,9 @@ class Predictor:
     def __init__(self) -> None:
         self._models: OrderedDict[int, tuple[Any, threading.Lock]] = OrderedDict()
         #: (run_id, last ds, points) -> (computed at, forecast); see RESULT_TTL
-        self._results: OrderedDict[tuple[int, str, int],
-                                   tuple[float, list[dict[str, Any]]]] = OrderedDict()
+        self._results: OrderedDict[tuple[int, str, int], tuple[float, list[dict[str, Any]]]] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
     @property
@@ -94,12 +98,12 @@ class Predictor:
             "SELECT DISTINCT ON (m.series_id) m.series_id, m.horizon FROM models m "
             "JOIN runs r ON r.run_id = m.run_id AND r.status = 'completed' "
             "ORDER BY m.series_id, m.created_at DESC, m.model_id DESC LIMIT %s",
-            (MODEL_CACHE_SIZE,)).fetchall()
+            (MODEL_CACHE_SIZE,),
+        ).fetchall()
         warmed = []
         for row in newest:
             try:
-                warmed.append(self.forecast(conn, row["series_id"], row["horizon"],
-                                            None)["run_id"])
+                warmed.append(self.forecast(conn, row["series_id"], row["horizon"], None)["run_id"])
             except Exception as exc:  # a broken model must not stop the start
                 log.warning("warm-up of series %s failed: %s", row["series_id"], exc)
         return warmed
@@ -118,8 +122,10 @@ class Predictor:
         try:
             nf = NeuralForecast.load(path=ref.path)
         except (FileNotFoundError, OSError) as exc:
-            raise ModelNotFound(f"model files of run {ref.run_id} are missing at {ref.path}; "
-                                f"retrain with POST /runs") from exc
+            raise ModelNotFound(
+                f"model files of run {ref.run_id} are missing at {ref.path}; "
+                f"retrain with POST /runs"
+            ) from exc
         entry = (nf, threading.Lock())
         with self._lock:
             self._models[ref.run_id] = entry
@@ -127,21 +133,26 @@ class Predictor:
                 self._models.popitem(last=False)
         return entry
 
-    def forecast(self, conn: psycopg.Connection[Any], series_id: str, horizon: int,
-                 model_name: str | None) -> dict[str, Any]:
+    def forecast(
+        self, conn: psycopg.Connection[Any], series_id: str, horizon: int, model_name: str | None
+    ) -> dict[str, Any]:
         """{series_id, model, run_id, forecast: [{ds, value}]} for the next `horizon` steps."""
         ref = find_model(conn, series_id, model_name)
         if horizon > ref.horizon:
-            raise HorizonTooLong(f"horizon {horizon} exceeds the model's trained horizon "
-                                 f"{ref.horizon} (run {ref.run_id}); ask for at most "
-                                 f"{ref.horizon} or train a longer model")
+            raise HorizonTooLong(
+                f"horizon {horizon} exceeds the model's trained horizon "
+                f"{ref.horizon} (run {ref.run_id}); ask for at most "
+                f"{ref.horizon} or train a longer model"
+            )
         series = load_series(conn, series_id)
         if series is None:
             raise ModelNotFound(f"unknown series {series_id!r}")
         _freq, points = series
         if not points:
-            raise ModelNotFound(f"series {series_id!r} has no observations; reseed it "
-                                f"(ops seed) or restore the database from a backup")
+            raise ModelNotFound(
+                f"series {series_id!r} has no observations; reseed it "
+                f"(ops seed) or restore the database from a backup"
+            )
         key = (ref.run_id, str(points[-1]["ds"]), len(points))
         with self._lock:
             hit = self._results.get(key)
@@ -153,18 +164,28 @@ class Predictor:
                 self._results[key] = (time.monotonic(), full)
                 while len(self._results) > RESULT_CACHE_SIZE:
                     self._results.popitem(last=False)
-        return {"series_id": series_id, "model": ref.model_name, "run_id": ref.run_id,
-                "forecast": full[:horizon]}
+        return {
+            "series_id": series_id,
+            "model": ref.model_name,
+            "run_id": ref.run_id,
+            "forecast": full[:horizon],
+        }
 
     def _predict(self, ref: ModelRef, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
         import pandas as pd
 
         nf, lock = self._model(ref)
-        df = pd.DataFrame({"unique_id": "series",
-                           "ds": pd.to_datetime([p["ds"] for p in points]),
-                           "y": [float(p["y"]) for p in points]})
+        df = pd.DataFrame(
+            {
+                "unique_id": "series",
+                "ds": pd.to_datetime([p["ds"] for p in points]),
+                "y": [float(p["y"]) for p in points],
+            }
+        )
         with lock:
             pred = nf.predict(df=df)
         col = next(c for c in pred.columns if c not in ("unique_id", "ds"))
-        return [{"ds": ts.isoformat(), "value": float(v)}
-                for ts, v in zip(pred["ds"], pred[col], strict=True)]
+        return [
+            {"ds": ts.isoformat(), "value": float(v)}
+            for ts, v in zip(pred["ds"], pred[col], strict=True)
+        ]

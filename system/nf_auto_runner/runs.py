@@ -15,8 +15,18 @@ from typing import Any
 import psycopg
 
 __all__ = [
-    "FINISHED", "MODELS", "RUN_COLUMNS", "cancel", "claim_next", "create", "fail_if_running",
-    "get", "list_runs", "log_row", "recover_orphans", "requeue",
+    "FINISHED",
+    "MODELS",
+    "RUN_COLUMNS",
+    "cancel",
+    "claim_next",
+    "create",
+    "fail_if_running",
+    "get",
+    "list_runs",
+    "log_row",
+    "recover_orphans",
+    "requeue",
 ]
 
 MODELS = ("MLP", "NHITS")
@@ -31,9 +41,17 @@ HOST = socket.gethostname()
 Conn = psycopg.Connection[Any]
 
 
-def create(conn: Conn, *, series_id: str, model_name: str, horizon: int,
-           run_name: str | None, params: dict[str, Any], experiment: str = "default",
-           status: str = "scheduled") -> dict[str, Any]:
+def create(
+    conn: Conn,
+    *,
+    series_id: str,
+    model_name: str,
+    horizon: int,
+    run_name: str | None,
+    params: dict[str, Any],
+    experiment: str = "default",
+    status: str = "scheduled",
+) -> dict[str, Any]:
     """Insert a run in the default experiment (created if missing)."""
     exp = conn.execute(
         "INSERT INTO experiments (experiment_name) VALUES (%s) ON CONFLICT (experiment_name) "
@@ -47,23 +65,33 @@ def create(conn: Conn, *, series_id: str, model_name: str, horizon: int,
         f"params, start_time, worker_host, worker_pid, heartbeat_at) VALUES "
         f"(%s, %s, %s, %s, %s, %s, %s, CASE WHEN %s THEN now() END, %s, %s, "
         f"CASE WHEN %s THEN now() END) RETURNING {RUN_COLUMNS}",
-        (run_name, exp["experiment_id"], status, model_name, series_id, horizon,
-         json.dumps(params), running, HOST if running else None,
-         os.getpid() if running else None, running),
+        (
+            run_name,
+            exp["experiment_id"],
+            status,
+            model_name,
+            series_id,
+            horizon,
+            json.dumps(params),
+            running,
+            HOST if running else None,
+            os.getpid() if running else None,
+            running,
+        ),
     ).fetchone()
     assert row is not None
     return row
 
 
 def get(conn: Conn, run_id: int) -> dict[str, Any] | None:
-    return conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = %s",
-                        (run_id,)).fetchone()
+    return conn.execute(f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = %s", (run_id,)).fetchone()
 
 
 def list_runs(conn: Conn, status: str | None, limit: int) -> list[dict[str, Any]]:
     if status is None:
-        return conn.execute(f"SELECT {RUN_COLUMNS} FROM runs ORDER BY run_id DESC LIMIT %s",
-                            (limit,)).fetchall()
+        return conn.execute(
+            f"SELECT {RUN_COLUMNS} FROM runs ORDER BY run_id DESC LIMIT %s", (limit,)
+        ).fetchall()
     return conn.execute(
         f"SELECT {RUN_COLUMNS} FROM runs WHERE status = %s ORDER BY run_id DESC LIMIT %s",
         (status, limit),
@@ -114,8 +142,15 @@ def requeue(conn: Conn, run_id: int, message: str) -> bool:
     return row is not None
 
 
-def log_row(conn: Conn, level: str, message: str, *, run_id: int | None = None,
-            exception_type: str | None = None, logger: str = "nf_auto_runner") -> None:
+def log_row(
+    conn: Conn,
+    level: str,
+    message: str,
+    *,
+    run_id: int | None = None,
+    exception_type: str | None = None,
+    logger: str = "nf_auto_runner",
+) -> None:
     """A system_logs row written in the caller's transaction (not via the async handler)."""
     conn.execute(
         "INSERT INTO system_logs (log_level, log_message, run_id, exception_type, logger) "
@@ -134,8 +169,9 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def recover_orphans(conn: Conn, stale_seconds: float, *, check_pids: bool = True,
-                    exclude: set[int] | None = None) -> list[int]:
+def recover_orphans(
+    conn: Conn, stale_seconds: float, *, check_pids: bool = True, exclude: set[int] | None = None
+) -> list[int]:
     """Fail `running` runs whose worker is gone: same host and pid dead, or heartbeat stale.
 
     The periodic sweep passes check_pids=False: a dead worker of another app process on this
@@ -151,14 +187,27 @@ def recover_orphans(conn: Conn, stale_seconds: float, *, check_pids: bool = True
     for r in rows:
         if r["run_id"] in exclude:
             continue
-        dead = (check_pids and r["worker_host"] == HOST and r["worker_pid"] is not None
-                and not _pid_alive(r["worker_pid"]))
+        dead = (
+            check_pids
+            and r["worker_host"] == HOST
+            and r["worker_pid"] is not None
+            and not _pid_alive(r["worker_pid"])
+        )
         if dead or float(r["age"]) > stale_seconds:
-            why = (f"orphaned: worker lost at restart (pid {r['worker_pid']} on "
-                   f"{r['worker_host']} is gone)" if dead else
-                   f"orphaned: worker lost at restart (no heartbeat for {float(r['age']):.0f} s)")
+            why = (
+                f"orphaned: worker lost at restart (pid {r['worker_pid']} on "
+                f"{r['worker_host']} is gone)"
+                if dead
+                else f"orphaned: worker lost at restart (no heartbeat for {float(r['age']):.0f} s)"
+            )
             if fail_if_running(conn, r["run_id"], why):
-                log_row(conn, "ERROR", f"run {r['run_id']} {why}", run_id=r["run_id"],
-                        exception_type="WorkerLost", logger="nf_auto_runner.executor")
+                log_row(
+                    conn,
+                    "ERROR",
+                    f"run {r['run_id']} {why}",
+                    run_id=r["run_id"],
+                    exception_type="WorkerLost",
+                    logger="nf_auto_runner.executor",
+                )
                 lost.append(r["run_id"])
     return lost

@@ -53,15 +53,24 @@ def _accelerator(gpu_memory_limit: float, parallel_runs: int) -> str:
     return "cpu"
 
 
-def build_model(model_name: str, h: int, input_size: int, max_steps: int, accelerator: str,
-                seed: int = 1) -> Any:
+def build_model(
+    model_name: str, h: int, input_size: int, max_steps: int, accelerator: str, seed: int = 1
+) -> Any:
     """A small CPU-friendly MLP or NHITS with no loggers, checkpoints or progress bars."""
     from neuralforecast.models import MLP, NHITS
 
     common: dict[str, Any] = dict(
-        h=h, input_size=input_size, max_steps=max_steps, scaler_type="robust",
-        random_seed=seed, accelerator=accelerator, devices=1, logger=False,
-        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+        h=h,
+        input_size=input_size,
+        max_steps=max_steps,
+        scaler_type="robust",
+        random_seed=seed,
+        accelerator=accelerator,
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
         val_check_steps=max(max_steps + 1, 100),
     )
     if model_name == "MLP":
@@ -87,8 +96,11 @@ def _save(nf: Any, out_dir: Path) -> None:
         if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
             raise
         if _disk_full(out_dir.parent):
-            raise OSError(errno.ENOSPC, f"No space left on device while saving the model to "
-                                        f"{out_dir} ({type(exc).__name__}: {exc})") from exc
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on device while saving the model to "
+                f"{out_dir} ({type(exc).__name__}: {exc})",
+            ) from exc
         raise
 
 
@@ -122,8 +134,17 @@ def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def train(*, model_name: str, freq: str, points: list[dict[str, Any]], h: int, max_steps: int,
-          out_dir: Path, gpu_memory_limit: float, parallel_runs: int = 1) -> TrainResult:
+def train(
+    *,
+    model_name: str,
+    freq: str,
+    points: list[dict[str, Any]],
+    h: int,
+    max_steps: int,
+    out_dir: Path,
+    gpu_memory_limit: float,
+    parallel_runs: int = 1,
+) -> TrainResult:
     """Fit on all but the last h points, score on them, save to out_dir."""
     import numpy as np
     import pandas as pd
@@ -133,8 +154,13 @@ def train(*, model_name: str, freq: str, points: list[dict[str, Any]], h: int, m
     n = len(points)
     if n < 3 * h:
         raise ValueError(f"series has {n} points, too short for horizon {h} (need {3 * h})")
-    df = pd.DataFrame({"unique_id": "series", "ds": pd.to_datetime([p["ds"] for p in points]),
-                       "y": [float(p["y"]) for p in points]})
+    df = pd.DataFrame(
+        {
+            "unique_id": "series",
+            "ds": pd.to_datetime([p["ds"] for p in points]),
+            "y": [float(p["y"]) for p in points],
+        }
+    )
     train_df, holdout = df.iloc[:-h], df.iloc[-h:]
     input_size = max(1, min(2 * h, len(train_df) - h))
     accelerator = _accelerator(gpu_memory_limit, parallel_runs)

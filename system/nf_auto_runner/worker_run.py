@@ -41,7 +41,9 @@ def _heartbeat(url: str, run_id: int, stop: threading.Event) -> None:
                 conn = connect(url, autocommit=True, application_name="nf_auto_runner-worker")
             row = conn.execute(
                 "UPDATE runs SET heartbeat_at = now(), worker_pid = %s WHERE run_id = %s "
-                "AND status = 'running' RETURNING run_id", (os.getpid(), run_id)).fetchone()
+                "AND status = 'running' RETURNING run_id",
+                (os.getpid(), run_id),
+            ).fetchone()
         except Exception:
             conn = None
             continue  # the database may be down for a moment; keep training
@@ -55,18 +57,21 @@ def run(run_id: int) -> int:
     settings = config.load()
     handler = setup_logging(settings)
     t_start = time.perf_counter()
-    with connect(settings.database_url, autocommit=True,
-                 application_name="nf_auto_runner-worker") as conn:
+    with connect(
+        settings.database_url, autocommit=True, application_name="nf_auto_runner-worker"
+    ) as conn:
         row = conn.execute(
             "UPDATE runs SET worker_pid = %s, worker_host = %s, heartbeat_at = now() "
             "WHERE run_id = %s AND status = 'running' RETURNING *",
-            (os.getpid(), runs.HOST, run_id)).fetchone()
+            (os.getpid(), runs.HOST, run_id),
+        ).fetchone()
         if row is None:
             log.warning("run %s is not running; nothing to do", run_id)
             return EXIT_NOT_RUNNING
         stop = threading.Event()
-        beat = threading.Thread(target=_heartbeat, args=(settings.database_url, run_id, stop),
-                                daemon=True)
+        beat = threading.Thread(
+            target=_heartbeat, args=(settings.database_url, run_id, stop), daemon=True
+        )
         beat.start()
         try:
             code = _train_and_record(conn, settings, row, t_start)
@@ -79,8 +84,9 @@ def run(run_id: int) -> int:
     return code
 
 
-def _train_and_record(conn: psycopg.Connection[Any], settings: config.Settings,
-                      row: dict[str, Any], t_start: float) -> int:
+def _train_and_record(
+    conn: psycopg.Connection[Any], settings: config.Settings, row: dict[str, Any], t_start: float
+) -> int:
     run_id = row["run_id"]
     params = row["params"] if isinstance(row["params"], dict) else json.loads(row["params"])
     series = load_series(conn, row["series_id"])
@@ -88,24 +94,40 @@ def _train_and_record(conn: psycopg.Connection[Any], settings: config.Settings,
         raise LookupError(f"series {row['series_id']!r} not found")
     freq, points = series
     if len(points) < 3 * row["horizon"]:  # before the slow imports: fail fast
-        raise ValueError(f"series {row['series_id']!r} has {len(points)} points, too short "
-                         f"for horizon {row['horizon']} (need {3 * row['horizon']})")
+        raise ValueError(
+            f"series {row['series_id']!r} has {len(points)} points, too short "
+            f"for horizon {row['horizon']} (need {3 * row['horizon']})"
+        )
     max_steps = int(params.get("max_steps") or settings.train_max_steps)
     from nf_auto_runner.trainer import train
 
-    log.info("run %s: training %s on %s (h=%s, %d points, %d steps)", run_id,
-             row["model_name"], row["series_id"], row["horizon"], len(points), max_steps)
-    result = train(model_name=row["model_name"], freq=freq, points=points, h=row["horizon"],
-                   max_steps=max_steps, out_dir=settings.models_dir / str(run_id),
-                   gpu_memory_limit=settings.gpu_memory_limit,
-                   parallel_runs=settings.max_parallel_runs)
+    log.info(
+        "run %s: training %s on %s (h=%s, %d points, %d steps)",
+        run_id,
+        row["model_name"],
+        row["series_id"],
+        row["horizon"],
+        len(points),
+        max_steps,
+    )
+    result = train(
+        model_name=row["model_name"],
+        freq=freq,
+        points=points,
+        h=row["horizon"],
+        max_steps=max_steps,
+        out_dir=settings.models_dir / str(run_id),
+        gpu_memory_limit=settings.gpu_memory_limit,
+        parallel_runs=settings.max_parallel_runs,
+    )
 
     def record(c: psycopg.Connection[Any]) -> bool:
         with c.transaction():
             done = c.execute(
                 "UPDATE runs SET status = 'completed', end_time = now(), heartbeat_at = now(), "
                 "execution_duration_seconds = EXTRACT(EPOCH FROM now() - start_time) "
-                "WHERE run_id = %s AND status = 'running' RETURNING run_id", (run_id,)
+                "WHERE run_id = %s AND status = 'running' RETURNING run_id",
+                (run_id,),
             ).fetchone()
             if done is None:
                 return False
@@ -113,24 +135,40 @@ def _train_and_record(conn: psycopg.Connection[Any], settings: config.Settings,
                 "INSERT INTO models (run_id, model_name, series_id, horizon, path, "
                 "training_duration_seconds, model_size_bytes) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                (run_id, row["model_name"], row["series_id"], row["horizon"],
-                 str(result.path), result.training_seconds, result.size_bytes))
+                (
+                    run_id,
+                    row["model_name"],
+                    row["series_id"],
+                    row["horizon"],
+                    str(result.path),
+                    result.training_seconds,
+                    result.size_bytes,
+                ),
+            )
             with c.cursor() as cur:
-                cur.executemany("INSERT INTO metrics (run_id, name, value) VALUES (%s, %s, %s)",
-                                [(run_id, k, v) for k, v in result.metrics.items()])
+                cur.executemany(
+                    "INSERT INTO metrics (run_id, name, value) VALUES (%s, %s, %s)",
+                    [(run_id, k, v) for k, v in result.metrics.items()],
+                )
         return True
 
     if not _write_with_retry(settings.database_url, conn, record):
         log.warning("run %s left running while training; result discarded", run_id)
         return EXIT_NOT_RUNNING
-    log.info("run %s completed in %.1f s (fit %.1f s, mae %.3f, %d bytes)", run_id,
-             time.perf_counter() - t_start, result.training_seconds, result.metrics["mae"],
-             result.size_bytes)
+    log.info(
+        "run %s completed in %.1f s (fit %.1f s, mae %.3f, %d bytes)",
+        run_id,
+        time.perf_counter() - t_start,
+        result.training_seconds,
+        result.metrics["mae"],
+        result.size_bytes,
+    )
     return 0
 
 
-def _write_with_retry(url: str, conn: psycopg.Connection[Any] | None,
-                      write: Callable[[psycopg.Connection[Any]], T]) -> T:
+def _write_with_retry(
+    url: str, conn: psycopg.Connection[Any] | None, write: Callable[[psycopg.Connection[Any]], T]
+) -> T:
     """Run `write`, reconnecting through a database restart for up to RECORD_RETRY_SECONDS:
     a model that took minutes to train is not thrown away for a blip."""
     deadline = time.monotonic() + RECORD_RETRY_SECONDS
@@ -146,18 +184,30 @@ def _write_with_retry(url: str, conn: psycopg.Connection[Any] | None,
             time.sleep(0.5)
 
 
-def _record_failure(url: str, conn: psycopg.Connection[Any], run_id: int,
-                    exc: BaseException) -> int:
+def _record_failure(
+    url: str, conn: psycopg.Connection[Any], run_id: int, exc: BaseException
+) -> int:
     kind = type(exc).__name__
     message = f"{kind}: {exc}".strip()
-    log.error("run %s failed: %s\n%s", run_id, message, traceback.format_exc(),
-              extra={"run_id": run_id, "exception_type": kind, "skip_db": True})
+    log.error(
+        "run %s failed: %s\n%s",
+        run_id,
+        message,
+        traceback.format_exc(),
+        extra={"run_id": run_id, "exception_type": kind, "skip_db": True},
+    )
 
     def record(c: psycopg.Connection[Any]) -> None:
         with c.transaction():
             runs.fail_if_running(c, run_id, message)
-            runs.log_row(c, "ERROR", f"run {run_id} failed: {message}", run_id=run_id,
-                         exception_type=kind, logger="nf_auto_runner.worker")
+            runs.log_row(
+                c,
+                "ERROR",
+                f"run {run_id} failed: {message}",
+                run_id=run_id,
+                exception_type=kind,
+                logger="nf_auto_runner.worker",
+            )
 
     try:
         _write_with_retry(url, conn, record)

@@ -58,19 +58,32 @@ class Postgres:
         self.user = "postgres" if os.geteuid() == 0 else None
         self.proc: subprocess.Popen[bytes] | None = None
         self.admin = f"host={self.sock} port={self.port} user=postgres dbname=ts_forecast_system"
-        self.dsn = (f"postgresql://nf_app:{PASSWORD}@127.0.0.1:{self.port}/ts_forecast_system")
+        self.dsn = f"postgresql://nf_app:{PASSWORD}@127.0.0.1:{self.port}/ts_forecast_system"
 
     def init(self) -> None:
         self.sock.mkdir(parents=True)
         if self.user:
             shutil.chown(self.root, self.user)
             shutil.chown(self.sock, self.user)
-        subprocess.run([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres",
-                        "--auth=trust", "-E", "UTF8"], user=self.user, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [
+                str(PG_BIN / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+            user=self.user,
+            check=True,
+            capture_output=True,
+        )
         self.start()
-        with psycopg.connect(self.admin.replace("ts_forecast_system", "postgres"),
-                             autocommit=True) as conn:
+        with psycopg.connect(
+            self.admin.replace("ts_forecast_system", "postgres"), autocommit=True
+        ) as conn:
             conn.execute(f"CREATE ROLE nf_app LOGIN CREATEDB PASSWORD '{PASSWORD}'")
             conn.execute("GRANT pg_monitor, pg_signal_backend TO nf_app")
             conn.execute("CREATE DATABASE ts_forecast_system OWNER nf_app")
@@ -81,10 +94,26 @@ class Postgres:
         (self.data / "postmaster.pid").unlink(missing_ok=True)
         log = open(self.root / "pg.log", "ab")  # noqa: SIM115 - lives as long as the server
         self.proc = subprocess.Popen(
-            [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-             "-k", str(self.sock), "-c", "listen_addresses=127.0.0.1",
-             "-c", "shared_preload_libraries=pg_stat_statements", "-c", "fsync=off"],
-            user=self.user, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            [
+                str(PG_BIN / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.sock),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "shared_preload_libraries=pg_stat_statements",
+                "-c",
+                "fsync=off",
+            ],
+            user=self.user,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
         proc = self.proc
         wait_for(lambda: proc.poll() is not None or self.accepts(), 30, "PostgreSQL start")
         if proc.poll() is not None:
@@ -144,12 +173,19 @@ class App:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
-        pythonpath = os.pathsep.join(p for p in (str(SYSTEM), os.environ.get("PYTHONPATH"))
-                                     if p)
-        self.env = dict(os.environ, NF_HOME=str(home), DATABASE_URL=pg.dsn, NF_API_KEY=API_KEY,
-                        PYTHONPATH=pythonpath, NF_POLL_INTERVAL="0.2", MAX_PARALLEL_RUNS="2",
-                        NF_TRAIN_MAX_STEPS="20", NF_STATEMENT_TIMEOUT="3",
-                        PYTHONUNBUFFERED="1")
+        pythonpath = os.pathsep.join(p for p in (str(SYSTEM), os.environ.get("PYTHONPATH")) if p)
+        self.env = dict(
+            os.environ,
+            NF_HOME=str(home),
+            DATABASE_URL=pg.dsn,
+            NF_API_KEY=API_KEY,
+            PYTHONPATH=pythonpath,
+            NF_POLL_INTERVAL="0.2",
+            MAX_PARALLEL_RUNS="2",
+            NF_TRAIN_MAX_STEPS="20",
+            NF_STATEMENT_TIMEOUT="3",
+            PYTHONUNBUFFERED="1",
+        )
         self.env.pop("NF_CONFIG", None)
         self.client = httpx.Client(base_url=self.url, timeout=10)
         self.admin = httpx.Client(base_url=self.url, timeout=10, headers={"X-API-Key": API_KEY})
@@ -157,8 +193,20 @@ class App:
     def start(self) -> None:
         log = open(self.home / "app.stdout", "ab")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "nf_auto_runner.app.main", "--host", "127.0.0.1",
-             "--port", str(self.port)], env=self.env, cwd=self.home, stdout=log, stderr=log)
+            [
+                sys.executable,
+                "-m",
+                "nf_auto_runner.app.main",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=self.env,
+            cwd=self.home,
+            stdout=log,
+            stderr=log,
+        )
         wait_for(lambda: self.client.get("/health").status_code == 200, 60, "app healthy")
 
     @property
@@ -172,20 +220,35 @@ class App:
             self.proc.send_signal(sig)
         return self.proc.wait(timeout=timeout)
 
-    def ops(self, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "nf_auto_runner.ops", *args],
-                              env=env or self.env, cwd=self.home, capture_output=True,
-                              text=True, timeout=timeout, check=False)
+    def ops(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "nf_auto_runner.ops", *args],
+            env=env or self.env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
-    def main(self, *args: str, env: dict[str, str] | None = None,
-             timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "nf_auto_runner.app.main", *args],
-                              env=env or self.env, cwd=self.home, capture_output=True,
-                              text=True, timeout=timeout, check=False)
+    def main(
+        self, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "nf_auto_runner.app.main", *args],
+            env=env or self.env,
+            cwd=self.home,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
-    def wait_run(self, run_id: int, statuses: tuple[str, ...], timeout: float = 90
-                 ) -> dict[str, Any]:
+    def wait_run(
+        self, run_id: int, statuses: tuple[str, ...], timeout: float = 90
+    ) -> dict[str, Any]:
         box: dict[str, Any] = {}
 
         def done() -> bool:
@@ -227,8 +290,15 @@ def app(pg: Postgres) -> Iterator[App]:
 @pytest.fixture(scope="session")
 def trained(app: App) -> dict[str, Any]:
     """One completed MLP on airpassengers (h=12), trained through the API and executor."""
-    resp = app.admin.post("/runs", json={"series_id": "airpassengers", "model_name": "MLP",
-                                         "horizon": 12, "run_name": "stack-test"})
+    resp = app.admin.post(
+        "/runs",
+        json={
+            "series_id": "airpassengers",
+            "model_name": "MLP",
+            "horizon": 12,
+            "run_name": "stack-test",
+        },
+    )
     assert resp.status_code == 201, resp.text
     run = app.wait_run(resp.json()["run_id"], ("completed", "failed", "cancelled"))
     assert run["status"] == "completed", run

@@ -23,25 +23,35 @@ def test_mutating_endpoints_need_the_api_key(healthy: App, pg: Postgres) -> None
     assert wrong.status_code == 401
     assert healthy.client.post("/runs/1/cancel").status_code == 401
     # failed logins are on record for the monthly security review (runbook §3.3.2)
-    wait_for(lambda: pg.sql("SELECT 1 FROM system_logs WHERE log_message ILIKE "
-                            "'%%authentication failed%%invalid X-API-Key%%'"), 5,
-             "failed login in system_logs")
+    wait_for(
+        lambda: pg.sql(
+            "SELECT 1 FROM system_logs WHERE log_message ILIKE "
+            "'%%authentication failed%%invalid X-API-Key%%'"
+        ),
+        5,
+        "failed login in system_logs",
+    )
 
 
 def test_bad_input_is_422_and_unknown_ids_404(healthy: App) -> None:
     a, c = healthy.admin, healthy.client
-    assert a.post("/runs", json={"series_id": "airpassengers", "model_name": "ARIMA"}
-                  ).status_code == 422
+    assert (
+        a.post("/runs", json={"series_id": "airpassengers", "model_name": "ARIMA"}).status_code
+        == 422
+    )
     assert a.post("/runs", json={"series_id": "airpassengers", "horizon": 0}).status_code == 422
-    assert a.post("/runs", content=b"{not json", headers={"content-type": "application/json"}
-                  ).status_code == 422
+    assert (
+        a.post(
+            "/runs", content=b"{not json", headers={"content-type": "application/json"}
+        ).status_code
+        == 422
+    )
     assert a.post("/runs", json={"series_id": "nope", "horizon": 12}).status_code == 404
     assert c.get("/runs/abc").status_code == 422
     assert c.get("/runs/999999").status_code == 404
     assert c.get("/runs", params={"status": "exploded"}).status_code == 422
     assert a.post("/runs/999999/cancel").status_code == 404
-    assert c.post("/predict", json={"series_id": "airpassengers", "horizon": -1}
-                  ).status_code == 422
+    assert c.post("/predict", json={"series_id": "airpassengers", "horizon": -1}).status_code == 422
     assert c.post("/predict", json={"horizon": 3}).status_code == 422
     assert c.get("/forecast/airpassengers", params={"horizon": "x"}).status_code == 422
     unknown = c.post("/predict", json={"series_id": "no_such_series", "horizon": 3})
@@ -75,8 +85,16 @@ def test_forecast_from_the_trained_model(healthy: App, trained: dict) -> None:
 def test_schedule_list_get_and_cancel_a_queued_run(healthy: App) -> None:
     a, c = healthy.admin, healthy.client
     # far more steps than anyone waits for: it is cancelled while scheduled or running
-    resp = a.post("/runs", json={"series_id": "synthetic_1", "model_name": "NHITS",
-                                 "horizon": 7, "run_name": "to-cancel", "max_steps": 5000})
+    resp = a.post(
+        "/runs",
+        json={
+            "series_id": "synthetic_1",
+            "model_name": "NHITS",
+            "horizon": 7,
+            "run_name": "to-cancel",
+            "max_steps": 5000,
+        },
+    )
     assert resp.status_code == 201
     run = resp.json()
     assert run["status"] == "scheduled" and run["params"] == {"max_steps": 5000}
@@ -96,10 +114,16 @@ def test_metrics_exposition(healthy: App) -> None:
     text = healthy.client.get("/metrics").text
     assert 'http_requests_total{method="GET",path="/runs/{run_id}",status="404"}' in text
     assert "/runs/424242" not in text  # route templates, not raw URLs
-    for name in ("http_requests_in_progress", 'http_request_duration_seconds_bucket{le="0.5"',
-                 "ts_forecast_queued_runs", "ts_forecast_active_runs",
-                 "ts_forecast_db_pool_size", "ts_forecast_db_pool_available",
-                 "ts_forecast_db_pool_waiting", "ts_forecast_db_up"):
+    for name in (
+        "http_requests_in_progress",
+        'http_request_duration_seconds_bucket{le="0.5"',
+        "ts_forecast_queued_runs",
+        "ts_forecast_active_runs",
+        "ts_forecast_db_pool_size",
+        "ts_forecast_db_pool_available",
+        "ts_forecast_db_pool_waiting",
+        "ts_forecast_db_up",
+    ):
         assert name in text.replace('{le="0.5",method', '{le="0.5"'), name
 
 
@@ -143,14 +167,25 @@ def test_unexpected_error_is_a_clean_500_on_record(healthy: App, pg: Postgres) -
     run_id = pg.sql(
         "INSERT INTO runs (experiment_id, status, model_name, series_id, horizon, start_time, "
         "end_time) SELECT experiment_id, 'completed', 'MLP', 'synthetic_4', 7, now(), now() "
-        "FROM experiments WHERE experiment_name = 'default' RETURNING run_id")[0]["run_id"]
-    pg.sql("INSERT INTO models (run_id, model_name, series_id, horizon, path) VALUES "
-           "(%s, 'MLP', 'synthetic_4', 7, %s)", (run_id, str(broken)))
+        "FROM experiments WHERE experiment_name = 'default' RETURNING run_id"
+    )[0]["run_id"]
+    pg.sql(
+        "INSERT INTO models (run_id, model_name, series_id, horizon, path) VALUES "
+        "(%s, 'MLP', 'synthetic_4', 7, %s)",
+        (run_id, str(broken)),
+    )
     resp = healthy.client.post("/predict", json={"series_id": "synthetic_4", "horizon": 3})
     assert resp.status_code == 500 and resp.json() == {"detail": "internal server error"}
-    assert "unhandled error on POST /predict" in (
-        healthy.home / "logs" / "app" / "error.log").read_text()
-    wait_for(lambda: pg.sql("SELECT 1 FROM system_logs WHERE log_message LIKE "
-                            "'unhandled error on POST /predict%%'"), 5, "500 in system_logs")
+    assert (
+        "unhandled error on POST /predict"
+        in (healthy.home / "logs" / "app" / "error.log").read_text()
+    )
+    wait_for(
+        lambda: pg.sql(
+            "SELECT 1 FROM system_logs WHERE log_message LIKE 'unhandled error on POST /predict%%'"
+        ),
+        5,
+        "500 in system_logs",
+    )
     metrics = healthy.client.get("/metrics").text
     assert 'http_requests_total{method="POST",path="/predict",status="500"}' in metrics

@@ -19,8 +19,7 @@ from tests.stack.conftest import App, Postgres, wait_for
 OUTAGE = float(os.environ.get("NF_TEST_OUTAGE_SECONDS", "15"))
 
 
-def test_sigkilled_database_503_within_1s_then_200_within_5s(healthy: App,
-                                                             pg: Postgres) -> None:
+def test_sigkilled_database_503_within_1s_then_200_within_5s(healthy: App, pg: Postgres) -> None:
     c = healthy.client
     since = pg.sql("SELECT now() AS t")[0]["t"]
     t_kill = time.monotonic()
@@ -40,15 +39,24 @@ def test_sigkilled_database_503_within_1s_then_200_within_5s(healthy: App,
         time.sleep(0.5)
     pg.restart()
     t_up = time.monotonic()
-    recovered = wait_for(lambda: c.get("/health", timeout=2).status_code == 200, 5,
-                         "/health 200 after the database came back")
+    recovered = wait_for(
+        lambda: c.get("/health", timeout=2).status_code == 200,
+        5,
+        "/health 200 after the database came back",
+    )
     print(f"detected in {detected:.2f} s; recovered {recovered:.2f} s after the DB was up")
     assert time.monotonic() - t_up < 5.0
     assert c.get("/runs", timeout=5).status_code == 200
     # the outage is on record once the database is back (held rows are written late)
-    wait_for(lambda: pg.sql("SELECT 1 FROM system_logs WHERE log_level = 'ERROR' AND "
-                            "log_message LIKE 'database unavailable%%' AND created_at >= %s",
-                            (since,)), 10, "outage recorded in system_logs")
+    wait_for(
+        lambda: pg.sql(
+            "SELECT 1 FROM system_logs WHERE log_level = 'ERROR' AND "
+            "log_message LIKE 'database unavailable%%' AND created_at >= %s",
+            (since,),
+        ),
+        10,
+        "outage recorded in system_logs",
+    )
 
 
 def _cluster_pids(pg: Postgres) -> list[int]:
@@ -81,8 +89,9 @@ def test_hung_database_health_answers_within_1s(healthy: App, pg: Postgres) -> N
     wait_for(lambda: c.get("/health", timeout=2).status_code == 200, 5, "200 after SIGCONT")
 
 
-def test_a_held_lock_stalls_requests_for_the_statement_timeout_only(healthy: App,
-                                                                    pg: Postgres) -> None:
+def test_a_held_lock_stalls_requests_for_the_statement_timeout_only(
+    healthy: App, pg: Postgres
+) -> None:
     """Runbook §5.2.2 case 3: a forgotten `BEGIN; LOCK runs`. Requests on runs answer 503
     after statement_timeout (3 s in these tests) instead of hanging; /health stays 200, even
     while every pooled connection is stuck (saturation is load, not an outage)."""
@@ -99,8 +108,10 @@ def test_a_held_lock_stalls_requests_for_the_statement_timeout_only(healthy: App
         assert healthy.client.get("/health").status_code == 200
         # every pooled connection stuck behind the lock: saturation is load, not an outage
         with ThreadPoolExecutor(max_workers=24) as pool:
-            stuck = [pool.submit(healthy.client.get, "/runs", params={"limit": 1}, timeout=20)
-                     for _ in range(24)]
+            stuck = [
+                pool.submit(healthy.client.get, "/runs", params={"limit": 1}, timeout=20)
+                for _ in range(24)
+            ]
 
             def saturated() -> bool:
                 body = healthy.client.get("/health", timeout=2).json()

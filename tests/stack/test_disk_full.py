@@ -23,8 +23,12 @@ def full_home() -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("mounting a size-limited tmpfs needs root")
     mnt = Path(tempfile.mkdtemp(prefix="nf_full_"))
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount tmpfs here: {done.stderr.strip()}")
     try:
@@ -40,8 +44,9 @@ def full_home() -> Iterator[Path]:
         mnt.rmdir()
 
 
-def test_full_disk_is_named_by_health_and_fails_training(app: App, pg: Postgres,
-                                                         full_home: Path) -> None:
+def test_full_disk_is_named_by_health_and_fails_training(
+    app: App, pg: Postgres, full_home: Path
+) -> None:
     storage = check_storage([full_home / "models", full_home / "logs" / "app"])
     assert storage["status"] == "error" and "ENOSPC" in storage["error"]
     env = dict(app.env, NF_HOME=str(full_home))
@@ -49,7 +54,10 @@ def test_full_disk_is_named_by_health_and_fails_training(app: App, pg: Postgres,
     assert done.returncode != 0
     run = json.loads(done.stdout)
     assert run["status"] == "failed" and "No space left on device" in run["error_message"]
-    logs = pg.sql("SELECT exception_type, log_message FROM system_logs WHERE run_id = %s",
-                  (run["run_id"],))
-    assert any(r["exception_type"] == "OSError" and "No space left on device" in r["log_message"]
-               for r in logs), logs
+    logs = pg.sql(
+        "SELECT exception_type, log_message FROM system_logs WHERE run_id = %s", (run["run_id"],)
+    )
+    assert any(
+        r["exception_type"] == "OSError" and "No space left on device" in r["log_message"]
+        for r in logs
+    ), logs

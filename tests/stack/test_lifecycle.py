@@ -45,8 +45,10 @@ def test_server_refuses_to_start_on_a_broken_config(app: App, tmp_path: Path) ->
 
 def test_sigterm_requeues_runs_then_restart_recovers_orphans(app: App, pg: Postgres) -> None:
     wait_for(lambda: app.client.get("/health").status_code == 200, 30, "app healthy")
-    run_id = app.admin.post("/runs", json={"series_id": "synthetic_3", "model_name": "NHITS",
-                                           "horizon": 7, "max_steps": 5000}).json()["run_id"]
+    run_id = app.admin.post(
+        "/runs",
+        json={"series_id": "synthetic_3", "model_name": "NHITS", "horizon": 7, "max_steps": 5000},
+    ).json()["run_id"]
     app.wait_run(run_id, ("running",), timeout=30)
     pid_file = app.home / "run" / "app.pid"
     assert int(pid_file.read_text()) == app.pid
@@ -54,21 +56,25 @@ def test_sigterm_requeues_runs_then_restart_recovers_orphans(app: App, pg: Postg
     assert not pid_file.exists()
     row = pg.sql("SELECT status, worker_pid FROM runs WHERE run_id = %s", (run_id,))[0]
     assert row["status"] == "scheduled"  # requeued: nothing lost
-    pg.sql("UPDATE runs SET status = 'cancelled', end_time = now() WHERE run_id = %s",
-           (run_id,))
+    pg.sql("UPDATE runs SET status = 'cancelled', end_time = now() WHERE run_id = %s", (run_id,))
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()  # a pid that no longer runs
-    insert = ("INSERT INTO runs (run_name, experiment_id, status, model_name, series_id, "
-              "horizon, start_time, worker_host, worker_pid, heartbeat_at) SELECT %s, "
-              "experiment_id, 'running', 'MLP', 'airpassengers', 12, now(), %s, %s, %s "
-              "FROM experiments WHERE experiment_name = 'default' RETURNING run_id")
+    insert = (
+        "INSERT INTO runs (run_name, experiment_id, status, model_name, series_id, "
+        "horizon, start_time, worker_host, worker_pid, heartbeat_at) SELECT %s, "
+        "experiment_id, 'running', 'MLP', 'airpassengers', 12, now(), %s, %s, %s "
+        "FROM experiments WHERE experiment_name = 'default' RETURNING run_id"
+    )
     here = socket.gethostname()
     lost_pid = pg.sql(insert, ("lost-pid", here, dead.pid, None))[0]["run_id"]
-    stale = pg.sql(insert.replace("%s FROM", "now() - interval '10 minutes' FROM"),
-                   ("stale", "elsewhere", 1234))[0]["run_id"]
-    alive = pg.sql(insert.replace("%s FROM", "now() FROM"),
-                   ("alive", here, os.getpid()))[0]["run_id"]
+    stale = pg.sql(
+        insert.replace("%s FROM", "now() - interval '10 minutes' FROM"),
+        ("stale", "elsewhere", 1234),
+    )[0]["run_id"]
+    alive = pg.sql(insert.replace("%s FROM", "now() FROM"), ("alive", here, os.getpid()))[0][
+        "run_id"
+    ]
     app.start()
     try:
         for rid in (lost_pid, stale):
@@ -85,9 +91,16 @@ def test_concurrent_migrations_apply_each_file_once(app: App, pg: Postgres) -> N
     pg.sql("DROP DATABASE IF EXISTS nf_migrate_race")
     pg.sql("CREATE DATABASE nf_migrate_race OWNER nf_app")
     env = dict(app.env, DATABASE_URL=pg.dsn.replace("/ts_forecast_system", "/nf_migrate_race"))
-    procs = [subprocess.Popen([sys.executable, "-m", "nf_auto_runner.ops", "migrate"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "nf_auto_runner.ops", "migrate"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     results = [(*p.communicate(timeout=60), p.returncode) for p in procs]
     assert all(code == 0 for _, _, code in results), results
     outs = sorted(out.strip() for out, _, _ in results)

@@ -14,8 +14,7 @@ from nf_auto_runner.ops.archive import file_checksum
 
 from tests.stack.conftest import App, Postgres, wait_for
 
-TABLES_SQL = ("SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-              "ORDER BY tablename")
+TABLES_SQL = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
 
 
 def table_digests(pg: Postgres, max_log_id: int) -> dict[str, dict[str, Any]]:
@@ -24,20 +23,29 @@ def table_digests(pg: Postgres, max_log_id: int) -> dict[str, dict[str, Any]]:
     for row in pg.sql(TABLES_SQL):
         t = row["tablename"]
         where = f"WHERE log_id <= {max_log_id}" if t == "system_logs" else ""
-        out[t] = pg.sql(f"SELECT count(*) AS n, md5(string_agg(x::text, '|' ORDER BY x::text))"
-                        f" AS h FROM {t} x {where}")[0]
+        out[t] = pg.sql(
+            f"SELECT count(*) AS n, md5(string_agg(x::text, '|' ORDER BY x::text))"
+            f" AS h FROM {t} x {where}"
+        )[0]
     return out
 
 
 def _quiet(app: App, pg: Postgres) -> None:
     for r in pg.sql("SELECT run_id FROM runs WHERE status IN ('scheduled', 'running')"):
         app.admin.post(f"/runs/{r['run_id']}/cancel")
-    wait_for(lambda: not pg.sql("SELECT 1 FROM runs WHERE status = 'running' AND "
-                                "heartbeat_at > now() - interval '3 seconds'"), 10, "idle")
+    wait_for(
+        lambda: (
+            not pg.sql(
+                "SELECT 1 FROM runs WHERE status = 'running' AND "
+                "heartbeat_at > now() - interval '3 seconds'"
+            )
+        ),
+        10,
+        "idle",
+    )
 
 
-def test_backup_restore_round_trip_is_identical(healthy: App, pg: Postgres,
-                                                trained: dict) -> None:
+def test_backup_restore_round_trip_is_identical(healthy: App, pg: Postgres, trained: dict) -> None:
     _quiet(healthy, pg)
     max_log = pg.sql("SELECT COALESCE(max(log_id), 0) AS m FROM system_logs")[0]["m"]
     before = table_digests(pg, max_log)
@@ -47,8 +55,9 @@ def test_backup_restore_round_trip_is_identical(healthy: App, pg: Postgres,
     assert path.parent == healthy.home / "backups" and path.name.startswith("full_")
     assert path.name.endswith(".dump.gz") and path.stat().st_size > 1000
     # changes after the backup that the restore must undo
-    healthy.admin.post("/runs", json={"series_id": "synthetic_3", "horizon": 7,
-                                      "run_name": "after-backup"})
+    healthy.admin.post(
+        "/runs", json={"series_id": "synthetic_3", "horizon": 7, "run_name": "after-backup"}
+    )
     pg.sql("DELETE FROM series WHERE series_id = 'airpassengers'")  # the §5.3.2 data loss
     lost = healthy.client.get("/forecast/airpassengers", params={"horizon": 3})
     assert lost.status_code == 404 and "no observations" in lost.json()["detail"]
@@ -64,7 +73,8 @@ def test_backup_restore_round_trip_is_identical(healthy: App, pg: Postgres,
 
 
 def test_restore_refuses_cleanly_while_a_superuser_session_is_connected(
-        healthy: App, pg: Postgres) -> None:
+    healthy: App, pg: Postgres
+) -> None:
     import psycopg
 
     assert healthy.ops("backup").returncode == 0
@@ -85,19 +95,28 @@ def _old_run(pg: Postgres, status: str, days: int, children: bool) -> int:
         "experiment_id, %s, 'MLP', 'airpassengers', 12, now() - make_interval(days => %s), "
         "now() - make_interval(days => %s), now() - make_interval(days => %s), 5 "
         "FROM experiments WHERE experiment_name = 'default' RETURNING run_id",
-        (status, days, days, days))[0]["run_id"]
+        (status, days, days, days),
+    )[0]["run_id"]
     if children:
-        pg.sql("INSERT INTO models (run_id, model_name, series_id, horizon, path, "
-               "training_duration_seconds, model_size_bytes) VALUES (%s, 'MLP', "
-               "'airpassengers', 12, '/nowhere', 1.5, 1234)", (run_id,))
-        pg.sql("INSERT INTO metrics (run_id, name, value) VALUES (%s, 'mae', 1.5), "
-               "(%s, 'rmse', 2.5)", (run_id, run_id))
+        pg.sql(
+            "INSERT INTO models (run_id, model_name, series_id, horizon, path, "
+            "training_duration_seconds, model_size_bytes) VALUES (%s, 'MLP', "
+            "'airpassengers', 12, '/nowhere', 1.5, 1234)",
+            (run_id,),
+        )
+        pg.sql(
+            "INSERT INTO metrics (run_id, name, value) VALUES (%s, 'mae', 1.5), (%s, 'rmse', 2.5)",
+            (run_id, run_id),
+        )
     return run_id
 
 
 def test_archive_deletes_exactly_what_it_exports(healthy: App, pg: Postgres) -> None:
-    archived = {_old_run(pg, "completed", 200, True), _old_run(pg, "completed", 365, True),
-                _old_run(pg, "failed", 190, False)}
+    archived = {
+        _old_run(pg, "completed", 200, True),
+        _old_run(pg, "completed", 365, True),
+        _old_run(pg, "failed", 190, False),
+    }
     kept = {_old_run(pg, "cancelled", 200, True), _old_run(pg, "completed", 10, True)}
     out = Path(tempfile.mkdtemp(prefix="nf_archive_"))
     done = healthy.ops("archive", "--older-than-days", "180", "--out", str(out))
@@ -110,36 +129,42 @@ def test_archive_deletes_exactly_what_it_exports(healthy: App, pg: Postgres) -> 
     with gzip.open(summary["file"], "rt") as fh:
         rows = fh.read().splitlines()[1:]
     assert {int(r.split(",")[1]) for r in rows if r.startswith("runs,")} == archived
-    left = {r["run_id"] for r in pg.sql("SELECT run_id FROM runs WHERE run_id = ANY(%s)",
-                                        (list(archived | kept),))}
+    left = {
+        r["run_id"]
+        for r in pg.sql("SELECT run_id FROM runs WHERE run_id = ANY(%s)", (list(archived | kept),))
+    }
     assert left == kept
-    orphans = pg.sql("SELECT count(*) AS n FROM metrics WHERE run_id = ANY(%s)",
-                     (list(archived),))
+    orphans = pg.sql("SELECT count(*) AS n FROM metrics WHERE run_id = ANY(%s)", (list(archived),))
     assert orphans[0]["n"] == 0
-    again = json.loads(healthy.ops("archive", "--older-than-days", "180", "--out",
-                                   str(out)).stdout)
+    again = json.loads(healthy.ops("archive", "--older-than-days", "180", "--out", str(out)).stdout)
     assert again["exported"]["runs"] == 0 and again["file"] is None
 
 
 def test_weekly_maintenance_and_log_retention(healthy: App, pg: Postgres) -> None:
-    pg.sql("INSERT INTO system_logs (created_at, log_level, log_message) VALUES "
-           "(now() - interval '100 days', 'ERROR', 'ancient')")
+    pg.sql(
+        "INSERT INTO system_logs (created_at, log_level, log_message) VALUES "
+        "(now() - interval '100 days', 'ERROR', 'ancient')"
+    )
     done = healthy.ops("weekly-maintenance")
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
-    assert summary["materialized_views_refreshed"] == ["mv_experiment_summary",
-                                                        "mv_model_performance"]
+    assert summary["materialized_views_refreshed"] == [
+        "mv_experiment_summary",
+        "mv_model_performance",
+    ]
     assert summary["log_retention"]["system_logs_deleted"] >= 1
-    assert pg.sql("SELECT count(*) AS n FROM system_logs WHERE log_message = 'ancient'"
-                  )[0]["n"] == 0
+    assert (
+        pg.sql("SELECT count(*) AS n FROM system_logs WHERE log_message = 'ancient'")[0]["n"] == 0
+    )
     assert pg.sql("SELECT count(*) AS n FROM mv_experiment_summary")[0]["n"] >= 1
     kept = healthy.ops("log-retention", "--days", "90")
     assert kept.returncode == 0 and json.loads(kept.stdout)["days"] == 90
 
 
 def test_train_now_trains_synchronously(healthy: App) -> None:
-    done = healthy.ops("train-now", "--series-id", "synthetic_1", "--horizon", "7",
-                       "--max-steps", "5")
+    done = healthy.ops(
+        "train-now", "--series-id", "synthetic_1", "--horizon", "7", "--max-steps", "5"
+    )
     assert done.returncode == 0, done.stderr
     run = json.loads(done.stdout)
     assert run["status"] == "completed" and run["series_id"] == "synthetic_1"

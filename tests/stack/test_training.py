@@ -38,15 +38,17 @@ def _worker_pid(app: App, run_id: int) -> int:
     return int(box["worker_pid"])
 
 
-def test_completed_run_has_model_metrics_and_timings(healthy: App, trained: dict,
-                                                     pg: Postgres) -> None:
+def test_completed_run_has_model_metrics_and_timings(
+    healthy: App, trained: dict, pg: Postgres
+) -> None:
     run = trained
     assert run["start_time"] and run["end_time"] and run["execution_duration_seconds"] > 0
     assert run["error_message"] is None
     model = pg.sql("SELECT * FROM models WHERE run_id = %s", (run["run_id"],))[0]
     assert os.path.isdir(model["path"]) and model["model_size_bytes"] > 1000
-    names = {r["name"] for r in pg.sql("SELECT name FROM metrics WHERE run_id = %s",
-                                       (run["run_id"],))}
+    names = {
+        r["name"] for r in pg.sql("SELECT name FROM metrics WHERE run_id = %s", (run["run_id"],))
+    }
     assert names == {"mae", "rmse", "mape"}
 
 
@@ -69,13 +71,13 @@ def test_killed_worker_fails_its_run_naming_the_signal(healthy: App, pg: Postgre
     run = healthy.wait_run(run_id, ("failed", "completed", "cancelled"), timeout=10)
     assert run["status"] == "failed"
     assert "SIGKILL" in run["error_message"] and "out of memory" in run["error_message"]
-    logs = pg.sql("SELECT log_level, exception_type FROM system_logs WHERE run_id = %s",
-                  (run_id,))
+    logs = pg.sql("SELECT log_level, exception_type FROM system_logs WHERE run_id = %s", (run_id,))
     assert {"log_level": "ERROR", "exception_type": "WorkerKilled"} in logs
 
 
-def test_worker_exception_fails_the_run_with_its_type(healthy: App, pg: Postgres,
-                                                      tmp_path: Path) -> None:
+def test_worker_exception_fails_the_run_with_its_type(
+    healthy: App, pg: Postgres, tmp_path: Path
+) -> None:
     procs = tmp_path / "cgroup.procs"
     procs.write_text("")
     env = dict(healthy.env, NF_WORKER_CGROUP_PROCS=str(procs))
@@ -105,10 +107,13 @@ def test_concurrent_claims_never_take_the_same_run(app: App, pg: Postgres) -> No
         with psycopg.connect(url, autocommit=True, row_factory=dict_row) as setup:
             setup.execute("INSERT INTO series_catalog (series_id, freq) VALUES ('s', 'D')")
             for _ in range(2):
-                runs.create(setup, series_id="s", model_name="MLP", horizon=1, run_name=None,
-                            params={})
-        with (psycopg.connect(url, row_factory=dict_row) as a,
-              psycopg.connect(url, row_factory=dict_row) as b):
+                runs.create(
+                    setup, series_id="s", model_name="MLP", horizon=1, run_name=None, params={}
+                )
+        with (
+            psycopg.connect(url, row_factory=dict_row) as a,
+            psycopg.connect(url, row_factory=dict_row) as b,
+        ):
             first = runs.claim_next(a, 1)  # a's transaction stays open: the row stays locked
             second = runs.claim_next(b, 2)
             third = runs.claim_next(b, 2)

@@ -44,17 +44,22 @@ class RunRequest(BaseModel):
     max_steps: int | None = Field(None, ge=1, le=5000)
 
 
-def require_api_key(request: Request,
-                    x_api_key: Annotated[str | None, Header()] = None) -> None:
+def require_api_key(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> None:
     """401 unless X-API-Key matches NF_API_KEY (compared in constant time)."""
     expected = request.app.state.settings.api_key
     if not x_api_key or not expected or not hmac.compare_digest(x_api_key, expected):
         client = request.client.host if request.client else "unknown"
-        log.warning("authentication failed: %s X-API-Key from %s on %s %s",
-                    "missing" if not x_api_key else "invalid", client, request.method,
-                    request.url.path, extra={"audit": True})
-        raise HTTPException(401, "missing or invalid X-API-Key header",
-                            headers={"WWW-Authenticate": "X-API-Key"})
+        log.warning(
+            "authentication failed: %s X-API-Key from %s on %s %s",
+            "missing" if not x_api_key else "invalid",
+            client,
+            request.method,
+            request.url.path,
+            extra={"audit": True},
+        )
+        raise HTTPException(
+            401, "missing or invalid X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"}
+        )
 
 
 def _forecast(request: Request, series_id: str, horizon: int, model: str | None) -> Any:
@@ -74,32 +79,50 @@ def predict(request: Request, body: PredictRequest) -> Any:
 
 
 @router.get("/forecast/{series_id}")
-def forecast(request: Request, series_id: Annotated[str, Path(max_length=100)],
-             horizon: Annotated[int, Query(ge=1, le=1000)] = 12,
-             model: Literal["MLP", "NHITS"] | None = None) -> Any:
+def forecast(
+    request: Request,
+    series_id: Annotated[str, Path(max_length=100)],
+    horizon: Annotated[int, Query(ge=1, le=1000)] = 12,
+    model: Literal["MLP", "NHITS"] | None = None,
+) -> Any:
     return _forecast(request, series_id, horizon, model)
 
 
 @router.post("/runs", status_code=201, dependencies=[Depends(require_api_key)])
 def create_run(request: Request, body: RunRequest) -> JSONResponse:
     with request.app.state.db.connection() as conn:
-        n = conn.execute("SELECT count(s.ds) AS n, bool_or(c.series_id IS NOT NULL) AS known "
-                         "FROM series_catalog c LEFT JOIN series s USING (series_id) "
-                         "WHERE c.series_id = %s", (body.series_id,)).fetchone()
+        n = conn.execute(
+            "SELECT count(s.ds) AS n, bool_or(c.series_id IS NOT NULL) AS known "
+            "FROM series_catalog c LEFT JOIN series s USING (series_id) "
+            "WHERE c.series_id = %s",
+            (body.series_id,),
+        ).fetchone()
         if n is None or not n["known"]:
             raise HTTPException(404, f"unknown series {body.series_id!r}")
         if n["n"] < 3 * body.horizon:
-            raise HTTPException(422, f"series {body.series_id!r} has {n['n']} points, too few "
-                                     f"for horizon {body.horizon} (need {3 * body.horizon})")
+            raise HTTPException(
+                422,
+                f"series {body.series_id!r} has {n['n']} points, too few "
+                f"for horizon {body.horizon} (need {3 * body.horizon})",
+            )
         params = {"max_steps": body.max_steps} if body.max_steps else {}
-        row = runs.create(conn, series_id=body.series_id, model_name=body.model_name,
-                          horizon=body.horizon, run_name=body.run_name, params=params)
+        row = runs.create(
+            conn,
+            series_id=body.series_id,
+            model_name=body.model_name,
+            horizon=body.horizon,
+            run_name=body.run_name,
+            params=params,
+        )
     return JSONResponse(jsonable_encoder(row), status_code=201)
 
 
 @router.get("/runs")
-def list_runs(request: Request, status: Status | None = None,
-              limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
+def list_runs(
+    request: Request,
+    status: Status | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
     with request.app.state.db.connection() as conn:
         return jsonable_encoder(runs.list_runs(conn, status, limit))
 
@@ -121,14 +144,20 @@ def cancel_run(request: Request, run_id: RunId) -> Any:
             current = runs.get(conn, run_id)
             if current is None:
                 raise HTTPException(404, f"run {run_id} not found")
-            raise HTTPException(409, f"run {run_id} already {current['status']}; "
-                                     f"only scheduled or running runs can be cancelled")
+            raise HTTPException(
+                409,
+                f"run {run_id} already {current['status']}; "
+                f"only scheduled or running runs can be cancelled",
+            )
     return jsonable_encoder(row)
 
 
 @router.get("/models")
-def list_models(request: Request, series_id: str | None = None,
-                limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
+def list_models(
+    request: Request,
+    series_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
     with request.app.state.db.connection() as conn:
         rows = conn.execute(
             "SELECT m.model_id, m.run_id, m.model_name, m.series_id, m.horizon, m.path, "
@@ -139,5 +168,6 @@ def list_models(request: Request, series_id: str | None = None,
             "LEFT JOIN metrics mt ON mt.run_id = m.run_id "
             "WHERE (%s::text IS NULL OR m.series_id = %s) "
             "GROUP BY m.model_id ORDER BY m.model_id DESC LIMIT %s",
-            (series_id, series_id, limit)).fetchall()
+            (series_id, series_id, limit),
+        ).fetchall()
     return jsonable_encoder(rows)

@@ -33,8 +33,7 @@ def _unexpected(request: Request, exc: Exception) -> Response:
     """Genuinely unexpected errors: logged (error.log, system_logs), clean 500 JSON."""
     if isinstance(exc, DatabaseUnavailable):
         return JSONResponse({"detail": "database unavailable"}, status_code=503)
-    log.error("unhandled error on %s %s: %s", request.method, request.url.path, exc,
-              exc_info=exc)
+    log.error("unhandled error on %s %s: %s", request.method, request.url.path, exc, exc_info=exc)
     return JSONResponse({"detail": "internal server error"}, status_code=500)
 
 
@@ -82,8 +81,9 @@ def create_app(settings: Settings, *, run_executor: bool = True) -> FastAPI:
     app.state.settings = settings
 
     @app.middleware("http")
-    async def gatekeeper(request: Request,
-                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def gatekeeper(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         async def inner(req: Request) -> Response:
             blocked = maintenance_response(settings.maintenance_flag, req.url.path)
             return blocked if blocked is not None else await call_next(req)
@@ -96,8 +96,12 @@ def create_app(settings: Settings, *, run_executor: bool = True) -> FastAPI:
 
     @app.exception_handler(psycopg.errors.QueryCanceled)
     async def statement_timeout(request: Request, exc: Exception) -> Response:
-        log.error("statement timed out on %s %s: %s", request.method, request.url.path,
-                  str(exc).strip().splitlines()[0] if str(exc).strip() else "QueryCanceled")
+        log.error(
+            "statement timed out on %s %s: %s",
+            request.method,
+            request.url.path,
+            str(exc).strip().splitlines()[0] if str(exc).strip() else "QueryCanceled",
+        )
         return JSONResponse({"detail": "database busy: statement timed out"}, status_code=503)
 
     @app.get("/metrics", include_in_schema=False)

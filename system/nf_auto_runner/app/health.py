@@ -44,9 +44,11 @@ def check_storage(dirs: list[Path]) -> dict[str, Any]:
         finally:
             with contextlib.suppress(OSError):
                 probe.unlink(missing_ok=True)
-    result: dict[str, Any] = {"status": "ok" if not errors else "error",
-                              "latency_ms": round((time.perf_counter() - t0) * 1000, 2),
-                              "paths": [str(d) for d in dirs]}
+    result: dict[str, Any] = {
+        "status": "ok" if not errors else "error",
+        "latency_ms": round((time.perf_counter() - t0) * 1000, 2),
+        "paths": [str(d) for d in dirs],
+    }
     if errors:
         result["error"] = "; ".join(errors)
     return result
@@ -56,8 +58,10 @@ def check_storage(dirs: list[Path]) -> dict[str, Any]:
 def health(request: Request) -> JSONResponse:
     state = request.app.state
     probe = state.db.probe()
-    database: dict[str, Any] = {"status": "ok" if probe.ok else "error",
-                                "latency_ms": round(probe.latency_ms, 2)}
+    database: dict[str, Any] = {
+        "status": "ok" if probe.ok else "error",
+        "latency_ms": round(probe.latency_ms, 2),
+    }
     if not probe.ok:
         database["error"] = probe.error
     if probe.busy:
@@ -66,8 +70,10 @@ def health(request: Request) -> JSONResponse:
     storage = check_storage([state.settings.models_dir, state.settings.logs_dir])
     components = {"database": database, "storage": storage}
     failing = [name for name, c in components.items() if c["status"] != "ok"]
-    body: dict[str, Any] = {"status": "ok" if not failing else "unhealthy",
-                            "components": components}
+    body: dict[str, Any] = {
+        "status": "ok" if not failing else "unhealthy",
+        "components": components,
+    }
     if failing:
         body["failing"] = failing
         body["error"] = "; ".join(f"{n}: {components[n].get('error')}" for n in failing)

@@ -31,12 +31,17 @@ EXIT_PORT = 5
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m nf_auto_runner.app.main",
-                                description="Serve the nf_auto_runner forecasting API.")
+    p = argparse.ArgumentParser(
+        prog="python -m nf_auto_runner.app.main",
+        description="Serve the nf_auto_runner forecasting API.",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--check-config", action="store_true",
-                   help="validate the config file and environment, print 'config OK', exit")
+    p.add_argument(
+        "--check-config",
+        action="store_true",
+        help="validate the config file and environment, print 'config OK', exit",
+    )
     return p.parse_args(argv)
 
 
@@ -78,9 +83,11 @@ def _claim_pid_file(settings: Settings) -> None:
     with contextlib.suppress(FileNotFoundError, ValueError):
         pid = int(path.read_text().strip())
         if pid != os.getpid() and _is_app(pid):
-            print(f"error: nf_auto_runner already running with pid {pid} ({path}); stop it "
-                  f"first or remove the pid file if that process is not the app",
-                  file=sys.stderr)
+            print(
+                f"error: nf_auto_runner already running with pid {pid} ({path}); stop it "
+                f"first or remove the pid file if that process is not the app",
+                file=sys.stderr,
+            )
             sys.exit(EXIT_RUNNING)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(f"{os.getpid()}\n")
@@ -113,8 +120,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    no_key = ("warning: NF_API_KEY is not set: every request that needs X-API-Key will be "
-              "refused with 401; set it in the environment or config")
+    no_key = (
+        "warning: NF_API_KEY is not set: every request that needs X-API-Key will be "
+        "refused with 401; set it in the environment or config"
+    )
     if args.check_config:
         print("config OK")
         if not settings.api_key:
@@ -126,9 +135,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sock = _listen(args.host, args.port)
     except OSError as exc:
-        print(f"error: cannot listen on {args.host}:{args.port}: "
-              f"{(exc.strerror or str(exc)).lower()}; stop the process holding the port "
-              f"(ss -ltnp 'sport = :{args.port}') or choose another --port", file=sys.stderr)
+        print(
+            f"error: cannot listen on {args.host}:{args.port}: "
+            f"{(exc.strerror or str(exc)).lower()}; stop the process holding the port "
+            f"(ss -ltnp 'sport = :{args.port}') or choose another --port",
+            file=sys.stderr,
+        )
         return EXIT_PORT
     handler = setup_logging(settings)
     if not settings.api_key:
@@ -145,9 +157,17 @@ def main(argv: list[str] | None = None) -> int:
 
         from nf_auto_runner.app.application import create_app
 
-        server = uvicorn.Server(uvicorn.Config(
-            create_app(settings), host=args.host, port=args.port, log_config=None,
-            access_log=False, lifespan="on", timeout_graceful_shutdown=10))
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings),
+                host=args.host,
+                port=args.port,
+                log_config=None,
+                access_log=False,
+                lifespan="on",
+                timeout_graceful_shutdown=10,
+            )
+        )
         # uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; with these handlers
         # in place that re-raise is a no-op, so a requested stop is a clean exit (status 0)
         # and the finally below still removes the pid file.

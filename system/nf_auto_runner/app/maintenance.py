@@ -23,8 +23,11 @@ def maintenance_response(flag: Path, path: str) -> JSONResponse | None:
         message = flag.read_text(encoding="utf-8").strip() or DEFAULT_MESSAGE
     except OSError:
         message = DEFAULT_MESSAGE
-    return JSONResponse({"status": "maintenance", "message": message}, status_code=503,
-                        headers={"Retry-After": "60"})
+    return JSONResponse(
+        {"status": "maintenance", "message": message},
+        status_code=503,
+        headers={"Retry-After": "60"},
+    )
 
 
 def set_maintenance(flag: Path, on: bool, message: str | None = None) -> bool:

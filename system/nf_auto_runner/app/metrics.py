@@ -22,18 +22,29 @@ from prometheus_client.core import CounterMetricFamily
 from starlette.requests import Request
 from starlette.responses import Response
 
-__all__ = ["CONTENT_TYPE_LATEST", "observe_request", "render", "set_finished_runs",
-           "set_pool_gauges", "set_run_gauges"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "observe_request",
+    "render",
+    "set_finished_runs",
+    "set_pool_gauges",
+    "set_run_gauges",
+]
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
-HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests by route template and status",
-                        ["method", "path", "status"])
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests by route template and status",
+    ["method", "path", "status"],
+)
 IN_PROGRESS = Gauge("http_requests_in_progress", "HTTP requests being served now")
-DURATION = Histogram("http_request_duration_seconds", "HTTP request latency",
-                     ["method", "path"], buckets=BUCKETS)
-RUN_START = Gauge("ts_forecast_run_start_time", "Start time of each running run (unix s)",
-                  ["run_id"])
+DURATION = Histogram(
+    "http_request_duration_seconds", "HTTP request latency", ["method", "path"], buckets=BUCKETS
+)
+RUN_START = Gauge(
+    "ts_forecast_run_start_time", "Start time of each running run (unix s)", ["run_id"]
+)
 QUEUED = Gauge("ts_forecast_queued_runs", "Runs with status scheduled")
 ACTIVE = Gauge("ts_forecast_active_runs", "Runs with status running")
 POOL_SIZE = Gauge("ts_forecast_db_pool_size", "Connections held by the pool")
@@ -73,7 +84,8 @@ class _FinishedRuns:
 
     def collect(self):  # type: ignore[no-untyped-def]
         family = CounterMetricFamily(
-            "ts_forecast_runs_finished", "Training runs that reached a final status",
+            "ts_forecast_runs_finished",
+            "Training runs that reached a final status",
             labels=["status"],
         )
         for status in ("completed", "failed", "cancelled"):
@@ -109,9 +121,11 @@ def route_template(request: Request) -> str:
     return path if isinstance(path, str) else "<unmatched>"
 
 
-async def observe_request(request: Request,
-                          call_next: Callable[[Request], Awaitable[Response]],
-                          on_error: Callable[[Request, Exception], Response]) -> Response:
+async def observe_request(
+    request: Request,
+    call_next: Callable[[Request], Awaitable[Response]],
+    on_error: Callable[[Request, Exception], Response],
+) -> Response:
     """Count, time and label one request; unexpected exceptions become on_error's answer."""
     IN_PROGRESS.inc()
     t0 = time.perf_counter()

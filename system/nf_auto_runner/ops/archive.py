@@ -65,12 +65,22 @@ def archive(settings: Settings, older_than_days: int, out_dir: Path) -> dict[str
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"runs_archive_{datetime.now(UTC):%Y%m%dT%H%M%SZ}.csv.gz"
     with connect(settings.database_url) as conn, conn.transaction():
-        ids = [r["run_id"] for r in conn.execute(
-            "SELECT run_id FROM runs WHERE status IN ('completed', 'failed') AND end_time < %s "
-            "ORDER BY run_id FOR UPDATE", (cutoff,))]
-        summary: dict[str, Any] = {"cutoff": cutoff.isoformat(), "file": None, "sha256": None,
-                                   "exported": {t: 0 for t, _ in TABLES},
-                                   "deleted": {t: 0 for t, _ in TABLES}, "run_ids": []}
+        ids = [
+            r["run_id"]
+            for r in conn.execute(
+                "SELECT run_id FROM runs WHERE status IN ('completed', 'failed') AND end_time < %s "
+                "ORDER BY run_id FOR UPDATE",
+                (cutoff,),
+            )
+        ]
+        summary: dict[str, Any] = {
+            "cutoff": cutoff.isoformat(),
+            "file": None,
+            "sha256": None,
+            "exported": {t: 0 for t, _ in TABLES},
+            "deleted": {t: 0 for t, _ in TABLES},
+            "run_ids": [],
+        }
         if not ids:
             return summary
         lines: list[list[str]] = []
@@ -78,8 +88,8 @@ def archive(settings: Settings, older_than_days: int, out_dir: Path) -> dict[str
         for table, key in TABLES:
             # the locked run set also locks its children against concurrent inserts
             rows = conn.execute(
-                f"SELECT * FROM {table} WHERE run_id = ANY(%s) ORDER BY {key} FOR UPDATE",
-                (ids,)).fetchall()
+                f"SELECT * FROM {table} WHERE run_id = ANY(%s) ORDER BY {key} FOR UPDATE", (ids,)
+            ).fetchall()
             exported[table] = len(rows)
             lines.extend(_line(table, r[key], r) for r in rows)
         checksum = _digest(lines)
@@ -94,18 +104,22 @@ def archive(settings: Settings, older_than_days: int, out_dir: Path) -> dict[str
         try:
             again, counts = file_checksum(path)
             if again != checksum or counts != exported:
-                raise ArchiveError(f"archive file {path} does not match the exported rows "
-                                   f"(checksum {again[:12]} vs {checksum[:12]}); nothing deleted")
+                raise ArchiveError(
+                    f"archive file {path} does not match the exported rows "
+                    f"(checksum {again[:12]} vs {checksum[:12]}); nothing deleted"
+                )
             deleted: dict[str, int] = {}
             for table, _ in reversed(TABLES):
                 cur = conn.execute(f"DELETE FROM {table} WHERE run_id = ANY(%s)", (ids,))
                 deleted[table] = cur.rowcount
             if deleted != exported:
-                raise ArchiveError(f"deleted {deleted} but exported {exported}; rolled back, "
-                                   f"nothing deleted")
+                raise ArchiveError(
+                    f"deleted {deleted} but exported {exported}; rolled back, nothing deleted"
+                )
         except BaseException:
             path.unlink(missing_ok=True)
             raise  # the transaction rolls back
-        summary.update(file=str(path), sha256=checksum, exported=exported, deleted=deleted,
-                       run_ids=ids)
+        summary.update(
+            file=str(path), sha256=checksum, exported=exported, deleted=deleted, run_ids=ids
+        )
     return summary

@@ -67,12 +67,15 @@ def dump(settings: Settings, out: Path) -> Path:
     connect(settings.database_url).close()  # unreachable: one clear DatabaseUnavailable line
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
-    proc = subprocess.Popen([_tool("pg_dump"), "-Fc", "-d", make_conninfo(**params)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [_tool("pg_dump"), "-Fc", "-d", make_conninfo(**params)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
     assert proc.stdout is not None and proc.stderr is not None
     try:
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb",
-                                                   compresslevel=6) as gz:
+        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as gz:
             while chunk := proc.stdout.read(CHUNK):
                 gz.write(chunk)
         err = proc.stderr.read().decode(errors="replace").strip()
@@ -97,18 +100,26 @@ def backup(settings: Settings) -> Path:
 def newest_backup(settings: Settings) -> Path:
     found = sorted(settings.backups_dir.glob("full_*.dump.gz"))
     if not found:
-        raise BackupError(f"no full_*.dump.gz backup in {settings.backups_dir}; run "
-                          f"`python -m nf_auto_runner.ops backup` first")
+        raise BackupError(
+            f"no full_*.dump.gz backup in {settings.backups_dir}; run "
+            f"`python -m nf_auto_runner.ops backup` first"
+        )
     return max(found, key=lambda p: (p.stat().st_mtime, p.name))
 
 
 def _restore_list(archive: Path, env: dict[str, str]) -> str:
     """pg_restore's table of contents without EXTENSION entries (superuser-only)."""
-    done = subprocess.run([_tool("pg_restore"), "-l", str(archive)], capture_output=True,
-                          text=True, env=env, check=False)
+    done = subprocess.run(
+        [_tool("pg_restore"), "-l", str(archive)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     if done.returncode != 0:
-        raise BackupError(f"backup {archive} is not a readable pg_dump archive: "
-                          f"{_first_error(done.stderr)}")
+        raise BackupError(
+            f"backup {archive} is not a readable pg_dump archive: {_first_error(done.stderr)}"
+        )
     return "\n".join(line for line in done.stdout.splitlines() if " EXTENSION " not in line)
 
 
@@ -129,17 +140,31 @@ def restore(settings: Settings, path: Path | None = None) -> dict[str, Any]:
         listing = Path(tmpdir) / "restore.list"
         listing.write_text(_restore_list(archive, env))
         safety = dump(settings, settings.backups_dir / f"pre_restore_{_stamp()}.dump.gz")
-        was_on = set_maintenance(settings.maintenance_flag, True,
-                                 f"database restore from {source.name} in progress")
+        was_on = set_maintenance(
+            settings.maintenance_flag, True, f"database restore from {source.name} in progress"
+        )
         try:
             _recreate_database(settings.database_url, dbname, safety)
             done = subprocess.run(
-                [_tool("pg_restore"), "--no-owner", "--exit-on-error", "-L", str(listing),
-                 "-d", make_conninfo(**params), str(archive)],
-                capture_output=True, text=True, env=env, check=False)
+                [
+                    _tool("pg_restore"),
+                    "--no-owner",
+                    "--exit-on-error",
+                    "-L",
+                    str(listing),
+                    "-d",
+                    make_conninfo(**params),
+                    str(archive),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            )
             if done.returncode != 0:
-                raise BackupError(f"pg_restore failed (safety dump kept at {safety}): "
-                                  f"{_first_error(done.stderr)}")
+                raise BackupError(
+                    f"pg_restore failed (safety dump kept at {safety}): {_first_error(done.stderr)}"
+                )
             with connect(settings.database_url, autocommit=True) as conn:
                 with contextlib.suppress(Exception):  # superuser-only: best effort
                     conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -162,21 +187,32 @@ def _recreate_database(url: str, dbname: str, safety: Path) -> None:
         conn.execute(
             "SELECT pg_terminate_backend(a.pid) FROM pg_stat_activity a "
             "JOIN pg_roles r ON r.oid = a.usesysid WHERE a.datname = %s "
-            "AND a.pid <> pg_backend_pid() AND NOT r.rolsuper", (dbname,))
+            "AND a.pid <> pg_backend_pid() AND NOT r.rolsuper",
+            (dbname,),
+        )
         try:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(dbname)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
         except psycopg.Error as exc:
-            pids = [r["pid"] for r in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> "
-                "pg_backend_pid()", (dbname,))]
+            pids = [
+                r["pid"]
+                for r in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                    "pg_backend_pid()",
+                    (dbname,),
+                )
+            ]
             raise BackupError(
                 f"cannot drop {dbname}: {str(exc).strip().splitlines()[0]}; sessions still "
                 f"connected: {pids or 'none'} (superuser sessions must be closed by their "
-                f"owner); nothing was changed") from exc
+                f"owner); nothing was changed"
+            ) from exc
         try:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
         except psycopg.Error as exc:
-            raise BackupError(f"database {dbname} was dropped but could not be re-created "
-                              f"({str(exc).strip().splitlines()[0]}); create it and restore "
-                              f"the safety dump {safety}") from exc
+            raise BackupError(
+                f"database {dbname} was dropped but could not be re-created "
+                f"({str(exc).strip().splitlines()[0]}); create it and restore "
+                f"the safety dump {safety}"
+            ) from exc

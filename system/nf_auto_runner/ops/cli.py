@@ -108,12 +108,20 @@ def cmd_train_now(args: argparse.Namespace) -> int:
     settings = _settings()
     params = {"max_steps": args.max_steps} if args.max_steps else {}
     with connect(settings.database_url, autocommit=True) as conn:
-        run = runs.create(conn, series_id=args.series_id, model_name=args.model,
-                          horizon=args.horizon, run_name=args.run_name, params=params,
-                          status="running")
+        run = runs.create(
+            conn,
+            series_id=args.series_id,
+            model_name=args.model,
+            horizon=args.horizon,
+            run_name=args.run_name,
+            params=params,
+            status="running",
+        )
     t0 = time.monotonic()
-    code = subprocess.call([sys.executable, "-m", "nf_auto_runner.worker", str(run["run_id"])],
-                           env=settings.child_env())
+    code = subprocess.call(
+        [sys.executable, "-m", "nf_auto_runner.worker", str(run["run_id"])],
+        env=settings.child_env(),
+    )
     with connect(settings.database_url, autocommit=True) as conn:
         if code != 0:
             runs.fail_if_running(conn, run["run_id"], describe_exit(code))
@@ -124,12 +132,14 @@ def cmd_train_now(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nf_auto_runner.ops",
-                                description="Routine operations for nf_auto_runner.")
+    p = argparse.ArgumentParser(
+        prog="python -m nf_auto_runner.ops", description="Routine operations for nf_auto_runner."
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="command")
 
-    def add(name: str, fn: Callable[[argparse.Namespace], int], help_: str
-            ) -> argparse.ArgumentParser:
+    def add(
+        name: str, fn: Callable[[argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_, description=help_)
         sp.set_defaults(fn=fn)
         return sp
@@ -177,21 +187,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_DATABASE
     except psycopg.OperationalError as exc:
-        print(f"error: database connection lost during {args.command}: "
-              f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}; "
-              f"check PostgreSQL and retry", file=sys.stderr)
+        print(
+            f"error: database connection lost during {args.command}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}; "
+            f"check PostgreSQL and retry",
+            file=sys.stderr,
+        )
         return EXIT_DATABASE
     except (BackupError, ArchiveError, OSError, psycopg.Error) as exc:
-        print(f"error: {args.command} failed: {str(exc).strip().splitlines()[0]}",
-              file=sys.stderr)
+        print(f"error: {args.command} failed: {str(exc).strip().splitlines()[0]}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print(f"error: {args.command} interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # a bug, but still one line: the details go to the log
         logging.getLogger("nf_auto_runner.ops").debug("unexpected failure", exc_info=True)
-        print(f"error: {args.command} failed unexpectedly: {type(exc).__name__}: {exc}; "
-              f"rerun with NF_OPS_DEBUG=1 for the traceback", file=sys.stderr)
+        print(
+            f"error: {args.command} failed unexpectedly: {type(exc).__name__}: {exc}; "
+            f"rerun with NF_OPS_DEBUG=1 for the traceback",
+            file=sys.stderr,
+        )
         if os.environ.get("NF_OPS_DEBUG"):
             raise
         return EXIT_FAILED
