@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from opsdrill.report.collect import RunArtefacts
-from opsdrill.report.plots import drill_plot, png_data_uri
+from opsdrill.report.plots import drill_plot, load_percentile_plot, png_data_uri
 
 __all__ = ["build_report"]
 
@@ -128,7 +128,7 @@ def _drills(run: RunArtefacts) -> str:
             f"<td class=num>{inc.get('failed_probes', 0)}/{inc.get('total_probes', 0)}</td>"
             f"<td>{_e(inc.get('fault', ''))}</td></tr>"
         )
-        figures.append(_drill_detail(inc))
+        figures.append(_drill_detail(inc, run.load_during.get(inc["incident_id"])))
     return (
         "<h2>Drills</h2><table><tr><th>drill</th><th>runbook</th><th>severity</th>"
         "<th>verdict</th><th>MTTD</th><th>MTTR</th><th>failed probes</th><th>fault</th></tr>"
@@ -136,7 +136,7 @@ def _drills(run: RunArtefacts) -> str:
     )
 
 
-def _drill_detail(inc: dict[str, Any]) -> str:
+def _drill_detail(inc: dict[str, Any], load: dict[str, Any] | None = None) -> str:
     png = drill_plot(inc)
     img = f"<img alt='latency plot of {_e(inc['drill'])}' src='{png_data_uri(png)}'>" if png else ""
     events = "".join(
@@ -147,8 +147,35 @@ def _drill_detail(inc: dict[str, Any]) -> str:
     errors = "".join(f"<li class=fail>{_e(x)}</li>" for x in inc.get("errors", []))
     return (
         f"<h3>{_e(inc.get('title', inc['drill']))} <small>{_e(inc['incident_id'])}</small></h3>"
-        f"{img}<details><summary>timeline</summary><table><tr><th>t (s)</th><th>event</th>"
+        f"{img}{_load_during(inc, load)}"
+        "<details><summary>timeline</summary><table><tr><th>t (s)</th><th>event</th>"
         f"<th>detail</th></tr>{events}</table></details>" + (f"<ul>{errors}</ul>" if errors else "")
+    )
+
+
+def _load_during(inc: dict[str, Any], load: dict[str, Any] | None) -> str:
+    """The error budget a load burned while this drill ran, and its percentiles over time."""
+    if not load:
+        return ""
+    info = load.get("load", {})
+    rows = "".join(
+        f"<tr><td>{_e(b['slo'])}</td><td>{_e(b.get('measured', ''))}</td>"
+        f"<td class='{_cls(b.get('verdict', ''))}'>{_e(b.get('verdict', ''))}</td>"
+        f"<td class=num>{b.get('bad', 0)}/{b.get('total', 0)}</td>"
+        f"<td class=num>{b.get('burn_rate', 0):.3g}×</td>"
+        f"<td class=num>{b.get('budget_consumed', 0) * 100:.3g} %</td></tr>"
+        for b in load.get("budget", [])
+    )
+    png = load_percentile_plot(load, inc)
+    img = f"<img alt='load percentiles during {_e(inc['drill'])}' src='{png_data_uri(png)}'>"
+    return (
+        f"<h4>Error budget burned under load</h4><p>{_e(info.get('achieved_rate', '?'))} of "
+        f"{_e(info.get('target_rate', '?'))} requests/s for {_e(info.get('duration_s', '?'))} s "
+        f"around the fault (load verdict {_e(info.get('verdict', '?'))}).</p>"
+        "<table><tr><th>SLO</th><th>measured</th><th>verdict</th><th>bad/total</th>"
+        f"<th>burn rate</th><th>of the window's budget</th></tr>{rows}</table>"
+        + (img if png else "")
+        + (f"<small>{_e(load['history_note'])}</small>" if load.get("history_note") else "")
     )
 
 

@@ -29,6 +29,8 @@ class RunArtefacts:
     coverage: dict[str, dict[str, Any]] = field(default_factory=dict)  # procedure -> row
     incidents: list[dict[str, Any]] = field(default_factory=list)
     slo: dict[str, Any] | None = None
+    #: incident id -> what a load running during that drill saw (chaos/test_under_load.py)
+    load_during: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, root: Path) -> RunArtefacts:
@@ -40,6 +42,9 @@ class RunArtefacts:
             if data := _read(path):
                 run.incidents.append(data)
         run.incidents.sort(key=lambda i: i.get("incident_id", ""))
+        for path in sorted(root.rglob("load-during-*.json")):
+            if (data := _read(path)) and "incident_id" in data:
+                run.load_during[data["incident_id"]] = data
         for path in sorted(root.rglob("slo.json")):
             run.slo = _read(path)
         return run

@@ -6,7 +6,7 @@ import base64
 import io
 from typing import Any
 
-__all__ = ["drill_plot", "png_data_uri"]
+__all__ = ["drill_plot", "load_percentile_plot", "png_data_uri"]
 
 OK_COLOR, FAIL_COLOR, FAULT_COLOR = "#2b7bba", "#d62728", "#f4a582"
 
@@ -45,6 +45,51 @@ def drill_plot(incident: dict[str, Any]) -> bytes | None:
     ax.set_ylabel("latency (ms)")
     ax.set_title(f"{incident['drill']}: availability probe", fontsize=10)
     ax.legend(fontsize=7, loc="upper right")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def load_percentile_plot(
+    load: dict[str, Any], incident: dict[str, Any] | None = None
+) -> bytes | None:
+    """Latency percentiles (and failures/s) of a load that ran through a drill, per second,
+    with the fault window shaded: shows how long the outage hurt real traffic."""
+    history = load.get("history") or []
+    if not history:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    events = {e["name"]: e["t"] for e in reversed((incident or {}).get("timeline", []))}
+    start, end = load.get("fault_window") or [None, None]
+    start = events.get("injecting", events.get("injected", start))
+    end = events.get("reverted", end)
+    fig, ax = plt.subplots(figsize=(8, 2.8), dpi=100)
+    t = [row[0] for row in history]
+    if start is not None:
+        ax.axvspan(start, end if end is not None else t[-1], color=FAULT_COLOR, alpha=0.35,
+                   label="fault active")  # fmt: skip
+    for col, name, style in ((3, "p50", ":"), (4, "p95", "-"), (5, "p99", "--")):
+        ax.plot(t, [row[col] for row in history], color=OK_COLOR, linestyle=style,
+                linewidth=1.2, label=name)  # fmt: skip
+    ax.set_xlabel("seconds since drill start")
+    ax.set_ylabel("latency (ms)")
+    fails = ax.twinx()
+    fails.bar(t, [row[2] for row in history], width=0.8, color=FAIL_COLOR, alpha=0.5,
+              label="failed requests/s")  # fmt: skip
+    fails.set_ylabel("failed/s")
+    rate = load.get("load", {}).get("target_rate", "?")
+    ax.set_title(f"{load.get('drill', '')}: load during the drill ({rate} requests/s)",
+                 fontsize=10)  # fmt: skip
+    handles = ax.get_legend_handles_labels()
+    extra = fails.get_legend_handles_labels()
+    ax.legend(handles[0] + extra[0], handles[1] + extra[1], fontsize=7, loc="upper right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     buf = io.BytesIO()
