@@ -167,14 +167,15 @@ def _load_during(inc: dict[str, Any], load: dict[str, Any] | None) -> str:
         for b in load.get("budget", [])
     )
     png = load_percentile_plot(load, inc)
-    img = f"<img alt='load percentiles during {_e(inc['drill'])}' src='{png_data_uri(png)}'>"
+    alt = f"load percentiles during {_e(inc['drill'])}"
+    img = f"<img alt='{alt}' src='{png_data_uri(png)}'>" if png else ""
     return (
         f"<h4>Error budget burned under load</h4><p>{_e(info.get('achieved_rate', '?'))} of "
         f"{_e(info.get('target_rate', '?'))} requests/s for {_e(info.get('duration_s', '?'))} s "
         f"around the fault (load verdict {_e(info.get('verdict', '?'))}).</p>"
         "<table><tr><th>SLO</th><th>measured</th><th>verdict</th><th>bad/total</th>"
         f"<th>burn rate</th><th>of the window's budget</th></tr>{rows}</table>"
-        + (img if png else "")
+        + img
         + (f"<small>{_e(load['history_note'])}</small>" if load.get("history_note") else "")
     )
 
