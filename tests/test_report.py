@@ -49,6 +49,12 @@ def make_run(root: Path) -> Path:
         {"procedure": "5.2.4", "title": "Disk full", "result": "not covered", "tests": {}},
     ]}  # fmt: skip
     (run / "chaos" / "runbook-coverage.json").write_text(json.dumps(cov))
+    (run / "load" / "load").mkdir(parents=True)
+    slo = {"verdict": "FAIL", "achieved_rate": 20.0, "target_rate": 20.0, "achieved_count": 400,
+           "target_count": 400, "duration_s": 20, "slos": [
+               {"slo": "prediction-latency", "verdict": "FAIL", "objective": "p95 < 500ms",
+                "measured": "p95 612 ms", "budget": "burn rate 2.8x, 0.07 % of the 1d budget"}]}
+    (run / "load" / "load" / "slo.json").write_text(json.dumps(slo))  # fmt: skip
     return run
 
 
@@ -58,6 +64,7 @@ def test_report_has_every_section_and_a_real_plot(tmp_path: Path) -> None:
     assert "chaos/test_x.py::test_y" in page
     assert "db-sigkill" in page and "0.41 s" in page and "3.20 s" in page
     assert "1 of 2 procedures have a test" in page
+    assert "prediction-latency" in page and "p95 612 ms" in page and "burn rate 2.8x" in page
     [uri] = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
     assert base64.b64decode(uri).startswith(b"\x89PNG"), "the plot must be a real PNG"
     assert "http://" not in page and "https://" not in page, "the page must be self-contained"

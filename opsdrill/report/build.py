@@ -92,24 +92,38 @@ def _suites(run: RunArtefacts) -> str:
     )
 
 
+def _slo_class(verdict: str) -> str:
+    return {"PASS": "pass", "FAIL": "fail", "INCONCLUSIVE": "fail"}.get(verdict.upper(), "skip")
+
+
 def _slo(run: RunArtefacts) -> str:
+    """The load gate's verdict per SLO (load/slo.json), with the error budget it burned."""
     slo = run.slo
     if not slo:
         return ""
     rows = []
-    for v in slo.get("verdicts", slo.get("slos", [])):
+    for v in slo.get("slos", []):
         verdict = str(v.get("verdict", "?"))
         rows.append(
-            f"<tr><td>{_e(v.get('name'))}</td><td>{_e(v.get('objective', ''))}</td>"
-            f"<td>{_e(v.get('measured', ''))}</td>"
-            f"<td class='{_cls('passed' if verdict.lower() == 'pass' else 'failed')}'>"
-            f"{_e(verdict)}</td><td>{_e(v.get('budget_consumed', ''))}</td>"
-            f"<td>{_e(v.get('meaning', ''))}</td></tr>"
+            f"<tr><td>{_e(v.get('slo', v.get('name', '?')))}</td>"
+            f"<td>{_e(v.get('objective', ''))}</td><td>{_e(v.get('measured', ''))}</td>"
+            f"<td class='{_slo_class(verdict)}'>{_e(verdict)}</td>"
+            f"<td>{_e(v.get('budget', ''))}</td></tr>"
         )
+    verdict = str(slo.get("verdict", "?"))
+    load = (
+        f"<p>Load gate <b class='{_slo_class(verdict)}'>{_e(verdict)}</b>: "
+        f"{_e(slo.get('achieved_rate', '?'))} of {_e(slo.get('target_rate', '?'))} requests/s "
+        f"achieved ({_e(slo.get('achieved_count', '?'))} of {_e(slo.get('target_count', '?'))} "
+        f"due requests sent on time) over {_e(slo.get('duration_s', '?'))} s; a run below its "
+        "target load is inconclusive and fails the gate.</p>"
+    )
     return (
-        "<h2>Service level objectives</h2><table><tr><th>SLO</th><th>objective</th>"
-        "<th>measured</th><th>verdict</th><th>error budget consumed</th><th>for the month</th>"
-        f"</tr>{''.join(rows)}</table>"
+        "<h2>Service level objectives</h2>"
+        + load
+        + "<table><tr><th>SLO</th><th>objective</th><th>measured</th><th>verdict</th>"
+        f"<th>error budget burned by this run, and what it means for the window</th></tr>"
+        f"{''.join(rows)}</table>"
     )
 
 
