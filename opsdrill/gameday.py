@@ -9,6 +9,7 @@ already running before the game day began, in which case it is left as it was fo
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -114,6 +115,7 @@ class GameDay:
             from opsdrill.report import build_report
 
             self.say(f"report: {build_report(self.out)}")
+            self.allure_report()
         ok = all(r.passed for r in self.results) and len(self.results) == len(suites)
         self.say(f"game day {'PASSED' if ok else 'FAILED'}; summary: {self.out / 'summary.md'}")
         return ExitCode.OK if ok else ExitCode.FAILED
@@ -125,6 +127,7 @@ class GameDay:
             f"--target=local:{self.target.state_dir}",
             f"--junitxml={junit}",
             f"--opsdrill-reports={self.out / name}",
+            f"--alluredir={self.out / name / 'allure-results'}",
             "-p", "no:cacheprovider",
             *SUITES[name],
         ]  # fmt: skip
@@ -138,6 +141,20 @@ class GameDay:
             f"{result.errors} errors, {result.skipped} skipped in {result.seconds:.1f} s"
         )
         return result
+
+    def allure_report(self) -> None:
+        """Allure's HTML from every suite's results, when the `allure` command is installed."""
+        allure = shutil.which("allure")
+        results = [str(p) for p in sorted(self.out.glob("*/allure-results")) if any(p.iterdir())]
+        if allure is None or not results:
+            self.say("allure: results in */allure-results; no 'allure' command for HTML "
+                     "(npm install -g allure-commandline)")  # fmt: skip
+            return
+        out = self.out / "allure-report"
+        done = subprocess.run([allure, "generate", *results, "-o", str(out), "--clean"],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        self.say(f"allure: {out / 'index.html'}" if done.returncode == 0
+                 else f"allure generate failed: {done.stderr.strip()[-300:]}")  # fmt: skip
 
     def write_summary(self, seconds: float) -> None:
         ok = bool(self.results) and all(r.passed for r in self.results)
