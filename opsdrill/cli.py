@@ -69,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="size of the stack's own data filesystem, so the disk-full drill "
                               f"can run (default {GAMEDAY_DATA_FS} when root)")  # fmt: skip
     gameday.add_argument(
+        "--reuse-state",
+        action="store_true",
+        help="keep a stopped stack's data from an earlier run (default: start fresh, so an "
+        "earlier game day's drills do not fail today's checks)",
+    )
+    gameday.add_argument(
         "--no-proxy",
         action="store_true",
         help="no Toxiproxy in front of the DB and API (network drills skip)",
@@ -146,6 +152,11 @@ def gameday_target(args: argparse.Namespace) -> LocalTarget:
     existing = LocalTarget(args.state_dir)
     if any(s.is_running() for s in existing.services.values()):
         return existing
+    if not args.reuse_state and (args.state_dir / "state.json").exists():
+        # each game day is its own exercise: the errors an earlier one's drills logged an
+        # hour ago are that day's findings, not today's
+        print(f"opsdrill gameday: starting fresh; removing the stopped stack in {args.state_dir}")
+        existing.destroy()
     size = args.data_fs_size
     if size is None and DataFilesystem.supported() is None:
         size = GAMEDAY_DATA_FS
