@@ -208,7 +208,7 @@ FAULTS: dict[str, tuple[Callable[[Any], Any], dict[str, str]]] = {
     "disk above threshold": (disk_above_threshold, {
         "test_daily::test_2_disk_usage_below_thresholds": "WARNING: disk usage of"}),
     "alert rule with a typo": (alert_rule_typo, {
-        "test_alert_rule_files::test_promtool_unit_tests_pass": "HighErrorRate"}),
+        "test_alert_rule_files::test_promtool_unit_tests_pass[alerts.yml]": "HighErrorRate"}),
     "error spike in system_logs": (error_spike, {
         "test_daily::test_6_error_rows_in_24h_below_threshold": "ERROR rows in system_logs",
         "test_errors_and_runs::test_error_rows_in_the_last_hour_below_threshold": "CRITICAL",
