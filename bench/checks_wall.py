@@ -4,8 +4,8 @@
 
 The issue's goal is < 10 s for the read-only part a scheduler runs every few minutes against
 production (`-m "not sandbox and not slow"`); the slow read-only checks (SLO rules' promtool
-simulation over days, the runbook doctest's scratch clone) belong to the release gate. Runs alternate between the two
-modes so drift on this shared machine hits both alike.
+simulation over days, the runbook doctest's scratch clone) belong to the release gate. Runs
+alternate between the modes so drift on this shared machine hits them alike.
 """
 
 from __future__ import annotations
