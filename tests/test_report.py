@@ -50,10 +50,23 @@ def make_run(root: Path) -> Path:
     ]}  # fmt: skip
     (run / "chaos" / "runbook-coverage.json").write_text(json.dumps(cov))
     (run / "load" / "load").mkdir(parents=True)
-    slo = {"verdict": "FAIL", "achieved_rate": 20.0, "target_rate": 20.0, "achieved_count": 400,
-           "target_count": 400, "duration_s": 20, "slos": [
-               {"slo": "prediction-latency", "verdict": "FAIL", "objective": "p95 < 500ms",
-                "measured": "p95 612 ms", "budget": "burn rate 2.8x, 0.07 % of the 1d budget"}]}
+    slo = {
+        "verdict": "FAIL",
+        "achieved_rate": 20.0,
+        "target_rate": 20.0,
+        "achieved_count": 400,
+        "target_count": 400,
+        "duration_s": 20,
+        "slos": [
+            {
+                "slo": "prediction-latency",
+                "verdict": "FAIL",
+                "objective": "p95 < 500ms",
+                "measured": "p95 612 ms",
+                "budget": "burn rate 2.8x, 0.07 % of the 1d budget",
+            }
+        ],
+    }
     (run / "load" / "load" / "slo.json").write_text(json.dumps(slo))  # fmt: skip
     return run
 
