@@ -6,13 +6,15 @@ hands out one session-scoped `target`; features live in their own modules.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from opsdrill.errors import OpsdrillError
 from opsdrill.exitcodes import ExitCode
+
+_BRIDGES = pytest.StashKey[dict[str, Callable[..., None]]]()
 
 MARKERS = (
     "runbook(procedure_id): the runbook procedure (e.g. '3.1.1') this test makes executable",
@@ -46,9 +48,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )  # fmt: skip
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from opsdrill import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+_EVENTS = ("fault_injected", "fault_reverted", "drill_finished")
+
+
+def _bridge(config: pytest.Config, event: str) -> Callable[..., None]:
+    """Turn a library event into the matching `pytest_opsdrill_<event>` hook call."""
+    hook = getattr(config.hook, f"pytest_opsdrill_{event}")
+    return lambda **kwargs: hook(**kwargs)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
+    from opsdrill import events
+
+    bridges = {e: _bridge(config, e) for e in _EVENTS}
+    for event, listener in bridges.items():
+        events.subscribe(event, listener)
+    config.stash[_BRIDGES] = bridges
     from opsdrill.coverage import RunbookCoverage
 
     config.pluginmanager.register(RunbookCoverage(config), "opsdrill-coverage")
@@ -56,6 +79,13 @@ def pytest_configure(config: pytest.Config) -> None:
         from opsdrill.smoke import TextfileExporter
 
         config.pluginmanager.register(TextfileExporter(Path(textfile)), "opsdrill-smoke")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from opsdrill import events
+
+    for event, listener in config.stash.get(_BRIDGES, {}).items():
+        events.unsubscribe(event, listener)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

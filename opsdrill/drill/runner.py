@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opsdrill import events
 from opsdrill.drill.availability import AvailabilityProbe
 from opsdrill.drill.integrity import IntegritySnapshot, take_snapshot
 from opsdrill.drill.timeline import Timeline
@@ -199,4 +200,5 @@ def _recover(spec: DrillSpec, result: DrillResult) -> None:
 def _finish(result: DrillResult, reports_dir: Path | None, write: Callable) -> DrillResult:  # type: ignore[type-arg]
     if reports_dir is not None:
         result.record_path = write(result, reports_dir)
+    events.emit("drill_finished", result=result)
     return result

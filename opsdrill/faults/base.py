@@ -11,6 +11,7 @@ import threading
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Self
 
+from opsdrill import events
 from opsdrill.errors import RevertFailed
 from opsdrill.faults.journal import Journal, JournalEntry
 from opsdrill.targets.local import LocalTarget
@@ -59,6 +60,7 @@ class Fault(ABC):
             self._inject()
             self.entry.phase = "injected"
             self.journal.write(self.entry)
+        events.emit("fault_injected", fault=self)
 
     def revert(self) -> None:
         with self._lock:
@@ -73,6 +75,7 @@ class Fault(ABC):
                 ) from exc
             self.active = False
             self.journal.remove(self.entry)
+        events.emit("fault_reverted", fault=self)
 
     @abstractmethod
     def _inject(self) -> None:
