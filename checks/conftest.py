@@ -1,9 +1,9 @@
 """Fixtures for the runbook checks: read-only SQL, the stack's paths, the ops CLI, /metrics.
 
 Read-only checks read the database only inside READ ONLY transactions (`read`), so a check
-cannot write even by mistake. Checks that make the whole API unavailable for a moment (the
-maintenance-mode round trip) are marked `exclusive`: under `pytest -n` they take a lock that
-every other check holds shared, so no check sees their 503s.
+cannot write even by mistake. Checks that change what other checks see for a moment (the
+maintenance-mode round trip's 503s, the archive's and retention's planted rows) are marked
+`exclusive`: under `pytest -n` they take a lock that every other check holds shared.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ DISK_PATHS_ENV = "OPSDRILL_DISK_PATHS"
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "exclusive: makes the API unavailable; runs while no other check does"
+        "markers",
+        "exclusive: changes what other checks see (the API down, planted rows); "
+        "runs while no other check does",
     )
 
 

@@ -129,6 +129,7 @@ def test_dependencies_have_no_known_vulnerabilities() -> None:
 
 
 @pytest.mark.sandbox
+@pytest.mark.exclusive  # its planted runs would fail the model-files check running beside it
 @pytest.mark.runbook("3.3.3")
 def test_archive_exports_exactly_what_it_deletes(ops, db, tmp_path: Path) -> None:
     from nf_auto_runner.ops.archive import file_checksum

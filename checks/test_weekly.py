@@ -85,6 +85,7 @@ def test_weekly_maintenance_runs_and_refreshes_concurrently(ops, read) -> None:
 
 
 @pytest.mark.sandbox
+@pytest.mark.exclusive  # its planted 100-day-old row would fail the retention check beside it
 @pytest.mark.runbook("3.2.1")
 def test_log_retention_deletes_only_rows_past_the_limit(ops, db) -> None:
     marker = "opsdrill retention probe"
