@@ -85,6 +85,21 @@ class Fault(ABC):
     def _revert(self) -> None:
         """Repair. Must tolerate a half-done inject and a second call."""
 
+    def require_refused_start(self, service: str, cause: str) -> str:
+        """Start `service`, which the fault should make impossible; return the refusal.
+
+        A start that succeeds means the fault had no effect. The refusal is journaled, so a
+        drill (or another process) can show what the service said.
+        """
+        from opsdrill.errors import FaultNotEffective, ServiceError
+
+        try:
+            self.target.service(service).start(timeout=60)
+        except ServiceError as exc:
+            self.save_undo(start_error=str(exc))
+            return str(exc)
+        raise FaultNotEffective(f"the {service} started although {cause}")
+
     def save_undo(self, **undo: Any) -> None:
         """Record undo data durably before the step that needs it is taken."""
         self.entry.undo.update(undo)

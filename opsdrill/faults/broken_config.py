@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from opsdrill.errors import FaultNotEffective, ServiceError
 from opsdrill.faults.base import Fault, register
 from opsdrill.targets.local import LocalTarget
 
@@ -66,13 +65,7 @@ class BrokenConfig(Fault):
         tmp.replace(path)
         api = self.target.service("api")
         api.stop()
-        try:
-            api.start(timeout=60)
-        except ServiceError as exc:
-            self.start_error = str(exc)
-            self.save_undo(start_error=self.start_error)
-            return
-        raise FaultNotEffective(f"the app started although {path} does not parse")
+        self.start_error = self.require_refused_start("api", f"{path} does not parse")
 
     def _revert(self) -> None:
         undo = self.entry.undo

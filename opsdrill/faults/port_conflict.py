@@ -13,7 +13,7 @@ import socket
 import sys
 import time
 
-from opsdrill.errors import FaultNotEffective, ServiceError
+from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
 from opsdrill.processes import ProcessRef, spawn
 from opsdrill.targets.local import LocalTarget
@@ -67,13 +67,7 @@ class PortConflict(Fault):
             if not holder.alive() or time.monotonic() > deadline:
                 raise FaultNotEffective(f"the helper (pid {holder.pid}) never bound port {port}")
             time.sleep(0.05)
-        try:
-            api.start(timeout=60)
-        except ServiceError as exc:
-            self.start_error = str(exc)
-            self.save_undo(start_error=self.start_error)
-            return
-        raise FaultNotEffective(f"the app started although port {port} was held")
+        self.start_error = self.require_refused_start("api", f"port {port} was held")
 
     def _revert(self) -> None:
         undo = self.entry.undo
