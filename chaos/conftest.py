@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import ClassVar
 
@@ -11,9 +13,10 @@ import httpx
 import pytest
 
 from opsdrill.drill import Detector, DrillResult
+from opsdrill.errors import CapabilityMissing
 from opsdrill.probes.prometheus import alert_state
 from opsdrill.probes.sql import sql_ok
-from opsdrill.targets.base import Target
+from opsdrill.targets.base import ProxyHops, Target
 
 
 def _status(url: str) -> int:
@@ -21,6 +24,14 @@ def _status(url: str) -> int:
         return httpx.get(url, timeout=1.0).status_code
     except httpx.HTTPError:
         return 0
+
+
+#: why alert detectors are skipped on a target without Prometheus
+NO_PROMETHEUS = "no Prometheus in this target"
+
+
+def _never() -> bool:
+    return False
 
 
 class Probes:
@@ -54,10 +65,15 @@ class Probes:
     def alert_cycle(
         self, name: str, timeout: float = 30.0
     ) -> tuple[list[Detector], list[Detector]]:
-        """(detectors, resolved) for an alert that must fire, then resolve; empty without
-        Prometheus, where the drill still runs on its other detectors."""
+        """(detectors, resolved) for an alert that must fire, then resolve. Without
+        Prometheus both are recorded as skipped, with the reason, on the drill's timeline, in
+        its incident record and in the JUnit properties: the drill still runs on its other
+        detectors, and the game day can count what it did not show."""
         if not self.has_prometheus:
-            return [], []
+            why = NO_PROMETHEUS
+            return [Detector(f"alert {name} firing", _never, timeout, skipped=why)], [
+                Detector(f"alert {name} resolved", _never, timeout, skipped=why)
+            ]
         return [self.alert(name, "firing", timeout)], [self.alert(name, None, timeout)]
 
     def steady(self) -> list[Detector]:
@@ -71,6 +87,58 @@ class Probes:
 @pytest.fixture(scope="session")
 def probes(target: Target) -> Probes:
     return Probes(target)
+
+
+# -- parts the drills put in place themselves when the stack lacks them -------------------------
+
+#: the data filesystem the disk-full drill gets on a stack started without one
+DATA_FS_SIZE = "64m"
+
+
+def _announcer(config: pytest.Config) -> Callable[[str], None]:
+    """One line on the terminal (not captured): the session changes the stack's wiring."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def say(line: str) -> None:
+        if reporter is None or capture is None:
+            print(f"opsdrill: {line}")
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"opsdrill: {line}")
+
+    return say
+
+
+@contextlib.contextmanager
+def _drill_part(make: Callable[[], AbstractContextManager[object]]) -> Iterator[object]:
+    """Enter what `make` builds for the session; a target that cannot provide it skips."""
+    with contextlib.ExitStack() as stack:
+        try:
+            part = stack.enter_context(make())
+        except CapabilityMissing as exc:
+            pytest.skip(str(exc))
+        yield part
+
+
+@pytest.fixture(scope="session")
+def proxy_hops(target: Target, request: pytest.FixtureRequest) -> Iterator[ProxyHops]:
+    """Toxiproxy between app and database and before the API, put in place for the session
+    when the stack was started without it, and taken out again at its end."""
+    say = _announcer(request.config)
+    with _drill_part(lambda: target.ensure_proxy(say)) as hops:
+        assert isinstance(hops, ProxyHops)
+        yield hops
+
+
+@pytest.fixture(scope="session")
+def data_fs(target: Target, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """The app's data directory on a size-limited filesystem for the session (put in place
+    when the stack was started without one, and moved back at its end)."""
+    say = _announcer(request.config)
+    with _drill_part(lambda: target.ensure_data_fs(DATA_FS_SIZE, say)) as home:
+        assert isinstance(home, Path)
+        yield home
 
 
 @pytest.fixture(scope="session")
@@ -89,10 +157,13 @@ def assert_drill(record_property: Callable[[str, object], None]) -> AssertDrill:
         record_property("mttd_seconds", result.mttd)
         record_property("mttr_seconds", result.mttr)
         record_property("incident_record", str(result.record_path))
+        record_property("skipped_detectors", "; ".join(result.skipped_detectors))
         print(
             f"{result.spec.name}: MTTD {result.mttd} s, MTTR {result.mttr} s, "
             f"{result.failed_probes}/{result.total_probes} probes failed; {result.record_path}"
         )
+        for skipped in result.skipped_detectors:
+            print(f"  detector {skipped}")
         assert result.passed, "\n".join(result.errors) + f"\nincident record: {result.record_path}"
         if result.record_path is not None:
             text = result.record_path.read_text()

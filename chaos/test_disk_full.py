@@ -1,8 +1,9 @@
 """Runbook §5.2.4: the disk holding models and logs is full. Real ENOSPC, detected, cleaned up.
 
-Needs a stack with a size-limited data filesystem (`opsdrill up --data-fs-size 64m`, or
-OPSDRILL_DATA_FS_SIZE=64m for the stack the plugin starts): filling the machine's own disk is
-never an option. The ballast is a forgotten temp file; the §5.2.4 clean-up finds and deletes it.
+Needs the app's data directory on a size-limited filesystem: filling the machine's own disk is
+never an option. A stack started with `opsdrill up --data-fs-size 64m` has one; on one started
+without, the `data_fs` fixture moves the home onto a 64 MB ext4 image for the session and back
+at its end. The ballast is a forgotten temp file; the §5.2.4 clean-up finds and deletes it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults.disk_full import DiskFull, probe_write
 from opsdrill.recovery.disk_cleanup import clean_up
 from opsdrill.targets.base import Target
-from opsdrill.targets.local import LocalTarget
 
 from .conftest import AssertDrill, Probes
 
@@ -39,22 +39,14 @@ RUN = {
 
 
 @pytest.fixture
-def data_fs_target(target: Target) -> LocalTarget:
-    if not isinstance(target, LocalTarget):
-        pytest.skip("the disk drill fills a filesystem of the embedded stack only")
-    fs = target.data_fs
-    if fs is None or not fs.mounted():
-        pytest.skip(
-            "the stack has no size-limited data filesystem: start the stack with "
-            "'opsdrill up --data-fs-size 64m' (or OPSDRILL_DATA_FS_SIZE=64m) to run it"
-        )
+def data_fs_target(target: Target, data_fs: Path) -> Target:
     return target
 
 
 class TrainingDuringFault:
     """Submits one run on first use, then answers: did it fail with ENOSPC, logged as such?"""
 
-    def __init__(self, target: LocalTarget) -> None:
+    def __init__(self, target: Target) -> None:
         self.ep = target.endpoints
         self.run_id: int | None = None
         self.run: dict[str, Any] = {}
@@ -92,10 +84,14 @@ def _health_names_storage_enospc(api_url: str) -> bool:
 
 
 def test_disk_full_is_detected_and_cleaned_up(
-    data_fs_target: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+    data_fs_target: Target,
+    data_fs: Path,
+    probes: Probes,
+    incident_dir: Path,
+    assert_drill: AssertDrill,
 ) -> None:
     target = data_fs_target
-    home = target.home
+    home = data_fs
     training = TrainingDuringFault(target)
 
     def enospc() -> bool:

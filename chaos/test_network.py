@@ -1,8 +1,10 @@
 """Runbook §5.2.5 (slow API) and §5.2.2 (app ↔ database): real network faults via Toxiproxy.
 
-Needs a stack with the proxy (`opsdrill up --proxy`, or OPSDRILL_PROXY=1): the app reaches
-PostgreSQL through the proxy `postgres`, and clients can reach the API through `api`. Each
-drill measures the fault's effect against the configured figure, not just its presence.
+The app reaches PostgreSQL through the Toxiproxy proxy `postgres`, and clients can reach the
+API through `api`: a stack started with `opsdrill up --proxy` has them, and on one started
+without, the `proxy_hops` fixture puts them in place for the session (the app restarts onto
+the proxy) and takes them out at its end. Each drill measures the fault's effect against the
+configured figure, not just its presence.
 """
 
 from __future__ import annotations
@@ -17,8 +19,7 @@ import pytest
 
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults.network import Latency, ResetPeer
-from opsdrill.targets.base import Target
-from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.base import ProxyHops, Target
 
 from .conftest import AssertDrill, Probes
 
@@ -29,12 +30,7 @@ PREDICT = {"series_id": "airpassengers", "horizon": 12}
 
 
 @pytest.fixture
-def proxied(target: Target) -> LocalTarget:
-    if not isinstance(target, LocalTarget) or target.toxiproxy_url is None:
-        pytest.skip(
-            "the stack has no Toxiproxy between its parts: start it with "
-            "'opsdrill up --proxy' (or OPSDRILL_PROXY=1) to run network drills"
-        )
+def proxied(target: Target, proxy_hops: ProxyHops) -> Target:
     return target
 
 
@@ -69,10 +65,14 @@ def health_latency(url: str) -> float:
 @pytest.mark.runbook("5.2.5")
 @pytest.mark.fault("net_latency", proxy="postgres", latency=300)
 def test_db_latency_raises_forecast_p95(
-    proxied: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+    proxied: Target,
+    proxy_hops: ProxyHops,
+    probes: Probes,
+    incident_dir: Path,
+    assert_drill: AssertDrill,
 ) -> None:
     target = proxied
-    api, app_dsn = target.endpoints.api_url, target.app_dsn()
+    api, app_dsn = target.endpoints.api_url, proxy_hops.app_dsn
     base_rtt = min(db_round_trip(app_dsn) for _ in range(3))
     base_p95 = p95(forecast_latencies(api))
     seen: dict[str, float] = {}
@@ -120,14 +120,18 @@ def test_db_latency_raises_forecast_p95(
 @pytest.mark.runbook("5.2.2")
 @pytest.mark.fault("net_reset_peer", proxy="postgres")
 def test_db_connection_reset_is_detected_and_recovered(
-    proxied: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+    proxied: Target,
+    proxy_hops: ProxyHops,
+    probes: Probes,
+    incident_dir: Path,
+    assert_drill: AssertDrill,
 ) -> None:
     target = proxied
     api_pid = target.service("api").pid()
 
     def app_path_refused() -> bool:
         try:
-            db_round_trip(target.app_dsn())
+            db_round_trip(proxy_hops.app_dsn)
         except psycopg.OperationalError:
             return True
         return False
@@ -156,11 +160,14 @@ def test_db_connection_reset_is_detected_and_recovered(
 @pytest.mark.runbook("5.2.5")
 @pytest.mark.fault("net_latency", proxy="api", latency=300)
 def test_client_to_api_latency_is_what_clients_see(
-    proxied: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+    proxied: Target,
+    proxy_hops: ProxyHops,
+    probes: Probes,
+    incident_dir: Path,
+    assert_drill: AssertDrill,
 ) -> None:
     target = proxied
-    front = target.proxied_api_url
-    assert front is not None
+    front = proxy_hops.api_url
     base = min(health_latency(front) for _ in range(5))
     seen: dict[str, float] = {}
 

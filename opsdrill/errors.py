@@ -9,6 +9,7 @@
     ├── ServiceError               a service that would not start, stop or become ready
     │   └── StartTimeout
     ├── FaultNotEffective          a fault was injected but had no observable effect
+    ├── CapabilityMissing          the target cannot provide what a drill needs (it skips)
     └── RevertFailed               undoing a fault failed; the state may be dirty
 
 The CLI maps each to an exit code in one place (`opsdrill.exitcodes`); anything else is a bug
@@ -18,6 +19,7 @@ and is shown as one.
 from __future__ import annotations
 
 __all__ = [
+    "CapabilityMissing",
     "DestructiveRefused",
     "FaultNotEffective",
     "MissingDependency",
@@ -69,3 +71,7 @@ class FaultNotEffective(OpsdrillError):
 
 class RevertFailed(OpsdrillError):
     """Undoing a fault failed; the steady state may not be restored."""
+
+
+class CapabilityMissing(OpsdrillError):
+    """The target cannot provide what a drill needs; the drill skips with this sentence."""

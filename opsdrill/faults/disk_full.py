@@ -109,3 +109,23 @@ class DiskFull(Fault):
     def _revert(self) -> None:
         if path := self.entry.undo.get("ballast"):
             Path(path).unlink(missing_ok=True)
+
+
+@register
+class DataFsInPlace(Fault):
+    """Not a fault: the stack's home moved onto a size-limited filesystem for the disk drill,
+    journaled like one so that a killed run's rollback moves it back
+    (`Target.ensure_data_fs`)."""
+
+    kind = "data_fs_in_place"
+    blast_radius = "the app restarts onto a size-limited copy of its home, and back"
+    undo_summary = "stop the app, copy its home back off the image, remove the image, start it"
+
+    def __init__(self, target: LocalTarget, *, size: str) -> None:
+        super().__init__(target, size=size)
+
+    def _inject(self) -> None:
+        self.target.install_data_fs(self.params["size"])
+
+    def _revert(self) -> None:
+        self.target.remove_data_fs()

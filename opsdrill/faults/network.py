@@ -175,3 +175,25 @@ class Bandwidth(NetworkToxic):
 
     def __init__(self, target: LocalTarget, *, rate: int = 1, **kw: Any) -> None:
         super().__init__(target, rate=rate, **kw)
+
+
+@register
+class ProxyInPlace(Fault):
+    """Not a fault: Toxiproxy put between the stack's parts for network drills, journaled like
+    one so that a killed run's rollback takes it out again (`Target.ensure_proxy`)."""
+
+    kind = "proxy_in_place"
+    blast_radius = "the app restarts onto the proxy, and back onto its direct database link"
+    undo_summary = "restart the app on its direct database link, then stop the proxy"
+
+    def __init__(self, target: LocalTarget) -> None:
+        super().__init__(target)
+
+    def describe(self) -> str:
+        return "proxy_in_place(app -> proxy -> db, clients -> proxy -> api)"
+
+    def _inject(self) -> None:
+        self.target.install_proxy()
+
+    def _revert(self) -> None:
+        self.target.remove_proxy()

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from opsdrill.errors import DestructiveRefused, UsageError
+from opsdrill.targets.drill_parts import DrillParts, ProxyHops
 
-__all__ = ["SERVICE_NAMES", "Endpoints", "Service", "Target"]
+__all__ = ["SERVICE_NAMES", "Endpoints", "ProxyHops", "Service", "Target"]
 
 #: The service names every target uses, so a test can ask for `target.service("db")` anywhere.
 SERVICE_NAMES = (
@@ -94,7 +95,7 @@ class Service(ABC):
         return None
 
 
-class Target(ABC):
+class Target(DrillParts, ABC):
     """A deployment of the stack: its services, its endpoints, and whether it is production."""
 
     name: str = "target"

@@ -14,15 +14,18 @@ Opt-ins, kept in options.json so every later `LocalTarget(state_dir)` (rollback,
 sees the same stack: `data_fs_size` (env OPSDRILL_DATA_FS_SIZE, `opsdrill up --data-fs-size`)
 puts NF_HOME on a size-limited ext4 filesystem so a disk can really fill up; `proxy` (env
 OPSDRILL_PROXY=1, `opsdrill up --proxy`) puts Toxiproxy between the app and PostgreSQL and in
-front of the API; `worker_cgroup` (on by default as root with cgroup v1 memory) gives
-training workers a memory cgroup, unlimited until a fault lowers its limit.
+front of the API; `monitoring` (env OPSDRILL_MONITORING=0, `opsdrill up --no-monitoring` to
+turn it off) runs Prometheus, Alertmanager and the exporters where installed;
+`worker_cgroup` (on by default as root with a memory controller, cgroup v1 or v2: see
+`opsdrill.targets.worker_cgroup`) gives training workers a memory cgroup, unlimited until a
+fault lowers its limit. A drill that needs the proxy or the data filesystem on a stack started
+without them puts them in place for its session (`ensure_proxy`, `ensure_data_fs`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -32,18 +35,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from opsdrill import ports
-from opsdrill.errors import ServiceError, StartTimeout, UsageError
+from opsdrill.errors import CapabilityMissing, ServiceError, StartTimeout, UsageError
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
 from opsdrill.state import STATE_FILE, Secrets, ServiceRecord, StackState, write_json_atomic
-from opsdrill.targets.base import Endpoints, Service, Target
+from opsdrill.targets.base import Endpoints, ProxyHops, Service, Target
 from opsdrill.targets.postgres import Cluster, find_bindir, run_user
 from opsdrill.targets.process_service import ProcessService, ProcessSpec
+from opsdrill.targets.worker_cgroup import WorkerCgroup
 
 __all__ = ["DataFilesystem", "LocalTarget", "ServiceStatus", "StackOptions", "WorkerCgroup"]
 
@@ -82,6 +86,7 @@ class StackOptions:
     data_fs_size: str | None = None  # e.g. "64m": NF_HOME on a loop-mounted ext4 image
     proxy: bool = False  # Toxiproxy between app and PostgreSQL, and in front of the API
     worker_cgroup: str | None = None  # memory cgroup directory the training workers join
+    monitoring: bool = True  # Prometheus & co. where installed (off: alert detectors skip)
 
     @classmethod
     def load(cls, state_dir: Path) -> StackOptions | None:
@@ -187,71 +192,41 @@ class DataFilesystem:
         shutil.rmtree(self.mountpoint)
         say(f"{'data fs':<18} existing {self.mountpoint} moved onto the image")
 
-    def unmount(self, say: Say) -> None:
+    def copy_out(self, destination: Path) -> None:
+        """Copy the image's contents into `destination` (unmounted first): the way back for
+        a home a drill moved onto the image. Copied beside it, then swapped in."""
+        staging = self.image.with_suffix(".mnt")
+        staging.mkdir(exist_ok=True)
+        self._mount_at(staging)
+        fresh = destination.with_name(destination.name + ".from-image")
+        shutil.rmtree(fresh, ignore_errors=True)
+        try:
+            skip = shutil.ignore_patterns("lost+found")
+            shutil.copytree(staging, fresh, symlinks=True, ignore=skip)
+        finally:
+            _run(["umount", str(staging)])
+            staging.rmdir()
+        fresh.chmod(0o755)
+        shutil.rmtree(destination, ignore_errors=True)
+        fresh.rename(destination)
+
+    def unmount(self, say: Say, *, lazy: bool = True) -> None:
         """Unmount; lazily if something still holds a file open there (it is said so)."""
         if not os.path.ismount(self.mountpoint):
             return
         done = _run(["umount", str(self.mountpoint)])
+        deadline = time.monotonic() + 15.0
+        while done.returncode != 0 and not lazy and time.monotonic() < deadline:
+            time.sleep(0.2)  # a stopped app's last children are still leaving
+            done = _run(["umount", str(self.mountpoint)])
+        if done.returncode != 0 and not lazy:
+            raise ServiceError(
+                f"cannot unmount {self.mountpoint}: {done.stderr.strip()}; "
+                f"find what holds it with 'fuser -vm {self.mountpoint}'"
+            )
         if done.returncode != 0:
             _run(["umount", "-l", str(self.mountpoint)])
             say(f"{'data fs':<18} busy ({done.stderr.strip()}); detached lazily")
-
-
-class WorkerCgroup:
-    """A cgroup v1 memory group the app's training workers join (NF_WORKER_CGROUP_PROCS).
-
-    Unlimited while the stack is healthy; the host-OOM fault lowers its limit, so the kernel
-    OOM-kills a worker for real while the API, outside the group, keeps serving. It is created
-    under the memory cgroup of the process running `up`, so it never escapes that one's limit.
-    """
-
-    ROOT = Path("/sys/fs/cgroup/memory")
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    @classmethod
-    def for_state_dir(cls, state_dir: Path) -> WorkerCgroup | None:
-        """Where this stack's group goes, or None without root or a v1 memory controller."""
-        if os.geteuid() != 0 or not (cls.ROOT / "memory.limit_in_bytes").exists():
-            return None
-        parent = cls.ROOT
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            _, controllers, rel = line.split(":", 2)
-            if "memory" in controllers.split(","):
-                parent = cls.ROOT / rel.lstrip("/")
-        if not os.access(parent, os.W_OK):
-            return None
-        digest = hashlib.sha1(str(state_dir).encode()).hexdigest()[:10]
-        return cls(parent / f"opsdrill-{digest}")
-
-    @property
-    def procs_file(self) -> Path:
-        return self.path / "cgroup.procs"
-
-    def create(self) -> None:
-        self.path.mkdir(exist_ok=True)
-
-    def pids(self) -> list[int]:
-        try:
-            return [int(p) for p in self.procs_file.read_text().split()]
-        except FileNotFoundError:
-            return []
-
-    def remove(self) -> None:
-        """Move any task to the parent group, then remove the directory."""
-        if not self.path.exists():
-            return
-        for pid in self.pids():
-            with contextlib.suppress(OSError):  # a task that exits meanwhile
-                (self.path.parent / "cgroup.procs").write_text(str(pid))
-        for _ in range(50):
-            try:
-                self.path.rmdir()
-                return
-            except OSError:  # EBUSY while the last task is still leaving
-                time.sleep(0.1)
-        raise ServiceError(f"cannot remove cgroup {self.path}: tasks {self.pids()} remain")
 
 
 class LocalTarget(Target):
@@ -265,19 +240,23 @@ class LocalTarget(Target):
         self,
         state_dir: Path,
         *,
-        monitoring: bool = True,
+        monitoring: bool | None = None,
         data_fs_size: str | None = None,
         proxy: bool | None = None,
         worker_cgroup: bool | None = None,
     ) -> None:
         """Opt-ins left None come from the environment, else from the stack's options.json."""
         self.state_dir = state_dir.absolute()
-        self.monitoring = monitoring
         self._services: dict[str, Service] | None = None
-        self.options = self._resolve_options(data_fs_size, proxy, worker_cgroup)
+        self.options = self._resolve_options(data_fs_size, proxy, worker_cgroup, monitoring)
+        self.monitoring = self.options.monitoring
 
     def _resolve_options(
-        self, data_fs_size: str | None, proxy: bool | None, worker_cgroup: bool | None
+        self,
+        data_fs_size: str | None,
+        proxy: bool | None,
+        worker_cgroup: bool | None,
+        monitoring: bool | None,
     ) -> StackOptions:
         saved = StackOptions.load(self.state_dir)
         if data_fs_size is None:
@@ -290,6 +269,10 @@ class LocalTarget(Target):
             proxy = os.environ["OPSDRILL_PROXY"] not in ("0", "false", "no")
         if proxy is None:
             proxy = saved.proxy if saved is not None else False
+        if monitoring is None and os.environ.get("OPSDRILL_MONITORING"):
+            monitoring = os.environ["OPSDRILL_MONITORING"] not in ("0", "false", "no")
+        if monitoring is None:
+            monitoring = saved.monitoring if saved is not None else True
         if saved is not None and worker_cgroup is None:
             cgroup = saved.worker_cgroup
         elif worker_cgroup is False:
@@ -297,7 +280,9 @@ class LocalTarget(Target):
         else:
             found = WorkerCgroup.for_state_dir(self.state_dir)
             cgroup = str(found.path) if found is not None else None
-        return StackOptions(data_fs_size=data_fs_size, proxy=proxy, worker_cgroup=cgroup)
+        return StackOptions(
+            data_fs_size=data_fs_size, proxy=proxy, worker_cgroup=cgroup, monitoring=monitoring
+        )
 
     @property
     def data_fs(self) -> DataFilesystem | None:
@@ -310,7 +295,7 @@ class LocalTarget(Target):
     def worker_cgroup(self) -> WorkerCgroup | None:
         """The memory cgroup training workers join, when the stack has one."""
         path = self.options.worker_cgroup
-        return WorkerCgroup(Path(path)) if path else None
+        return WorkerCgroup.at(Path(path)) if path else None
 
     @property
     def toxiproxy_url(self) -> str | None:
@@ -331,6 +316,114 @@ class LocalTarget(Target):
              "upstream": f"127.0.0.1:{self._port(service)}", "enabled": True}
             for name, service in PROXIES.items()
         ]  # fmt: skip
+
+    # -- parts a drill puts in place for itself (DrillParts) --------------------------------
+    @contextlib.contextmanager
+    def ensure_proxy(self, say: Say = print) -> Iterator[ProxyHops]:
+        """Toxiproxy between app and database and before the API; added for the context when
+        the stack was started without it (the app restarts onto it, and back afterwards)."""
+        if self.options.proxy:
+            yield self._proxy_hops()
+            return
+        from opsdrill.faults.network import ProxyInPlace
+
+        say("the stack has no Toxiproxy: putting the embedded one between the app and "
+            "PostgreSQL and in front of the API for this session (the app restarts onto it; "
+            "its direct wiring is restored afterwards)")  # fmt: skip
+        with ProxyInPlace(self):
+            yield self._proxy_hops()
+
+    def _proxy_hops(self) -> ProxyHops:
+        url, api = self.toxiproxy_url, self.proxied_api_url
+        assert url is not None and api is not None  # the proxy option is on
+        return ProxyHops(toxiproxy_url=url, app_dsn=self.app_dsn(), api_url=api)
+
+    def install_proxy(self) -> None:
+        """Turn the proxy option on: start the proxy, restart a running app through it."""
+        self._set_options(proxy=True)
+        if (proxy := self.services.get("proxy")) is not None:
+            proxy.start()
+        else:  # OPSDRILL_TOXIPROXY_URL: an external server we only populate
+            self._populate_external_proxy()
+        self._restart_app_if_running()
+
+    def remove_proxy(self) -> None:
+        """Turn the proxy option off: the app back on its direct DSN, the proxy stopped."""
+        proxy = self.services.get("proxy")
+        self._set_options(proxy=False)
+        self._restart_app_if_running()
+        if proxy is not None:
+            proxy.stop()
+
+    @contextlib.contextmanager
+    def ensure_data_fs(self, size: str, say: Say = print) -> Iterator[Path]:
+        """NF_HOME on a size-limited filesystem; added for the context when the stack was
+        started without one (the app restarts onto it; the home is copied there and back)."""
+        fs = self.data_fs
+        if fs is not None:
+            if not fs.mounted():
+                raise CapabilityMissing(
+                    f"the stack in {self.state_dir} has a data filesystem that is not mounted; "
+                    "run 'opsdrill up' to mount it"
+                )
+            yield self.home
+            return
+        if reason := DataFilesystem.supported():
+            raise CapabilityMissing(f"cannot give the stack a data filesystem here: {reason}")
+        from opsdrill.faults.disk_full import DataFsInPlace
+
+        say(f"the stack has no size-limited data filesystem: moving its home onto a {size} "
+            "ext4 image for this session (the app restarts onto it; the home is moved back "
+            "afterwards)")  # fmt: skip
+        with DataFsInPlace(self, size=size):
+            yield self.home
+
+    def install_data_fs(self, size: str) -> None:
+        """Turn the data filesystem option on: the app stopped, home moved onto the image."""
+        image = self.state_dir / "data-fs.img"
+        if not os.path.ismount(self.home):
+            image.unlink(missing_ok=True)  # a leftover of a half-done install: start afresh
+        with self._app_stopped():
+            self._set_options(data_fs_size=size)
+            fs = self.data_fs
+            assert fs is not None
+            fs.mount(say=lambda _line: None)
+
+    def remove_data_fs(self) -> None:
+        """Turn the data filesystem option off: home copied back off the image, image gone."""
+        fs = self.data_fs
+        if fs is None:
+            return
+        with self._app_stopped():
+            if fs.mounted():  # strictly: the image is mounted again below to copy it out
+                fs.unmount(say=lambda _line: None, lazy=False)
+            if fs.image.exists():
+                fs.copy_out(self.home)
+                fs.image.unlink()
+            self._set_options(data_fs_size=None)
+
+    def _set_options(self, **changes: object) -> None:
+        self.options = replace(self.options, **changes)  # type: ignore[arg-type]
+        self.options.save(self.state_dir)
+        self._services = None  # the proxy service comes and goes with its option
+
+    @contextlib.contextmanager
+    def _app_stopped(self) -> Iterator[None]:
+        """Stop a running app for the block and start it again after, however it ends."""
+        api = self.services["api"]
+        running = api.is_running()
+        if running:
+            api.stop()
+        try:
+            yield
+        finally:
+            if running:
+                self.services["api"].start(timeout=120.0)
+
+    def _restart_app_if_running(self) -> None:
+        api = self.services["api"]
+        if api.is_running():
+            api.restart(timeout=120.0)
 
     # -- persistence -------------------------------------------------------------------
     @contextlib.contextmanager
