@@ -1,6 +1,6 @@
 """Runbook §5.2.3, host case: a training worker exceeds its memory and the kernel kills it.
 
-The stack's workers run in a cgroup v1 memory group (NF_WORKER_CGROUP_PROCS); the fault lowers
+The stack's workers run in a memory cgroup, v1 or v2 (NF_WORKER_CGROUP_PROCS); the fault lowers
 its limit below what a worker needs, so the OOM killer SIGKILLs the worker for real. The run
 must end `failed` naming the signal, the API (outside the group) must answer 200 throughout,
 and once the limit is restored the next run must complete.
@@ -38,8 +38,9 @@ def cgroup_target(target: Target) -> LocalTarget:
     cgroup = target.worker_cgroup
     if cgroup is None or not cgroup.path.is_dir():
         pytest.skip(
-            "the stack has no worker memory cgroup: it needs root and cgroup v1 memory, "
-            "and an app started by 'opsdrill up' after this feature existed"
+            "the stack has no worker memory cgroup: it needs root and a memory controller "
+            "(cgroup v1, or v2 with memory delegated below opsdrill's own cgroup), and an app "
+            "started by 'opsdrill up' after this feature existed"
         )
     return target
 
@@ -61,7 +62,9 @@ class OomWatch:
 
     def __init__(self, target: LocalTarget) -> None:
         self.target = target
-        self.cgroup = target.worker_cgroup.path  # type: ignore[union-attr]
+        self.group = target.worker_cgroup
+        assert self.group is not None
+        self.cgroup = self.group.path
         self.before = oom_kills(self.cgroup)
         self.run_id: int | None = None
         self.run: dict[str, Any] = {}
@@ -84,12 +87,13 @@ def test_worker_oom_kill_fails_the_run_and_spares_the_api(
     watch = OomWatch(target)
 
     def diagnose() -> list[str]:  # §5.2.3 diagnose: memory, largest consumers, running runs
-        cg = watch.cgroup
+        group = watch.group
+        assert group is not None
         return [
-            f"§5.2.3 diagnose: worker cgroup limit "
-            f"{int((cg / 'memory.limit_in_bytes').read_text()) // 2**20} MiB, peak "
-            f"{int((cg / 'memory.max_usage_in_bytes').read_text()) // 2**20} MiB, "
-            f"OOM kills {oom_kills(cg) - watch.before} during the drill",
+            f"§5.2.3 diagnose: worker cgroup (v{group.version}) limit "
+            f"{(group.limit_bytes() or 0) // 2**20} MiB, peak "
+            f"{group.peak_bytes() // 2**20} MiB, "
+            f"OOM kills {group.oom_kills() - watch.before} during the drill",
             f"§5.2.3: run {watch.run_id} {watch.run.get('status')}: "
             f"{watch.run.get('error_message')}",
             "§5.2.3 fix: the workers' memory limit is restored (no leak in the app to restart)",
