@@ -33,6 +33,8 @@ class Detector:
     name: str
     check: Callable[[], bool]
     timeout: float = 30.0
+    #: why this target cannot answer it (e.g. no Prometheus): recorded as skipped, never asked
+    skipped: str = ""
 
     def ask(self) -> bool:
         try:
@@ -86,6 +88,11 @@ class DrillResult:
         return self.timeline.between("injecting", "recovered")
 
     @property
+    def skipped_detectors(self) -> list[str]:
+        """'<detector>: skipped: <reason>' for each detector this target could not ask."""
+        return [e.detail for e in self.timeline.events if e.name.endswith("_skipped")]
+
+    @property
     def summary(self) -> str:
         if self.passed:
             return (
@@ -110,6 +117,7 @@ class DrillResult:
             "downtime_seconds": self.downtime,
             "integrity_problems": self.integrity_problems,
             "errors": self.errors,
+            "skipped_detectors": self.skipped_detectors,
             "actions": self.actions,
             "timeline": self.timeline.to_list(),
             "samples": [list(s) for s in self.samples],
@@ -119,7 +127,10 @@ class DrillResult:
 def _poll_all(detectors: list[Detector], tl: Timeline, event: str) -> list[str]:
     """Ask every detector until each said yes (marking `event` then) or timed out."""
     t0 = time.monotonic()
-    pending = list(detectors)
+    for det in detectors:
+        if det.skipped:  # shown on the timeline and counted, neither passed nor failed
+            tl.mark(f"{event}_skipped", f"{det.name}: skipped: {det.skipped}")
+    pending = [d for d in detectors if not d.skipped]
     while pending:
         for det in list(pending):
             if det.ask():  # stamped when the answer came back: what a pager would see
@@ -130,7 +141,7 @@ def _poll_all(detectors: list[Detector], tl: Timeline, event: str) -> list[str]:
                 pending.remove(det)
         if pending:
             time.sleep(STEP)
-    return [d.name for d in detectors if not any(
+    return [d.name for d in detectors if not d.skipped and not any(
         e.name == event and e.detail == d.name for e in tl.events
     )]  # fmt: skip
 
@@ -160,6 +171,8 @@ def run_drill(spec: DrillSpec, reports_dir: Path | None = None) -> DrillResult:
                 )
             if missed := _poll_all(spec.detectors, tl, "detected"):
                 result.errors.append(f"not detected: {', '.join(missed)}")
+            elif spec.detectors and all(d.skipped for d in spec.detectors):
+                result.errors.append("not detected: every detector was skipped on this target")
             if spec.hold:
                 time.sleep(spec.hold)  # the fault's duration is part of the scenario
         except FaultNotEffective as exc:
