@@ -139,3 +139,19 @@ def test_skipped_detectors_are_junit_properties(pytester: pytest.Pytester, api_u
         f"alert ServiceDown firing: skipped: {NO_PROMETHEUS}; "
         f"alert ServiceDown resolved: skipped: {NO_PROMETHEUS}"
     )
+
+
+def test_a_stack_started_without_monitoring_stays_without_prometheus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`opsdrill up --no-monitoring` is remembered: the plugin's `local:DIR` target then has
+    no Prometheus (and starts none), so its drills record the alert detectors as skipped."""
+    monkeypatch.delenv("OPSDRILL_MONITORING", raising=False)
+    LocalTarget(tmp_path, monitoring=False, worker_cgroup=False).options.save(tmp_path)
+    again = LocalTarget(tmp_path)
+    assert again.monitoring is False and "prometheus" not in again.services
+    assert again.endpoints.prometheus_url is None
+    assert not Probes(again).has_prometheus
+    monkeypatch.setenv("OPSDRILL_MONITORING", "0")
+    fresh = LocalTarget(tmp_path / "fresh", worker_cgroup=False)
+    assert fresh.monitoring is False and fresh.endpoints.prometheus_url is None
