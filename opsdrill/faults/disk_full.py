@@ -2,8 +2,9 @@
 
 Real `ENOSPC`: the ballast takes every free block of the size-limited ext4 filesystem that
 holds NF_HOME (models and logs), so the next write there fails as it would on a full disk.
-The stack must have been started with a data filesystem (`opsdrill up --data-fs-size 64m`);
-on the machine's own disk this fault refuses, since filling it would break everything else.
+The stack must have a data filesystem (`opsdrill up --data-fs-size 64m`, or one a drill put in
+place with `Target.ensure_data_fs`, undone by `DataFsInPlace` below); on the machine's own disk
+this fault refuses, since filling it would break everything else.
 The ballast is a forgotten temp file (`home/tmp/*.tmp`, mtime ten days ago), so the §5.2.4
 clean-up finds it; the revert deletes it by its journaled path whatever the clean-up did.
 """

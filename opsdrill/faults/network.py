@@ -1,6 +1,7 @@
 """Network faults through Toxiproxy: runbook §5.2.5 (slow API) and §5.2.2 (app ↔ database).
 
-The stack started with a proxy (`opsdrill up --proxy`) routes the app's DATABASE_URL through
+The stack started with a proxy (`opsdrill up --proxy`), or given one for a session by
+`Target.ensure_proxy` (undone by `ProxyInPlace` below), routes the app's DATABASE_URL through
 the Toxiproxy proxy `postgres` and offers the API behind the proxy `api`. Each fault adds one
 toxic (latency, timeout, reset_peer, bandwidth) to one proxy and stream, through the
 `toxiproxy-python` client. The toxic's name, proxy and server URL are journaled before it is
