@@ -199,6 +199,15 @@ class FaultProbes:
                         f"{baseline * 1000:.0f} ms)",
                         lambda: self.forecast_latency() > floor, timeout)  # fmt: skip
 
+    def not_slower_than(
+        self, baseline: float, factor: float = 1.5, timeout: float = 20.0
+    ) -> Detector:
+        """Forecast latency back near its baseline: the steady state of a slow-API drill."""
+        ceiling = max(baseline * factor, baseline + 0.05)
+        return Detector(f"forecast latency at most {ceiling * 1000:.0f} ms (baseline "
+                        f"{baseline * 1000:.0f} ms)",
+                        lambda: self.forecast_latency() <= ceiling, timeout)  # fmt: skip
+
     def no_run_running(self, timeout: float = 10.0) -> Detector:
         import psycopg
 

@@ -1,7 +1,10 @@
 """Runbook §5.2.5: the API is slow because something else eats the CPU.
 
 Real busy-loop processes (how many is a seeded random choice); detection is measured
-forecast latency against a baseline taken just before. Recovery is stopping the hogs by pid.
+forecast latency against a baseline taken just before. Recovery is §5.2.5's: find the busy
+processes (top, scoped to the stack's state directory on this shared machine) and kill them by
+pid; the steady state includes forecast latency back near the baseline, so it cannot return
+while the hogs run.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import pytest
 
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults import CpuHog
+from opsdrill.recovery.procedures import kill_cpu_hogs
 from opsdrill.targets.base import Target
 
 from .conftest import AssertDrill, FaultProbes, Probes
@@ -54,7 +58,12 @@ def test_cpu_hog_slows_forecasts_and_stopping_it_restores_them(
         fault=fault,
         effect=Detector("the hogs burn CPU (/proc utime)", lambda: _burning(fault), 10),
         detectors=[fault_probes.slower_than(baseline)],
-        steady=[*probes.steady(), fault_probes.no_run_running()],
+        steady=[
+            *probes.steady(),
+            fault_probes.no_run_running(),
+            fault_probes.not_slower_than(baseline),
+        ],
+        recover=kill_cpu_hogs(target, within=target.state_dir),  # type: ignore[attr-defined]
         availability_url=f"{target.endpoints.api_url}/health",
         dsn=target.endpoints.dsn,
     )

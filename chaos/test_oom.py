@@ -16,6 +16,8 @@ import pytest
 
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults.host_oom import HostOom, oom_kills
+from opsdrill.recovery.procedure import Procedure, Step
+from opsdrill.recovery.procedures import relieve_host_memory
 from opsdrill.targets.base import Target
 from opsdrill.targets.first_data import wait_for_run
 from opsdrill.targets.local import LocalTarget
@@ -77,23 +79,29 @@ class OomWatch:
         return self.run["status"] == "failed" and "SIGKILL" in (self.run["error_message"] or "")
 
 
+def _cgroup_tasks(cgroup: Path) -> list[str]:
+    return (cgroup / "cgroup.procs").read_text().split()
+
+
 def test_worker_oom_kill_fails_the_run_and_spares_the_api(
     cgroup_target: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
 ) -> None:
     target = cgroup_target
     watch = OomWatch(target)
 
-    def diagnose() -> list[str]:  # §5.2.3 diagnose: memory, largest consumers, running runs
+    def memory() -> str:  # §5.2.3 diagnose: memory, largest consumers
         cg = watch.cgroup
-        return [
-            f"§5.2.3 diagnose: worker cgroup limit "
-            f"{int((cg / 'memory.limit_in_bytes').read_text()) // 2**20} MiB, peak "
-            f"{int((cg / 'memory.max_usage_in_bytes').read_text()) // 2**20} MiB, "
-            f"OOM kills {oom_kills(cg) - watch.before} during the drill",
-            f"§5.2.3: run {watch.run_id} {watch.run.get('status')}: "
-            f"{watch.run.get('error_message')}",
-            "§5.2.3 fix: the workers' memory limit is restored (no leak in the app to restart)",
-        ]
+        return (
+            f"worker cgroup limit {int((cg / 'memory.limit_in_bytes').read_text()) // 2**20} "
+            f"MiB, peak {int((cg / 'memory.max_usage_in_bytes').read_text()) // 2**20} MiB, "
+            f"OOM kills {oom_kills(cg) - watch.before} during the drill; run {watch.run_id} "
+            f"{watch.run.get('status')}: {watch.run.get('error_message')}"
+        )
+
+    runbook = relieve_host_memory(target)
+
+    steps = (Step("diagnose: memory of the workers", memory), *runbook.steps)
+    recover = Procedure(runbook.runbook, runbook.title, steps)
 
     spec = DrillSpec(
         name="host-oom",
@@ -103,8 +111,11 @@ def test_worker_oom_kill_fails_the_run_and_spares_the_api(
         fault=HostOom(target, limit_mb=120),
         effect=Detector("the cgroup's OOM killer killed a worker", watch.oom_killed, 180),
         detectors=[Detector("run failed, SIGKILL named", watch.run_failed_with_sigkill, 60)],
-        steady=probes.steady(),
-        recover=diagnose,
+        steady=[
+            *probes.steady(),
+            Detector("no worker left in the memory group", lambda: not _cgroup_tasks(watch.cgroup)),
+        ],
+        recover=recover,
         availability_url=f"{target.endpoints.api_url}/health",
         dsn=target.endpoints.dsn,
     )
