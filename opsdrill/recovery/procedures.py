@@ -33,6 +33,7 @@ __all__ = [
     "diagnose_network_latency",
     "free_port",
     "kill_cpu_hogs",
+    "lower_gpu_memory",
     "relieve_host_memory",
     "restart_app",
     "restart_network_hop",
@@ -276,4 +277,40 @@ def restore_database(target: Any) -> Procedure:
         "database recovery",
         ("newest backup, safety dump, stop app, recreate, restore, ANALYZE, start, /health",
          lambda: recover_database(target)),
+    )  # fmt: skip
+
+
+def lower_gpu_memory(target: Any, read: Callable[[], tuple[Any, Path]]) -> Procedure:
+    """§5.2.3 fix 3 (GPU): diagnose GPU memory, lower GPU_MEMORY_LIMIT and MAX_PARALLEL_RUNS
+    where the app reads them, restart, confirm the lower values are in effect. `read` returns
+    the app's effective settings (gpu_memory.effective_settings with the app's environment)."""
+    from opsdrill.recovery.gpu_memory import confirm_lowered, lower_gpu_settings
+    from opsdrill.recovery.service_restart import restart_service
+
+    before: list[Any] = []
+
+    def diagnose() -> str:
+        if shutil.which("nvidia-smi") is None:
+            return "nvidia-smi not installed: GPU memory by process not available"
+        done = subprocess.run(
+            ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        return "GPU memory by process: " + (done.stdout.strip().replace("\n", "; ") or "none")
+
+    def lower() -> list[str]:
+        settings, actions = lower_gpu_settings(read)
+        before[:] = [settings]
+        return actions
+
+    return procedure(
+        "5.2.3",
+        "fix 3: GPU out of memory",
+        ("diagnose: GPU memory, largest processes", diagnose),
+        ("empty the CUDA cache",
+         lambda: "the API holds no CUDA context; each run trains in its own worker process, "
+                 "whose CUDA cache is freed when it exits"),
+        ("lower GPU_MEMORY_LIMIT and MAX_PARALLEL_RUNS", lower),
+        ("restart (§5.3.1)", lambda: restart_service(target, interval=0.5)),
+        ("confirm the lower settings are in effect", lambda: confirm_lowered(before[0], read()[0])),
     )  # fmt: skip
