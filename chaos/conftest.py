@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from opsdrill.drill import Detector, DrillResult
+from opsdrill.drill.alert_scale import alert_scaling
 from opsdrill.probes.prometheus import alert_state
 from opsdrill.probes.sql import sql_ok
 from opsdrill.targets.base import Target
@@ -47,9 +48,13 @@ class Probes:
         return Detector("PostgreSQL refuses connections", lambda: not sql_ok(dsn), timeout)
 
     def alert(self, name: str, state: str | None = "firing", timeout: float = 30.0) -> Detector:
+        """The runbook's alert as a detector: kind "alert", with its `for:` scaling noted."""
         prom = self.target.endpoints.prometheus_url
         label = f"alert {name} {state or 'resolved'}"
-        return Detector(label, lambda: alert_state(prom, name) == state, timeout)  # type: ignore[arg-type]
+        scaled = alert_scaling(getattr(self.target, "state_dir", None)).get(name)
+        return Detector(label, lambda: alert_state(prom, name) == state, timeout,  # type: ignore[arg-type]
+                        kind="alert", note=scaled.note() if scaled else "",
+                        production_offset=scaled.offset if scaled else 0.0)  # fmt: skip
 
     def alert_cycle(
         self, name: str, timeout: float = 30.0
@@ -87,10 +92,14 @@ def assert_drill(record_property: Callable[[str, object], None]) -> AssertDrill:
 
     def check(result: DrillResult) -> None:
         record_property("mttd_seconds", result.mttd)
+        record_property("mttd_alert_seconds", result.mttd_alert)
+        record_property("mttd_probe_seconds", result.mttd_probe)
         record_property("mttr_seconds", result.mttr)
         record_property("incident_record", str(result.record_path))
         print(
-            f"{result.spec.name}: MTTD {result.mttd} s, MTTR {result.mttr} s, "
+            f"{result.spec.name}: MTTD {result.mttd} s (alert {result.mttd_alert} s, at "
+            f"production scale {result.mttd_alert_production} s; probe {result.mttd_probe} s), "
+            f"MTTR {result.mttr} s by {result.recovered_by or 'nothing'}, "
             f"{result.failed_probes}/{result.total_probes} probes failed; {result.record_path}"
         )
         assert result.passed, "\n".join(result.errors) + f"\nincident record: {result.record_path}"

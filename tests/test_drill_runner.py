@@ -141,3 +141,68 @@ def test_detectors_are_polled_concurrently_so_a_slow_one_delays_no_other() -> No
 def test_procedure_failure_names_procedure_and_step() -> None:
     with pytest.raises(ProcedureFailed, match=r"§5.2.2 fix: step 'x' failed: bad"):
         procedure("5.2.2", "fix", ("x", lambda: (_ for _ in ()).throw(ValueError("bad")))).run()
+
+
+@register
+class SlowFlag(FlagFault):
+    """Sets the flag, then takes 0.3 s more to return, as a stop or restart would."""
+
+    kind = "test_slow_flag"
+
+    def _inject(self) -> None:
+        super()._inject()
+        time.sleep(0.3)  # the injection's own duration, which the MTTD must not count
+
+
+def test_mttd_excludes_the_injection_and_keeps_the_alert_apart(tmp_path: Path) -> None:
+    set_at: list[float] = []
+
+    def alert_fires() -> bool:  # an alert with a `for:` of 0.5 s after the flag
+        if BROKEN["flag"] and not set_at:
+            set_at.append(time.monotonic())
+        return bool(set_at) and time.monotonic() - set_at[0] >= 0.5
+
+    def slow_effect() -> bool:
+        time.sleep(0.4)  # a slow effect probe must not delay the detectors' stamps
+        return BROKEN["flag"]
+
+    spec = _spec(tmp_path, FIX, SlowFlag)
+    spec.effect = Detector("flag set (slowly)", slow_effect, 3)
+    spec.detectors = [
+        Detector("flag seen", lambda: BROKEN["flag"], 2),
+        Detector("alert FlagUp firing", alert_fires, 3, kind="alert",
+                 note="scaled ×60", production_offset=59.0),
+    ]  # fmt: skip
+    result = run_drill(spec, tmp_path)
+    assert result.passed, result.errors
+    assert result.injection_seconds is not None and result.injection_seconds >= 0.3
+    assert result.mttd_probe is not None and result.mttd_probe < 0.2, result.mttd_probe
+    assert result.mttd == result.mttd_probe, "MTTD is the first of the detectors"
+    assert result.mttd_alert is not None and 0.15 <= result.mttd_alert < 1.0, result.mttd_alert
+    assert result.mttd_alert_production == round(result.mttd_alert + 59.0, 3)
+    tl = result.timeline
+    assert tl.first("detected", "flag seen").t < tl.first("effect_seen").t  # type: ignore[union-attr]
+    data = result.to_dict()
+    assert data["mttd_alert_seconds"] == result.mttd_alert
+    assert data["mttd_probe_seconds"] == result.mttd_probe
+    assert data["injection_seconds"] == result.injection_seconds
+    record = result.record_path.read_text()  # type: ignore[union-attr]
+    assert "| MTTD by the alert, rule windows at production scale |" in record
+    assert "| alert FlagUp firing | alert |" in record and "scaled ×60" in record
+
+
+def test_scaled_for_durations_are_read_from_shortened_json(tmp_path: Path) -> None:
+    from opsdrill.drill.alert_scale import alert_scaling
+
+    path = tmp_path / "monitoring" / "prometheus" / "shortened.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(
+        '[{"file": "alerts.yml", "alert": "DatabaseDown", "field": "for", "before": "1m", '
+        '"after": "1s"}, {"file": "alerts.yml", "alert": "HighErrorRate", "field": "range", '
+        '"before": "5m", "after": "5s"}]'
+    )
+    scaled = alert_scaling(tmp_path)
+    assert list(scaled) == ["DatabaseDown"]
+    assert scaled["DatabaseDown"].offset == 59.0 and scaled["DatabaseDown"].factor == 60
+    assert "`for:` 1s here, 1m in production" in scaled["DatabaseDown"].note()
+    assert alert_scaling(tmp_path / "nowhere") == {} and alert_scaling(None) == {}

@@ -40,6 +40,8 @@ class Detector:
     timeout: float = 30.0
     kind: str = "probe"
     note: str = ""
+    #: seconds production would take longer to say yes (an alert's scaled `for:`)
+    production_offset: float = 0.0
 
     def ask(self) -> bool:
         try:
@@ -68,7 +70,9 @@ class Detector:
                 time.sleep(STEP)
 
     def with_timeout(self, timeout: float) -> Detector:
-        return Detector(self.name, self.check, timeout, self.kind, self.note)
+        return Detector(
+            self.name, self.check, timeout, self.kind, self.note, self.production_offset
+        )
 
 
 class Polling:

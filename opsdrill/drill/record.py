@@ -34,7 +34,10 @@ def _fmt(seconds: float | None) -> str:
 def _integrity(r: DrillResult) -> str:
     if r.integrity_problems:
         return "; ".join(r.integrity_problems)
-    return "no committed row lost or altered" if r.timeline.first("recovered") else "not checked"
+    if not r.timeline.first("recovered"):
+        return "not checked"
+    notes = "".join(f"; {n}" for n in r.integrity_notes)
+    return "no committed row, model file or the newest backup lost or altered" + notes
 
 
 def _detection(r: DrillResult) -> list[str]:
@@ -82,7 +85,9 @@ def _markdown(r: DrillResult) -> str:
         f"| resolved | {recovered.wall if recovered else 'never'} |",
         f"| injection took (not counted in MTTD) | {_fmt(r.injection_seconds)} |",
         f"| MTTD (end of injection → first detector) | {_fmt(r.mttd)} |",
-        f"| MTTD by the alert | {_fmt(r.mttd_alert)} |",
+        f"| MTTD by the alert (embedded stack: rule windows scaled) | {_fmt(r.mttd_alert)} |",
+        f"| MTTD by the alert, rule windows at production scale | "
+        f"{_fmt(r.mttd_alert_production)} |",
         f"| MTTD by the harness's probes | {_fmt(r.mttd_probe)} |",
         f"| MTTR (start of injection → steady state restored by the procedure) | {_fmt(r.mttr)} |",
         f"| recovered by | {r.recovered_by or 'not recovered before the revert'} |",

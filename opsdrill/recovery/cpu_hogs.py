@@ -19,9 +19,12 @@ from pathlib import Path
 from opsdrill.processes import ProcessRef
 from opsdrill.recovery.port_owner import process_line
 
-__all__ = ["CpuUser", "kill_offenders", "top_cpu"]
+__all__ = ["CpuUser", "kill_offenders", "offenders", "top_cpu"]
 
 TICKS = os.sysconf("SC_CLK_TCK")
+#: a process outside the stack's services using more than this share of a core is an
+#: offender: low, because on a crowded machine a busy loop may get only a sliver of a core
+OFFENDER_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -63,22 +66,30 @@ def _descends_from(pid: int, roots: set[int]) -> bool:
 
 
 def top_cpu(within: Path | None, spare: set[int], interval: float = 1.0) -> list[CpuUser]:
-    """Processes in scope by CPU share over `interval`, busiest first, `spare` and their
-    descendants left out (the stack's services, this process)."""
+    """Processes in scope by CPU share over `interval`, busiest first; `spare` (the stack's
+    services) and their descendants (training workers) left out, and this process itself."""
     pids = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    within = within.resolve() if within is not None else None
     first = {pid: s for pid in pids if _in_scope(pid, within) and (s := _stat(pid)) is not None}
     time.sleep(interval)  # top's sampling interval: a measurement, not a wait for a condition
     found = []
     for pid, (_, cpu0, ticks) in first.items():
         now = _stat(pid)
-        if now is None or now[2] != ticks or _descends_from(pid, spare):
+        if now is None or now[2] != ticks or pid == os.getpid() or _descends_from(pid, spare):
             continue
         share = (now[1] - cpu0) / TICKS / interval
         found.append(CpuUser(pid, ticks, round(share, 2), process_line(pid)))
     return sorted(found, key=lambda u: u.cpu, reverse=True)
 
 
-def kill_offenders(users: list[CpuUser], threshold: float = 0.25) -> list[str]:
+def offenders(
+    within: Path | None, spare: set[int], threshold: float = OFFENDER_SHARE
+) -> list[CpuUser]:
+    """What `top` would point at: processes in scope above `threshold` of a core."""
+    return [u for u in top_cpu(within, spare) if u.cpu >= threshold]
+
+
+def kill_offenders(users: list[CpuUser], threshold: float = OFFENDER_SHARE) -> list[str]:
     """SIGKILL every process above `threshold` of a core, by pid and start time."""
     actions = []
     for user in (u for u in users if u.cpu >= threshold):

@@ -19,7 +19,7 @@ from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
 from opsdrill.processes import ProcessRef
 from opsdrill.recovery.blocking_sessions import terminate_blockers, waiting_sessions
-from opsdrill.recovery.cpu_hogs import CpuUser, kill_offenders, top_cpu
+from opsdrill.recovery.cpu_hogs import OFFENDER_SHARE, CpuUser, kill_offenders, top_cpu
 from opsdrill.recovery.idle_sessions import connections_by_state, terminate_idle
 from opsdrill.recovery.port_owner import listening_pids, process_line
 from opsdrill.recovery.procedure import Procedure, StepOutput, procedure
@@ -38,6 +38,7 @@ __all__ = [
     "restart_app",
     "restart_network_hop",
     "restore_database",
+    "service_pids",
     "start_postgres",
     "terminate_blocking_session",
     "terminate_idle_sessions",
@@ -125,15 +126,14 @@ def diagnose_network_latency(measure: Callable[[], float], baseline: float) -> P
     return procedure("5.2.5", "diagnose: network latency to the database", ("round trip", rtt))
 
 
-def kill_cpu_hogs(target: Target, within: Path | None, threshold: float = 0.25) -> Procedure:
+def kill_cpu_hogs(
+    target: Target, within: Path | None, threshold: float = OFFENDER_SHARE
+) -> Procedure:
     """§5.2.5 "CPU": find the busy processes (top), kill the offenders by pid."""
     found: list[CpuUser] = []
-    spare = {pid for s in target.services.values() if s.is_running() and (pid := s.pid())}
 
     def top() -> list[str]:
-        import os
-
-        found[:] = top_cpu(within, spare | {os.getpid()})
+        found[:] = top_cpu(within, service_pids(target))
         return [f"top: {', '.join(f'pid {u.pid} {u.cpu:.0%}' for u in found[:8]) or 'nothing'}"]
 
     return procedure(
@@ -143,6 +143,11 @@ def kill_cpu_hogs(target: Target, within: Path | None, threshold: float = 0.25) 
         ("kill the offending processes by pid", lambda: kill_offenders(found, threshold)),
         ("confirm /health", _confirm_health(target)),
     )
+
+
+def service_pids(target: Target) -> set[int]:
+    """Pids of the stack's running services: never an offender, nor are their children."""
+    return {pid for s in target.services.values() if s.is_running() and (pid := s.pid())}
 
 
 def relieve_host_memory(target: Target, count: int = 5) -> Procedure:
@@ -201,7 +206,7 @@ def restart_app(target: Any, interval: float = 0.5) -> Procedure:
         "5.3.1",
         "service restart",
         ("stop, kill leftovers by pid file, remove pid file, start, poll /health",
-         lambda: restart_service(target, interval=interval)),
+         lambda: restart_service(target, polls=int(60 / interval), interval=interval)),
     )  # fmt: skip
 
 
@@ -231,7 +236,7 @@ def correct_config(
         "correct the config, restart",
         ("diagnose: --check-config", diagnose),
         ("correct the config (move the broken file aside)", move_aside),
-        ("restart (§5.3.1)", lambda: restart_service(target, interval=0.5)),
+        ("restart (§5.3.1)", lambda: restart_service(target, polls=120, interval=0.5)),
     )
 
 
@@ -255,7 +260,7 @@ def free_port(target: Any, port: int) -> Procedure:
         "free the port, restart",
         ("diagnose: who listens on the port (/proc inode)", diagnose),
         ("stop the holder by pid", stop_holders),
-        ("restart (§5.3.1)", lambda: restart_service(target, interval=0.5)),
+        ("restart (§5.3.1)", lambda: restart_service(target, polls=120, interval=0.5)),
     )
 
 
@@ -311,6 +316,6 @@ def lower_gpu_memory(target: Any, read: Callable[[], tuple[Any, Path]]) -> Proce
          lambda: "the API holds no CUDA context; each run trains in its own worker process, "
                  "whose CUDA cache is freed when it exits"),
         ("lower GPU_MEMORY_LIMIT and MAX_PARALLEL_RUNS", lower),
-        ("restart (§5.3.1)", lambda: restart_service(target, interval=0.5)),
+        ("restart (§5.3.1)", lambda: restart_service(target, polls=120, interval=0.5)),
         ("confirm the lower settings are in effect", lambda: confirm_lowered(before[0], read()[0])),
     )  # fmt: skip
