@@ -47,7 +47,7 @@ def test_app_sigkill_is_detected_and_restarted_by_pid_file(
         resolved=resolved,
         recover=restart_app(target),
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     assert_drill(result)

@@ -60,7 +60,7 @@ def test_broken_config_is_named_by_check_config_and_fixed(
         recover=recover,
         resolved=resolved,
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     assert_drill(result)

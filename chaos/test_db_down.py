@@ -40,7 +40,7 @@ def db_sigkill_spec(target: Target, probes: Probes) -> DrillSpec:
         resolved=resolved,
         recover=start_postgres(target),
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
 
 

@@ -63,7 +63,7 @@ def test_lost_rows_are_recovered_from_the_newest_backup_with_a_safety_dump_first
         steady=[*probes.steady(), fault_probes.no_run_running()],
         recover=restore_database(target),
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
         recovery_timeout=120,
     )
     result = run_drill(spec, incident_dir)

@@ -61,7 +61,7 @@ def test_db_restart_is_survived_without_restarting_the_app(
         steady=[*probes.steady(), fault_probes.no_run_running()],
         recover=diagnose_database(target),
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     assert_drill(result)

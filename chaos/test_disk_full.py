@@ -126,7 +126,7 @@ def test_disk_full_is_detected_and_cleaned_up(
         resolved=resolved,
         recover=clean_disk(home),
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     for action in result.actions:

@@ -101,7 +101,7 @@ def test_cuda_oom_fails_the_run_and_is_recovered(
         steady=probes.steady(),
         recover=lower_gpu_memory(target, lambda: effective_settings(target.app_env())),
         availability_url=f"{ep.api_url}/health",
-        dsn=ep.dsn,
+        endpoints=ep,
         recovery_timeout=120,
     )
     assert_drill(run_drill(spec, incident_dir))

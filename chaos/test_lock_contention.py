@@ -50,7 +50,7 @@ def test_lock_on_runs_is_found_and_the_blocker_terminated(
         steady=[*probes.steady(), fault_probes.no_run_running()],
         recover=terminate_blocking_session(target),
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     assert_drill(result)

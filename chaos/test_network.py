@@ -97,7 +97,7 @@ def test_db_latency_raises_forecast_p95(
         steady=probes.steady(),  # Latency recovers_by_itself: the stack must ride it out
         recover=diagnose_network_latency(lambda: db_round_trip(app_dsn), base_rtt),
         availability_url=f"{api}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     added = (seen["rtt"] - base_rtt) * 1000
@@ -140,7 +140,7 @@ def test_db_connection_reset_is_detected_and_recovered(
         recover=restart_network_hop(target),
         hold=2.0,
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     assert_drill(result)
@@ -193,5 +193,6 @@ def test_client_to_api_latency_is_what_clients_see(
     print(f"  client-side /health +{added:.0f} ms (configured {DELAY_MS})")
     assert_drill(result)
     assert result.recovered_by.startswith("the stack itself"), result.recovered_by
-    assert health_latency(front) < 0.25, "the delay must be gone once the toxic is reverted"
+    gone = Detector("the delay is gone", lambda: health_latency(front) - base < DELAY_MS / 2000)
+    assert gone.wait(timeout=10) is not None, "the delay must be gone once the toxic is reverted"
     assert 0.8 * DELAY_MS <= added <= 1.5 * DELAY_MS + 100, f"measured +{added:.0f} ms"

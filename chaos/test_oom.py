@@ -117,7 +117,7 @@ def test_worker_oom_kill_fails_the_run_and_spares_the_api(
         ],
         recover=recover,
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     for action in result.actions:

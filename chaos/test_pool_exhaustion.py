@@ -46,7 +46,7 @@ def test_exhausted_connections_are_found_and_freed_by_terminating_idle_sessions(
         recover=terminate_idle_sessions(target, idle_for=1.0),
         hold=1.0,  # every fault session idle for longer than the threshold
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     assert_drill(result)

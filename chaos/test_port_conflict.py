@@ -61,7 +61,7 @@ def test_port_taken_at_start_is_diagnosed_by_inode_and_freed(
         recover=free_port(target, port),
         resolved=resolved,
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     assert_drill(result)

@@ -128,7 +128,7 @@ def test_db_sigkill_under_load_reports_budget_burned(
         resolved=resolved,
         recover=start_postgres(target),
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
         recovery_timeout=20,
     )
     monkeypatch.setenv("LOCUST_CSV_FULL_HISTORY", "true")  # Locust reads its options from env

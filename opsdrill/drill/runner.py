@@ -30,6 +30,7 @@ from opsdrill.drill.timeline import Timeline
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault
 from opsdrill.recovery.procedure import Procedure, ProcedureFailed
+from opsdrill.targets.base import Endpoints
 
 __all__ = ["RECOVERY_INCOMPLETE", "Detector", "DrillResult", "DrillSpec", "run_drill"]
 
@@ -49,7 +50,10 @@ class DrillSpec:
     detectors: list[Detector]  # how the stack notices: the runbook's alert and symptoms
     steady: list[Detector]  # true before the fault and again after recovery
     availability_url: str
-    dsn: str | None = None  # for the integrity snapshot
+    dsn: str | None = None  # for the integrity snapshot (endpoints.dsn when endpoints given)
+    #: the target's endpoints: the integrity snapshot then covers the model files under
+    #: models_dir and the newest backup in backups_dir too
+    endpoints: Endpoints | None = None
     #: the runbook's recovery procedure. It must bring the steady state back with the fault's
     #: effect in place; the revert afterwards only removes what is left. None only for a
     #: fault that `recovers_by_itself`.
@@ -73,6 +77,7 @@ class DrillResult:
     total_probes: int = 0
     downtime: float = 0.0
     integrity_problems: list[str] = field(default_factory=list)
+    integrity_notes: list[str] = field(default_factory=list)  # what the oracle could not cover
     record_path: Path | None = None
     #: (t, ok, status, latency seconds) of every availability probe, for plots
     samples: list[tuple[float, bool, int, float]] = field(default_factory=list)
@@ -103,6 +108,19 @@ class DrillResult:
         return self._after_injection("probe")
 
     @property
+    def mttd_alert_production(self) -> float | None:
+        """The alert's MTTD with its `for:` at production scale (see drill.alert_scale)."""
+        first = min(
+            (d for d in self.detections if d.kind == "alert" and d.t is not None),
+            key=lambda d: d.t or 0.0,
+            default=None,
+        )
+        if first is None or self.mttd_alert is None:
+            return None
+        det = next((x for x in self.spec.detectors if x.name == first.name), None)
+        return round(self.mttd_alert + (det.production_offset if det else 0.0), 3)
+
+    @property
     def mttr(self) -> float | None:
         """Start of the injection → steady state restored by the procedure (never the revert)."""
         return self.timeline.between("injecting", "recovered")
@@ -131,6 +149,7 @@ class DrillResult:
             "mttd_seconds": self.mttd,
             "mttd_alert_seconds": self.mttd_alert,
             "mttd_probe_seconds": self.mttd_probe,
+            "mttd_alert_production_seconds": self.mttd_alert_production,
             "mttr_seconds": self.mttr,
             "recovered_by": self.recovered_by,
             "procedure": None
@@ -148,6 +167,7 @@ class DrillResult:
             "total_probes": self.total_probes,
             "downtime_seconds": self.downtime,
             "integrity_problems": self.integrity_problems,
+            "integrity_notes": self.integrity_notes,
             "errors": self.errors,
             "actions": self.actions,
             "timeline": self.timeline.to_list(),
@@ -198,7 +218,8 @@ def run_drill(spec: DrillSpec, reports_dir: Path | None = None) -> DrillResult:
         result.errors.append(f"steady state not met before the fault: {', '.join(missed)}")
         return _finish(result, reports_dir, write_incident_record)
     tl.mark("steady_state_ok", ", ".join(d.name for d in spec.steady))
-    before: IntegritySnapshot | None = take_snapshot(spec.dsn) if spec.dsn else None
+    before = _snapshot(spec)
+    result.integrity_notes = before.notes if before is not None else ["no DSN: not checked"]
     effect_seen = recovered = False
     with AvailabilityProbe(spec.availability_url, tl.now) as probe:
         try:
@@ -234,11 +255,20 @@ def run_drill(spec: DrillSpec, reports_dir: Path | None = None) -> DrillResult:
     result.downtime = probe.downtime()
     result.samples = [(s.t, s.ok, s.status, round(s.latency, 4)) for s in probe.samples]
     if before is not None and recovered:
-        after_snap = take_snapshot(spec.dsn, before.bounds)  # type: ignore[arg-type]
-        result.integrity_problems = before.compare(after_snap)
+        result.integrity_problems = before.compare(_snapshot(spec, before) or before)
         result.errors += [f"data lost: {p}" for p in result.integrity_problems]
     result.passed = not result.errors
     return _finish(result, reports_dir, write_incident_record)
+
+
+def _snapshot(spec: DrillSpec, before: IntegritySnapshot | None = None) -> IntegritySnapshot | None:
+    """Checksums of every table, model file and the newest backup (None without a DSN)."""
+    ep = spec.endpoints
+    dsn = spec.dsn or (ep.dsn if ep is not None else None)
+    if dsn is None:
+        return None
+    models, backups = (ep.models_dir, ep.backups_dir) if ep is not None else (None, None)
+    return take_snapshot(dsn, models, backups, before)
 
 
 def _while_faulty(spec: DrillSpec, result: DrillResult) -> tuple[bool, bool]:
