@@ -128,10 +128,11 @@ class DrillResult:
     @property
     def summary(self) -> str:
         if self.passed:
+            detected = "not looked for" if self.mttd is None else f"{self.mttd:.2f} s"
             return (
-                f"It was detected {self.mttd:.2f} s after injection and the stack was back to "
-                f"its steady state {self.mttr:.2f} s after injection through "
-                f"{self.recovered_by}, with nothing lost."
+                f"Detection after the injection: {detected}; the stack was back to its steady "
+                f"state {self.mttr or 0:.2f} s after injection through {self.recovered_by}, "
+                "with nothing lost."
             )
         return "The drill failed: " + "; ".join(self.errors)
 
