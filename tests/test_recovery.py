@@ -108,7 +108,7 @@ def test_restart_kills_the_leftover_by_pid_file_and_spares_lookalikes(
     leftover = sleepers(stack.home)  # an old app instance the state no longer knows
     app_pid_file(stack).write_text(f"{leftover.pid}\n")
     lookalike = sleepers(tmp_path)  # `pkill -9 -f nf_auto_runner` would kill this too
-    actions = restart_service(stack, interval=0.5)
+    actions = restart_service(stack, polls=120, interval=0.5)  # the runbook's 60 s budget
     assert not leftover.alive(), "the leftover named by the pid file must be killed"
     assert lookalike.alive(), "a process that merely matches the name must survive"
     assert any(f"killed leftover pid {leftover.pid}" in a for a in actions), actions
