@@ -4,7 +4,7 @@
 
 Each repetition is a real drill (opsdrill.drill.run_drill) with recovery as soon as the
 outage is detected — no alert wait, no hold — so the figure is the stack's own recovery time:
-  db-sigkill   PostgreSQL restarted by the fault's revert; the app reconnects by itself
+  db-sigkill   PostgreSQL started by runbook §5.2.2 fix 1; the app reconnects by itself
   app-sigkill  the app restarted by runbook §5.3.1 (pid file, start, /health polled 0.5 s apart)
 MTTR = injection -> /health 200 and a forecast succeeds again (timeline step 50 ms).
 """
@@ -20,7 +20,7 @@ import httpx
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults import AppCrash, DbDown
 from opsdrill.probes.sql import sql_ok
-from opsdrill.recovery.service_restart import restart_service
+from opsdrill.recovery.procedures import restart_app, start_postgres
 from opsdrill.targets.local import LocalTarget
 
 
@@ -46,16 +46,14 @@ def spec_for(scenario: str, target: LocalTarget) -> DrillSpec:
         Detector("forecast ok", lambda: _forecast_ok(api), 60),
     ]
     if scenario == "db-sigkill":
-        fault, recover = DbDown(target, sig="SIGKILL"), None
+        fault, recover = DbDown(target, sig="SIGKILL"), start_postgres(target)
         effect = Detector("db refuses", lambda: not sql_ok(target.endpoints.dsn), 10)
         detect = Detector("/health 503", lambda: _status(f"{api}/health") == 503, 10)
     else:
         fault = AppCrash(target, sig="SIGKILL")
         effect = Detector("api silent", lambda: _status(f"{api}/health") == 0, 10)
         detect = effect
-
-        def recover() -> list[str]:
-            return restart_service(target, interval=0.5)
+        recover = restart_app(target)
 
     return DrillSpec(scenario, scenario, "5.2.2" if scenario == "db-sigkill" else "5.3.1", "P0",
                      fault, effect, [detect], steady, f"{api}/health",

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from opsdrill.drill import Detector, DrillResult
+from opsdrill.drill.alert_scale import alert_scaling
 from opsdrill.errors import CapabilityMissing
 from opsdrill.probes.prometheus import alert_state
 from opsdrill.probes.sql import sql_ok
@@ -58,9 +59,13 @@ class Probes:
         return Detector("PostgreSQL refuses connections", lambda: not sql_ok(dsn), timeout)
 
     def alert(self, name: str, state: str | None = "firing", timeout: float = 30.0) -> Detector:
+        """The runbook's alert as a detector: kind "alert", with its `for:` scaling noted."""
         prom = self.target.endpoints.prometheus_url
         label = f"alert {name} {state or 'resolved'}"
-        return Detector(label, lambda: alert_state(prom, name) == state, timeout)  # type: ignore[arg-type]
+        scaled = alert_scaling(getattr(self.target, "state_dir", None)).get(name)
+        return Detector(label, lambda: alert_state(prom, name) == state, timeout,  # type: ignore[arg-type]
+                        kind="alert", note=scaled.note() if scaled else "",
+                        production_offset=scaled.offset if scaled else 0.0)  # fmt: skip
 
     def alert_cycle(
         self, name: str, timeout: float = 30.0
@@ -155,11 +160,15 @@ def assert_drill(record_property: Callable[[str, object], None]) -> AssertDrill:
 
     def check(result: DrillResult) -> None:
         record_property("mttd_seconds", result.mttd)
+        record_property("mttd_alert_seconds", result.mttd_alert)
+        record_property("mttd_probe_seconds", result.mttd_probe)
         record_property("mttr_seconds", result.mttr)
         record_property("incident_record", str(result.record_path))
         record_property("skipped_detectors", "; ".join(result.skipped_detectors))
         print(
-            f"{result.spec.name}: MTTD {result.mttd} s, MTTR {result.mttr} s, "
+            f"{result.spec.name}: MTTD {result.mttd} s (alert {result.mttd_alert} s, at "
+            f"production scale {result.mttd_alert_production} s; probe {result.mttd_probe} s), "
+            f"MTTR {result.mttr} s by {result.recovered_by or 'nothing'}, "
             f"{result.failed_probes}/{result.total_probes} probes failed; {result.record_path}"
         )
         for skipped in result.skipped_detectors:
@@ -269,6 +278,15 @@ class FaultProbes:
         return Detector(f"forecast latency above {floor * 1000:.0f} ms (baseline "
                         f"{baseline * 1000:.0f} ms)",
                         lambda: self.forecast_latency() > floor, timeout)  # fmt: skip
+
+    def not_slower_than(
+        self, baseline: float, factor: float = 1.5, timeout: float = 20.0
+    ) -> Detector:
+        """Forecast latency back near its baseline: the steady state of a slow-API drill."""
+        ceiling = max(baseline * factor, baseline + 0.05)
+        return Detector(f"forecast latency at most {ceiling * 1000:.0f} ms (baseline "
+                        f"{baseline * 1000:.0f} ms)",
+                        lambda: self.forecast_latency() <= ceiling, timeout)  # fmt: skip
 
     def no_run_running(self, timeout: float = 10.0) -> Detector:
         import psycopg

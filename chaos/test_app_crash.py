@@ -12,7 +12,8 @@ import pytest
 
 from opsdrill.drill import DrillSpec, run_drill
 from opsdrill.faults import AppCrash
-from opsdrill.recovery.service_restart import app_pid_file, restart_service
+from opsdrill.recovery.procedures import restart_app
+from opsdrill.recovery.service_restart import app_pid_file
 from opsdrill.targets.base import Target
 
 from .conftest import AssertDrill, FaultProbes, Probes
@@ -44,9 +45,9 @@ def test_app_sigkill_is_detected_and_restarted_by_pid_file(
         detectors=detectors,
         steady=[*probes.steady(), fault_probes.no_run_running()],
         resolved=resolved,
-        recover=lambda: restart_service(target, interval=0.5),
+        recover=restart_app(target),
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     assert_drill(result)

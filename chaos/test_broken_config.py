@@ -7,7 +7,6 @@ again, and restarting by §5.3.1.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults import BrokenConfig
 from opsdrill.faults.broken_config import check_config
-from opsdrill.recovery.service_restart import restart_service
+from opsdrill.recovery.procedures import correct_config
 from opsdrill.targets.base import Target
 
 from .conftest import AssertDrill, FaultProbes, Probes
@@ -42,15 +41,8 @@ def test_broken_config_is_named_by_check_config_and_fixed(
         diagnosis[:] = [done.stderr.strip()]
         return done.returncode != 0 and str(fault.path) in done.stderr
 
-    def recover() -> list[str]:
-        kept = incident_dir / "incidents" / "rejected-config.yaml"
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(fault.path, kept)  # the app's home may be its own filesystem
-        actions = [f"§5.2.1 --check-config: {diagnosis[0]}", f"broken file moved to {kept}"]
-        done = check_config(target)
-        actions.append(f"--check-config now: {done.stdout.strip() or done.stderr.strip()}")
-        return actions + restart_service(target, interval=0.5)
-
+    kept = incident_dir / "incidents" / "rejected-config.yaml"
+    recover = correct_config(target, lambda: check_config(target), fault.path, kept)  # type: ignore[arg-type]
     alerts, resolved = probes.alert_cycle("ServiceDown")  # the app is down
     spec = DrillSpec(
         name="broken-config",
@@ -68,7 +60,7 @@ def test_broken_config_is_named_by_check_config_and_fixed(
         recover=recover,
         resolved=resolved,
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     assert_drill(result)

@@ -1,7 +1,10 @@
 """Runbook §5.2.5: the API is slow because something else eats the CPU.
 
 Real busy-loop processes (how many is a seeded random choice); detection is measured
-forecast latency against a baseline taken just before. Recovery is stopping the hogs by pid.
+forecast latency against a baseline taken just before. Recovery is §5.2.5's: find the busy
+processes (top, scoped to the stack's state directory on this shared machine) and kill them by
+pid; the steady state includes forecast latency back near the baseline, so it cannot return
+while the hogs run.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import pytest
 
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults import CpuHog
+from opsdrill.recovery.cpu_hogs import offenders
+from opsdrill.recovery.procedures import kill_cpu_hogs, service_pids
 from opsdrill.targets.base import Target
 
 from .conftest import AssertDrill, FaultProbes, Probes
@@ -46,6 +51,7 @@ def test_cpu_hog_slows_forecasts_and_stopping_it_restores_them(
     print(f"cpu-hog: {count} hogs (chosen by seed) on {cores} cores")
     baseline = fault_probes.forecast_latency(samples=5)
     fault = CpuHog(target, count=count, max_seconds=90)
+    scope = target.state_dir  # type: ignore[attr-defined]  # the stack's own processes only
     spec = DrillSpec(
         name="cpu-hog",
         title="API slow: CPU taken by other processes",
@@ -54,10 +60,24 @@ def test_cpu_hog_slows_forecasts_and_stopping_it_restores_them(
         fault=fault,
         effect=Detector("the hogs burn CPU (/proc utime)", lambda: _burning(fault), 10),
         detectors=[fault_probes.slower_than(baseline)],
-        steady=[*probes.steady(), fault_probes.no_run_running()],
+        steady=[
+            *probes.steady(),
+            fault_probes.no_run_running(),
+            fault_probes.not_slower_than(baseline),
+            Detector(
+                "top: no process besides the stack's services busy (above 5% of a core)",
+                lambda: not offenders(scope, service_pids(target)),
+                15,
+            ),
+        ],
+        recover=kill_cpu_hogs(target, within=scope),
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     assert_drill(result)
     assert not any(ref.alive() for ref in fault.refs()), "every hog must be gone"
+    killed = " ".join(result.timeline.steps[1].actions)
+    assert all(f"killed pid {ref.pid} " in killed for ref in fault.refs()), (
+        f"the procedure must have found and killed every hog by pid: {killed}"
+    )

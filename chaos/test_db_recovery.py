@@ -19,7 +19,8 @@ from psycopg.conninfo import make_conninfo
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults import DataLoss
 from opsdrill.faults.data_loss import row_count
-from opsdrill.recovery.db_recovery import recover_database, restore_into, table_checksums
+from opsdrill.recovery.db_recovery import restore_into, table_checksums
+from opsdrill.recovery.procedures import restore_database
 from opsdrill.targets.base import Target
 
 from .conftest import AssertDrill, FaultProbes, Probes
@@ -60,9 +61,9 @@ def test_lost_rows_are_recovered_from_the_newest_backup_with_a_safety_dump_first
         effect=Detector("series is empty", lambda: row_count(admin, "series") == 0, 5),
         detectors=[Detector("a forecast fails", lambda: not probes.forecast_ok().check(), 10)],
         steady=[*probes.steady(), fault_probes.no_run_running()],
-        recover=lambda: recover_database(target),  # type: ignore[arg-type]
+        recover=restore_database(target),
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
         recovery_timeout=120,
     )
     result = run_drill(spec, incident_dir)

@@ -18,7 +18,7 @@ import pytest
 
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults.disk_full import DiskFull, probe_write
-from opsdrill.recovery.disk_cleanup import clean_up
+from opsdrill.recovery.procedures import clean_disk
 from opsdrill.targets.base import Target
 
 from .conftest import AssertDrill, Probes
@@ -120,9 +120,9 @@ def test_disk_full_is_detected_and_cleaned_up(
         detectors=detectors,
         steady=[*probes.steady(), Detector("a write in NF_HOME works", lambda: not enospc())],
         resolved=resolved,
-        recover=lambda: clean_up(home).actions,
+        recover=clean_disk(home),
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     for action in result.actions:

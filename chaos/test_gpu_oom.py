@@ -1,23 +1,27 @@
 """Runbook §5.2.3, GPU case: `CUDA out of memory` in a training run, recovered per the runbook.
 
 Another process holds the GPU's memory (GpuOom), so the next training run fails with
-`torch.cuda.OutOfMemoryError`. Recovery as the runbook orders it: GPU_MEMORY_LIMIT 0.7 and
-MAX_PARALLEL_RUNS 2 in conf/config.yaml, restart the service; the fault's revert frees the GPU.
-Without CUDA the drill skips and says so: there is no GPU memory to exhaust.
+`torch.OutOfMemoryError` (or, with no room for a CUDA context, a RuntimeError "CUDA error: out
+of memory"; `gpu_memory.is_cuda_oom` matches both). Recovery is §5.2.3 fix 3 as
+`procedures.lower_gpu_memory`: GPU_MEMORY_LIMIT and MAX_PARALLEL_RUNS lowered where the app
+reads them (never to values already in force, never where the environment overrides the
+file), restart, and the lower values confirmed in effect; the fault's revert frees the GPU.
+The config file is restored after the drill. Without CUDA the drill skips and says so.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psycopg
 import pytest
-import yaml
 
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults.gpu_oom import GpuOom, cuda_available
+from opsdrill.recovery.gpu_memory import effective_settings, is_cuda_oom
+from opsdrill.recovery.procedures import lower_gpu_memory
 from opsdrill.targets.base import Target
 from opsdrill.targets.local import LocalTarget
 
@@ -48,19 +52,25 @@ def gpu_target(target: Target) -> LocalTarget:
     return target
 
 
-def _lower_gpu_settings(target: LocalTarget) -> list[str]:
-    """§5.2.3 fix 3: GPU_MEMORY_LIMIT 0.7, MAX_PARALLEL_RUNS 2 in the config file, restart."""
-    path = target.home / "conf" / "config.yaml"
-    config: dict[str, Any] = yaml.safe_load(path.read_text()) or {} if path.exists() else {}
-    config.update(gpu_memory_limit=0.7, max_parallel_runs=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config))
-    target.service("api").restart(timeout=120)
-    return [f"§5.2.3 fix 3: gpu_memory_limit 0.7, max_parallel_runs 2 in {path}; app restarted"]
+@pytest.fixture
+def config_restored(gpu_target: LocalTarget) -> Iterator[None]:
+    """The drill's fix edits the app's config file: put it back as it was afterwards."""
+    _, path = effective_settings(gpu_target.app_env())
+    saved = path.read_bytes() if path.exists() else None
+    yield
+    if saved is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_bytes(saved)
+    gpu_target.service("api").restart(timeout=120)
 
 
 def test_cuda_oom_fails_the_run_and_is_recovered(
-    gpu_target: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+    gpu_target: LocalTarget,
+    config_restored: None,
+    probes: Probes,
+    incident_dir: Path,
+    assert_drill: AssertDrill,
 ) -> None:
     target = gpu_target
     ep = target.endpoints
@@ -74,10 +84,11 @@ def test_cuda_oom_fails_the_run_and_is_recovered(
             state["run_id"] = int(resp.json()["run_id"])
         with psycopg.connect(ep.dsn, connect_timeout=5) as conn:
             rows = conn.execute(
-                "SELECT exception_type FROM system_logs WHERE run_id = %s AND log_level = 'ERROR'",
+                "SELECT exception_type, log_message FROM system_logs "
+                "WHERE run_id = %s AND log_level = 'ERROR'",
                 (state["run_id"],),
             ).fetchall()
-        return any(kind == "OutOfMemoryError" for (kind,) in rows)
+        return any(is_cuda_oom(kind, message) for kind, message in rows)
 
     spec = DrillSpec(
         name="gpu-oom",
@@ -85,14 +96,12 @@ def test_cuda_oom_fails_the_run_and_is_recovered(
         runbook="5.2.3",
         severity="P2",
         fault=GpuOom(target),
-        effect=Detector(
-            "a run fails with torch.cuda.OutOfMemoryError", run_failed_with_cuda_oom, 300
-        ),
+        effect=Detector("a run fails with CUDA out of memory", run_failed_with_cuda_oom, 300),
         detectors=[probes.health_is(200)],  # the API is not on the GPU: it must stay up
         steady=probes.steady(),
-        recover=lambda: _lower_gpu_settings(target),
+        recover=lower_gpu_memory(target, lambda: effective_settings(target.app_env())),
         availability_url=f"{ep.api_url}/health",
-        dsn=ep.dsn,
+        endpoints=ep,
         recovery_timeout=120,
     )
     assert_drill(run_drill(spec, incident_dir))

@@ -13,7 +13,7 @@ import pytest
 
 from opsdrill.drill import DrillSpec, run_drill
 from opsdrill.faults import LockContention
-from opsdrill.recovery.blocking_sessions import terminate_blockers
+from opsdrill.recovery.procedures import terminate_blocking_session
 from opsdrill.targets.base import Target
 
 from .conftest import AssertDrill, FaultProbes, Probes
@@ -33,7 +33,6 @@ def test_lock_on_runs_is_found_and_the_blocker_terminated(
     assert_drill: AssertDrill,
     chaos_rng: random.Random,
 ) -> None:
-    admin = target.endpoints.admin_dsn or ""
     fault = LockContention(target, table="runs", mode="ACCESS EXCLUSIVE")
     # which user request shows the effect is a random choice (replay with --chaos-seed)
     effect = chaos_rng.choice(
@@ -49,9 +48,9 @@ def test_lock_on_runs_is_found_and_the_blocker_terminated(
         effect=effect,
         detectors=[fault_probes.lock_waiters()],
         steady=[*probes.steady(), fault_probes.no_run_running()],
-        recover=lambda: terminate_blockers(admin),
+        recover=terminate_blocking_session(target),
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     assert_drill(result)

@@ -16,6 +16,8 @@ import pytest
 
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults.host_oom import HostOom, oom_kills
+from opsdrill.recovery.procedure import Procedure, Step
+from opsdrill.recovery.procedures import relieve_host_memory
 from opsdrill.targets.base import Target
 from opsdrill.targets.first_data import wait_for_run
 from opsdrill.targets.local import LocalTarget
@@ -80,24 +82,30 @@ class OomWatch:
         return self.run["status"] == "failed" and "SIGKILL" in (self.run["error_message"] or "")
 
 
+def _cgroup_tasks(cgroup: Path) -> list[str]:
+    return (cgroup / "cgroup.procs").read_text().split()
+
+
 def test_worker_oom_kill_fails_the_run_and_spares_the_api(
     cgroup_target: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
 ) -> None:
     target = cgroup_target
     watch = OomWatch(target)
 
-    def diagnose() -> list[str]:  # §5.2.3 diagnose: memory, largest consumers, running runs
+    def memory() -> str:  # §5.2.3 diagnose: memory, largest consumers, running runs
         group = watch.group
         assert group is not None
-        return [
-            f"§5.2.3 diagnose: worker cgroup (v{group.version}) limit "
-            f"{(group.limit_bytes() or 0) // 2**20} MiB, peak "
-            f"{group.peak_bytes() // 2**20} MiB, "
-            f"OOM kills {group.oom_kills() - watch.before} during the drill",
-            f"§5.2.3: run {watch.run_id} {watch.run.get('status')}: "
-            f"{watch.run.get('error_message')}",
-            "§5.2.3 fix: the workers' memory limit is restored (no leak in the app to restart)",
-        ]
+        return (
+            f"worker cgroup (v{group.version}) limit {(group.limit_bytes() or 0) // 2**20} MiB, "
+            f"peak {group.peak_bytes() // 2**20} MiB, OOM kills "
+            f"{group.oom_kills() - watch.before} during the drill; run {watch.run_id} "
+            f"{watch.run.get('status')}: {watch.run.get('error_message')}"
+        )
+
+    runbook = relieve_host_memory(target)
+
+    steps = (Step("diagnose: memory of the workers", memory), *runbook.steps)
+    recover = Procedure(runbook.runbook, runbook.title, steps)
 
     spec = DrillSpec(
         name="host-oom",
@@ -107,10 +115,13 @@ def test_worker_oom_kill_fails_the_run_and_spares_the_api(
         fault=HostOom(target, limit_mb=120),
         effect=Detector("the cgroup's OOM killer killed a worker", watch.oom_killed, 180),
         detectors=[Detector("run failed, SIGKILL named", watch.run_failed_with_sigkill, 60)],
-        steady=probes.steady(),
-        recover=diagnose,
+        steady=[
+            *probes.steady(),
+            Detector("no worker left in the memory group", lambda: not _cgroup_tasks(watch.cgroup)),
+        ],
+        recover=recover,
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     for action in result.actions:

@@ -12,7 +12,7 @@ import pytest
 
 from opsdrill.drill import DrillSpec, run_drill
 from opsdrill.faults import PoolExhaustion
-from opsdrill.recovery.idle_sessions import connections_by_state, terminate_idle
+from opsdrill.recovery.procedures import terminate_idle_sessions
 from opsdrill.targets.base import Target
 
 from .conftest import AssertDrill, FaultProbes, Probes
@@ -31,14 +31,8 @@ def test_exhausted_connections_are_found_and_freed_by_terminating_idle_sessions(
     incident_dir: Path,
     assert_drill: AssertDrill,
 ) -> None:
-    admin = target.endpoints.admin_dsn or ""
     api_pid = target.service("api").pid()
     fault = PoolExhaustion(target)
-
-    def recover() -> list[str]:
-        states = connections_by_state(admin)
-        diagnosis = f"§5.2.2 diagnosis: client sessions by state {states}"
-        return [diagnosis, *terminate_idle(admin, idle_for=1.0)]
 
     spec = DrillSpec(
         name="pool-exhaustion",
@@ -49,10 +43,10 @@ def test_exhausted_connections_are_found_and_freed_by_terminating_idle_sessions(
         effect=fault_probes.db_refuses_app_role(),
         detectors=[probes.health_is(503), fault_probes.pool_probe_failing()],
         steady=[*probes.steady(), fault_probes.no_run_running()],
-        recover=recover,
+        recover=terminate_idle_sessions(target, idle_for=1.0),
         hold=1.0,  # every fault session idle for longer than the threshold
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     assert_drill(result)

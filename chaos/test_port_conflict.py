@@ -13,9 +13,8 @@ import pytest
 
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults import PortConflict
-from opsdrill.processes import ProcessRef
-from opsdrill.recovery.port_owner import listening_pids, process_line
-from opsdrill.recovery.service_restart import restart_service
+from opsdrill.recovery.port_owner import listening_pids
+from opsdrill.recovery.procedures import free_port
 from opsdrill.targets.base import Target
 
 from .conftest import AssertDrill, FaultProbes, Probes
@@ -45,16 +44,6 @@ def test_port_taken_at_start_is_diagnosed_by_inode_and_freed(
         found[:] = listening_pids(port)
         return bool(found)
 
-    def recover() -> list[str]:
-        actions = []
-        for pid in listening_pids(port):
-            ref = ProcessRef.of(pid)
-            actions.append(f"§5.2.1 port {port} held by pid {pid}: {process_line(pid)}")
-            if ref is not None:
-                ref.terminate(grace=5.0)
-                actions.append(f"stopped pid {pid} (by pid, start time checked)")
-        return actions + restart_service(target, interval=0.5)
-
     alerts, resolved = probes.alert_cycle("ServiceDown")  # the app is down
     spec = DrillSpec(
         name="port-conflict",
@@ -69,10 +58,10 @@ def test_port_taken_at_start_is_diagnosed_by_inode_and_freed(
             *alerts,
         ],
         steady=[*probes.steady(), fault_probes.no_run_running()],
-        recover=recover,
+        recover=free_port(target, port),
         resolved=resolved,
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
     )
     result = run_drill(spec, incident_dir)
     assert_drill(result)

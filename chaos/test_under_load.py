@@ -23,6 +23,7 @@ import pytest
 from opsdrill.drill import DrillResult, DrillSpec, run_drill
 from opsdrill.faults import DbDown
 from opsdrill.load import LoadHandle, LoadProfile, LoadResult, start_load
+from opsdrill.recovery.procedures import start_postgres
 from opsdrill.slo import SloFile, load_slo_file
 from opsdrill.targets.base import Target
 
@@ -125,8 +126,9 @@ def test_db_sigkill_under_load_reports_budget_burned(
         detectors=[probes.health_is(503, timeout=5), *alerts],
         steady=probes.steady(),
         resolved=resolved,
+        recover=start_postgres(target),
         availability_url=f"{target.endpoints.api_url}/health",
-        dsn=target.endpoints.dsn,
+        endpoints=target.endpoints,
         recovery_timeout=20,
     )
     monkeypatch.setenv("LOCUST_CSV_FULL_HISTORY", "true")  # Locust reads its options from env

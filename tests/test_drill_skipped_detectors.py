@@ -8,6 +8,7 @@ pass the drill by themselves (no detection time from a skipped detector) nor fai
 from __future__ import annotations
 
 import json
+import os
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
@@ -19,6 +20,7 @@ import pytest
 from chaos.conftest import NO_PROMETHEUS, Probes
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults.base import Fault, register
+from opsdrill.recovery.procedure import Procedure, Step
 from opsdrill.targets.base import Endpoints, Service, Target
 from opsdrill.targets.local import LocalTarget
 
@@ -83,7 +85,15 @@ def _drill(tmp_path: Path, api_url: str) -> DrillSpec:
         steady=[Detector("no marker", lambda: not flag.exists(), 5)],
         resolved=resolved,
         availability_url=f"{api_url}/health",
+        recover=Procedure(
+            "5.2.1", "remove the marker", (Step("remove it", lambda: _unlink(flag)),)
+        ),
     )
+
+
+def _unlink(flag: Path) -> str:
+    flag.unlink(missing_ok=True)
+    return f"removed {flag}"
 
 
 def test_alert_detectors_without_prometheus_are_recorded_as_skipped(
@@ -117,7 +127,13 @@ def test_only_skipped_detectors_never_make_a_detection(tmp_path: Path, api_url: 
     assert len(result.skipped_detectors) == 2
 
 
-def test_skipped_detectors_are_junit_properties(pytester: pytest.Pytester, api_url: str) -> None:
+def test_skipped_detectors_are_junit_properties(
+    pytester: pytest.Pytester, api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = Path(__file__).resolve().parents[1]  # chaos/ and tests/ import from the checkout
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))
+    )
     pytester.makepyfile(
         test_marker=f"""
         from pathlib import Path

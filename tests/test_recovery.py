@@ -108,7 +108,7 @@ def test_restart_kills_the_leftover_by_pid_file_and_spares_lookalikes(
     leftover = sleepers(stack.home)  # an old app instance the state no longer knows
     app_pid_file(stack).write_text(f"{leftover.pid}\n")
     lookalike = sleepers(tmp_path)  # `pkill -9 -f nf_auto_runner` would kill this too
-    actions = restart_service(stack, interval=0.5)
+    actions = restart_service(stack, polls=120, interval=0.5)  # the runbook's 60 s budget
     assert not leftover.alive(), "the leftover named by the pid file must be killed"
     assert lookalike.alive(), "a process that merely matches the name must survive"
     assert any(f"killed leftover pid {leftover.pid}" in a for a in actions), actions
@@ -215,3 +215,27 @@ def test_restart_service_fails_loudly_when_health_never_answers(
     monkeypatch.setattr(service_restart, "http_ok", lambda url: False)
     with pytest.raises(ServiceError, match="did not answer 200 in 3 polls"):
         restart_service(target, polls=3, interval=0.01)
+
+
+# -- §5.2.5 CPU: top, then kill by pid -------------------------------------------------------
+
+BUSY = "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end: pass"
+
+
+def test_top_finds_busy_processes_in_scope_and_kills_them_by_pid(tmp_path: Path) -> None:
+    from opsdrill.recovery.cpu_hogs import kill_offenders, offenders
+
+    scope, elsewhere = tmp_path / "stack", tmp_path / "other"
+    hog = spawn([sys.executable, "-c", BUSY], log=scope / "logs" / "hog.log")
+    stranger = spawn([sys.executable, "-c", BUSY], log=elsewhere / "busy.log")
+    spared = spawn([sys.executable, "-c", BUSY], log=scope / "logs" / "service.log")
+    try:
+        found = offenders(scope, spare={spared.pid})
+        assert [u.pid for u in found] == [hog.pid], "only the busy process in scope, not spared"
+        actions = kill_offenders(found)
+        assert actions[0].startswith(f"killed pid {hog.pid} "), actions
+        assert hog.wait_gone(5) and stranger.alive() and spared.alive()
+        assert offenders(scope, spare={spared.pid}) == []
+    finally:
+        for ref in (hog, stranger, spared):
+            ref.signal(signal.SIGKILL)

@@ -1,17 +1,21 @@
 """Drills: a real fault, proof it took effect, measured detection and recovery, nothing lost."""
 
 from opsdrill.drill.availability import AvailabilityProbe
+from opsdrill.drill.detector import Detection, Detector
 from opsdrill.drill.integrity import IntegritySnapshot
-from opsdrill.drill.runner import Detector, DrillResult, DrillSpec, run_drill
-from opsdrill.drill.timeline import Event, Timeline
+from opsdrill.drill.runner import RECOVERY_INCOMPLETE, DrillResult, DrillSpec, run_drill
+from opsdrill.drill.timeline import Event, StepRecord, Timeline
 
 __all__ = [
+    "RECOVERY_INCOMPLETE",
     "AvailabilityProbe",
+    "Detection",
     "Detector",
     "DrillResult",
     "DrillSpec",
     "Event",
     "IntegritySnapshot",
+    "StepRecord",
     "Timeline",
     "run_drill",
 ]

@@ -1,74 +1,190 @@
-"""Nothing committed is lost: checksums of committed rows before the fault and after recovery.
+"""Nothing committed is lost: every table, the model files and the newest backup, checksummed
+before the fault and after recovery.
 
-Only rows that existed before the fault and could not legitimately change during it are
-compared: reference data, models, metrics, and runs that had already finished. New rows are
-allowed; a missing or altered old row is a failure.
+Rows: every base table of the schema, found in the catalog (so a new table is covered without
+a code change), each row keyed by its primary key. A row that existed at the snapshot must
+still exist with the same contents; new rows are allowed. Runs that were `scheduled` or
+`running` at the snapshot may legitimately move on (status, times, worker, error), so only
+their committed fields — what was submitted — are compared.
+
+Files: the sha256 of every file under each path the `models` table references (read through
+the target's `models_dir`), and of the newest `full_*.dump.gz` in its `backups_dir`. A file
+referenced at the snapshot must still be there, unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
-__all__ = ["IntegritySnapshot", "take_snapshot"]
+__all__ = ["IntegritySnapshot", "RowSum", "take_snapshot"]
 
-#: table -> (key column, extra filter that keeps only rows that must not change)
-TABLES: dict[str, tuple[str, str]] = {
-    "experiments": ("experiment_id", "TRUE"),
-    "series": ("series_id, ds", "TRUE"),
-    "runs": ("run_id", "status IN ('completed', 'failed', 'cancelled')"),
-    "models": ("model_id", "TRUE"),
-    "metrics": ("metric_id", "TRUE"),
-}
+#: runs columns that change as a run proceeds; the rest was committed at submission
+RUN_PROGRESS = ("status", "start_time", "end_time", "execution_duration_seconds",
+                "worker_host", "worker_pid", "heartbeat_at", "error_message")  # fmt: skip
+UNFINISHED = ("scheduled", "running")
+SHOWN = 5  # keys named per problem
+
+
+@dataclass(frozen=True)
+class RowSum:
+    full: str  # md5 of the whole row
+    committed: str  # md5 of the fields that may not change (the whole row but for runs)
+    unfinished: bool  # a run scheduled or running: only `committed` must survive
+
+    def survives_as(self, after: RowSum) -> bool:
+        return self.committed == after.committed if self.unfinished else self.full == after.full
 
 
 @dataclass(frozen=True)
 class IntegritySnapshot:
-    counts: dict[str, int]
-    checksums: dict[str, str]
-    bounds: dict[str, str] = field(default_factory=dict)  # SQL filter fixing the row set
+    #: table -> {primary key as text: checksums of the row}
+    rows: dict[str, dict[str, RowSum]]
+    #: label ("model file <path>", "newest backup <name>") -> sha256
+    files: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what could not be covered, and why
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {table: len(rows) for table, rows in self.rows.items()}
 
     def compare(self, after: IntegritySnapshot) -> list[str]:
-        """Differences as sentences; empty when nothing was lost or altered."""
+        """Differences as sentences naming the table and keys, or the file; empty when none."""
         problems = []
-        for table, count in self.counts.items():
-            if after.counts.get(table) != count:
-                problems.append(
-                    f"{table}: {count} committed rows before the fault, "
-                    f"{after.counts.get(table)} after"
-                )
-            elif after.checksums.get(table) != self.checksums[table]:
-                problems.append(f"{table}: same row count but contents changed (checksum differs)")
+        for table, rows in self.rows.items():
+            now = after.rows.get(table, {})
+            missing = [k for k in rows if k not in now]
+            changed = [k for k in rows if k in now and not rows[k].survives_as(now[k])]
+            if missing:
+                problems.append(f"{table}: {len(missing)} committed row(s) missing after the "
+                                f"drill ({_keys(missing)})")  # fmt: skip
+            if changed:
+                problems.append(f"{table}: {len(changed)} committed row(s) altered "
+                                f"({_keys(changed)})")  # fmt: skip
+        for label, digest in self.files.items():
+            if label not in after.files:
+                problems.append(f"{label}: missing after the drill")
+            elif after.files[label] != digest:
+                problems.append(f"{label}: contents changed (sha256 differs)")
         return problems
 
 
-def take_snapshot(conninfo: str, bounds: dict[str, str] | None = None) -> IntegritySnapshot:
-    """Checksum each table's stable rows; pass `bounds` from an earlier snapshot to compare."""
+def _keys(keys: list[str]) -> str:
+    more = f", … {len(keys) - SHOWN} more" if len(keys) > SHOWN else ""
+    return ", ".join(keys[:SHOWN]) + more
+
+
+def take_snapshot(
+    conninfo: str,
+    models_dir: Path | None = None,
+    backups_dir: Path | None = None,
+    before: IntegritySnapshot | None = None,
+) -> IntegritySnapshot:
+    """Checksum every table's rows, the model files and the newest backup. With `before`,
+    the files looked at are the ones `before` covered (the newest backup then, not now)."""
     import psycopg
 
-    counts, sums, fixed = {}, {}, {}
+    notes: list[str] = []
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-        for table, (key, stable) in TABLES.items():
-            where = bounds[table] if bounds else _bound(conn, table, key, stable)
-            fixed[table] = where
-            row = conn.execute(
-                f"SELECT count(*), coalesce(md5(string_agg(t::text, '|' ORDER BY {key})), '') "
-                f"FROM {table} t WHERE {where}"
-            ).fetchone()
-            assert row is not None  # an aggregate always returns one row
-            counts[table], sums[table] = int(row[0]), str(row[1])
-    return IntegritySnapshot(counts, sums, fixed)
+        rows = {table: _rows(conn, table, key) for table, key in _tables(conn).items()}
+        paths = [str(p) for (p,) in conn.execute("SELECT path FROM models ORDER BY model_id")]
+    files: dict[str, str] = {}
+    if models_dir is None or not models_dir.is_dir():
+        notes.append(f"model files not checked: models_dir {models_dir} not readable here")
+    else:
+        for path in paths:
+            files.update(_hash_tree(_under(models_dir, path), f"model file {path}"))
+    files.update(_newest_backup(backups_dir, before, notes))
+    return IntegritySnapshot(rows, files, notes)
 
 
-def _bound(conn: object, table: str, key: str, stable: str) -> str:
-    """Freeze the row set at snapshot time, so rows added or finished later are not compared."""
-    first = key.split(",")[0].strip()
-    if first == "series_id":
-        return stable
-    if table == "runs":  # a run may finish during the drill: compare only those finished now
-        ids = conn.execute(  # type: ignore[attr-defined]
-            f"SELECT coalesce(string_agg(run_id::text, ',' ORDER BY run_id), '') "
-            f"FROM runs WHERE {stable}"
-        ).fetchone()[0]
-        return f"run_id IN ({ids})" if ids else "FALSE"
-    top = conn.execute(f"SELECT max({first}) FROM {table}").fetchone()[0]  # type: ignore[attr-defined]
-    return "FALSE" if top is None else f"{first} <= {int(top)}"
+def _tables(conn: Any) -> dict[str, str]:
+    """Every base table of the public schema -> its primary key as a SQL expression."""
+    found = conn.execute(
+        "SELECT c.relname, string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary "
+        "LEFT JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON TRUE "
+        "LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') GROUP BY c.relname "
+        "ORDER BY c.relname"
+    ).fetchall()
+    # a table without a primary key is keyed by its whole row: loss still shows, change too
+    return {str(name): str(key) if key else "t.*" for name, key in found}
+
+
+def _rows(conn: Any, table: str, key: str) -> dict[str, RowSum]:
+    from psycopg import sql
+
+    committed: sql.Composable
+    unfinished: sql.Composable
+    if table == "runs":  # what was committed at submission, and whether it was unfinished
+        drop = sql.SQL(" - ").join(sql.Literal(c) for c in RUN_PROGRESS)
+        states = sql.SQL(", ").join(sql.Literal(s) for s in UNFINISHED)
+        committed = sql.SQL("to_jsonb(t) - {}").format(drop)
+        unfinished = sql.SQL("t.status IN ({})").format(states)
+    else:
+        committed, unfinished = sql.SQL("to_jsonb(t)"), sql.SQL("false")
+    columns = key if key == "t.*" else ", ".join(f"t.{c}" for c in key.split(", "))
+    query = sql.SQL(
+        "SELECT ({k})::text, md5(to_jsonb(t)::text), md5(({c})::text), {u} FROM {t} t"
+    ).format(k=sql.SQL(columns), c=committed, u=unfinished, t=sql.Identifier(table))
+    return {
+        _label(key, str(k)): RowSum(str(full), str(part), bool(open_))
+        for k, full, part, open_ in conn.execute(query)
+    }
+
+
+def _label(key: str, value: str) -> str:
+    return f"({key})={value}" if ", " in key else f"{key}={value.strip('()')}"
+
+
+def _under(models_dir: Path, path: str) -> Path:
+    """The model's path as read through `models_dir` (absolute paths from the app's view)."""
+    p = Path(path)
+    if p.is_absolute():
+        parts = p.parts
+        name = models_dir.name
+        if name in parts:  # …/models/<id> → models_dir/<id>
+            return models_dir.joinpath(*parts[len(parts) - parts[::-1].index(name) :])
+        return p
+    return models_dir / p
+
+
+def _hash_tree(root: Path, label: str) -> dict[str, str]:
+    if root.is_file():
+        return {label: _sha256(root)}
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
+    if not files:
+        return {label: "absent"}
+    return {f"{label}/{p.relative_to(root)}": _sha256(p) for p in files}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _newest_backup(
+    backups_dir: Path | None, before: IntegritySnapshot | None, notes: list[str]
+) -> Mapping[str, str]:
+    if before is not None:  # the same file as at the snapshot, wherever it is now
+        labels = [k for k in before.files if k.startswith("newest backup ")]
+        if backups_dir is None:
+            return {}
+        return {lb: _sha256(f) for lb in labels
+                if (f := backups_dir / lb.removeprefix("newest backup ")).is_file()}  # fmt: skip
+    found = (
+        sorted(backups_dir.glob("full_*.dump.gz")) if backups_dir and backups_dir.is_dir() else []
+    )
+    if not found:
+        notes.append(f"no full_*.dump.gz in {backups_dir}: the newest backup not checked")
+        return {}
+    newest = max(found, key=lambda p: (p.stat().st_mtime, p.name))
+    return {f"newest backup {newest.name}": _sha256(newest)}

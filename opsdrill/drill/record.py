@@ -34,7 +34,40 @@ def _fmt(seconds: float | None) -> str:
 def _integrity(r: DrillResult) -> str:
     if r.integrity_problems:
         return "; ".join(r.integrity_problems)
-    return "no committed row lost or altered" if r.timeline.first("recovered") else "not checked"
+    if not r.timeline.first("recovered"):
+        return "not checked"
+    notes = "".join(f"; {n}" for n in r.integrity_notes)
+    return "no committed row, model file or the newest backup lost or altered" + notes
+
+
+def _detection(r: DrillResult) -> list[str]:
+    if not r.detections:
+        return []
+    start = r.timeline.first("injected")
+    lines = [
+        "## Detection",
+        "",
+        "| detector | kind | after injection | note |",
+        "|---|---|---:|---|",
+    ]
+    for d in r.detections:
+        after = None if d.t is None or start is None else d.t - start.t
+        note = next((x.note for x in r.spec.detectors if x.name == d.name), "")
+        lines.append(f"| {d.name} | {d.kind} | {_fmt(after) if after is not None else 'never'}"
+                     f" | {note} |")  # fmt: skip
+    return [*lines, ""]
+
+
+def _procedure(r: DrillResult) -> list[str]:
+    proc = r.spec.recover
+    if proc is None:
+        return [f"No procedure: {r.spec.fault.recovers_reason}", ""]
+    lines = [f"Procedure {proc.describe()}:", "", "| step | start (s) | took | status | result |",
+             "|---|---:|---:|---|---|"]  # fmt: skip
+    for s in r.timeline.steps:
+        result = s.error or "; ".join(s.actions)
+        lines.append(f"| {s.step} | {s.start:.3f} | {_fmt(s.duration)} | {s.status} | {result} |")
+    return [*lines, ""]
 
 
 def _markdown(r: DrillResult) -> str:
@@ -50,9 +83,16 @@ def _markdown(r: DrillResult) -> str:
         f"| verdict | {'PASSED' if r.passed else 'FAILED'} |",
         f"| detected | {detected.wall if detected else 'never'} |",
         f"| resolved | {recovered.wall if recovered else 'never'} |",
-        f"| MTTD (start of injection → first detection) | {_fmt(r.mttd)} |",
-        f"| MTTR (start of injection → steady state) | {_fmt(r.mttr)} |",
+        f"| injection took (not counted in MTTD) | {_fmt(r.injection_seconds)} |",
+        f"| MTTD (end of injection → first detector) | {_fmt(r.mttd)} |",
+        f"| MTTD by the alert (embedded stack: rule windows scaled) | {_fmt(r.mttd_alert)} |",
+        f"| MTTD by the alert, rule windows at production scale | "
+        f"{_fmt(r.mttd_alert_production)} |",
+        f"| MTTD by the harness's probes | {_fmt(r.mttd_probe)} |",
+        f"| MTTR (start of injection → steady state restored by the procedure) | {_fmt(r.mttr)} |",
+        f"| recovered by | {r.recovered_by or 'not recovered before the revert'} |",
         "",
+        *_detection(r),
         "## Summary",
         "",
         f"Drill `{r.spec.name}`: {r.spec.fault.describe()} was injected on purpose into the "
@@ -77,6 +117,7 @@ def _markdown(r: DrillResult) -> str:
         "",
         "## Actions taken",
         "",
+        *_procedure(r),
         *(f"- {a}" for a in r.actions),
         "",
     ]

@@ -1,4 +1,12 @@
-"""Run one drill: steady state → inject → effect → detection → recovery → steady state.
+"""Run one drill, judging the runbook's recovery procedure on its own.
+
+    steady state → inject → effect proven → detection → recovery procedure
+      → steady state, with the fault's effect still in place          (MTTR ends here)
+      → revert what is left (harness artefacts, toxics, held sessions) → steady state again
+
+A drill whose steady state comes back only after the harness's revert has not been recovered
+by its procedure and fails with RECOVERY_INCOMPLETE. A fault the stack should ride out with no
+procedure says so on its class (`recovers_by_itself`, with the reason).
 
 Like chaostoolkit's run journal, each step is recorded as it happens; unlike its default
 strategy, the revert is never skipped: it runs in `finally`, on failure, on Ctrl-C and on
@@ -16,31 +24,19 @@ from typing import Any
 
 from opsdrill import events
 from opsdrill.drill.availability import AvailabilityProbe
+from opsdrill.drill.detector import Detection, Detector, Polling, wait_all
 from opsdrill.drill.integrity import IntegritySnapshot, take_snapshot
 from opsdrill.drill.timeline import Timeline
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault
+from opsdrill.recovery.procedure import Procedure, ProcedureFailed
+from opsdrill.targets.base import Endpoints
 
-__all__ = ["Detector", "DrillResult", "DrillSpec", "run_drill"]
+__all__ = ["RECOVERY_INCOMPLETE", "Detector", "DrillResult", "DrillSpec", "run_drill"]
 
-STEP = 0.05  # polling step: well under the 250 ms timeline resolution
-
-
-@dataclass
-class Detector:
-    """A yes/no question about the stack, asked repeatedly until yes or the deadline."""
-
-    name: str
-    check: Callable[[], bool]
-    timeout: float = 30.0
-    #: why this target cannot answer it (e.g. no Prometheus): recorded as skipped, never asked
-    skipped: str = ""
-
-    def ask(self) -> bool:
-        try:
-            return bool(self.check())
-        except Exception:  # a probe that cannot answer has not seen the condition
-            return False
+RECOVERY_INCOMPLETE = (
+    "recovery incomplete: steady state came back only when the harness reverted the fault"
+)
 
 
 @dataclass
@@ -51,16 +47,20 @@ class DrillSpec:
     severity: str  # P0..P3, runbook §9
     fault: Fault
     effect: Detector  # proof the fault took effect; none within its timeout fails the drill
-    detectors: list[Detector]  # how the stack notices: health, metrics, alerts
+    detectors: list[Detector]  # how the stack notices: the runbook's alert and symptoms
     steady: list[Detector]  # true before the fault and again after recovery
     availability_url: str
-    dsn: str | None = None  # for the integrity snapshot
-    #: the runbook's recovery procedure as code; returns the actions it took. The fault's own
-    #: revert always runs after it, so a procedure that only repairs part still leaves no fault.
-    recover: Callable[[], list[str]] | None = None
+    dsn: str | None = None  # for the integrity snapshot (endpoints.dsn when endpoints given)
+    #: the target's endpoints: the integrity snapshot then covers the model files under
+    #: models_dir and the newest backup in backups_dir too
+    endpoints: Endpoints | None = None
+    #: the runbook's recovery procedure. It must bring the steady state back with the fault's
+    #: effect in place; the revert afterwards only removes what is left. None only for a
+    #: fault that `recovers_by_itself`.
+    recover: Procedure | None = None
     hold: float = 0.0  # keep the fault after detection, e.g. to let reconnect back-off grow
     resolved: list[Detector] = field(default_factory=list)  # e.g. the alert resolves
-    recovery_timeout: float = 60.0
+    recovery_timeout: float = 60.0  # how long the steady state may take to come back
 
 
 @dataclass
@@ -71,20 +71,58 @@ class DrillResult:
     passed: bool = False
     errors: list[str] = field(default_factory=list)
     actions: list[str] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)
+    recovered_by: str = ""  # the procedure, or why the stack recovered by itself
     failed_probes: int = 0
     total_probes: int = 0
     downtime: float = 0.0
     integrity_problems: list[str] = field(default_factory=list)
+    integrity_notes: list[str] = field(default_factory=list)  # what the oracle could not cover
     record_path: Path | None = None
     #: (t, ok, status, latency seconds) of every availability probe, for plots
     samples: list[tuple[float, bool, int, float]] = field(default_factory=list)
 
+    def _after_injection(self, kind: str | None) -> float | None:
+        start = self.timeline.first("injected")
+        seen = [d.t for d in self.detections if d.t is not None and kind in (None, d.kind)]
+        if start is None or not seen:
+            return None
+        return round(max(0.0, min(seen) - start.t), 3)
+
+    @property
+    def injection_seconds(self) -> float | None:
+        """How long inject() itself took (a stop, a restart): kept apart from the MTTD."""
+        return self.timeline.between("injecting", "injected")
+
     @property
     def mttd(self) -> float | None:
-        return self.timeline.between("injecting", "detected")
+        """End of the injection → the first of the runbook's detectors said yes."""
+        return self._after_injection(None)
+
+    @property
+    def mttd_alert(self) -> float | None:
+        return self._after_injection("alert")
+
+    @property
+    def mttd_probe(self) -> float | None:
+        return self._after_injection("probe")
+
+    @property
+    def mttd_alert_production(self) -> float | None:
+        """The alert's MTTD with its `for:` at production scale (see drill.alert_scale)."""
+        first = min(
+            (d for d in self.detections if d.kind == "alert" and d.t is not None),
+            key=lambda d: d.t or 0.0,
+            default=None,
+        )
+        if first is None or self.mttd_alert is None:
+            return None
+        det = next((x for x in self.spec.detectors if x.name == first.name), None)
+        return round(self.mttd_alert + (det.production_offset if det else 0.0), 3)
 
     @property
     def mttr(self) -> float | None:
+        """Start of the injection → steady state restored by the procedure (never the revert)."""
         return self.timeline.between("injecting", "recovered")
 
     @property
@@ -95,13 +133,16 @@ class DrillResult:
     @property
     def summary(self) -> str:
         if self.passed:
+            detected = "not looked for" if self.mttd is None else f"{self.mttd:.2f} s"
             return (
-                f"It was detected after {self.mttd:.2f} s and the stack was back to its steady "
-                f"state {self.mttr:.2f} s after injection, with nothing lost."
+                f"Detection after the injection: {detected}; the stack was back to its steady "
+                f"state {self.mttr or 0:.2f} s after injection through {self.recovered_by}, "
+                "with nothing lost."
             )
         return "The drill failed: " + "; ".join(self.errors)
 
     def to_dict(self) -> dict[str, Any]:
+        proc = self.spec.recover
         return {
             "incident_id": self.incident_id,
             "drill": self.spec.name,
@@ -110,12 +151,29 @@ class DrillResult:
             "severity": self.spec.severity,
             "fault": self.spec.fault.describe(),
             "passed": self.passed,
+            "injection_seconds": self.injection_seconds,
             "mttd_seconds": self.mttd,
+            "mttd_alert_seconds": self.mttd_alert,
+            "mttd_probe_seconds": self.mttd_probe,
+            "mttd_alert_production_seconds": self.mttd_alert_production,
             "mttr_seconds": self.mttr,
+            "recovered_by": self.recovered_by,
+            "procedure": None
+            if proc is None
+            else {
+                "runbook": proc.runbook,
+                "title": proc.title,
+                "steps": self.timeline.steps_to_list(),
+            },
+            "detections": [
+                {"detector": d.name, "kind": d.kind, "t": d.t, "note": _note(self.spec, d.name)}
+                for d in self.detections
+            ],
             "failed_probes": self.failed_probes,
             "total_probes": self.total_probes,
             "downtime_seconds": self.downtime,
             "integrity_problems": self.integrity_problems,
+            "integrity_notes": self.integrity_notes,
             "errors": self.errors,
             "skipped_detectors": self.skipped_detectors,
             "actions": self.actions,
@@ -124,26 +182,33 @@ class DrillResult:
         }
 
 
-def _poll_all(detectors: list[Detector], tl: Timeline, event: str) -> list[str]:
-    """Ask every detector until each said yes (marking `event` then) or timed out."""
-    t0 = time.monotonic()
-    for det in detectors:
-        if det.skipped:  # shown on the timeline and counted, neither passed nor failed
-            tl.mark(f"{event}_skipped", f"{det.name}: skipped: {det.skipped}")
-    pending = [d for d in detectors if not d.skipped]
-    while pending:
-        for det in list(pending):
-            if det.ask():  # stamped when the answer came back: what a pager would see
-                tl.mark(event, det.name)
-                pending.remove(det)
-            elif time.monotonic() - t0 > det.timeout:
-                tl.mark(f"{event}_timeout", det.name)
-                pending.remove(det)
-        if pending:
-            time.sleep(STEP)
-    return [d.name for d in detectors if not d.skipped and not any(
-        e.name == event and e.detail == d.name for e in tl.events
-    )]  # fmt: skip
+def _note(spec: DrillSpec, name: str) -> str:
+    return next((d.note for d in spec.detectors if d.name == name), "")
+
+
+def _spec_problem(spec: DrillSpec) -> str | None:
+    fault = spec.fault
+    if spec.recover is None and not fault.recovers_by_itself:
+        return (
+            f"drill {spec.name!r} names no recovery procedure and {fault.describe()} does not "
+            "recover by itself: give the DrillSpec the runbook's procedure (opsdrill.recovery)"
+        )
+    if fault.recovers_by_itself and not fault.recovers_reason:
+        return f"{type(fault).__name__} says it recovers by itself but gives no reason"
+    return None
+
+
+def _steady(spec: DrillSpec, tl: Timeline, event: str) -> list[str]:
+    """Poll the steady state (concurrently, up to recovery_timeout); the detectors missed."""
+    polled = [d.with_timeout(spec.recovery_timeout) for d in spec.steady]
+    missed = []
+    for det in wait_all(polled, tl.now):
+        if det.t is None:
+            missed.append(det.name)
+            tl.mark(f"{event}_timeout", det.name)
+        else:
+            tl.mark(event, det.name, at=det.t)
+    return missed
 
 
 def run_drill(spec: DrillSpec, reports_dir: Path | None = None) -> DrillResult:
@@ -153,61 +218,126 @@ def run_drill(spec: DrillSpec, reports_dir: Path | None = None) -> DrillResult:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     result = DrillResult(spec, f"INC-{stamp}-{spec.name}", Timeline())
     tl = result.timeline
+    if problem := _spec_problem(spec):
+        result.errors.append(problem)
+        return _finish(result, reports_dir, write_incident_record)
     if missed := [d.name for d in spec.steady if not d.ask()]:
         result.errors.append(f"steady state not met before the fault: {', '.join(missed)}")
         return _finish(result, reports_dir, write_incident_record)
     tl.mark("steady_state_ok", ", ".join(d.name for d in spec.steady))
-    before: IntegritySnapshot | None = take_snapshot(spec.dsn) if spec.dsn else None
+    before = _snapshot(spec)
+    result.integrity_notes = before.notes if before is not None else ["no DSN: not checked"]
+    effect_seen = recovered = False
     with AvailabilityProbe(spec.availability_url, tl.now) as probe:
         try:
-            # the outage may begin during inject() (a stop, a restart): measure from its start
+            # the outage may begin during inject() (a stop, a restart): its duration is kept
             tl.mark("injecting", spec.fault.describe())
             spec.fault.inject()
             tl.mark("injected", spec.fault.describe())
-            if _poll_all([spec.effect], tl, "effect_seen"):
-                raise FaultNotEffective(
-                    f"{spec.fault.describe()} was injected but {spec.effect.name!r} was not "
-                    f"seen within {spec.effect.timeout:.0f} s"
-                )
-            if missed := _poll_all(spec.detectors, tl, "detected"):
-                result.errors.append(f"not detected: {', '.join(missed)}")
-            elif spec.detectors and all(d.skipped for d in spec.detectors):
-                result.errors.append("not detected: every detector was skipped on this target")
-            if spec.hold:
-                time.sleep(spec.hold)  # the fault's duration is part of the scenario
+            effect_seen, recovered = _while_faulty(spec, result)
         except FaultNotEffective as exc:
             result.errors.append(str(exc))
         finally:
-            _recover(spec, result)
-        recovery = [Detector(d.name, d.check, spec.recovery_timeout) for d in spec.steady]
-        if missed := _poll_all(recovery, tl, "steady_again"):
-            result.errors.append(f"did not recover: {', '.join(missed)} still failing")
-        else:
-            tl.mark("recovered", "steady state restored")
-        if missed := _poll_all(spec.resolved, tl, "resolved"):
-            result.errors.append(f"not resolved: {', '.join(missed)}")
+            tl.mark("reverting", spec.fault.undo_summary or spec.fault.describe())
+            spec.fault.revert()
+            result.actions.append(
+                f"fault reverted: {spec.fault.undo_summary or spec.fault.describe()}"
+            )
+            tl.mark("reverted", spec.fault.describe())
+        after = _steady(spec, tl, "steady_after_revert")
+        if effect_seen and not recovered:
+            result.errors.append(
+                RECOVERY_INCOMPLETE
+                if not after
+                else f"did not recover: {', '.join(after)} still failing after the revert"
+            )
+        elif recovered and after:
+            result.errors.append(f"steady state lost after the revert: {', '.join(after)}")
+        skipped = _mark_skipped(spec.resolved, tl, "resolved")
+        for det in wait_all(spec.resolved, tl.now):
+            if det.name in skipped:
+                continue
+            if det.t is None:
+                result.errors.append(f"not resolved: {det.name}")
+            else:
+                tl.mark("resolved", det.name, at=det.t)
     result.failed_probes, result.total_probes = probe.failed, probe.total
     result.downtime = probe.downtime()
     result.samples = [(s.t, s.ok, s.status, round(s.latency, 4)) for s in probe.samples]
-    if before is not None and tl.first("recovered"):
-        after = take_snapshot(spec.dsn, before.bounds)  # type: ignore[arg-type]
-        result.integrity_problems = before.compare(after)
+    if before is not None and recovered:
+        result.integrity_problems = before.compare(_snapshot(spec, before) or before)
         result.errors += [f"data lost: {p}" for p in result.integrity_problems]
     result.passed = not result.errors
     return _finish(result, reports_dir, write_incident_record)
 
 
-def _recover(spec: DrillSpec, result: DrillResult) -> None:
+def _mark_skipped(detectors: list[Detector], tl: Timeline, event: str) -> set[str]:
+    """Detectors this target cannot ask: on the timeline and counted, neither passed nor failed."""
+    for det in detectors:
+        if det.skipped:
+            tl.mark(f"{event}_skipped", f"{det.name}: skipped: {det.skipped}")
+    return {d.name for d in detectors if d.skipped}
+
+
+def _snapshot(spec: DrillSpec, before: IntegritySnapshot | None = None) -> IntegritySnapshot | None:
+    """Checksums of every table, model file and the newest backup (None without a DSN)."""
+    ep = spec.endpoints
+    dsn = spec.dsn or (ep.dsn if ep is not None else None)
+    if dsn is None:
+        return None
+    models, backups = (ep.models_dir, ep.backups_dir) if ep is not None else (None, None)
+    return take_snapshot(dsn, models, backups, before)
+
+
+def _while_faulty(spec: DrillSpec, result: DrillResult) -> tuple[bool, bool]:
+    """Effect, detection, procedure and the steady state, all with the fault in place.
+
+    Returns (effect seen, steady state restored before the revert). The detectors are polled
+    from the end of the injection, concurrently with the effect probe, so a slow effect probe
+    cannot delay detection; their answers count only once the effect is proven."""
     tl = result.timeline
-    try:
-        if spec.recover is not None:
-            result.actions += spec.recover()
-    except Exception as exc:
-        result.errors.append(f"recovery procedure failed: {exc}")
-    finally:
-        spec.fault.revert()
-        result.actions.append(f"fault reverted: {spec.fault.undo_summary or spec.fault.describe()}")
-        tl.mark("reverted", spec.fault.describe())
+    detection = Polling(spec.detectors, tl.now)
+    (effect,) = wait_all([spec.effect], tl.now)
+    if effect.t is None:
+        detection.cancel()
+        tl.mark("effect_timeout", spec.effect.name)
+        raise FaultNotEffective(
+            f"{spec.fault.describe()} was injected but {spec.effect.name!r} was not "
+            f"seen within {spec.effect.timeout:.0f} s"
+        )
+    tl.mark("effect_seen", spec.effect.name, at=effect.t)
+    result.detections = detection.join()
+    skipped = _mark_skipped(spec.detectors, tl, "detected")
+    for det in result.detections:
+        if det.name in skipped:
+            continue
+        if det.t is None:
+            tl.mark("detected_timeout", det.name)
+        else:
+            tl.mark("detected", det.name, at=det.t)
+    if missed := [d.name for d in result.detections if d.t is None and d.name not in skipped]:
+        result.errors.append(f"not detected: {', '.join(missed)}")
+    elif spec.detectors and len(skipped) == len(spec.detectors):
+        result.errors.append("not detected: every detector was skipped on this target")
+    if spec.hold:
+        time.sleep(spec.hold)  # the fault's duration is part of the scenario
+    if spec.recover is not None:
+        tl.mark("procedure_started", spec.recover.describe())
+        try:
+            result.actions += spec.recover.run(tl)
+        except ProcedureFailed as exc:
+            result.errors.append(f"recovery procedure failed: {exc}")
+            return True, False
+        tl.mark("procedure_finished", spec.recover.describe())
+    if _steady(spec, tl, "steady_again"):
+        return True, False
+    result.recovered_by = (
+        spec.recover.describe()
+        if spec.recover is not None and not spec.fault.recovers_by_itself
+        else f"the stack itself ({spec.fault.recovers_reason})"
+    )
+    tl.mark("recovered", f"steady state restored by {result.recovered_by}")
+    return True, True
 
 
 def _finish(result: DrillResult, reports_dir: Path | None, write: Callable) -> DrillResult:  # type: ignore[type-arg]

@@ -32,6 +32,11 @@ class Fault(ABC):
     #: one line for --plan: what breaks, how widely, and how it is undone
     blast_radius: ClassVar[str] = ""
     undo_summary: ClassVar[str] = ""
+    #: True for a fault the stack is expected to ride out with no procedure (latency a toxic
+    #: adds): its drill checks the steady state holds, or comes back, while it is in place
+    recovers_by_itself: ClassVar[bool] = False
+    #: why it is transient by nature; required when `recovers_by_itself` is True
+    recovers_reason: ClassVar[str] = ""
 
     def __init__(self, target: LocalTarget, **params: Any) -> None:
         self.target = target

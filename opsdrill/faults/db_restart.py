@@ -19,6 +19,11 @@ class DbRestart(Fault):
     kind = "db_restart"
     blast_radius = "every open database session: requests in flight, pooled connections"
     undo_summary = "make sure PostgreSQL runs (it is started again by the fault itself)"
+    recovers_by_itself = True
+    recovers_reason = (
+        "PostgreSQL is back when the restart returns; the app must replace its dead pooled "
+        "connections by itself, without a restart"
+    )
 
     def _inject(self) -> None:
         db = self.target.service("db")

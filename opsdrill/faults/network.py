@@ -133,6 +133,11 @@ class Latency(NetworkToxic):
     toxic_type = "latency"
     blast_radius = "every request crossing the proxy: slower, not failed"
     undo_summary = "remove the latency toxic by name"
+    recovers_by_itself = True
+    recovers_reason = (
+        "added latency slows requests but fails none: the stack must keep its steady state "
+        "while the delay lasts, with no procedure"
+    )
 
     def __init__(self, target: LocalTarget, *, latency: int = 300, jitter: int = 0,
                  **kw: Any) -> None:  # fmt: skip

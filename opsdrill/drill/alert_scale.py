@@ -1,0 +1,64 @@
+"""Alert MTTD at production scale: the embedded stack shortens every rule's `for:` and range
+window (recorded in `monitoring/prometheus/shortened.json` of its state directory), so an
+alert fires there in seconds where production would wait minutes.
+
+A drill shows the alert's measured MTTD next to the production expectation: measured, plus
+what the `for:` was shortened by. (Scrape and evaluation intervals add up to one of each
+again in production; they are named in the note, not added.)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsdrill.targets.prometheus_files import parse_duration
+
+__all__ = ["ScaledRule", "alert_scaling", "load_shortened"]
+
+SHORTENED = Path("monitoring") / "prometheus" / "shortened.json"
+
+
+@dataclass(frozen=True)
+class ScaledRule:
+    """One alert's `for:` as the embedded stack runs it, and as production does."""
+
+    alert: str
+    here: str  # e.g. "1s"
+    production: str  # e.g. "1m"
+
+    @property
+    def offset(self) -> float:
+        """Seconds production waits longer before firing."""
+        return (parse_duration(self.production) - parse_duration(self.here)) / 1000
+
+    @property
+    def factor(self) -> float:
+        here = parse_duration(self.here)
+        return parse_duration(self.production) / here if here else 1.0
+
+    def note(self) -> str:
+        return (
+            f"rule windows scaled ×{self.factor:g} in the embedded stack: `for:` {self.here} "
+            f"here, {self.production} in production (+{self.offset:g} s; scrape and evaluation "
+            "intervals add to it there)"
+        )
+
+
+def load_shortened(path: Path) -> dict[str, ScaledRule]:
+    """alert name -> its scaled `for:`, from a shortened.json; empty when there is none."""
+    try:
+        changes = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {
+        c["alert"]: ScaledRule(c["alert"], c["after"], c["before"])
+        for c in changes
+        if c.get("field") == "for" and c.get("alert")
+    }
+
+
+def alert_scaling(state_dir: Path | None) -> dict[str, ScaledRule]:
+    """The scaled alerts of a stack whose state directory is `state_dir` (None: none known)."""
+    return {} if state_dir is None else load_shortened(state_dir / SHORTENED)
