@@ -91,3 +91,34 @@ def test_report_of_an_empty_folder_is_still_a_page(tmp_path: Path) -> None:
 def test_report_command_refuses_a_missing_folder(tmp_path: Path, capsys) -> None:
     assert main(["report", str(tmp_path / "nope")]) == ExitCode.USAGE
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_report_says_incomplete_and_lists_every_skip(tmp_path: Path) -> None:
+    run = tmp_path / "gameday-y"
+    run.mkdir()
+    skips = [
+        {"suite": "chaos", "test": "chaos/test_gpu_oom.py::test_cuda_oom", "expected": True,
+         "message": "torch sees no CUDA device here", "why": "no CUDA on this machine"},
+        {"suite": "chaos", "test": "chaos/test_oom.py::test_oom_kill", "expected": False,
+         "message": "the stack has no worker memory cgroup", "why": "not declared in the plan"},
+    ]  # fmt: skip
+    (run / "summary.json").write_text(json.dumps({
+        "verdict": "INCOMPLETE", "passed": False, "seconds": 9.0, "plan": "gameday.yaml",
+        "skips": skips,
+        "suites": [{"name": "chaos", "verdict": "INCOMPLETE", "passed": False, "tests": 2,
+                    "failures": 0, "errors": 0, "skipped": 2, "seconds": 5.0, "failed": []}],
+    }))  # fmt: skip
+    page = build_report(run).read_text()
+    assert "Game day <b>INCOMPLETE</b>" in page and "banner skip" in page
+    assert "1 skipped test(s) the game-day plan does not expect" in page
+    assert "<td class='skip'>INCOMPLETE</td>" in page, "the suite's own verdict"
+    assert "2 test(s) skipped" in page and "expects 1 of them" in page
+    for s in skips:
+        assert s["test"] in page and s["message"] in page and s["why"] in page
+    assert page.count("NOT expected") == 1
+
+
+def test_report_of_an_older_summary_without_a_verdict(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    page = build_report(run).read_text()
+    assert "Game day <b>FAILED</b>" in page and "<h2>Skips</h2>" not in page
