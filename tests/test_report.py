@@ -76,7 +76,7 @@ def test_report_has_every_section_and_a_real_plot(tmp_path: Path) -> None:
     assert "Game day <b>FAILED</b>" in page
     assert "chaos/test_x.py::test_y" in page
     assert "db-sigkill" in page and "0.41 s" in page and "3.20 s" in page
-    assert "1 of 2 procedures have a test" in page
+    assert "1 of 2 procedures covered by a test that ran" in page
     assert "prediction-latency" in page and "p95 612 ms" in page and "burn rate 2.8x" in page
     [uri] = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
     assert base64.b64decode(uri).startswith(b"\x89PNG"), "the plot must be a real PNG"
@@ -122,3 +122,22 @@ def test_report_of_an_older_summary_without_a_verdict(tmp_path: Path) -> None:
     run = make_run(tmp_path)
     page = build_report(run).read_text()
     assert "Game day <b>FAILED</b>" in page and "<h2>Skips</h2>" not in page
+
+
+def test_coverage_counts_only_tests_that_ran_across_suites(tmp_path: Path) -> None:
+    def row(pid: str, result: str, covered: bool, tests: dict[str, str]) -> dict[str, object]:
+        return {"procedure": pid, "title": pid, "result": result, "covered": covered,
+                "tests": tests}  # fmt: skip
+
+    run = tmp_path / "gameday-z"
+    for suite, rows in {
+        "checks": [row("5.2.3", "not covered", False, {}),
+                   row("5.2.4", "skipped", False, {"checks/a": "skipped"})],
+        "chaos": [row("5.2.3", "skipped", False, {"chaos/gpu": "skipped"}),
+                  row("5.2.4", "passed", True, {"chaos/disk": "passed"})],
+    }.items():  # fmt: skip
+        (run / suite).mkdir(parents=True)
+        (run / suite / "runbook-coverage.json").write_text(json.dumps({"procedures": rows}))
+    page = build_report(run).read_text()
+    assert "1 of 2 procedures covered by a test that ran; skipped, no test ran: 5.2.3." in page
+    assert "<td class='skip'>skipped</td>" in page and "<td class='pass'>passed</td>" in page

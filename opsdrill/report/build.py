@@ -235,7 +235,8 @@ def _load_during(inc: dict[str, Any], load: dict[str, Any] | None) -> str:
 def _coverage(run: RunArtefacts) -> str:
     if not run.coverage:
         return ""
-    covered = sum(1 for r in run.coverage.values() if r.get("tests"))
+    covered = sum(1 for r in run.coverage.values() if r.get("covered"))
+    skipped = [p for p, r in run.coverage.items() if r["result"] == "skipped"]
     rows = "".join(
         f"<tr><td>{_e(r['procedure'])}</td><td>{_e(r.get('title', ''))}</td>"
         f"<td class='{_cls(r['result'])}'>{_e(r['result'])}</td>"
@@ -243,7 +244,9 @@ def _coverage(run: RunArtefacts) -> str:
         for r in run.coverage.values()
     )
     return (
-        f"<h2>Runbook coverage</h2><p>{covered} of {len(run.coverage)} procedures have a test."
-        "</p><table><tr><th>procedure</th><th>title</th><th>result</th><th>tests</th></tr>"
+        f"<h2>Runbook coverage</h2><p>{covered} of {len(run.coverage)} procedures covered by a "
+        "test that ran"
+        + (f"; skipped, no test ran: {_e(', '.join(skipped))}" if skipped else "")
+        + ".</p><table><tr><th>procedure</th><th>title</th><th>result</th><th>tests</th></tr>"
         f"{rows}</table>"
     )
