@@ -216,7 +216,7 @@ class GameDay:
         verdict = self.verdict()
         skips = [asdict(s) for r in self.results for s in r.skips]
         unexpected = [s for s in skips if not s["expected"]]
-        data = {
+        data: dict[str, Any] = {
             "run_id": self.run_id,
             "verdict": str(verdict),
             "passed": verdict is Verdict.PASSED,
@@ -227,12 +227,14 @@ class GameDay:
         }
         from opsdrill.report.collect import RunArtefacts
 
+        artefacts = RunArtefacts.load(self.out)
         drills: list[dict[str, Any]] = [
             {k: i.get(k) for k in ("drill", "runbook", "passed", "mttd_seconds", "mttr_seconds",
                                    "failed_probes", "total_probes", "incident_id")}
-            for i in RunArtefacts.load(self.out).incidents
+            for i in artefacts.incidents
         ]  # fmt: skip
         data["drills"] = drills
+        data["coverage"] = _coverage(artefacts.coverage)
         (self.out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
         for d in drills:
             self.say(
@@ -257,6 +259,10 @@ class GameDay:
         missing = self.planned[len(self.results) :]
         if missing:
             lines += ["", f"Did not run: {', '.join(missing)}."]
+        if cov := data["coverage"]:
+            lines += ["", f"Runbook coverage: {cov['covered']} of {cov['total']} procedures "
+                      "covered by a test that ran" + (f"; skipped, no test ran: "
+                      f"{', '.join(cov['skipped'])}" if cov["skipped"] else "") + "."]  # fmt: skip
         lines += _drill_lines(data)
         failed = [(r.name, t) for r in self.results for t in r.failed]
         if failed:
@@ -282,6 +288,17 @@ def _drill_lines(data: dict) -> list[str]:  # type: ignore[type-arg]
             f"{d['failed_probes']}/{d['total_probes']} |"
         )
     return lines
+
+
+def _coverage(rows: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The suites' runbook coverage merged: only a test that ran covers a procedure."""
+    if not rows:
+        return None
+    return {
+        "covered": sum(1 for r in rows.values() if r.get("covered")),
+        "total": len(rows),
+        "skipped": [p for p, r in rows.items() if r["result"] == "skipped"],
+    }
 
 
 def _skip_lines(skips: list[dict[str, Any]], plan: str) -> list[str]:

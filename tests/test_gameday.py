@@ -17,6 +17,7 @@ from opsdrill.exitcodes import ExitCode
 from opsdrill.gameday import judge_suite, repo_root
 from opsdrill.gameday_plan import Conditions, GameDayPlan
 from opsdrill.junit import SkippedTest, node_id, read_junit
+from opsdrill.runbook import PROCEDURES
 from opsdrill.targets.local import LocalTarget
 from opsdrill.verdict import Verdict
 from tests.conftest import world_traversable_tmpdir
@@ -193,6 +194,7 @@ import shutil
 import pytest
 
 
+@pytest.mark.runbook("3.1.1")
 def test_shown():
     assert shutil.which("sh")
 
@@ -202,6 +204,7 @@ def test_needs_a_tool_this_machine_lacks():
         pytest.skip("opsdrill-no-such-tool is not installed")
 
 
+@pytest.mark.runbook("5.2.4")
 def test_not_written_yet():
     pytest.skip("the feature is not ready")
 """
@@ -250,6 +253,8 @@ def test_a_real_gameday_with_an_unexpected_skip_is_incomplete(stack, tmp_path: P
     assert not unexpected["expected"] and unexpected["message"] == "the feature is not ready"
     md = (run / "summary.md").read_text()
     assert "**INCOMPLETE**" in md and "the feature is not ready" in md
+    assert f"Runbook coverage: 1 of {len(PROCEDURES)} procedures covered by a test that ran; " \
+        "skipped, no test ran: 5.2.4." in md  # fmt: skip
     page = (run / "index.html").read_text()
     assert "Game day <b>INCOMPLETE</b>" in page and "NOT expected" in page
     assert "this machine has no opsdrill-no-such-tool" in page
