@@ -7,6 +7,7 @@ read back here with pytest's own message, under the test's node id.
 
 from __future__ import annotations
 
+import ast
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,12 +54,26 @@ def read_junit(path: Path) -> JunitResults:
         out.errors += int(suite.get("errors", 0))
         out.skipped += int(suite.get("skipped", 0))
     for case in root.iter("testcase"):
-        test = node_id(case.get("classname", ""), case.get("name", ""))
+        classname, name = case.get("classname", ""), case.get("name", "")
+        # a module skipped whole at collection: no classname, the dotted module as its name
+        test = node_id(classname, name) if classname else node_id(name, "").rstrip(":")
         if case.find("failure") is not None or case.find("error") is not None:
             out.failed.append(test)
         elif (skipped := case.find("skipped")) is not None:
-            message = skipped.get("message") or (skipped.text or "").strip()
-            if skipped.get("type") == "pytest.xfail":
-                message = f"expected to fail (xfail): {message}"
-            out.skips.append(SkippedTest(test, message))
+            out.skips.append(SkippedTest(test, _skip_message(skipped)))
     return out
+
+
+def _skip_message(skipped: ET.Element) -> str:
+    """pytest's reason; for a collection skip it is only in the text, as a (path, line,
+    'Skipped: reason') tuple."""
+    message = skipped.get("message") or ""
+    if skipped.get("type") == "pytest.xfail":
+        return f"expected to fail (xfail): {message}"
+    if message == "collection skipped":
+        try:
+            reason = str(ast.literal_eval((skipped.text or "").strip())[2])
+        except (ValueError, SyntaxError, IndexError, TypeError):
+            return message
+        return f"module skipped at collection: {reason.removeprefix('Skipped: ')}"
+    return message or (skipped.text or "").strip()

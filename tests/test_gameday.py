@@ -67,6 +67,21 @@ def test_every_skip_and_xfail_is_read_with_its_reason(tmp_path: Path) -> None:
     ]
 
 
+def test_a_module_skipped_at_collection_is_a_skip_with_its_reason(tmp_path: Path) -> None:
+    path = tmp_path / "module.xml"
+    path.write_text(
+        '<testsuites><testsuite name="pytest" errors="0" failures="0" skipped="1" tests="2">'
+        '<testcase classname="" name="checks.test_m" time="0.000">'
+        '<skipped message="collection skipped">'
+        "('/x/checks/test_m.py', 2, 'Skipped: no module today')</skipped></testcase>"
+        '<testcase classname="checks.test_ok" name="test_b" time="0.01" />'
+        "</testsuite></testsuites>"
+    )
+    [skip] = read_junit(path).skips
+    assert skip == SkippedTest("checks/test_m.py", "module skipped at collection: no module today")
+    assert judge_suite("checks", 0, 1.0, path, GameDayPlan(), HERE).verdict is Verdict.INCOMPLETE
+
+
 def test_a_suite_that_passed_but_skipped_is_incomplete(tmp_path: Path) -> None:
     result = judge_suite("chaos", 0, 1.0, junit(tmp_path), GameDayPlan(), HERE)
     assert result.verdict is Verdict.INCOMPLETE and not result.passed
