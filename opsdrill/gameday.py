@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from opsdrill.gameday_plan import Conditions, GameDayPlan, JudgedSkip
-from opsdrill.junit import SkippedTest, read_junit
+from opsdrill.junit import read_junit
 from opsdrill.targets.local import LocalTarget
 from opsdrill.verdict import Verdict
 
@@ -82,9 +82,8 @@ def judge_suite(
     """
     result = SuiteResult(name, exit_code, seconds, junit=junit.name)
     if not junit.exists():
-        missing = SkippedTest(f"{name}/ (whole suite)", f"no JUnit XML at {junit}: what ran is "
-                              "unknown")  # fmt: skip
-        result.skips.append(JudgedSkip(name, missing.test, missing.message, False,
+        result.skips.append(JudgedSkip(name, f"{name}/ (whole suite)",
+                                       f"no JUnit XML at {junit}: what ran is unknown", False,
                                        "a suite that did not report cannot be judged"))  # fmt: skip
         return result
     read = read_junit(junit)
