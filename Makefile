@@ -9,7 +9,7 @@ setup:
 	bash scripts/bootstrap.sh
 
 gameday: setup
-	$(VENV)/bin/opsdrill gameday
+	$(VENV)/bin/opsdrill gameday --plan-file gameday.yaml
 
 test: setup
 	$(PY) -m pytest tests

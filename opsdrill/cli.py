@@ -79,6 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no Toxiproxy in front of the DB and API (network drills skip)",
     )
+    gameday.add_argument(
+        "--plan-file", type=Path, default=None, metavar="FILE",
+        help="the game-day plan: skips expected on this machine, each with its condition and "
+        "reason (default: gameday.yaml in the checkout); any other skip makes it INCOMPLETE",
+    )  # fmt: skip
+    gameday.add_argument(
+        "--suites-dir", type=Path, default=None, metavar="DIR",
+        help="the folder holding the checks/, chaos/ and load/ suites (default: this checkout)",
+    )  # fmt: skip
     doctest = sub.add_parser("doctest", help="check every SQL statement of a Markdown runbook")
     doctest.add_argument("path", type=Path, help="the runbook, e.g. docs/RUNBOOK.md")
     where = doctest.add_mutually_exclusive_group()
@@ -165,13 +174,21 @@ def gameday_target(args: argparse.Namespace) -> LocalTarget:
 
 
 def cmd_gameday(args: argparse.Namespace) -> int:
-    from opsdrill.gameday import GameDay
+    from opsdrill.gameday import GameDay, repo_root
+    from opsdrill.gameday_plan import PLAN_FILE, GameDayPlan
 
+    root = args.suites_dir or repo_root()
+    if not root.is_dir():
+        raise UsageError(f"--suites-dir {root} is not a directory: give the folder holding "
+                         "checks/, chaos/ and load/")  # fmt: skip
+    plan = GameDayPlan.load(args.plan_file or root / PLAN_FILE, required=bool(args.plan_file))
     day = GameDay(
         gameday_target(args),
         reports_root=args.reports,
         keep_up=args.keep_up,
         only=args.suites,
+        plan=plan,
+        suites_root=root,
     )
     return day.run()
 

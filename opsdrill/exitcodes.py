@@ -14,6 +14,7 @@ class ExitCode(enum.IntEnum):
     FAILED = 1  # the stack or a suite failed: the gate says no
     USAGE = 2  # bad flag, bad target, unreachable target: nothing was judged
     ENVIRONMENT = 3  # a missing binary or privilege: fix the machine, then retry
+    INCOMPLETE = 4  # nothing failed, but something the game day was meant to show was skipped
     INTERRUPTED = 130
 
 

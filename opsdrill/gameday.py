@@ -4,6 +4,10 @@ Each suite runs in its own pytest process against `--target local:<state dir>`, 
 in one cannot take the narrator (and the teardown) with it. The stack is stopped in `finally`:
 a failed suite, Ctrl-C or SIGTERM all still end with every service down — unless the stack was
 already running before the game day began, in which case it is left as it was found.
+
+The verdict is PASSED, FAILED or INCOMPLETE (`opsdrill.verdict`): a suite whose pytest passed
+but skipped a test that the game-day plan (`opsdrill.gameday_plan`) does not expect on this
+machine did not show everything it was meant to show.
 """
 
 from __future__ import annotations
@@ -13,14 +17,15 @@ import shutil
 import subprocess
 import sys
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsdrill.exitcodes import ExitCode
+from opsdrill.gameday_plan import Conditions, GameDayPlan, JudgedSkip
+from opsdrill.junit import read_junit
 from opsdrill.targets.local import LocalTarget
+from opsdrill.verdict import Verdict
 
 __all__ = ["SUITES", "GameDay", "SuiteResult", "repo_root"]
 
@@ -47,15 +52,45 @@ class SuiteResult:
     errors: int = 0
     skipped: int = 0
     failed: list[str] = field(default_factory=list)
+    skips: list[JudgedSkip] = field(default_factory=list)
     junit: str = ""
 
     @property
-    def passed(self) -> bool:
-        return self.exit_code == 0
+    def verdict(self) -> Verdict:
+        if self.exit_code != 0:
+            return Verdict.FAILED
+        return Verdict.INCOMPLETE if self.unexpected_skips else Verdict.PASSED
 
     @property
-    def verdict(self) -> str:
-        return "PASS" if self.passed else "FAIL"
+    def passed(self) -> bool:
+        return self.verdict is Verdict.PASSED
+
+    @property
+    def unexpected_skips(self) -> list[JudgedSkip]:
+        return [s for s in self.skips if not s.expected]
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"passed": self.passed, "verdict": str(self.verdict)}
+
+
+def judge_suite(
+    name: str, exit_code: int, seconds: float, junit: Path, plan: GameDayPlan, here: Conditions
+) -> SuiteResult:
+    """A suite's result from its exit code and JUnit file, every skip judged against the plan.
+
+    A suite that exited 0 without a JUnit file cannot say what ran: INCOMPLETE, not PASSED.
+    """
+    result = SuiteResult(name, exit_code, seconds, junit=junit.name)
+    if not junit.exists():
+        result.skips.append(JudgedSkip(name, f"{name}/ (whole suite)",
+                                       f"no JUnit XML at {junit}: what ran is unknown", False,
+                                       "a suite that did not report cannot be judged"))  # fmt: skip
+        return result
+    read = read_junit(junit)
+    result.tests, result.failures, result.errors = read.tests, read.failures, read.errors
+    result.skipped, result.failed = read.skipped, read.failed
+    result.skips = [plan.judge(name, skip, here) for skip in read.skips]
+    return result
 
 
 class GameDay:
@@ -66,12 +101,17 @@ class GameDay:
         reports_root: Path,
         keep_up: bool = False,
         only: list[str] | None = None,
+        plan: GameDayPlan | None = None,
+        suites_root: Path | None = None,
     ) -> None:
         self.target = target
         self.run_id = datetime.now(UTC).strftime("gameday-%Y%m%dT%H%M%SZ")
         self.out = reports_root.absolute() / self.run_id
         self.keep_up = keep_up
         self.only = only
+        self.plan = plan or GameDayPlan()
+        self.root = (suites_root or repo_root()).absolute()
+        self.planned: list[str] = []
         self.results: list[SuiteResult] = []
 
     def say(self, line: str) -> None:
@@ -80,8 +120,7 @@ class GameDay:
 
     def suites(self) -> list[str]:
         """Suites that exist in this checkout (a suite directory with at least one test file)."""
-        root = repo_root()
-        have = [n for n in SUITES if any((root / n).glob("test_*.py"))]
+        have = [n for n in SUITES if any((self.root / n).glob("test_*.py"))]
         if self.only:
             unknown = sorted(set(self.only) - set(have))
             if unknown:
@@ -93,20 +132,31 @@ class GameDay:
             have = [n for n in have if n in self.only]
         return have
 
+    def verdict(self) -> Verdict:
+        """FAILED if a planned suite did not run or failed; INCOMPLETE if one skipped what the
+        plan does not expect here; PASSED only when everything planned was shown."""
+        if not self.results or len(self.results) < len(self.planned):
+            return Verdict.FAILED
+        return Verdict.worst(r.verdict for r in self.results)
+
     def run(self) -> int:
-        suites = self.suites()
+        self.planned = self.suites()
         self.out.mkdir(parents=True, exist_ok=True)
         started_here = not self.target.is_up()
         t0 = time.monotonic()
-        self.say(f"game day {self.run_id}: suites {', '.join(suites)}; reports in {self.out}")
+        self.say(f"game day {self.run_id}: suites {', '.join(self.planned)}; "
+                 f"reports in {self.out}")  # fmt: skip
+        self.say(f"game-day plan ({self.plan.source}): {len(self.plan.expected)} expected "
+                 "skip(s); any other skip makes the game day INCOMPLETE")  # fmt: skip
         try:
             self.say("bringing the stack up" if started_here else "stack is up; reusing it")
             from opsdrill.faults.rollback import rollback
 
             rollback(self.target, say=lambda line: self.say(f"  {line}"))
             self.target.up(say=lambda line: self.say(f"  {line}"))
-            for name in suites:
-                self.results.append(self.run_suite(name))
+            here = Conditions(self.target.endpoints.api_url)
+            for name in self.planned:
+                self.results.append(self.run_suite(name, here))
         finally:
             if started_here and not self.keep_up:
                 self.say("tearing the stack down")
@@ -116,14 +166,18 @@ class GameDay:
 
             self.say(f"report: {build_report(self.out)}")
             self.allure_report()
-        ok = all(r.passed for r in self.results) and len(self.results) == len(suites)
-        self.say(f"game day {'PASSED' if ok else 'FAILED'}; summary: {self.out / 'summary.md'}")
-        return ExitCode.OK if ok else ExitCode.FAILED
+        verdict = self.verdict()
+        for skip in (s for r in self.results for s in r.skips):
+            label = "expected" if skip.expected else "NOT EXPECTED"
+            self.say(f"skip {label}: {skip.test}: {skip.message} ({skip.why})")
+        self.say(f"game day {verdict}; summary: {self.out / 'summary.md'}")
+        return int(verdict.exit_code)
 
-    def run_suite(self, name: str) -> SuiteResult:
+    def run_suite(self, name: str, here: Conditions) -> SuiteResult:
         junit = self.out / f"{name}.xml"
         cmd = [
-            sys.executable, "-m", "pytest", str(repo_root() / name),
+            sys.executable, "-m", "pytest", str(self.root / name),
+            f"--rootdir={self.root}",
             f"--target=local:{self.target.state_dir}",
             f"--junitxml={junit}",
             f"--opsdrill-reports={self.out / name}",
@@ -133,12 +187,13 @@ class GameDay:
         ]  # fmt: skip
         self.say(f"suite {name}: {' '.join(cmd[3:4])}")
         t0 = time.monotonic()
-        code = subprocess.run(cmd, cwd=repo_root(), check=False).returncode
-        result = SuiteResult(name, code, time.monotonic() - t0, junit=junit.name)
-        _read_junit(junit, result)
+        code = subprocess.run(cmd, cwd=self.root, check=False).returncode
+        result = judge_suite(name, code, time.monotonic() - t0, junit, self.plan, here)
+        expected = len(result.skips) - len(result.unexpected_skips)
         self.say(
             f"suite {name}: {result.verdict} — {result.tests} tests, {result.failures} failed, "
-            f"{result.errors} errors, {result.skipped} skipped in {result.seconds:.1f} s"
+            f"{result.errors} errors, {result.skipped} skipped ({expected} expected on this "
+            f"machine) in {result.seconds:.1f} s"
         )
         return result
 
@@ -157,21 +212,28 @@ class GameDay:
                  else f"allure generate failed: {done.stderr.strip()[-300:]}")  # fmt: skip
 
     def write_summary(self, seconds: float) -> None:
-        ok = bool(self.results) and all(r.passed for r in self.results)
-        data = {
+        verdict = self.verdict()
+        skips = [asdict(s) for r in self.results for s in r.skips]
+        unexpected = [s for s in skips if not s["expected"]]
+        data: dict[str, Any] = {
             "run_id": self.run_id,
-            "passed": ok,
+            "verdict": str(verdict),
+            "passed": verdict is Verdict.PASSED,
             "seconds": round(seconds, 1),
-            "suites": [asdict(r) | {"passed": r.passed} for r in self.results],
+            "plan": self.plan.source,
+            "suites": [r.as_dict() for r in self.results],
+            "skips": skips,
         }
         from opsdrill.report.collect import RunArtefacts
 
+        artefacts = RunArtefacts.load(self.out)
         drills: list[dict[str, Any]] = [
             {k: i.get(k) for k in ("drill", "runbook", "passed", "mttd_seconds", "mttr_seconds",
                                    "failed_probes", "total_probes", "incident_id")}
-            for i in RunArtefacts.load(self.out).incidents
+            for i in artefacts.incidents
         ]  # fmt: skip
         data["drills"] = drills
+        data["coverage"] = _coverage(artefacts.coverage)
         (self.out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
         for d in drills:
             self.say(
@@ -181,21 +243,30 @@ class GameDay:
         lines = [
             f"# Game day {self.run_id}",
             "",
-            f"**{'PASSED' if ok else 'FAILED'}** in {seconds:.0f} s on the embedded stack "
-            f"(`{self.target.state_dir}`).",
+            f"**{verdict}** in {seconds:.0f} s on the embedded stack (`{self.target.state_dir}`)"
+            + (f": {len(unexpected)} skipped test(s) the plan does not expect on this machine."
+               if verdict is Verdict.INCOMPLETE else "."),
             "",
             "| suite | verdict | tests | failed | errors | skipped | seconds |",
             "|---|---|---:|---:|---:|---:|---:|",
-        ]
+        ]  # fmt: skip
         for r in self.results:
             lines.append(
                 f"| {r.name} | {r.verdict} | {r.tests} | {r.failures} | {r.errors} | "
                 f"{r.skipped} | {r.seconds:.1f} |"
             )
+        missing = self.planned[len(self.results) :]
+        if missing:
+            lines += ["", f"Did not run: {', '.join(missing)}."]
+        if cov := data["coverage"]:
+            lines += ["", f"Runbook coverage: {cov['covered']} of {cov['total']} procedures "
+                      "covered by a test that ran" + (f"; skipped, no test ran: "
+                      f"{', '.join(cov['skipped'])}" if cov["skipped"] else "") + "."]  # fmt: skip
         lines += _drill_lines(data)
         failed = [(r.name, t) for r in self.results for t in r.failed]
         if failed:
             lines += ["", "## Failed", ""] + [f"- `{s}`: {t}" for s, t in failed]
+        lines += _skip_lines(skips, self.plan.source)
         (self.out / "summary.md").write_text("\n".join(lines) + "\n")
 
 
@@ -218,16 +289,26 @@ def _drill_lines(data: dict) -> list[str]:  # type: ignore[type-arg]
     return lines
 
 
-def _read_junit(path: Path, result: SuiteResult) -> None:
-    """Fill counts and failed test ids from pytest's JUnit XML, when it was written."""
-    if not path.exists():
-        return
-    root = ET.parse(path).getroot()
-    for suite in root.iter("testsuite"):
-        result.tests += int(suite.get("tests", 0))
-        result.failures += int(suite.get("failures", 0))
-        result.errors += int(suite.get("errors", 0))
-        result.skipped += int(suite.get("skipped", 0))
-    for case in root.iter("testcase"):
-        if case.find("failure") is not None or case.find("error") is not None:
-            result.failed.append(f"{case.get('classname')}::{case.get('name')}")
+def _coverage(rows: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The suites' runbook coverage merged: only a test that ran covers a procedure."""
+    if not rows:
+        return None
+    return {
+        "covered": sum(1 for r in rows.values() if r.get("covered")),
+        "total": len(rows),
+        "skipped": [p for p, r in rows.items() if r["result"] == "skipped"],
+    }
+
+
+def _skip_lines(skips: list[dict[str, Any]], plan: str) -> list[str]:
+    """Every skip with pytest's reason and whether the plan expects it on this machine."""
+    if not skips:
+        return []
+    lines = ["", "## Skips", "", f"Plan: {plan}.", "",
+             "| suite | test | skip reason | expected here | why |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for s in skips:
+        cells = [s["suite"], f"`{s['test']}`", s["message"], "yes" if s["expected"] else "**no**",
+                 s["why"]]  # fmt: skip
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return lines

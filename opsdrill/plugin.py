@@ -24,8 +24,8 @@ MARKERS = (
     "gpu: needs CUDA; skipped with the reason where there is none",
     "fault(kind, **params): the fault a drill injects (its Fault.kind), shown by --plan",
 )
-#: --plan and --chaos-seed (opsdrill/chaos_plan.py)
-pytest_plugins = ["opsdrill.chaos_plan"]
+#: --plan and --chaos-seed (opsdrill/chaos_plan.py); --coverage-min (opsdrill/coverage.py)
+pytest_plugins = ["opsdrill.chaos_plan", "opsdrill.coverage"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -76,7 +76,7 @@ def test_report_has_every_section_and_a_real_plot(tmp_path: Path) -> None:
     assert "Game day <b>FAILED</b>" in page
     assert "chaos/test_x.py::test_y" in page
     assert "db-sigkill" in page and "0.41 s" in page and "3.20 s" in page
-    assert "1 of 2 procedures have a test" in page
+    assert "1 of 2 procedures covered by a test that ran" in page
     assert "prediction-latency" in page and "p95 612 ms" in page and "burn rate 2.8x" in page
     [uri] = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
     assert base64.b64decode(uri).startswith(b"\x89PNG"), "the plot must be a real PNG"
@@ -91,3 +91,53 @@ def test_report_of_an_empty_folder_is_still_a_page(tmp_path: Path) -> None:
 def test_report_command_refuses_a_missing_folder(tmp_path: Path, capsys) -> None:
     assert main(["report", str(tmp_path / "nope")]) == ExitCode.USAGE
     assert "is not a directory" in capsys.readouterr().err
+
+
+def test_report_says_incomplete_and_lists_every_skip(tmp_path: Path) -> None:
+    run = tmp_path / "gameday-y"
+    run.mkdir()
+    skips = [
+        {"suite": "chaos", "test": "chaos/test_gpu_oom.py::test_cuda_oom", "expected": True,
+         "message": "torch sees no CUDA device here", "why": "no CUDA on this machine"},
+        {"suite": "chaos", "test": "chaos/test_oom.py::test_oom_kill", "expected": False,
+         "message": "the stack has no worker memory cgroup", "why": "not declared in the plan"},
+    ]  # fmt: skip
+    (run / "summary.json").write_text(json.dumps({
+        "verdict": "INCOMPLETE", "passed": False, "seconds": 9.0, "plan": "gameday.yaml",
+        "skips": skips,
+        "suites": [{"name": "chaos", "verdict": "INCOMPLETE", "passed": False, "tests": 2,
+                    "failures": 0, "errors": 0, "skipped": 2, "seconds": 5.0, "failed": []}],
+    }))  # fmt: skip
+    page = build_report(run).read_text()
+    assert "Game day <b>INCOMPLETE</b>" in page and "banner skip" in page
+    assert "1 skipped test(s) the game-day plan does not expect" in page
+    assert "<td class='skip'>INCOMPLETE</td>" in page, "the suite's own verdict"
+    assert "2 test(s) skipped" in page and "expects 1 of them" in page
+    for s in skips:
+        assert s["test"] in page and s["message"] in page and s["why"] in page
+    assert page.count("NOT expected") == 1
+
+
+def test_report_of_an_older_summary_without_a_verdict(tmp_path: Path) -> None:
+    run = make_run(tmp_path)
+    page = build_report(run).read_text()
+    assert "Game day <b>FAILED</b>" in page and "<h2>Skips</h2>" not in page
+
+
+def test_coverage_counts_only_tests_that_ran_across_suites(tmp_path: Path) -> None:
+    def row(pid: str, result: str, covered: bool, tests: dict[str, str]) -> dict[str, object]:
+        return {"procedure": pid, "title": pid, "result": result, "covered": covered,
+                "tests": tests}  # fmt: skip
+
+    run = tmp_path / "gameday-z"
+    for suite, rows in {
+        "checks": [row("5.2.3", "not covered", False, {}),
+                   row("5.2.4", "skipped", False, {"checks/a": "skipped"})],
+        "chaos": [row("5.2.3", "skipped", False, {"chaos/gpu": "skipped"}),
+                  row("5.2.4", "passed", True, {"chaos/disk": "passed"})],
+    }.items():  # fmt: skip
+        (run / suite).mkdir(parents=True)
+        (run / suite / "runbook-coverage.json").write_text(json.dumps({"procedures": rows}))
+    page = build_report(run).read_text()
+    assert "1 of 2 procedures covered by a test that ran; skipped, no test ran: 5.2.3." in page
+    assert "<td class='skip'>skipped</td>" in page and "<td class='pass'>passed</td>" in page

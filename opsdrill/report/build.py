@@ -1,4 +1,4 @@
-"""Render `index.html` for a run: verdict, suites, SLOs, drills with plots, runbook coverage."""
+"""Render `index.html` for a run: verdict, suites, skips, SLOs, drills, runbook coverage."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ th{background:#f5f5f5} td.num{text-align:right;font-variant-numeric:tabular-nums
 .skip{color:#9a6700} .none{color:#888}
 .banner{padding:.6rem 1rem;border-radius:6px;font-size:1.1rem;margin:1rem 0}
 .banner{background:#f0f0f0} .banner.pass{background:#dafbe1} .banner.fail{background:#ffebe9}
+.banner.skip{background:#fff8c5}
 img{max-width:100%} small{color:#666}
 """
 
@@ -30,8 +31,9 @@ def _e(value: object) -> str:
 
 
 def _cls(result: str) -> str:
-    return {"passed": "pass", "PASS": "pass", "failed": "fail", "FAIL": "fail", "error": "fail",
-            "skipped": "skip"}.get(result, "none")  # fmt: skip
+    return {"passed": "pass", "PASS": "pass", "PASSED": "pass", "failed": "fail", "FAIL": "fail",
+            "FAILED": "fail", "error": "fail", "skipped": "skip", "INCOMPLETE": "skip"}.get(
+                result, "none")  # fmt: skip
 
 
 def _fmt_s(value: float | None) -> str:
@@ -41,7 +43,7 @@ def _fmt_s(value: float | None) -> str:
 def build_report(run_dir: Path) -> Path:
     """Write `run_dir/index.html` from whatever artefacts the run left; return its path."""
     run = RunArtefacts.load(run_dir)
-    parts = [_header(run), _suites(run), _slo(run), _drills(run), _coverage(run)]
+    parts = [_header(run), _suites(run), _skips(run), _slo(run), _drills(run), _coverage(run)]
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"
         f"<title>opsdrill report — {_e(run_dir.name)}</title><style>{CSS}</style></head><body>"
@@ -53,21 +55,35 @@ def build_report(run_dir: Path) -> Path:
     return out
 
 
+def _verdict(summary: dict[str, Any]) -> str | None:
+    """PASSED, FAILED or INCOMPLETE; a summary from before INCOMPLETE existed has `passed`."""
+    if "verdict" in summary:
+        return str(summary["verdict"])
+    if "passed" in summary:
+        return "PASSED" if summary["passed"] else "FAILED"
+    return None
+
+
 def _header(run: RunArtefacts) -> str:
     s = run.summary or {}
-    passed = s.get("passed")
-    if passed is None:
+    verdict = _verdict(s)
+    if verdict is None:
         return (
             f"<h1>opsdrill report</h1><small>{_e(run.root.name)}</small>"
             "<div class='banner'>A partial run: no game-day summary, only the suites below.</div>"
         )
-    verdict = "PASSED" if passed else "FAILED"
-    cls = "pass" if passed else "fail"
+    unexpected = [x for x in s.get("skips", []) if not x.get("expected")]
+    why = (
+        f": {len(unexpected)} skipped test(s) the game-day plan does not expect on this "
+        "machine, so what they show was not shown"
+        if verdict == "INCOMPLETE"
+        else ""
+    )
     return (
         f"<h1>opsdrill report</h1><small>{_e(run.root.name)}</small>"
-        f"<div class='banner {cls}'>Game day <b>{verdict}</b>"
+        f"<div class='banner {_cls(verdict)}'>Game day <b>{_e(verdict)}</b>"
         + (f" in {s['seconds']:.0f} s" if "seconds" in s else "")
-        + "</div>"
+        + f"{_e(why)}</div>"
     )
 
 
@@ -76,8 +92,8 @@ def _suites(run: RunArtefacts) -> str:
     if not suites:
         return ""
     rows = "".join(
-        f"<tr><td>{_e(x['name'])}</td><td class='{'pass' if x['passed'] else 'fail'}'>"
-        f"{'PASS' if x['passed'] else 'FAIL'}</td><td class=num>{x['tests']}</td>"
+        f"<tr><td>{_e(x['name'])}</td><td class='{_cls(v := _verdict(x) or '?')}'>{_e(v)}</td>"
+        f"<td class=num>{x['tests']}</td>"
         f"<td class=num>{x['failures'] + x['errors']}</td><td class=num>{x['skipped']}</td>"
         f"<td class=num>{x['seconds']:.1f}</td></tr>"
         for x in suites
@@ -89,6 +105,28 @@ def _suites(run: RunArtefacts) -> str:
         "<h2>Suites</h2><table><tr><th>suite</th><th>verdict</th><th>tests</th><th>failed</th>"
         f"<th>skipped</th><th>seconds</th></tr>{rows}</table>"
         + (f"<p>Failed tests:</p><ul>{''.join(failed)}</ul>" if failed else "")
+    )
+
+
+def _skips(run: RunArtefacts) -> str:
+    """Every skip with pytest's reason and whether the game-day plan expects it here."""
+    s = run.summary or {}
+    skips = s.get("skips", [])
+    if not skips:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_e(x['suite'])}</td><td><code>{_e(x['test'])}</code></td>"
+        f"<td>{_e(x['message'])}</td>"
+        f"<td class='{'pass' if x['expected'] else 'fail'}'>"
+        f"{'expected' if x['expected'] else 'NOT expected'}</td><td>{_e(x['why'])}</td></tr>"
+        for x in skips
+    )
+    return (
+        f"<h2>Skips</h2><p>{len(skips)} test(s) skipped; the game-day plan "
+        f"(<code>{_e(s.get('plan', '?'))}</code>) expects "
+        f"{sum(1 for x in skips if x['expected'])} of them on this machine.</p>"
+        "<table><tr><th>suite</th><th>test</th><th>skip reason</th><th>on this machine</th>"
+        f"<th>why</th></tr>{rows}</table>"
     )
 
 
@@ -197,7 +235,8 @@ def _load_during(inc: dict[str, Any], load: dict[str, Any] | None) -> str:
 def _coverage(run: RunArtefacts) -> str:
     if not run.coverage:
         return ""
-    covered = sum(1 for r in run.coverage.values() if r.get("tests"))
+    covered = sum(1 for r in run.coverage.values() if r.get("covered"))
+    skipped = [p for p, r in run.coverage.items() if r["result"] == "skipped"]
     rows = "".join(
         f"<tr><td>{_e(r['procedure'])}</td><td>{_e(r.get('title', ''))}</td>"
         f"<td class='{_cls(r['result'])}'>{_e(r['result'])}</td>"
@@ -205,7 +244,9 @@ def _coverage(run: RunArtefacts) -> str:
         for r in run.coverage.values()
     )
     return (
-        f"<h2>Runbook coverage</h2><p>{covered} of {len(run.coverage)} procedures have a test."
-        "</p><table><tr><th>procedure</th><th>title</th><th>result</th><th>tests</th></tr>"
+        f"<h2>Runbook coverage</h2><p>{covered} of {len(run.coverage)} procedures covered by a "
+        "test that ran"
+        + (f"; skipped, no test ran: {_e(', '.join(skipped))}" if skipped else "")
+        + ".</p><table><tr><th>procedure</th><th>title</th><th>result</th><th>tests</th></tr>"
         f"{rows}</table>"
     )

@@ -50,10 +50,13 @@ class RunArtefacts:
         return run
 
     def _merge_coverage(self, row: dict[str, Any]) -> None:
-        """Several suites may cover one procedure: keep every test, the worst result wins."""
+        """Several suites may cover one procedure: keep every test, the worst result wins;
+        covered if a test ran in any suite, "skipped" only if every suite's tests skipped."""
         rank = {"failed": 3, "error": 3, "passed": 1, "skipped": 0, "not covered": -1}
         pid = row["procedure"]
-        have = self.coverage.setdefault(pid, {**row, "tests": {}})
+        covered = bool(row.get("covered", row["result"] in ("passed", "failed")))
+        have = self.coverage.setdefault(pid, {**row, "tests": {}, "covered": False})
         have["tests"].update(row.get("tests", {}))
+        have["covered"] = have["covered"] or covered  # a test that ran, in any suite
         if rank.get(row["result"], 0) > rank.get(have["result"], 0):
             have["result"] = row["result"]
