@@ -225,20 +225,18 @@ class GameDay:
             "skips": skips,
         }
         from opsdrill.report.collect import RunArtefacts
+        from opsdrill.report.summary import drill_data, drill_lines, slo_data, slo_lines
 
         artefacts = RunArtefacts.load(self.out)
-        drills: list[dict[str, Any]] = [
-            {k: i.get(k) for k in ("drill", "runbook", "passed", "mttd_seconds", "mttr_seconds",
-                                   "failed_probes", "total_probes", "incident_id")}
-            for i in artefacts.incidents
-        ]  # fmt: skip
-        data["drills"] = drills
+        data |= drill_data(artefacts.incidents)
+        data["slo"] = slo_data(artefacts.slo)
         data["coverage"] = _coverage(artefacts.coverage)
         (self.out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
-        for d in drills:
+        for d in data["drills"]:
             self.say(
                 f"drill {d['drill']:<22} {'PASS' if d['passed'] else 'FAIL'}  "
-                f"MTTD {_secs(d['mttd_seconds'])} s  MTTR {_secs(d['mttr_seconds'])} s"
+                f"MTTD {_secs(d['mttd_seconds'])} s  MTTR {_secs(d['mttr_seconds'])} s  "
+                f"{d['procedure'] or ''}"
             )
         lines = [
             f"# Game day {self.run_id}",
@@ -262,7 +260,8 @@ class GameDay:
             lines += ["", f"Runbook coverage: {cov['covered']} of {cov['total']} procedures "
                       "covered by a test that ran" + (f"; skipped, no test ran: "
                       f"{', '.join(cov['skipped'])}" if cov["skipped"] else "") + "."]  # fmt: skip
-        lines += _drill_lines(data)
+        lines += drill_lines(artefacts.incidents)
+        lines += slo_lines(artefacts.slo)
         failed = [(r.name, t) for r in self.results for t in r.failed]
         if failed:
             lines += ["", "## Failed", ""] + [f"- `{s}`: {t}" for s, t in failed]
@@ -272,21 +271,6 @@ class GameDay:
 
 def _secs(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
-
-
-def _drill_lines(data: dict) -> list[str]:  # type: ignore[type-arg]
-    """The drills table of the summary: MTTD and MTTR per drill, from its incident record."""
-    if not data.get("drills"):
-        return []
-    lines = ["", "## Drills", "", "| drill | runbook | verdict | MTTD s | MTTR s | failed probes |",
-             "|---|---|---|---:|---:|---:|"]  # fmt: skip
-    for d in data["drills"]:
-        lines.append(
-            f"| {d['drill']} | {d['runbook']} | {'PASS' if d['passed'] else 'FAIL'} | "
-            f"{_secs(d['mttd_seconds'])} | {_secs(d['mttr_seconds'])} | "
-            f"{d['failed_probes']}/{d['total_probes']} |"
-        )
-    return lines
 
 
 def _coverage(rows: dict[str, dict[str, Any]]) -> dict[str, Any] | None:

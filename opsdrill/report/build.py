@@ -7,7 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from opsdrill.report.collect import RunArtefacts
+from opsdrill.report.drills import DrillView, drill_view, mttr_by_procedure
 from opsdrill.report.plots import drill_plot, load_percentile_plot, png_data_uri
+from opsdrill.report.slo_view import GateRun, gate_runs, gate_verdict, pct
 
 __all__ = ["build_report"]
 
@@ -32,7 +34,8 @@ def _e(value: object) -> str:
 
 def _cls(result: str) -> str:
     return {"passed": "pass", "PASS": "pass", "PASSED": "pass", "failed": "fail", "FAIL": "fail",
-            "FAILED": "fail", "error": "fail", "skipped": "skip", "INCOMPLETE": "skip"}.get(
+            "FAILED": "fail", "error": "fail", "skipped": "skip", "INCOMPLETE": "skip",
+            "succeeded": "pass"}.get(
                 result, "none")  # fmt: skip
 
 
@@ -131,37 +134,65 @@ def _skips(run: RunArtefacts) -> str:
 
 
 def _slo_class(verdict: str) -> str:
-    return {"PASS": "pass", "FAIL": "fail", "INCONCLUSIVE": "fail"}.get(verdict.upper(), "skip")
+    """A gate run that is INCONCLUSIVE fails the gate (red); an SLO row that is INCONCLUSIVE
+    or SKIPPED was not judged (amber)."""
+    return {"PASS": "pass", "MET": "pass", "FAIL": "fail", "BREACHED": "fail", "ERROR": "fail",
+            "INCONCLUSIVE": "fail"}.get(verdict.upper(), "skip")  # fmt: skip
+
+
+def _row_class(verdict: str) -> str:
+    return "skip" if verdict.upper() == "INCONCLUSIVE" else _slo_class(verdict)
 
 
 def _slo(run: RunArtefacts) -> str:
-    """The load gate's verdict per SLO (load/slo.json), with the error budget it burned."""
+    """The load gate's verdict per profile and SLO (load/slo.json): the evidence each rests on."""
     slo = run.slo
     if not slo:
         return ""
-    rows = []
-    for v in slo.get("slos", []):
-        verdict = str(v.get("verdict", "?"))
-        rows.append(
-            f"<tr><td>{_e(v.get('slo', v.get('name', '?')))}</td>"
-            f"<td>{_e(v.get('objective', ''))}</td><td>{_e(v.get('measured', ''))}</td>"
-            f"<td class='{_slo_class(verdict)}'>{_e(verdict)}</td>"
-            f"<td>{_e(v.get('budget', ''))}</td></tr>"
-        )
-    verdict = str(slo.get("verdict", "?"))
-    load = (
-        f"<p>Load gate <b class='{_slo_class(verdict)}'>{_e(verdict)}</b>: "
-        f"{_e(slo.get('achieved_rate', '?'))} of {_e(slo.get('target_rate', '?'))} requests/s "
-        f"achieved ({_e(slo.get('achieved_count', '?'))} of {_e(slo.get('target_count', '?'))} "
-        f"due requests sent on time) over {_e(slo.get('duration_s', '?'))} s; a run below its "
-        "target load is inconclusive and fails the gate.</p>"
+    runs = gate_runs(slo)
+    gate = gate_verdict(slo)
+    head = (
+        f"<p>Load gate <b class='{_slo_class(gate)}'>{_e(gate)}</b>"
+        + (f" over {len(runs)} profiles" if len(runs) > 1 else "")
+        + ". An SLO is MET only when the one-sided bound on its bad-event ratio is within the "
+        "error budget, BREACHED when the bound is beyond it, INCONCLUSIVE when the run had too "
+        "few events to tell; a run below its configured load is inconclusive and fails the "
+        "gate.</p>"
     )
     return (
-        "<h2>Service level objectives</h2>"
+        "<h2>Service level objectives</h2>" + head + "".join(_gate_run(g, len(runs)) for g in runs)
+    )
+
+
+def _gate_run(g: GateRun, n_runs: int) -> str:
+    rows = "".join(
+        f"<tr><td>{_e(r.slo)}</td><td>{_e(r.objective)}</td>"
+        f"<td class='{_row_class(r.verdict)}'>{_e(r.verdict)}</td>"
+        f"<td class=num>{_e(pct(r.good_ratio))}</td><td>{_e(r.bound)}</td>"
+        f"<td class=num>{_e(r.events)}</td>"
+        f"<td>{_e(r.measured)}"
+        + (f"<br><small>{_e(r.why)}</small>" if r.why else "")
+        + f"</td><td>{_e(r.budget)}</td></tr>"
+        for r in g.rows
+    )
+    name = f"profile <code>{_e(g.profile)}</code>: " if g.profile else ""
+    late = f", {g.late_count} sent late" if g.late_count is not None else ""
+    load = (
+        f"<p>{name}run <b class='{_slo_class(g.verdict)}'>{_e(g.verdict)}</b>: "
+        f"{_e(g.achieved_rate)} of {_e(g.target_rate)} requests/s "
+        f"achieved ({_e(g.achieved_count)} of {_e(g.target_count)} due requests sent on "
+        f"time{_e(late)}) over {_e(g.duration_s)} s"
+        + (f"; {_e(g.load_problem)}" if g.load_problem else "")
+        + ".</p>"
+    )
+    title = f"<h3>Profile {_e(g.profile)}</h3>" if g.profile and n_runs > 1 else ""
+    return (
+        title
         + load
-        + "<table><tr><th>SLO</th><th>objective</th><th>measured</th><th>verdict</th>"
+        + "<table><tr><th>SLO</th><th>objective</th><th>verdict</th><th>measured good</th>"
+        "<th>confidence bound</th><th>events</th><th>measured, and why not judged</th>"
         f"<th>error budget burned by this run, and what it means for the window</th></tr>"
-        f"{''.join(rows)}</table>"
+        f"{rows}</table>"
     )
 
 
@@ -169,26 +200,104 @@ def _drills(run: RunArtefacts) -> str:
     if not run.incidents:
         return ""
     rows, figures = [], []
-    for inc in run.incidents:
-        ok = inc.get("passed")
+    views = [drill_view(inc) for inc in run.incidents]
+    for inc, v in zip(run.incidents, views, strict=True):
+        prod = v.mttd_alert_production_seconds
         rows.append(
-            f"<tr><td>{_e(inc['drill'])}</td><td>{_e(inc.get('runbook', ''))}</td>"
+            f"<tr><td>{_e(v.drill)}</td><td>{_e(v.runbook)}</td>"
             f"<td>{_e(inc.get('severity', ''))}</td>"
-            f"<td class='{'pass' if ok else 'fail'}'>{'PASS' if ok else 'FAIL'}</td>"
-            f"<td class=num>{_fmt_s(inc.get('mttd_seconds'))}</td>"
-            f"<td class=num>{_fmt_s(inc.get('mttr_seconds'))}</td>"
-            f"<td class=num>{inc.get('failed_probes', 0)}/{inc.get('total_probes', 0)}</td>"
+            f"<td class='{'pass' if v.passed else 'fail'}'>{'PASS' if v.passed else 'FAIL'}</td>"
+            f"<td>{_e(v.procedure or '–')}</td>"
+            f"<td class=num>{_fmt_s(v.mttd_seconds)}</td>"
+            f"<td class=num>{_fmt_s(v.mttd_alert_seconds)}"
+            + (
+                f"<br><small>production ≈ {_fmt_s(prod)}</small>"
+                if prod is not None and prod != v.mttd_alert_seconds
+                else ""
+            )
+            + f"</td><td class=num>{_fmt_s(v.mttd_probe_seconds)}</td>"
+            f"<td class=num>{_fmt_s(v.mttr_seconds)}</td>"
+            f"<td class=num>{v.failed_probes}/{v.total_probes}</td>"
             f"<td>{_e(inc.get('fault', ''))}</td></tr>"
         )
         figures.append(_drill_detail(inc, run.load_during.get(inc["incident_id"])))
     return (
-        "<h2>Drills</h2><table><tr><th>drill</th><th>runbook</th><th>severity</th>"
-        "<th>verdict</th><th>MTTD</th><th>MTTR</th><th>failed probes</th><th>fault</th></tr>"
-        f"{''.join(rows)}</table>{''.join(figures)}"
+        "<h2>Drills</h2><p>MTTD runs from the end of the injection to the first of the "
+        "runbook's detectors; the alert's and the harness probe's are shown apart. The embedded "
+        "stack shortens alert rule windows, so the alert's MTTD at production scale is shown "
+        "under it. MTTR runs from the start of the injection to the steady state restored by "
+        "the runbook's procedure, before the harness reverts anything.</p>"
+        "<table><tr><th>drill</th><th>runbook</th><th>severity</th><th>verdict</th>"
+        "<th>recovery procedure</th><th>MTTD</th><th>alert MTTD</th><th>probe MTTD</th>"
+        "<th>MTTR</th><th>failed probes</th><th>fault</th></tr>"
+        f"{''.join(rows)}</table>{_mttr_by_procedure(views)}{''.join(figures)}"
+    )
+
+
+def _mttr_by_procedure(views: list[DrillView]) -> str:
+    rows = "".join(
+        f"<tr><td>{_e(p.procedure)}</td><td>{_e(', '.join(p.drills))}</td>"
+        f"<td class=num>{_fmt_s(p.median)}</td><td class=num>{_fmt_s(p.worst)}</td>"
+        f"<td class='{'fail' if p.not_recovered else 'none'}'>"
+        f"{_e(', '.join(p.not_recovered) or '–')}</td></tr>"
+        for p in mttr_by_procedure(views)
+    )
+    return (
+        "<h3>MTTR by recovery procedure</h3><table><tr><th>procedure</th><th>drills</th>"
+        "<th>median MTTR</th><th>worst MTTR</th><th>not recovered by it</th></tr>"
+        f"{rows}</table>"
+    )
+
+
+def _recovery(v: DrillView) -> str:
+    """The procedure's steps with their durations, or why there is none."""
+    if v.rode_it_out:
+        why = v.recovered_by or "no procedure; the stack did not ride it out"
+        return f"<p><b>Recovery</b>: rode it out — {_e(why)}.</p>"
+    if not v.procedure:
+        return ""
+    steps = "".join(
+        f"<tr><td>{_e(s.step)}</td><td class=num>{_fmt_s(s.duration)}</td>"
+        f"<td class='{_cls(s.status)}'>{_e(s.status)}</td><td>{_e(s.result)}</td></tr>"
+        for s in v.steps
+    )
+    by = v.recovered_by or "not restored by the procedure"
+    return (
+        f"<p><b>Recovery</b>: {_e(v.procedure)}; steady state: {_e(by)}.</p>"
+        "<table><tr><th>step</th><th>took</th><th>status</th><th>result</th></tr>"
+        f"{steps}</table>"
+    )
+
+
+def _detection(inc: dict[str, Any], v: DrillView) -> str:
+    """Each detector: when it said yes after the injection, or that it was skipped and why."""
+    start = next((e["t"] for e in inc.get("timeline", []) if e.get("name") == "injected"), None)
+    skipped = {s.split(": skipped: ", 1)[0]: s for s in v.skipped_detectors}
+    rows = []
+    for d in inc.get("detections") or []:
+        name, t = str(d.get("detector", "?")), d.get("t")
+        if name in skipped:
+            when = f"<td class=skip>{_e(skipped.pop(name).split(': ', 1)[1])}</td>"
+        elif t is None or start is None:
+            when = "<td class=fail>never</td>"
+        else:
+            when = f"<td class=num>{_fmt_s(round(t - start, 3))}</td>"
+        rows.append(f"<tr><td>{_e(name)}</td><td>{_e(d.get('kind', ''))}</td>{when}"
+                    f"<td>{_e(d.get('note', ''))}</td></tr>")  # fmt: skip
+    rows += [f"<tr><td colspan=4 class=skip>{_e(s)}</td></tr>" for s in skipped.values()]
+    if not rows:
+        return ""
+    inj = v.injection_seconds
+    return (
+        "<p><b>Detection</b>"
+        + (f" (the injection itself took {_fmt_s(inj)}, not counted)" if inj is not None else "")
+        + ":</p><table><tr><th>detector</th><th>kind</th><th>after injection</th><th>note</th>"
+        f"</tr>{''.join(rows)}</table>"
     )
 
 
 def _drill_detail(inc: dict[str, Any], load: dict[str, Any] | None = None) -> str:
+    v = drill_view(inc)
     png = drill_plot(inc)
     img = f"<img alt='latency plot of {_e(inc['drill'])}' src='{png_data_uri(png)}'>" if png else ""
     events = "".join(
@@ -199,7 +308,7 @@ def _drill_detail(inc: dict[str, Any], load: dict[str, Any] | None = None) -> st
     errors = "".join(f"<li class=fail>{_e(x)}</li>" for x in inc.get("errors", []))
     return (
         f"<h3>{_e(inc.get('title', inc['drill']))} <small>{_e(inc['incident_id'])}</small></h3>"
-        f"{img}{_load_during(inc, load)}"
+        f"{_recovery(v)}{_detection(inc, v)}{img}{_load_during(inc, load)}"
         "<details><summary>timeline</summary><table><tr><th>t (s)</th><th>event</th>"
         f"<th>detail</th></tr>{events}</table></details>" + (f"<ul>{errors}</ul>" if errors else "")
     )
