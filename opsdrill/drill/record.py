@@ -41,6 +41,8 @@ def _integrity(r: DrillResult) -> str:
 
 
 def _detection(r: DrillResult) -> list[str]:
+    """Each detector's time after the injection, "skipped: why" for one this target could not
+    ask (never "never": it was not asked), and the alert's rule-window scaling."""
     if not r.detections:
         return []
     start = r.timeline.first("injected")
@@ -51,18 +53,38 @@ def _detection(r: DrillResult) -> list[str]:
         "|---|---|---:|---|",
     ]
     for d in r.detections:
-        after = None if d.t is None or start is None else d.t - start.t
-        note = next((x.note for x in r.spec.detectors if x.name == d.name), "")
-        lines.append(f"| {d.name} | {d.kind} | {_fmt(after) if after is not None else 'never'}"
-                     f" | {note} |")  # fmt: skip
+        spec = next((x for x in r.spec.detectors if x.name == d.name), None)
+        if spec is not None and spec.skipped:
+            when = f"skipped: {spec.skipped}"
+        elif d.t is None or start is None:
+            when = "never"
+        else:
+            when = _fmt(d.t - start.t)
+        lines.append(f"| {d.name} | {d.kind} | {when} | {spec.note if spec else ''} |")
     return [*lines, ""]
 
 
+def _scaling(r: DrillResult) -> str:
+    """How the first alert that fired is scaled here (its detector's note), if it is."""
+    fired = sorted((d for d in r.detections if d.kind == "alert" and d.t is not None),
+                   key=lambda d: d.t or 0.0)  # fmt: skip
+    notes = [x.note for d in fired for x in r.spec.detectors if x.name == d.name and x.note]
+    return f" ({notes[0]})" if notes else ""
+
+
 def _procedure(r: DrillResult) -> list[str]:
+    """The procedure with each step's start, duration and result; or why there is none."""
     proc = r.spec.recover
+    if proc is None and not r.spec.fault.recovers_by_itself:
+        return ["No procedure named, and the fault does not recover by itself.", ""]
     if proc is None:
-        return [f"No procedure: {r.spec.fault.recovers_reason}", ""]
-    lines = [f"Procedure {proc.describe()}:", "", "| step | start (s) | took | status | result |",
+        rode = "the stack rode it out" if r.recovered_by else "the stack did not ride it out"
+        return [f"No procedure: the fault is transient by nature "
+                f"({r.spec.fault.recovers_reason}); {rode}.", ""]  # fmt: skip
+    took = r.timeline.between("procedure_started", "procedure_finished")
+    outcome = "steady state restored by it" if r.recovered_by else "steady state NOT restored by it"
+    lines = [f"Procedure {proc.describe()} (took {_fmt(took)}; {outcome}):", "",
+             "| step | start (s) | took | status | result |",
              "|---|---:|---:|---|---|"]  # fmt: skip
     for s in r.timeline.steps:
         result = s.error or "; ".join(s.actions)
@@ -87,10 +109,12 @@ def _markdown(r: DrillResult) -> str:
         f"| MTTD (end of injection → first detector) | {_fmt(r.mttd)} |",
         f"| MTTD by the alert (embedded stack: rule windows scaled) | {_fmt(r.mttd_alert)} |",
         f"| MTTD by the alert, rule windows at production scale | "
-        f"{_fmt(r.mttd_alert_production)} |",
+        f"{_fmt(r.mttd_alert_production)}{_scaling(r)} |",
         f"| MTTD by the harness's probes | {_fmt(r.mttd_probe)} |",
-        f"| MTTR (start of injection → steady state restored by the procedure) | {_fmt(r.mttr)} |",
+        f"| MTTR (start of injection → steady state restored, before the revert) | "
+        f"{_fmt(r.mttr)} |",
         f"| recovered by | {r.recovered_by or 'not recovered before the revert'} |",
+        f"| detectors skipped on this target | {'; '.join(r.skipped_detectors) or 'none'} |",
         "",
         *_detection(r),
         "## Summary",
