@@ -302,3 +302,56 @@ def test_gameday_runs_checks_reports_and_tears_down(tmp_path: Path) -> None:
     target = LocalTarget(state)
     assert not any(s.is_running() for s in target.services.values()), "stack left running"
     target.destroy()
+
+
+def test_the_summary_shows_recovery_split_mttd_and_slo_evidence(tmp_path: Path) -> None:
+    """summary.md/.json from a run's incident records and slo.json (no stack: the artefacts
+    are written by hand in the runner's and the gate's formats)."""
+    from opsdrill.gameday import GameDay
+    from tests.test_report_slo import GATE
+
+    day = GameDay(LocalTarget(tmp_path / "state"), reports_root=tmp_path / "reports")
+    step = {"runbook": "5.2.2", "procedure": "fix 1: start PostgreSQL", "step": "start PostgreSQL",
+            "start": 2.0, "end": 4.5, "status": "succeeded", "actions": ["started"], "error": "",
+            "duration": 2.5}  # fmt: skip
+    fixed = {"incident_id": "INC-1-db-sigkill", "drill": "db-sigkill", "runbook": "5.2.2",
+             "passed": True, "injection_seconds": 0.2, "mttd_seconds": 0.4,
+             "mttd_alert_seconds": 1.5, "mttd_probe_seconds": 0.4,
+             "mttd_alert_production_seconds": 60.5, "mttr_seconds": 5.1,
+             "recovered_by": "§5.2.2 fix 1: start PostgreSQL",
+             "procedure": {"runbook": "5.2.2", "title": "fix 1: start PostgreSQL",
+                           "steps": [step]},
+             "detections": [{"detector": "PostgresDown", "kind": "alert", "t": 2.7,
+                             "note": "rule windows scaled ×60 in the embedded stack"}],
+             "skipped_detectors": [], "failed_probes": 3, "total_probes": 20}  # fmt: skip
+    ridden = {"incident_id": "INC-2-latency", "drill": "latency", "runbook": "5.2.5",
+              "passed": True, "mttd_seconds": 0.3, "mttd_alert_seconds": None,
+              "mttd_probe_seconds": 0.3, "mttd_alert_production_seconds": None,
+              "mttr_seconds": 2.0, "procedure": None,
+              "recovered_by": "the stack itself (the toxic's delay ends with the request)",
+              "skipped_detectors": ["HighLatency: skipped: no Prometheus on this target"],
+              "failed_probes": 0, "total_probes": 10}  # fmt: skip
+    folder = day.out / "chaos" / "incidents"
+    folder.mkdir(parents=True)
+    for inc in (fixed, ridden):
+        (folder / f"{inc['incident_id']}.json").write_text(json.dumps(inc))
+    (day.out / "load" / "load").mkdir(parents=True)
+    (day.out / "load" / "load" / "slo.json").write_text(json.dumps(GATE))
+    day.write_summary(12.0)
+    md = (day.out / "summary.md").read_text()
+    assert ("| db-sigkill | 5.2.2 | PASS | §5.2.2 fix 1: start PostgreSQL | 0.40 | "
+            "1.50 (production ≈ 60.50) | 0.40 | 5.10 | 3/20 |") in md  # fmt: skip
+    assert "| latency | 5.2.5 | PASS | rode it out (no procedure) | 0.30 | – | 0.30 | 2.00 |" in md
+    assert "rule windows scaled ×60" in md
+    assert "| §5.2.2 fix 1: start PostgreSQL | db-sigkill | 5.10 | 5.10 | – |" in md
+    assert "- **db-sigkill**: §5.2.2 fix 1: start PostgreSQL: start PostgreSQL 2.50 s" in md
+    assert "- **latency**: rode it out — the stack itself (the toxic's delay" in md
+    assert "skipped detector HighLatency: skipped: no Prometheus on this target" in md
+    assert "Profile `cache-cold`: FAIL" in md and "| BREACHED | 99.700 % | bad ≥ 0.156 %" in md
+    assert "11529 events needed" in md
+    data = json.loads((day.out / "summary.json").read_text())
+    [d1, d2] = data["drills"]
+    assert d1["procedure"] == "§5.2.2 fix 1: start PostgreSQL" and d2["rode_it_out"] is True
+    assert d1["mttd_alert_production_seconds"] == 60.5 and d1["steps"][0]["duration"] == 2.5
+    assert [p["median_seconds"] for p in data["mttr_by_procedure"]] == [5.1, 2.0]
+    assert data["slo"]["gate_verdict"] == "FAIL" and len(data["slo"]["profiles"]) == 3

@@ -77,8 +77,8 @@ def test_each_drill_names_its_procedure_or_that_the_stack_rode_it_out(run: Path)
     views = {n: drill_view(i) for n, i in incidents(run).items()}
     fixed, ridden, noop = views["a-fixed"], views["b-ridden"], views["c-noop"]
     assert fixed.procedure == "§5.2.2 fix: clear the flag" and fixed.recovered_by
-    assert [(s.step, s.status) for s in fixed.steps] == [("diagnose", "succeeded"),
-                                                         ("clear the flag", "succeeded")]  # fmt: skip
+    steps = [(s.step, s.status) for s in fixed.steps]
+    assert steps == [("diagnose", "succeeded"), ("clear the flag", "succeeded")]
     assert all(s.duration is not None for s in fixed.steps)
     assert ridden.procedure == RODE_IT_OUT and ridden.rode_it_out and not ridden.steps
     assert "the flag is harmless by design" in ridden.recovered_by
@@ -120,7 +120,8 @@ def test_the_report_shows_steps_rode_it_out_and_skipped_detectors(run: Path) -> 
     assert re.fullmatch(r"\d+\.\d\d s", step[1]) and step[2] == "succeeded"
     assert "rode it out — the stack itself (the flag is harmless by design)" in page
     assert "steady state: not restored by the procedure" in page, "the no-op drill"
-    assert row_of(page, "FlagPage")[2] == f"skipped: {NO_PROM}", "skipped with its reason, not 'never'"
+    skipped = row_of(page, "FlagPage")[2]
+    assert skipped == f"skipped: {NO_PROM}", "skipped with its reason, not 'never'"
 
 
 def test_the_summary_shows_the_same(run: Path) -> None:
