@@ -119,7 +119,8 @@ def test_the_report_shows_steps_rode_it_out_and_skipped_detectors(run: Path) -> 
     step = row_of(page, "clear the flag")
     assert re.fullmatch(r"\d+\.\d\d s", step[1]) and step[2] == "succeeded"
     assert "rode it out — the stack itself (the flag is harmless by design)" in page
-    assert "steady state: not restored by the procedure" in page, "the no-op drill"
+    assert "clear the flag; steady state restored by it." in page
+    assert "steady state NOT restored by the procedure" in page, "the no-op drill"
     skipped = row_of(page, "FlagPage")[2]
     assert skipped == f"skipped: {NO_PROM}", "skipped with its reason, not 'never'"
 

@@ -59,7 +59,7 @@ def _detection(r: DrillResult) -> list[str]:
         elif d.t is None or start is None:
             when = "never"
         else:
-            when = _fmt(d.t - start.t)
+            when = _fmt(max(0.0, d.t - start.t))  # polled from the end of the injection
         lines.append(f"| {d.name} | {d.kind} | {when} | {spec.note if spec else ''} |")
     return [*lines, ""]
 

@@ -175,10 +175,11 @@ def _gate_run(g: GateRun, n_runs: int) -> str:
         + f"</td><td>{_e(r.budget)}</td></tr>"
         for r in g.rows
     )
-    name = f"profile <code>{_e(g.profile)}</code>: " if g.profile else ""
+    name = f"profile <code>{_e(g.profile)}</code>: " if g.profile and n_runs == 1 else ""
     late = f", {g.late_count} sent late" if g.late_count is not None else ""
     load = (
-        f"<p>{name}run <b class='{_slo_class(g.verdict)}'>{_e(g.verdict)}</b>: "
+        f"<p>{name}{'run' if name else 'Run'} "
+        f"<b class='{_slo_class(g.verdict)}'>{_e(g.verdict)}</b>: "
         f"{_e(g.achieved_rate)} of {_e(g.target_rate)} requests/s "
         f"achieved ({_e(g.achieved_count)} of {_e(g.target_count)} due requests sent on "
         f"time{_e(late)}) over {_e(g.duration_s)} s"
@@ -261,9 +262,13 @@ def _recovery(v: DrillView) -> str:
         f"<td class='{_cls(s.status)}'>{_e(s.status)}</td><td>{_e(s.result)}</td></tr>"
         for s in v.steps
     )
-    by = v.recovered_by or "not restored by the procedure"
+    by = (
+        "restored by it"
+        if v.recovered_by == v.procedure
+        else v.recovered_by or "NOT restored by the procedure"
+    )
     return (
-        f"<p><b>Recovery</b>: {_e(v.procedure)}; steady state: {_e(by)}.</p>"
+        f"<p><b>Recovery</b>: {_e(v.procedure)}; steady state {_e(by)}.</p>"
         "<table><tr><th>step</th><th>took</th><th>status</th><th>result</th></tr>"
         f"{steps}</table>"
     )
@@ -281,7 +286,8 @@ def _detection(inc: dict[str, Any], v: DrillView) -> str:
         elif t is None or start is None:
             when = "<td class=fail>never</td>"
         else:
-            when = f"<td class=num>{_fmt_s(round(t - start, 3))}</td>"
+            # polled from the end of the injection: a yes that rounds earlier is 0, as in MTTD
+            when = f"<td class=num>{_fmt_s(max(0.0, round(t - start, 3)))}</td>"
         rows.append(f"<tr><td>{_e(name)}</td><td>{_e(d.get('kind', ''))}</td>{when}"
                     f"<td>{_e(d.get('note', ''))}</td></tr>")  # fmt: skip
     rows += [f"<tr><td colspan=4 class=skip>{_e(s)}</td></tr>" for s in skipped.values()]

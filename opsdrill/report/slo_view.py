@@ -50,11 +50,11 @@ class SloRow:
 
     @property
     def events(self) -> str:
-        return (
-            "–"
-            if self.total is None
-            else f"{self.bad if self.bad is not None else '?'} bad of {self.total}"
-        )
+        if self.total is None:
+            return "–"
+        if self.total == 0:
+            return "none"
+        return f"{self.bad if self.bad is not None else '?'} bad of {self.total}"
 
     @property
     def bound(self) -> str:
