@@ -62,7 +62,7 @@ def drill_lines(incidents: list[dict[str, Any]]) -> list[str]:
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     notes = sorted({v.alert_note for v in views if v.alert_note})
     if notes:
-        lines += ["", "Alert MTTD at production scale: the embedded stack shortens rule windows; "
+        lines += ["", "Alert MTTD at production scale (in parentheses): "
                   + "; ".join(notes) + "."]  # fmt: skip
     lines += ["", "### MTTR by recovery procedure", "",
               "| procedure | drills | median MTTR s | worst MTTR s | not recovered by it |",
