@@ -23,12 +23,13 @@ from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from opsdrill.load import hdr
-from opsdrill.load.config import ROUTES, LoadConfig
+from opsdrill.load.config import CACHE_BYPASS, ENV_KEY, ROUTES, LoadConfig
 from opsdrill.load.schedule import UserSchedule
 
 __all__ = ["Recorder", "paced_loop", "recorder"]
 
-COUNTERS = ("sent", "achieved", "ok", "transport", "http5xx", "http503", "http4xx", "late")
+COUNTERS = ("sent", "achieved", "ok", "transport", "http5xx", "http503", "http4xx", "http401",
+            "late")  # fmt: skip
 
 
 class Recorder:
@@ -63,7 +64,7 @@ class Recorder:
         c = self.counts[kind]
         c["sent"] += 1
         c["achieved"] += sent < cfg.end
-        c["late"] += sent - due > 0.1
+        c["late"] += sent - due > cfg.late_after
         if status == 0:
             c["transport"] += 1
         elif status >= 500:
@@ -71,6 +72,7 @@ class Recorder:
             c["http503"] += status in (502, 503, 504)
         elif status >= 400:
             c["http4xx"] += 1
+            c["http401"] += status in (401, 403)
         else:
             c["ok"] += 1
         self.recorded += 1
@@ -183,12 +185,14 @@ def send(user: Any, kind: str, rng: random.Random) -> int:
         elif kind == "predict:popular":
             body = {"series_id": rng.choice(popular), "horizon": 12}
             resp = client.post("/predict", json=body, name=name)
+        elif kind in ("forecast:cold", "predict:cold"):
+            resp = send_cold(client, kind, rng)
         elif kind == "runs:get":
             resp = client.get(f"/runs/{rng.choice(recorder_runs())}", name=name)
         elif kind == "runs:submit":
             body = {"series_id": rng.choice(tail), "model_name": "MLP", "horizon": 12,
                     "max_steps": cfg.run_max_steps, "run_name": "opsdrill-load"}  # fmt: skip
-            headers = {"X-API-Key": os.environ.get("OPSDRILL_API_KEY", "")}
+            headers = {"X-API-Key": os.environ.get(ENV_KEY, "")}
             resp = client.post("/runs", json=body, headers=headers, name=name)
             if _response_status(resp) == 201:
                 recorder.runs.append(int(resp.json()["run_id"]))
@@ -197,6 +201,19 @@ def send(user: Any, kind: str, rng: random.Random) -> int:
     except Exception:  # a failed connection is an outcome, not a crash of the generator
         return 0
     return _response_status(resp)
+
+
+def send_cold(client: Any, kind: str, rng: random.Random) -> Any:
+    """A forecast that runs the model: any series with a model, any horizon it allows, and the
+    app's cache-bypass header (it needs the API key; an app without the switch ignores it)."""
+    cfg = recorder.cfg()
+    series = rng.choice(cfg.popular + cfg.long_tail or ["airpassengers"])
+    horizon = rng.randint(1, cfg.horizons.get(series, 12))
+    headers = {**CACHE_BYPASS, "X-API-Key": os.environ.get(ENV_KEY, "")}
+    if kind == "forecast:cold":
+        return client.get(f"/forecast/{series}?horizon={horizon}", headers=headers, name=kind)
+    body = {"series_id": series, "horizon": horizon}
+    return client.post("/predict", json=body, headers=headers, name=kind)
 
 
 def recorder_runs() -> list[int]:

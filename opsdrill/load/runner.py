@@ -26,7 +26,7 @@ from opsdrill.errors import ServiceError, TargetUnreachable
 from opsdrill.load import hdr
 from opsdrill.load.config import DEFAULT_MIX, ENV_CONFIG, ENV_KEY, LoadConfig
 from opsdrill.load.result import LoadResult, endpoint_stats, judge
-from opsdrill.slo import SloFile, load_slo_file
+from opsdrill.slo import GateProfile, SloFile, load_slo_file
 
 __all__ = ["LoadHandle", "LoadProfile", "default_locustfile", "run_load", "start_load"]
 
@@ -39,20 +39,33 @@ def default_locustfile() -> Path:
 
 @dataclass(frozen=True)
 class LoadProfile:
-    """Target arrival `rate` (requests/s) held for `duration` s after a linear `ramp`."""
+    """Target arrival `rate` (requests/s) held for `duration` s after a linear `ramp`.
+
+    The thresholds a run is judged by (confidence, the share of the load that must be sent,
+    lateness) are the SLO file's (`slo.yaml` gate:), not the profile's.
+    """
 
     rate: float
     duration: float
     ramp: float = 2.0
-    users: int | None = None  # default: 2 per request/s, so a 2 s response stalls no one
-    min_rate_ratio: float = 0.95  # below this share of the due requests: inconclusive
+    users: int | None = None  # default: enough that a request timing out delays no schedule
     run_interval: float = 0.0  # a training run every N s during the steady phase; 0 = none
     run_wait: float = 90.0  # how long to wait for submitted runs to finish afterwards
-    timeout: float = 5.0  # per request
+    timeout: float = 2.0  # per request
+    run_max_steps: int = 10  # training steps of each submitted run
+    mix: tuple[tuple[str, float], ...] = ()  # (kind, share); empty = DEFAULT_MIX
+    name: str = ""
 
     @property
     def user_count(self) -> int:
-        return self.users or max(2, math.ceil(self.rate * 2))
+        """Each user waits for its answer, so it must be free again by its next due time."""
+        return self.users or max(2, math.ceil(self.rate * (self.timeout + 1)))
+
+    @classmethod
+    def from_gate(cls, p: GateProfile) -> LoadProfile:
+        """The load of one of the SLO file's gate profiles."""
+        return cls(rate=p.rate, duration=p.duration, ramp=p.ramp, run_interval=p.run_interval,
+                   run_wait=p.run_wait, timeout=p.timeout, mix=p.mix, name=p.name)  # fmt: skip
 
 
 class LoadHandle:
@@ -60,8 +73,9 @@ class LoadHandle:
 
     def __init__(self, procs: list[subprocess.Popen[bytes]], cfg: LoadConfig, work: Path,
                  api_url: str, profile: LoadProfile, slo_file: SloFile,
-                 workers: int, deadline: float) -> None:  # fmt: skip
+                 workers: int, deadline: float, api_key_given: bool = True) -> None:  # fmt: skip
         self.procs, self.cfg, self.work = procs, cfg, work
+        self.api_key_given = api_key_given
         self.api_url, self.profile, self.slo_file = api_url, profile, slo_file
         self.workers, self.deadline = workers, deadline
 
@@ -86,13 +100,14 @@ class LoadHandle:
         counts = raw["counts"]
         paced = [k for k in counts if k != "runs:submit"]
         achieved = sum(counts[k]["achieved"] for k in paced)
+        gate = self.slo_file.gate
         result = LoadResult(
-            target_rate=raw["target"] / self.cfg.duration,
+            target_rate=self.profile.rate,  # as configured, not as the users planned it
             achieved_rate=achieved / self.cfg.duration,
-            target_count=raw["target"],
+            target_count=math.floor(self.profile.rate * self.cfg.duration),
             achieved_count=achieved,
             duration=self.cfg.duration,
-            min_rate_ratio=self.profile.min_rate_ratio,
+            min_rate_ratio=gate.min_rate,
             complete=raw["complete"],
             workers=len(raw["workers"]),
             endpoints={k: endpoint_stats(k, hists[k], counts[k]) for k in sorted(hists)},
@@ -100,6 +115,14 @@ class LoadHandle:
             artefacts={p.name: str(p) for p in sorted(self.work.glob("locust*"))},
             histograms=hists,
             counts=counts,
+            profile=self.profile.name,
+            scheduled_count=raw["target"],
+            late_count=sum(counts[k]["late"] for k in paced),
+            late_after=self.cfg.late_after,
+            max_late_ratio=gate.max_late,
+            mix=dict(self.cfg.mix),
+            run_interval=self.profile.run_interval,
+            api_key_given=self.api_key_given,
         )
         result.verdicts = judge(result, self.slo_file)
         return result
@@ -127,15 +150,21 @@ def wait_for_runs(api_url: str, run_ids: list[int], timeout: float) -> dict[str,
     return out
 
 
-def discover_series(api_url: str, popular: list[str]) -> tuple[list[str], list[str]]:
-    """Series with a trained model: the popular ones asked for, and the long tail."""
+def discover_series(
+    api_url: str, popular: list[str]
+) -> tuple[list[str], list[str], dict[str, int]]:
+    """Series with a trained model: the popular ones asked for, the long tail, and the longest
+    horizon each one's models allow."""
     try:
         models = httpx.get(f"{api_url}/models", params={"limit": 1000}, timeout=10).json()
     except httpx.HTTPError as exc:
         raise TargetUnreachable(f"{api_url}/models does not answer: {exc}") from exc
-    have = sorted({m["series_id"] for m in models})
+    horizons: dict[str, int] = {}
+    for m in models:
+        horizons[m["series_id"]] = max(horizons.get(m["series_id"], 1), int(m["horizon"]))
+    have = sorted(horizons)
     pop = [s for s in popular if s in have] or have[:1]
-    return pop, [s for s in have if s not in pop]
+    return pop, [s for s in have if s not in pop], horizons
 
 
 def start_load(
@@ -156,15 +185,17 @@ def start_load(
     slos = slo_file if isinstance(slo_file, SloFile) else load_slo_file(slo_file)
     work = (reports_dir or Path(tempfile.mkdtemp(prefix="opsdrill-load-"))).absolute()
     work.mkdir(parents=True, exist_ok=True)
-    pop, tail = discover_series(api_url, list(popular))
+    pop, tail, horizons = discover_series(api_url, list(popular))
     distributed = processes > 1 or workers > 0
     users = profile.user_count
     start_in = 6.0 if distributed else 3.0  # Locust's start-up, workers connecting
     cfg = LoadConfig(
         t0=time.time() + start_in, ramp=profile.ramp, duration=profile.duration,
-        rate_per_user=profile.rate / users, users=users, mix=dict(mix or DEFAULT_MIX),
-        popular=pop, long_tail=tail, run_interval=profile.run_interval,
-        timeout=profile.timeout, result_path=str(work / "result.json"),
+        rate_per_user=profile.rate / users, users=users,
+        mix=dict(mix or profile.mix or DEFAULT_MIX), popular=pop, long_tail=tail,
+        horizons=horizons, run_interval=profile.run_interval,
+        run_max_steps=profile.run_max_steps, timeout=profile.timeout,
+        late_after=slos.gate.late_after, result_path=str(work / "result.json"),
         raw_dir=str(raw_dir or ""),
     )  # fmt: skip
     env = dict(os.environ, **{ENV_CONFIG: cfg.to_env(), ENV_KEY: api_key or ""})
@@ -191,7 +222,7 @@ def start_load(
     log = open(work / "master.log", "wb")  # noqa: SIM115
     procs.insert(0, subprocess.Popen(master, env=env, stdout=log, stderr=subprocess.STDOUT))
     return LoadHandle(procs, cfg, work, api_url, profile, slos, workers or processes,
-                      time.time() + bound + 30)  # fmt: skip
+                      time.time() + bound + 30, api_key_given=bool(api_key))  # fmt: skip
 
 
 def run_load(api_url: str, profile: LoadProfile, **kwargs: object) -> LoadResult:
