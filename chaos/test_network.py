@@ -17,6 +17,7 @@ import pytest
 
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults.network import Latency, ResetPeer
+from opsdrill.load.pytest_gate import slo_threshold
 from opsdrill.targets.base import Target
 from opsdrill.targets.local import LocalTarget
 
@@ -83,7 +84,7 @@ def test_db_latency_raises_forecast_p95(
 
     def slo_breached() -> bool:  # §2.3: prediction latency p95 < 500 ms
         seen["p95"] = p95(forecast_latencies(api, 3))
-        return seen["p95"] > 0.5
+        return seen["p95"] > slo_threshold("prediction-latency")
 
     def diagnose() -> list[str]:  # §5.2.5 diagnose: network latency to the database
         rtt = db_round_trip(app_dsn)

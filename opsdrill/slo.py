@@ -156,7 +156,7 @@ class GateProfile:
     rate: float
     duration: float
     ramp: float = 3.0
-    timeout: float = 2.0  # per request; slower is "not answered"
+    timeout: float = 5.0  # per request; slower is "not answered"
     run_interval: float = 0.0  # a training run every N s; 0 = none
     run_wait: float = 90.0  # how long submitted runs may take to finish after the load
     mix: tuple[tuple[str, float], ...] = ()  # (request kind, share); empty = the default mix

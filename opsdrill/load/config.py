@@ -57,11 +57,12 @@ class LoadConfig:
     horizons: dict[str, int] = field(default_factory=dict)  # series -> its model's horizon
     run_interval: float = 0.0  # seconds between training-run submissions; 0 = none
     run_max_steps: int = 10
-    timeout: float = 2.0
+    timeout: float = 5.0
     late_after: float = 0.1  # sent this long after its due time: late (slo.yaml gate)
     result_path: str = ""
     raw_dir: str = ""  # when set, every process also writes its raw samples (for tests)
     seed: int = 0
+    t0_file: str = ""  # when set, t0 is read from this file once the parent writes it
 
     @property
     def end(self) -> float:

@@ -45,11 +45,28 @@ class Recorder:
         self.shipped = 0
         self.workers: dict[str, dict[str, int]] = {}
         self.config: LoadConfig | None = None
+        self.t0_known = False
+        self.users = 0  # paced users started in this process
 
     def cfg(self) -> LoadConfig:
         if self.config is None:
             self.config = LoadConfig.from_env()
         return self.config
+
+    def started(self) -> LoadConfig:
+        """The config once the shared start time is known: with `t0_file`, this process says
+        it is ready and waits for the parent to write t0 (it does once every process is), so
+        a slow Locust start-up on a busy machine cannot eat into the schedule."""
+        cfg = self.cfg()
+        if not cfg.t0_file or self.t0_known:
+            return cfg
+        t0 = Path(cfg.t0_file)
+        Path(f"{cfg.t0_file}.ready-{os.getpid()}").touch()
+        while not t0.exists() or not t0.read_text().strip():
+            gevent.sleep(0.05)
+        cfg.t0 = float(t0.read_text())
+        self.t0_known = True
+        return cfg
 
     def hist(self, kind: str) -> Any:
         if kind not in self.hists:
@@ -137,14 +154,19 @@ def _response_status(resp: Any) -> int:
 
 def paced_loop(user: Any, kinds: list[str], weights: list[float], rate: float) -> None:
     """Send one request per due time until the steady phase ends, then stop this user."""
-    cfg = recorder.cfg()
+    cfg = recorder.started()
     rng = random.Random()
-    schedule = UserSchedule(cfg.t0, cfg.ramp, cfg.duration, rate, rng.random())
+    # phases spread evenly (golden-ratio steps), so the users' schedules add up to the rate
+    recorder.users += 1
+    phase = (recorder.users * 0.6180339887498949) % 1.0
+    schedule = UserSchedule(cfg.t0, cfg.ramp, cfg.duration, rate, phase)
     recorder.target += schedule.steady_count()
     for due in schedule.due_times():
         wait = due - time.time()
         if wait > 0:
             gevent.sleep(wait)
+        elif time.time() >= cfg.end:
+            break  # behind past the end: the rest can only be late and unjudged
         kind = rng.choices(kinds, weights)[0]
         sent = time.time()
         status = send(user, kind, rng)
@@ -155,7 +177,7 @@ def paced_loop(user: Any, kinds: list[str], weights: list[float], rate: float) -
 
 def submit_loop(user: Any) -> None:
     """Training-run submissions at `run_interval`, during the steady phase only."""
-    cfg = recorder.cfg()
+    cfg = recorder.started()
     rng = random.Random()
     due = cfg.t0 + cfg.ramp + 0.5
     while cfg.run_interval > 0 and due < cfg.end:
@@ -239,7 +261,7 @@ def _autostop(environment: Environment, **_kw: Any) -> None:
         return
 
     def watch() -> None:
-        cfg = recorder.cfg()
+        cfg = recorder.started()
         gevent.sleep(max(0.0, cfg.end - time.time()) + 0.5)
         while environment.runner is not None and environment.runner.user_count > 0:
             gevent.sleep(0.25)

@@ -119,22 +119,23 @@ class LoadResult:
 
     def load_problem(self) -> str:
         """Why the load itself cannot support a server verdict ('' when it can)."""
+        problems = []
         if not self.complete:
-            return "a worker's samples never reached the master"
+            problems.append("a worker's samples never reached the master")
         if not self.load_reached:
-            return (
+            problems.append(
                 f"the configured load was not reached: {self.achieved_count} of "
                 f"{self.target_count} due requests sent ({self.target_rate:g}/s × "
                 f"{self.duration:g} s), below {self.min_rate_ratio:.0%}"
             )
         if not self.schedule_kept:
-            return (
+            problems.append(
                 f"the load generator could not keep the schedule: {self.late_count} of "
                 f"{self.sent_count} requests ({self.late_ratio:.1%}) sent more than "
                 f"{self.late_after * 1000:g} ms after they were due (at most "
                 f"{self.max_late_ratio:.0%} allowed)"
             )
-        return ""
+        return "; ".join(problems)
 
     @property
     def verdict(self) -> Verdict:

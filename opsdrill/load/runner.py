@@ -31,6 +31,8 @@ from opsdrill.slo import GateProfile, SloFile, load_slo_file
 __all__ = ["LoadHandle", "LoadProfile", "default_locustfile", "run_load", "start_load"]
 
 FINISHED = ("completed", "failed", "cancelled")
+#: how long Locust may take to start (imports, workers connecting) on a busy machine
+START_LIMIT = 60.0
 
 
 def default_locustfile() -> Path:
@@ -51,7 +53,7 @@ class LoadProfile:
     users: int | None = None  # default: enough that a request timing out delays no schedule
     run_interval: float = 0.0  # a training run every N s during the steady phase; 0 = none
     run_wait: float = 90.0  # how long to wait for submitted runs to finish afterwards
-    timeout: float = 2.0  # per request
+    timeout: float = 5.0  # per request
     run_max_steps: int = 10  # training steps of each submitted run
     mix: tuple[tuple[str, float], ...] = ()  # (kind, share); empty = DEFAULT_MIX
     name: str = ""
@@ -181,16 +183,21 @@ def start_load(
     raw_dir: Path | None = None,
     locustfile: Path | None = None,
 ) -> LoadHandle:
-    """Launch Locust against `api_url` and return at once; `.wait()` for the result."""
+    """Launch Locust against `api_url`; return once it runs (`.wait()` for the result).
+
+    The shared start time is set only when every Locust process is up (they wait for it in
+    `t0.txt`), so a slow start-up never makes the first requests late.
+    """
     slos = slo_file if isinstance(slo_file, SloFile) else load_slo_file(slo_file)
     work = (reports_dir or Path(tempfile.mkdtemp(prefix="opsdrill-load-"))).absolute()
     work.mkdir(parents=True, exist_ok=True)
     pop, tail, horizons = discover_series(api_url, list(popular))
-    distributed = processes > 1 or workers > 0
     users = profile.user_count
-    start_in = 6.0 if distributed else 3.0  # Locust's start-up, workers connecting
+    t0_file = work / "t0.txt"
+    for stale in [t0_file, *work.glob("t0.txt.ready-*")]:
+        stale.unlink(missing_ok=True)
     cfg = LoadConfig(
-        t0=time.time() + start_in, ramp=profile.ramp, duration=profile.duration,
+        t0=0.0, t0_file=str(t0_file), ramp=profile.ramp, duration=profile.duration,
         rate_per_user=profile.rate / users, users=users,
         mix=dict(mix or profile.mix or DEFAULT_MIX), popular=pop, long_tail=tail,
         horizons=horizons, run_interval=profile.run_interval,
@@ -199,7 +206,7 @@ def start_load(
         raw_dir=str(raw_dir or ""),
     )  # fmt: skip
     env = dict(os.environ, **{ENV_CONFIG: cfg.to_env(), ENV_KEY: api_key or ""})
-    bound = start_in + profile.ramp + profile.duration + profile.timeout + 10
+    bound = START_LIMIT + profile.ramp + profile.duration + profile.timeout + 10
     base = [sys.executable, "-m", "locust", "-f", str(locustfile or default_locustfile())]
     master = [
         *base, "--headless", "-H", api_url, "-u", str(users + 1), "-r", str(users + 1),
@@ -221,8 +228,27 @@ def start_load(
             procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT))
     log = open(work / "master.log", "wb")  # noqa: SIM115
     procs.insert(0, subprocess.Popen(master, env=env, stdout=log, stderr=subprocess.STDOUT))
+    # the master (or the single process) and every worker say they are ready
+    cfg.t0 = release_start(procs, t0_file, 1 + (processes if processes > 1 else workers), work)
     return LoadHandle(procs, cfg, work, api_url, profile, slos, workers or processes,
                       time.time() + bound + 30, api_key_given=bool(api_key))  # fmt: skip
+
+
+def release_start(procs: list[subprocess.Popen[bytes]], t0_file: Path, expect: int,
+                  work: Path) -> float:  # fmt: skip
+    """Wait until `expect` Locust processes wait for t0, then give them one (1 s ahead)."""
+    deadline = time.monotonic() + START_LIMIT
+    while len(list(t0_file.parent.glob(f"{t0_file.name}.ready-*"))) < expect:
+        if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+            for p in procs:
+                p.kill()
+            log = (work / "master.log").read_text()[-800:]
+            raise ServiceError(f"Locust did not start within {START_LIMIT:g} s; its log: {log}")
+        time.sleep(0.1)
+    time.sleep(0.5)  # the rest of the users spawn (all within ~1 s at -r users+1)
+    t0 = time.time() + 1.0
+    t0_file.write_text(repr(t0))
+    return t0
 
 
 def run_load(api_url: str, profile: LoadProfile, **kwargs: object) -> LoadResult:
