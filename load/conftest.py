@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from opsdrill.load import LoadProfile, LoadResult, Verdict, run_load
+from opsdrill.load import LoadProfile, LoadResult, gate_json, run_load
 from opsdrill.load.gate import exercises, size_statement
 from opsdrill.load.pytest_gate import selected
 from opsdrill.slo import SloFile
@@ -64,18 +63,9 @@ class GateRuns:
         return self.results[name]
 
     def write(self) -> Path:
-        """slo.json: the first profile's run at the top level, exactly as before profiles
-        existed (so older readers see one gate run), plus `profiles` (name -> the same shape,
-        each SLO row naming its profile) and `gate_verdict` (the worst over the profiles)."""
+        """slo.json: every profile run so far (see `opsdrill.load.gate_json`)."""
         order = [p.name for p in self.slo_file.gate.profiles if p.name in self.results]
-        runs = {n: self.results[n].to_json() for n in order}
-        worst = [Verdict.FAIL, Verdict.ERROR, Verdict.INCONCLUSIVE, Verdict.PASS]
-        verdicts = {self.results[n].verdict for n in order}
-        data: dict[str, Any] = {
-            **runs[order[0]],
-            "profiles": runs,
-            "gate_verdict": next(v.value for v in worst if v in verdicts),
-        }
+        data = gate_json({n: self.results[n] for n in order})
         self.out.mkdir(parents=True, exist_ok=True)
         path = self.out / "slo.json"
         path.write_text(json.dumps(data, indent=2) + "\n")

@@ -22,7 +22,7 @@ from opsdrill.load.config import ROUTES
 from opsdrill.load.evidence import Evidence, events_needed
 from opsdrill.slo import SLO, BudgetBurn, SloFile
 
-__all__ = ["EndpointStats", "LoadResult", "SloVerdict", "Verdict", "judge"]
+__all__ = ["EndpointStats", "LoadResult", "SloVerdict", "Verdict", "gate_json", "judge"]
 
 PERCENTILES = (50, 90, 95, 99, 99.9)
 #: statuses that mean "your key was refused"
@@ -204,6 +204,21 @@ class LoadResult:
     def write_json(self, path: Path) -> Path:
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
         return path
+
+
+def gate_json(results: dict[str, LoadResult]) -> dict[str, Any]:
+    """slo.json for a gate of several profiles (in their order in the SLO file).
+
+    The first profile's run sits at the top level exactly as a single run's JSON (so a reader
+    of the older file sees one gate run), `profiles` maps every profile to the same shape (each
+    SLO row naming its profile), and `gate_verdict` is the worst verdict over the profiles.
+    """
+    runs = {name: r.to_json() for name, r in results.items()}
+    seen = {r.verdict for r in results.values()}
+    order = (Verdict.FAIL, Verdict.ERROR, Verdict.INCONCLUSIVE, Verdict.PASS)
+    worst = next((v.value for v in order if v in seen), Verdict.INCONCLUSIVE.value)
+    first = next(iter(runs.values()), {})
+    return {**first, "profiles": runs, "gate_verdict": worst}
 
 
 def endpoint_stats(kind: str, hist: Any, counts: dict[str, int]) -> EndpointStats:
