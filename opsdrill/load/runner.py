@@ -50,7 +50,7 @@ class LoadProfile:
     rate: float
     duration: float
     ramp: float = 2.0
-    users: int | None = None  # default: enough that a request timing out delays no schedule
+    users: int | None = None  # default: see `user_count`
     run_interval: float = 0.0  # a training run every N s during the steady phase; 0 = none
     run_wait: float = 90.0  # how long to wait for submitted runs to finish afterwards
     timeout: float = 5.0  # per request
@@ -60,8 +60,10 @@ class LoadProfile:
 
     @property
     def user_count(self) -> int:
-        """Each user waits for its answer, so it must be free again by its next due time."""
-        return self.users or max(2, math.ceil(self.rate * (self.timeout + 1)))
+        """Each user waits for its answer, so it should be free again by its next due time
+        (interval timeout + 1 s), but must not idle longer than the server keeps a connection
+        alive (uvicorn: 5 s), or reused connections race the server's close: at most 4 s."""
+        return self.users or max(2, math.ceil(self.rate * min(self.timeout + 1, 4.0)))
 
     @classmethod
     def from_gate(cls, p: GateProfile) -> LoadProfile:
