@@ -9,6 +9,9 @@ import pytest
 
 from opsdrill.targets.base import Target
 
+#: `--slo FILE` and the `slo_file` fixture, for every suite (opsdrill/load/pytest_gate.py)
+pytest_plugins = ["opsdrill.load.pytest_gate"]
+
 
 @pytest.fixture(scope="session")
 def api(target: Target) -> Iterator[httpx.Client]:

@@ -19,6 +19,7 @@ import pytest
 
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults.network import Latency, ResetPeer
+from opsdrill.load.pytest_gate import slo_threshold
 from opsdrill.recovery.procedures import diagnose_network_latency, restart_network_hop
 from opsdrill.targets.base import ProxyHops, Target
 
@@ -84,7 +85,7 @@ def test_db_latency_raises_forecast_p95(
 
     def slo_breached() -> bool:  # §2.3: prediction latency p95 < 500 ms
         seen["p95"] = p95(forecast_latencies(api, 3))
-        return seen["p95"] > 0.5
+        return seen["p95"] > slo_threshold("prediction-latency")
 
     spec = DrillSpec(
         name="db-latency",

@@ -1,7 +1,9 @@
-"""The SLO gate (`pytest load`): one paced load run, one verdict per SLO in slo.yaml.
+"""The SLO gate (`pytest load`): one paced load per gate profile, one verdict per SLO it drives.
 
-A run that missed its target load fails `test_target_load_reached` and turns every other
-verdict INCONCLUSIVE, so the session can never pass without the load having happened.
+A run that did not send its configured load, or sent it late, fails `test_load_as_configured`
+and turns every SLO INCONCLUSIVE, so the session can never pass without the load having
+happened. An SLO is MET only with enough events to tell (slo.yaml `gate:`); one the profile is
+too small for is skipped saying so (and announced in the header), never passed.
 """
 
 from __future__ import annotations
@@ -9,22 +11,16 @@ from __future__ import annotations
 import pytest
 
 from opsdrill.load import LoadResult, Verdict
-from opsdrill.slo import load_slo_file
-
-from .conftest import SLO_FILE
-
-SLOS = [s.name for s in load_slo_file(SLO_FILE).slos]
 
 
 @pytest.mark.runbook("2.3")
-def test_target_load_reached(gate_result: LoadResult) -> None:
-    assert gate_result.load_reached, gate_result.summary()
+def test_load_as_configured(gate_result: LoadResult) -> None:
+    assert not gate_result.load_problem(), gate_result.summary()
 
 
 @pytest.mark.runbook("2.3")
-@pytest.mark.parametrize("slo", SLOS)
 def test_slo(gate_result: LoadResult, slo: str) -> None:
     verdict = next(v for v in gate_result.verdicts if v.slo == slo)
-    if verdict.verdict is Verdict.SKIPPED:
-        pytest.skip(f"{slo}: no events of this SLI in the run ({verdict.measured})")
-    assert verdict.verdict is Verdict.PASS, f"{verdict.line()}\n{verdict.budget}"
+    if verdict.verdict is Verdict.INCONCLUSIVE and not verdict.sized:
+        pytest.skip(f"{verdict.line()}")
+    assert verdict.verdict is Verdict.MET, f"{verdict.line()}\n{verdict.budget}"

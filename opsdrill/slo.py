@@ -28,6 +28,8 @@ __all__ = [
     "SLO",
     "BudgetBurn",
     "BurnAlert",
+    "Gate",
+    "GateProfile",
     "SloFile",
     "SloFileError",
     "format_duration",
@@ -147,6 +149,52 @@ class BudgetBurn:
 
 
 @dataclass(frozen=True)
+class GateProfile:
+    """One load the gate runs: `rate` requests/s of `mix` for `duration` s after `ramp` s."""
+
+    name: str
+    rate: float
+    duration: float
+    ramp: float = 3.0
+    timeout: float = 5.0  # per request; slower is "not answered"
+    run_interval: float = 0.0  # a training run every N s; 0 = none
+    run_wait: float = 90.0  # how long submitted runs may take to finish after the load
+    mix: tuple[tuple[str, float], ...] = ()  # (request kind, share); empty = the default mix
+    description: str = ""
+    line: int = 0
+
+    @property
+    def events(self) -> int:
+        """Requests the profile is due to send in its steady (judged) phase."""
+        return math.floor(self.rate * self.duration)
+
+    @property
+    def runs(self) -> int:
+        """Training runs it submits: one every `run_interval` s from 0.5 s into the steady phase."""
+        if self.run_interval <= 0 or self.duration <= 0.5:
+            return 0
+        return math.ceil((self.duration - 0.5) / self.run_interval)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a load verdict needs: confidence, the load as configured, and the profiles."""
+
+    confidence: float = 0.95  # one-sided, on each SLO's bad ratio
+    min_rate: float = 0.95  # share of rate × duration that must be sent, else INCONCLUSIVE
+    late_after: float = 0.1  # s after its due time: a request sent later counts as late
+    max_late: float = 0.01  # share of late requests beyond which the run is INCONCLUSIVE
+    profiles: tuple[GateProfile, ...] = ()
+
+    def profile(self, name: str) -> GateProfile:
+        for p in self.profiles:
+            if p.name == name:
+                return p
+        have = ", ".join(p.name for p in self.profiles) or "none"
+        raise UsageError(f"no gate profile named {name!r}; the SLO file has: {have}")
+
+
+@dataclass(frozen=True)
 class SloFile:
     """Everything `slo.yaml` declares."""
 
@@ -155,6 +203,7 @@ class SloFile:
     job: str
     slos: tuple[SLO, ...]
     policy: tuple[BurnAlert, ...] = DEFAULT_POLICY
+    gate: Gate = Gate()
 
     def get(self, name: str) -> SLO:
         """The SLO called `name`, or an error listing the names there are."""
@@ -208,11 +257,14 @@ def parse_slo_text(text: str, path: Path | str = "slo.yaml") -> SloFile:
 class _Parser:
     """Walks yaml's node tree, so every complaint can say on which line it is."""
 
-    TOP = frozenset({"version", "service", "job", "slos", "alerting"})
+    TOP = frozenset({"version", "service", "job", "slos", "alerting", "gate"})
     SLO_KEYS = frozenset(
         {"name", "sli", "objective", "window", "threshold", "paths", "description"}
     )
     ALERT_KEYS = frozenset({"severity", "burn_rate", "long", "short"})
+    GATE_KEYS = frozenset({"confidence", "min_rate", "late_after", "max_late", "profiles"})
+    PROFILE_KEYS = frozenset({"name", "rate", "duration", "ramp", "timeout", "run_interval",
+                              "run_wait", "mix", "description"})  # fmt: skip
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -250,7 +302,70 @@ class _Parser:
             self.text(top["job"], "job") if "job" in top else "ts-forecast-app",
             slos,
             policy,
+            self.gate(top["gate"]) if "gate" in top else Gate(),
         )
+
+    def gate(self, node: yaml.Node) -> Gate:
+        item = self.mapping(node, self.GATE_KEYS, "the gate")
+        value: dict[str, float] = {k: self.objective(item[k], k) for k in
+                                   ("confidence", "min_rate", "max_late") if k in item}  # fmt: skip
+        if "late_after" in item:
+            value["late_after"] = self.duration(item["late_after"], "late_after")
+        profiles: tuple[GateProfile, ...] = ()
+        if "profiles" in item:
+            nodes = self.sequence(item["profiles"], "profiles")
+            profiles = tuple(self.profile(n) for n in nodes)
+            seen: set[str] = set()
+            for p, n in zip(profiles, nodes, strict=True):
+                if p.name in seen:
+                    raise self.fail(n, f"duplicate gate profile name {p.name!r}")
+                seen.add(p.name)
+        d = Gate()
+        return Gate(
+            confidence=value.get("confidence", d.confidence),
+            min_rate=value.get("min_rate", d.min_rate),
+            late_after=value.get("late_after", d.late_after),
+            max_late=value.get("max_late", d.max_late),
+            profiles=profiles,
+        )
+
+    def profile(self, node: yaml.Node) -> GateProfile:
+        item = self.mapping(node, self.PROFILE_KEYS, "a gate profile")
+        for key in ("name", "rate", "duration"):
+            if key not in item:
+                raise self.fail(node, f"gate profile is missing '{key}'")
+        rate = self.number(item["rate"], "rate")
+        if rate <= 0:
+            raise self.fail(item["rate"], f"'rate' must be > 0 requests/s, got {rate:g}")
+        spans = {k: self.duration(item[k], k) for k in ("duration", "ramp", "timeout",
+                 "run_interval", "run_wait") if k in item}  # fmt: skip
+        return GateProfile(
+            name=self.text(item["name"], "name"),
+            rate=rate,
+            mix=self.mix(item["mix"]) if "mix" in item else (),
+            description=self.text(item["description"], "description")
+            if "description" in item
+            else "",
+            line=node.start_mark.line + 1,
+            **spans,  # type: ignore[arg-type]
+        )
+
+    def mix(self, node: yaml.Node) -> tuple[tuple[str, float], ...]:
+        from opsdrill.load.config import ROUTES  # here: opsdrill.load imports this module
+
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, "'mix' must map request kinds to shares (forecast:cold: 80%)")
+        out = []
+        for key_node, value in node.value:
+            kind = self.scalar(key_node)
+            if kind not in ROUTES or kind == "runs:submit":
+                kinds = ", ".join(k for k in ROUTES if k != "runs:submit")
+                raise self.fail(key_node, f"unknown request kind {kind!r}; choose from {kinds}")
+            out.append((kind, self.objective(value, f"share of {kind}", whole=True)))
+        total = sum(share for _, share in out)
+        if not math.isclose(total, 1.0, abs_tol=0.005):
+            raise self.fail(node, f"the mix's shares add up to {total * 100:g} %, not 100 %")
+        return tuple(out)
 
     def slo(self, node: yaml.Node) -> SLO:
         item = self.mapping(node, self.SLO_KEYS, "an SLO")
@@ -358,15 +473,18 @@ class _Parser:
     def duration(self, node: yaml.Node, what: str) -> float:
         return self.convert(node, what, parse_duration, "a duration like 500ms, 5m, 30d")
 
-    def objective(self, node: yaml.Node) -> float:
+    def objective(self, node: yaml.Node, what: str = "objective", whole: bool = False) -> float:
+        """A share: 0.999 or 99.9%, strictly between 0 and 1 (up to 1 itself when `whole`)."""
         raw = self.scalar(node).strip()
         try:
             value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
         except ValueError:
             value = math.nan
-        if not 0 < value < 1:
-            raise self.fail(node, f"objective {raw!r} must be a share between 0 and 1 "
-                                  f"(0.999) or a percentage (99.9%), exclusive")  # fmt: skip
+        if not (0 < value <= 1 if whole else 0 < value < 1):
+            bounds = "0 (exclusive) and 1" if whole else "0 and 1"
+            raise self.fail(node, f"{what} {raw!r} must be a share between {bounds} "
+                                  f"(0.999) or a percentage (99.9%)"
+                                  + ("" if whole else ", exclusive"))  # fmt: skip
         return value
 
     def convert(self, node: yaml.Node, what: str, fn: Callable[[str], float], hint: str) -> float:

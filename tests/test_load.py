@@ -1,8 +1,10 @@
 """opsdrill.load: pacing and HDR arithmetic, then real runs against the embedded stack.
 
-On the stack: a rate one user cannot reach is INCONCLUSIVE and fails; a stack slowed by a
-real table lock fails the gate naming the latency SLO; a master with two workers on loopback
-merges HDR histograms exactly (equal to one histogram fed every raw sample).
+On the stack: a rate one user cannot keep is INCONCLUSIVE (the generator fell behind), never a
+server verdict; a stack slowed by a real table lock fails the gate naming the latency SLO; a
+wrong API key makes training-completion an ERROR; runs still unfinished when the wait ends
+count as bad; the cache-cold mix asks valid forecasts of every series; a master with two
+workers on loopback merges HDR histograms exactly (equal to one histogram fed every raw sample).
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 
 from opsdrill.load import LoadProfile, Verdict, hdr, run_load, start_load
@@ -47,15 +51,126 @@ def test_hdr_merge_is_lossless_and_percentiles_are_exact_to_0_1_percent() -> Non
     assert hdr.count_above(merged, 0.5) == sum(1 for s in samples if s > 0.5)
 
 
-def test_unreachable_rate_is_inconclusive_and_fails(stack, tmp_path: Path) -> None:
+def test_too_high_rate_is_inconclusive_never_a_server_verdict(stack, tmp_path: Path) -> None:
     ep = stack.endpoints
-    profile = LoadProfile(rate=1000, duration=4, ramp=0.5, users=1)
+    profile = LoadProfile(rate=200, duration=4, ramp=0, users=1)  # one user sends ~20-50/s
     result = run_load(ep.api_url, profile, slo_file=SLO_FILE, api_key=ep.api_key,
                       reports_dir=tmp_path)  # fmt: skip
     assert result.verdict is Verdict.INCONCLUSIVE, result.summary()
     assert not result.passed
+    assert result.target_count == 800, "judged against the configured rate × duration"
     assert result.achieved_rate < 0.95 * result.target_rate
+    assert result.late_count > 0.5 * result.sent_count, result.summary()
+    assert "the load generator could not keep the schedule" in result.summary()
     assert "INCONCLUSIVE, not a pass" in result.summary()
+    judged = {v.slo: v.verdict for v in result.verdicts}
+    assert set(judged.values()) <= {Verdict.INCONCLUSIVE, Verdict.SKIPPED}, judged
+    latency = next(v for v in result.verdicts if v.slo == "prediction-latency")
+    assert latency.lower > latency.error_budget, "timed from due, the late ones look slow..."
+    assert "could not keep the schedule" in latency.note, "...but that is not the server's"
+    assert judged["training-completion"] is Verdict.SKIPPED  # this profile submits no runs
+
+
+def test_achieved_load_is_compared_with_the_configured_rate_not_the_users_plan(
+    tmp_path: Path,
+) -> None:
+    """Users that planned only half the configured load (say, half of them never spawned)
+    sent all they planned: the run is still INCONCLUSIVE."""
+    from opsdrill.load.config import LoadConfig
+    from opsdrill.load.runner import LoadHandle
+    from opsdrill.slo import load_slo_file
+
+    profile = LoadProfile(rate=20, duration=10)
+    cfg = LoadConfig(t0=0, ramp=1, duration=10, rate_per_user=1, users=20, mix={"health": 1.0})
+    counts = {
+        "health": {
+            "sent": 100,
+            "achieved": 100,
+            "ok": 100,
+            "transport": 0,
+            "http5xx": 0,
+            "http503": 0,
+            "http4xx": 0,
+            "http401": 0,
+            "late": 0,
+        }
+    }
+    hist = hdr.new_histogram()
+    for _ in range(100):
+        hdr.record(hist, 0.01)
+    raw = {"hdr": {"health": hdr.encode(hist)}, "counts": counts, "target": 100, "runs": [],
+           "workers": {}, "complete": True}  # fmt: skip
+    handle = LoadHandle([], cfg, tmp_path, "http://127.0.0.1:9", profile,
+                        load_slo_file(SLO_FILE), 0, 0.0)  # fmt: skip
+    result = handle._result(raw)
+    assert (result.scheduled_count, result.target_count) == (100, 200)
+    assert not result.load_reached and result.verdict is Verdict.INCONCLUSIVE
+    assert "100 of 200 due requests sent" in result.summary()
+
+
+def test_wrong_api_key_makes_training_completion_an_error(stack, tmp_path: Path) -> None:
+    ep = stack.endpoints
+    profile = LoadProfile(rate=5, duration=4, ramp=1, run_interval=1, run_wait=5)
+    result = run_load(ep.api_url, profile, slo_file=SLO_FILE, api_key="not-the-key",
+                      reports_dir=tmp_path)  # fmt: skip
+    completion = next(v for v in result.verdicts if v.slo == "training-completion")
+    assert completion.verdict is Verdict.ERROR, completion.line()
+    assert "401" in completion.note and "X-API-Key" in completion.note
+    assert result.counts["runs:submit"]["http401"] == result.counts["runs:submit"]["sent"] > 0
+    assert result.verdict in (Verdict.ERROR, Verdict.INCONCLUSIVE), result.summary()
+    assert not result.passed and "training-completion" in result.failed_slos()
+
+
+def test_missing_api_key_is_an_error_too() -> None:
+    from opsdrill.load import LoadResult, judge
+    from opsdrill.slo import load_slo_file
+
+    submit = {"sent": 3, "achieved": 3, "ok": 0, "transport": 0, "http5xx": 0, "http503": 0,
+              "http4xx": 3, "http401": 3, "late": 0}  # fmt: skip
+    result = LoadResult(target_rate=1, achieved_rate=1, target_count=10, achieved_count=10,
+                        duration=10, min_rate_ratio=0.95, complete=True, workers=1,
+                        endpoints={}, counts={"runs:submit": submit}, mix={"health": 1.0},
+                        run_interval=3, api_key_given=False)  # fmt: skip
+    result.verdicts = judge(result, load_slo_file(SLO_FILE))
+    completion = next(v for v in result.verdicts if v.slo == "training-completion")
+    assert completion.verdict is Verdict.ERROR and "no API key was given" in completion.note
+
+
+def test_runs_unfinished_when_the_wait_ends_count_as_bad(stack, tmp_path: Path) -> None:
+    from opsdrill.load.runner import wait_for_runs
+
+    ep = stack.endpoints
+    profile = LoadProfile(rate=10, duration=4, ramp=1, run_interval=1, run_wait=0)
+    result = run_load(ep.api_url, profile, slo_file=SLO_FILE, api_key=ep.api_key,
+                      reports_dir=tmp_path)  # fmt: skip
+    try:
+        completion = next(v for v in result.verdicts if v.slo == "training-completion")
+        assert result.runs["unfinished"] >= 2, result.runs  # a run takes seconds to train
+        assert completion.bad == result.runs["unfinished"] + result.runs["failed"]
+        assert completion.total == sum(result.runs[k] for k in ("completed", "failed",
+                                                                "unfinished"))  # fmt: skip
+        assert completion.verdict is Verdict.BREACHED, completion.line()
+    finally:  # leave no training behind to slow the next test
+        ids = [r["run_id"] for r in httpx.get(f"{ep.api_url}/runs", timeout=10).json()
+               if r["status"] in ("scheduled", "running")]  # fmt: skip
+        wait_for_runs(ep.api_url, ids, 180)
+
+
+def test_cache_cold_mix_asks_valid_forecasts_with_the_bypass_header(stack, tmp_path: Path) -> None:
+    """Every cold request is a forecast the app answers (any series with a model, a horizon
+    its model allows). Whether it ran the model is the app's side of the contract (the
+    X-Forecast-Cache: bypass header; an app without it ignores the header)."""
+    from opsdrill.slo import load_slo_file
+
+    ep = stack.endpoints
+    cold = load_slo_file(SLO_FILE).gate.profile("cache-cold")
+    profile = LoadProfile(rate=8, duration=4, ramp=1, mix=cold.mix, name="cache-cold")
+    result = run_load(ep.api_url, profile, slo_file=SLO_FILE, api_key=ep.api_key,
+                      reports_dir=tmp_path)  # fmt: skip
+    assert set(result.counts) == {"forecast:cold", "predict:cold"}, result.counts
+    for kind, c in result.counts.items():  # answered or not (a busy box), never refused
+        assert c["http4xx"] == 0 and c["ok"] > 0, (kind, c)
+    assert result.profile == "cache-cold" and result.to_json()["profile"] == "cache-cold"
 
 
 def hold_lock_on_models(dsn: str, until: float, hold: float = 1.2) -> int:
@@ -115,4 +230,70 @@ def test_master_and_two_workers_merge_percentiles_exactly(stack, tmp_path: Path)
         assert merged.get_total_count() == len(values)
         for p in (50, 90, 95, 99, 100):
             assert merged.get_value_at_percentile(p) == one.get_value_at_percentile(p), kind
-    assert result.passed, result.summary()
+    assert not result.load_problem(), result.summary()
+
+
+#: the same app code on the same database and model files, with 600 ms added to 10 % of model
+#: runs (a seeded draw) and no result cache (what X-Forecast-Cache: bypass asks of the app);
+#: it writes how many runs it slowed to $SLOWED when it stops
+SLOWED_APP = """
+import atexit, os, random, signal, sys, time, uvicorn
+from nf_auto_runner import config, predictor
+from nf_auto_runner.app.application import create_app
+predictor.RESULT_TTL = 0.0
+real, draw, slowed = predictor.Predictor._predict, random.Random(12), [0]
+def slow(self, ref, points):
+    if draw.random() < 0.10:
+        slowed[0] += 1
+        time.sleep(0.6)
+    return real(self, ref, points)
+predictor.Predictor._predict = slow
+atexit.register(lambda: open(os.environ["SLOWED"], "w").write(str(slowed[0])))
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+uvicorn.run(create_app(config.load(), run_executor=False), host="127.0.0.1",
+            port=int(sys.argv[1]), log_level="warning")
+"""
+
+
+def test_slowed_model_fails_the_cache_cold_verdict_naming_latency(stack, tmp_path: Path) -> None:
+    """Issue 12: 600 ms on 10 % of model runs must fail the cache-cold profile on
+    prediction-latency, and the gate must count at least every run the test slowed.
+
+    Until the app's fast inference lands, its uncached forecasts breach the SLO on their own
+    on a busy 2-core box (p95 of seconds): then this shows the verdict and the count, and
+    only with fast inference does the slowdown alone decide it."""
+    import subprocess
+    import sys
+
+    from opsdrill import ports
+    from opsdrill.slo import load_slo_file
+
+    port, count = ports.free_port(), tmp_path / "slowed.txt"
+    env = dict(stack.app_env(), SLOWED=str(count))
+    with open(tmp_path / "app.log", "wb") as log:
+        app = subprocess.Popen([sys.executable, "-c", SLOWED_APP, str(port)], env=env,
+                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and app.poll() is None:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        cold = load_slo_file(SLO_FILE).gate.profile("cache-cold")
+        profile = replace(LoadProfile.from_gate(cold), rate=6, duration=40, ramp=2)
+        result = run_load(url, profile, slo_file=SLO_FILE, api_key=stack.endpoints.api_key,
+                          reports_dir=tmp_path)  # fmt: skip
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+    slowed = int(count.read_text())
+    latency = next(v for v in result.verdicts if v.slo == "prediction-latency")
+    print(f"slowed {slowed} model runs; {latency.line()}")
+    assert not result.load_problem(), result.summary()
+    assert latency.verdict is Verdict.BREACHED, latency.line()
+    assert "prediction-latency" in result.failed_slos() and result.verdict is Verdict.FAIL
+    # ramp and warm-up runs are slowed too but not judged: a few may be missing
+    assert slowed > 10 and latency.bad >= slowed - 5, (latency.bad, slowed)

@@ -99,3 +99,38 @@ def test_percentile_plot_needs_a_history() -> None:
     assert load_percentile_plot({**LOAD, "history": []}) is None
     png = load_percentile_plot(LOAD)  # fault window from the file when no incident is given
     assert png is not None and png.startswith(b"\x89PNG")
+
+
+def gate_result(profile: str, bad: int):  # type: ignore[no-untyped-def]
+    """A judged gate run of 3000 /health requests with `bad` 5xx answers."""
+    from opsdrill.load import LoadResult, judge
+    from opsdrill.slo import load_slo_file
+
+    c = {"sent": 3000, "achieved": 3000, "ok": 3000 - bad, "transport": 0, "http5xx": bad,
+         "http503": 0, "http4xx": 0, "http401": 0, "late": 0}  # fmt: skip
+    r = LoadResult(target_rate=30, achieved_rate=30, target_count=3000, achieved_count=3000,
+                   duration=100, min_rate_ratio=0.95, complete=True, workers=1, endpoints={},
+                   counts={"health": c}, mix={"health": 1.0}, profile=profile)  # fmt: skip
+    r.verdicts = judge(r, load_slo_file(Path(__file__).resolve().parents[1] / "slo.yaml"))
+    return r
+
+
+def test_gate_json_keeps_the_old_shape_and_adds_every_profile(tmp_path: Path) -> None:
+    from opsdrill.load import gate_json
+
+    data = gate_json({"mix": gate_result("mix", 0), "cache-cold": gate_result("cache-cold", 9)})
+    mix, cold = data["profiles"]["mix"], data["profiles"]["cache-cold"]
+    assert {k: data[k] for k in mix} == mix, "the top level is the first profile, unchanged"
+    assert data["verdict"] == "PASS" and cold["verdict"] == "FAIL"
+    assert data["gate_verdict"] == "FAIL", "the gate is as bad as its worst profile"
+    api = {
+        row["profile"]: row for row in data["slos"] + cold["slos"] if row["slo"] == "api-success"
+    }
+    assert api["mix"]["verdict"] == "MET" and api["cache-cold"]["verdict"] == "BREACHED"
+    assert api["mix"]["upper"] <= api["mix"]["error_budget"] < api["cache-cold"]["lower"]
+    # today's report reads the top level: it still shows the gate's table
+    run = tmp_path / "gameday-x"
+    (run / "load" / "load").mkdir(parents=True)
+    (run / "load" / "load" / "slo.json").write_text(json.dumps(data))
+    page = build_report(run).read_text()
+    assert "api-success" in page and "MET" in page and "100.000 % good (0 bad of 3000)" in page

@@ -11,7 +11,14 @@ INCONCLUSIVE and fails. Never imports locust into the caller's process.
 
 from __future__ import annotations
 
-from opsdrill.load.result import EndpointStats, LoadResult, SloVerdict, Verdict, judge
+from opsdrill.load.result import (
+    EndpointStats,
+    LoadResult,
+    SloVerdict,
+    Verdict,
+    gate_json,
+    judge,
+)
 from opsdrill.load.runner import LoadHandle, LoadProfile, run_load, start_load
 
 __all__ = [
@@ -21,6 +28,7 @@ __all__ = [
     "LoadResult",
     "SloVerdict",
     "Verdict",
+    "gate_json",
     "judge",
     "run_load",
     "start_load",

@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["DEFAULT_MIX", "ENV_CONFIG", "ENV_KEY", "LoadConfig"]
+__all__ = ["CACHE_BYPASS", "DEFAULT_MIX", "ENV_CONFIG", "ENV_KEY", "ROUTES", "LoadConfig"]
 
 ENV_CONFIG = "OPSDRILL_LOAD_CONFIG"
 ENV_KEY = "OPSDRILL_API_KEY"  # kept out of the JSON so reports never hold it
@@ -35,7 +35,13 @@ ROUTES = {
     "models": "/models",
     "runs:get": "/runs/{run_id}",
     "runs:submit": "/runs",
+    # cache-cold: any series with a model, any horizon it allows, result cache bypassed
+    "forecast:cold": "/forecast/{series_id}",
+    "predict:cold": "/predict",
 }
+#: the app's switch that makes a forecast run the model instead of answering from its result
+#: cache (honoured only with a valid X-API-Key; an app without it ignores the header)
+CACHE_BYPASS = {"X-Forecast-Cache": "bypass"}
 
 
 @dataclass
@@ -48,12 +54,15 @@ class LoadConfig:
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     popular: list[str] = field(default_factory=list)
     long_tail: list[str] = field(default_factory=list)
+    horizons: dict[str, int] = field(default_factory=dict)  # series -> its model's horizon
     run_interval: float = 0.0  # seconds between training-run submissions; 0 = none
     run_max_steps: int = 10
     timeout: float = 5.0
+    late_after: float = 0.1  # sent this long after its due time: late (slo.yaml gate)
     result_path: str = ""
     raw_dir: str = ""  # when set, every process also writes its raw samples (for tests)
     seed: int = 0
+    t0_file: str = ""  # when set, t0 is read from this file once the parent writes it
 
     @property
     def end(self) -> float:

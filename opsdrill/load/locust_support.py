@@ -23,12 +23,13 @@ from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from opsdrill.load import hdr
-from opsdrill.load.config import ROUTES, LoadConfig
+from opsdrill.load.config import CACHE_BYPASS, ENV_KEY, ROUTES, LoadConfig
 from opsdrill.load.schedule import UserSchedule
 
 __all__ = ["Recorder", "paced_loop", "recorder"]
 
-COUNTERS = ("sent", "achieved", "ok", "transport", "http5xx", "http503", "http4xx", "late")
+COUNTERS = ("sent", "achieved", "ok", "transport", "http5xx", "http503", "http4xx", "http401",
+            "late")  # fmt: skip
 
 
 class Recorder:
@@ -44,11 +45,28 @@ class Recorder:
         self.shipped = 0
         self.workers: dict[str, dict[str, int]] = {}
         self.config: LoadConfig | None = None
+        self.t0_known = False
+        self.users = 0  # paced users started in this process
 
     def cfg(self) -> LoadConfig:
         if self.config is None:
             self.config = LoadConfig.from_env()
         return self.config
+
+    def started(self) -> LoadConfig:
+        """The config once the shared start time is known: with `t0_file`, this process says
+        it is ready and waits for the parent to write t0 (it does once every process is), so
+        a slow Locust start-up on a busy machine cannot eat into the schedule."""
+        cfg = self.cfg()
+        if not cfg.t0_file or self.t0_known:
+            return cfg
+        t0 = Path(cfg.t0_file)
+        Path(f"{cfg.t0_file}.ready-{os.getpid()}").touch()
+        while not t0.exists() or not t0.read_text().strip():
+            gevent.sleep(0.05)
+        cfg.t0 = float(t0.read_text())
+        self.t0_known = True
+        return cfg
 
     def hist(self, kind: str) -> Any:
         if kind not in self.hists:
@@ -63,7 +81,7 @@ class Recorder:
         c = self.counts[kind]
         c["sent"] += 1
         c["achieved"] += sent < cfg.end
-        c["late"] += sent - due > 0.1
+        c["late"] += sent - due > cfg.late_after
         if status == 0:
             c["transport"] += 1
         elif status >= 500:
@@ -71,6 +89,7 @@ class Recorder:
             c["http503"] += status in (502, 503, 504)
         elif status >= 400:
             c["http4xx"] += 1
+            c["http401"] += status in (401, 403)
         else:
             c["ok"] += 1
         self.recorded += 1
@@ -135,14 +154,19 @@ def _response_status(resp: Any) -> int:
 
 def paced_loop(user: Any, kinds: list[str], weights: list[float], rate: float) -> None:
     """Send one request per due time until the steady phase ends, then stop this user."""
-    cfg = recorder.cfg()
+    cfg = recorder.started()
     rng = random.Random()
-    schedule = UserSchedule(cfg.t0, cfg.ramp, cfg.duration, rate, rng.random())
+    # phases spread evenly (golden-ratio steps), so the users' schedules add up to the rate
+    recorder.users += 1
+    phase = (recorder.users * 0.6180339887498949) % 1.0
+    schedule = UserSchedule(cfg.t0, cfg.ramp, cfg.duration, rate, phase)
     recorder.target += schedule.steady_count()
     for due in schedule.due_times():
         wait = due - time.time()
         if wait > 0:
             gevent.sleep(wait)
+        elif time.time() >= cfg.end:
+            break  # behind past the end: the rest can only be late and unjudged
         kind = rng.choices(kinds, weights)[0]
         sent = time.time()
         status = send(user, kind, rng)
@@ -153,7 +177,7 @@ def paced_loop(user: Any, kinds: list[str], weights: list[float], rate: float) -
 
 def submit_loop(user: Any) -> None:
     """Training-run submissions at `run_interval`, during the steady phase only."""
-    cfg = recorder.cfg()
+    cfg = recorder.started()
     rng = random.Random()
     due = cfg.t0 + cfg.ramp + 0.5
     while cfg.run_interval > 0 and due < cfg.end:
@@ -183,12 +207,14 @@ def send(user: Any, kind: str, rng: random.Random) -> int:
         elif kind == "predict:popular":
             body = {"series_id": rng.choice(popular), "horizon": 12}
             resp = client.post("/predict", json=body, name=name)
+        elif kind in ("forecast:cold", "predict:cold"):
+            resp = send_cold(client, kind, rng)
         elif kind == "runs:get":
             resp = client.get(f"/runs/{rng.choice(recorder_runs())}", name=name)
         elif kind == "runs:submit":
             body = {"series_id": rng.choice(tail), "model_name": "MLP", "horizon": 12,
                     "max_steps": cfg.run_max_steps, "run_name": "opsdrill-load"}  # fmt: skip
-            headers = {"X-API-Key": os.environ.get("OPSDRILL_API_KEY", "")}
+            headers = {"X-API-Key": os.environ.get(ENV_KEY, "")}
             resp = client.post("/runs", json=body, headers=headers, name=name)
             if _response_status(resp) == 201:
                 recorder.runs.append(int(resp.json()["run_id"]))
@@ -197,6 +223,19 @@ def send(user: Any, kind: str, rng: random.Random) -> int:
     except Exception:  # a failed connection is an outcome, not a crash of the generator
         return 0
     return _response_status(resp)
+
+
+def send_cold(client: Any, kind: str, rng: random.Random) -> Any:
+    """A forecast that runs the model: any series with a model, any horizon it allows, and the
+    app's cache-bypass header (it needs the API key; an app without the switch ignores it)."""
+    cfg = recorder.cfg()
+    series = rng.choice(cfg.popular + cfg.long_tail or ["airpassengers"])
+    horizon = rng.randint(1, cfg.horizons.get(series, 12))
+    headers = {**CACHE_BYPASS, "X-API-Key": os.environ.get(ENV_KEY, "")}
+    if kind == "forecast:cold":
+        return client.get(f"/forecast/{series}?horizon={horizon}", headers=headers, name=kind)
+    body = {"series_id": series, "horizon": horizon}
+    return client.post("/predict", json=body, headers=headers, name=kind)
 
 
 def recorder_runs() -> list[int]:
@@ -222,7 +261,7 @@ def _autostop(environment: Environment, **_kw: Any) -> None:
         return
 
     def watch() -> None:
-        cfg = recorder.cfg()
+        cfg = recorder.started()
         gevent.sleep(max(0.0, cfg.end - time.time()) + 0.5)
         while environment.runner is not None and environment.runner.user_count > 0:
             gevent.sleep(0.25)

@@ -26,11 +26,13 @@ from opsdrill.errors import ServiceError, TargetUnreachable
 from opsdrill.load import hdr
 from opsdrill.load.config import DEFAULT_MIX, ENV_CONFIG, ENV_KEY, LoadConfig
 from opsdrill.load.result import LoadResult, endpoint_stats, judge
-from opsdrill.slo import SloFile, load_slo_file
+from opsdrill.slo import GateProfile, SloFile, load_slo_file
 
 __all__ = ["LoadHandle", "LoadProfile", "default_locustfile", "run_load", "start_load"]
 
 FINISHED = ("completed", "failed", "cancelled")
+#: how long Locust may take to start (imports, workers connecting) on a busy machine
+START_LIMIT = 60.0
 
 
 def default_locustfile() -> Path:
@@ -39,20 +41,35 @@ def default_locustfile() -> Path:
 
 @dataclass(frozen=True)
 class LoadProfile:
-    """Target arrival `rate` (requests/s) held for `duration` s after a linear `ramp`."""
+    """Target arrival `rate` (requests/s) held for `duration` s after a linear `ramp`.
+
+    The thresholds a run is judged by (confidence, the share of the load that must be sent,
+    lateness) are the SLO file's (`slo.yaml` gate:), not the profile's.
+    """
 
     rate: float
     duration: float
     ramp: float = 2.0
-    users: int | None = None  # default: 2 per request/s, so a 2 s response stalls no one
-    min_rate_ratio: float = 0.95  # below this share of the due requests: inconclusive
+    users: int | None = None  # default: see `user_count`
     run_interval: float = 0.0  # a training run every N s during the steady phase; 0 = none
     run_wait: float = 90.0  # how long to wait for submitted runs to finish afterwards
     timeout: float = 5.0  # per request
+    run_max_steps: int = 10  # training steps of each submitted run
+    mix: tuple[tuple[str, float], ...] = ()  # (kind, share); empty = DEFAULT_MIX
+    name: str = ""
 
     @property
     def user_count(self) -> int:
-        return self.users or max(2, math.ceil(self.rate * 2))
+        """Each user waits for its answer, so it should be free again by its next due time
+        (interval timeout + 1 s), but must not idle longer than the server keeps a connection
+        alive (uvicorn: 5 s), or reused connections race the server's close: at most 4 s."""
+        return self.users or max(2, math.ceil(self.rate * min(self.timeout + 1, 4.0)))
+
+    @classmethod
+    def from_gate(cls, p: GateProfile) -> LoadProfile:
+        """The load of one of the SLO file's gate profiles."""
+        return cls(rate=p.rate, duration=p.duration, ramp=p.ramp, run_interval=p.run_interval,
+                   run_wait=p.run_wait, timeout=p.timeout, mix=p.mix, name=p.name)  # fmt: skip
 
 
 class LoadHandle:
@@ -60,8 +77,9 @@ class LoadHandle:
 
     def __init__(self, procs: list[subprocess.Popen[bytes]], cfg: LoadConfig, work: Path,
                  api_url: str, profile: LoadProfile, slo_file: SloFile,
-                 workers: int, deadline: float) -> None:  # fmt: skip
+                 workers: int, deadline: float, api_key_given: bool = True) -> None:  # fmt: skip
         self.procs, self.cfg, self.work = procs, cfg, work
+        self.api_key_given = api_key_given
         self.api_url, self.profile, self.slo_file = api_url, profile, slo_file
         self.workers, self.deadline = workers, deadline
 
@@ -86,13 +104,14 @@ class LoadHandle:
         counts = raw["counts"]
         paced = [k for k in counts if k != "runs:submit"]
         achieved = sum(counts[k]["achieved"] for k in paced)
+        gate = self.slo_file.gate
         result = LoadResult(
-            target_rate=raw["target"] / self.cfg.duration,
+            target_rate=self.profile.rate,  # as configured, not as the users planned it
             achieved_rate=achieved / self.cfg.duration,
-            target_count=raw["target"],
+            target_count=math.floor(self.profile.rate * self.cfg.duration),
             achieved_count=achieved,
             duration=self.cfg.duration,
-            min_rate_ratio=self.profile.min_rate_ratio,
+            min_rate_ratio=gate.min_rate,
             complete=raw["complete"],
             workers=len(raw["workers"]),
             endpoints={k: endpoint_stats(k, hists[k], counts[k]) for k in sorted(hists)},
@@ -100,6 +119,14 @@ class LoadHandle:
             artefacts={p.name: str(p) for p in sorted(self.work.glob("locust*"))},
             histograms=hists,
             counts=counts,
+            profile=self.profile.name,
+            scheduled_count=raw["target"],
+            late_count=sum(counts[k]["late"] for k in paced),
+            late_after=self.cfg.late_after,
+            max_late_ratio=gate.max_late,
+            mix=dict(self.cfg.mix),
+            run_interval=self.profile.run_interval,
+            api_key_given=self.api_key_given,
         )
         result.verdicts = judge(result, self.slo_file)
         return result
@@ -127,15 +154,21 @@ def wait_for_runs(api_url: str, run_ids: list[int], timeout: float) -> dict[str,
     return out
 
 
-def discover_series(api_url: str, popular: list[str]) -> tuple[list[str], list[str]]:
-    """Series with a trained model: the popular ones asked for, and the long tail."""
+def discover_series(
+    api_url: str, popular: list[str]
+) -> tuple[list[str], list[str], dict[str, int]]:
+    """Series with a trained model: the popular ones asked for, the long tail, and the longest
+    horizon each one's models allow."""
     try:
         models = httpx.get(f"{api_url}/models", params={"limit": 1000}, timeout=10).json()
     except httpx.HTTPError as exc:
         raise TargetUnreachable(f"{api_url}/models does not answer: {exc}") from exc
-    have = sorted({m["series_id"] for m in models})
+    horizons: dict[str, int] = {}
+    for m in models:
+        horizons[m["series_id"]] = max(horizons.get(m["series_id"], 1), int(m["horizon"]))
+    have = sorted(horizons)
     pop = [s for s in popular if s in have] or have[:1]
-    return pop, [s for s in have if s not in pop]
+    return pop, [s for s in have if s not in pop], horizons
 
 
 def start_load(
@@ -152,23 +185,30 @@ def start_load(
     raw_dir: Path | None = None,
     locustfile: Path | None = None,
 ) -> LoadHandle:
-    """Launch Locust against `api_url` and return at once; `.wait()` for the result."""
+    """Launch Locust against `api_url`; return once it runs (`.wait()` for the result).
+
+    The shared start time is set only when every Locust process is up (they wait for it in
+    `t0.txt`), so a slow start-up never makes the first requests late.
+    """
     slos = slo_file if isinstance(slo_file, SloFile) else load_slo_file(slo_file)
     work = (reports_dir or Path(tempfile.mkdtemp(prefix="opsdrill-load-"))).absolute()
     work.mkdir(parents=True, exist_ok=True)
-    pop, tail = discover_series(api_url, list(popular))
-    distributed = processes > 1 or workers > 0
+    pop, tail, horizons = discover_series(api_url, list(popular))
     users = profile.user_count
-    start_in = 6.0 if distributed else 3.0  # Locust's start-up, workers connecting
+    t0_file = work / "t0.txt"
+    for stale in [t0_file, *work.glob("t0.txt.ready-*")]:
+        stale.unlink(missing_ok=True)
     cfg = LoadConfig(
-        t0=time.time() + start_in, ramp=profile.ramp, duration=profile.duration,
-        rate_per_user=profile.rate / users, users=users, mix=dict(mix or DEFAULT_MIX),
-        popular=pop, long_tail=tail, run_interval=profile.run_interval,
-        timeout=profile.timeout, result_path=str(work / "result.json"),
+        t0=0.0, t0_file=str(t0_file), ramp=profile.ramp, duration=profile.duration,
+        rate_per_user=profile.rate / users, users=users,
+        mix=dict(mix or profile.mix or DEFAULT_MIX), popular=pop, long_tail=tail,
+        horizons=horizons, run_interval=profile.run_interval,
+        run_max_steps=profile.run_max_steps, timeout=profile.timeout,
+        late_after=slos.gate.late_after, result_path=str(work / "result.json"),
         raw_dir=str(raw_dir or ""),
     )  # fmt: skip
     env = dict(os.environ, **{ENV_CONFIG: cfg.to_env(), ENV_KEY: api_key or ""})
-    bound = start_in + profile.ramp + profile.duration + profile.timeout + 10
+    bound = START_LIMIT + profile.ramp + profile.duration + profile.timeout + 10
     base = [sys.executable, "-m", "locust", "-f", str(locustfile or default_locustfile())]
     master = [
         *base, "--headless", "-H", api_url, "-u", str(users + 1), "-r", str(users + 1),
@@ -190,8 +230,27 @@ def start_load(
             procs.append(subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT))
     log = open(work / "master.log", "wb")  # noqa: SIM115
     procs.insert(0, subprocess.Popen(master, env=env, stdout=log, stderr=subprocess.STDOUT))
+    # the master (or the single process) and every worker say they are ready
+    cfg.t0 = release_start(procs, t0_file, 1 + (processes if processes > 1 else workers), work)
     return LoadHandle(procs, cfg, work, api_url, profile, slos, workers or processes,
-                      time.time() + bound + 30)  # fmt: skip
+                      time.time() + bound + 30, api_key_given=bool(api_key))  # fmt: skip
+
+
+def release_start(procs: list[subprocess.Popen[bytes]], t0_file: Path, expect: int,
+                  work: Path) -> float:  # fmt: skip
+    """Wait until `expect` Locust processes wait for t0, then give them one (1 s ahead)."""
+    deadline = time.monotonic() + START_LIMIT
+    while len(list(t0_file.parent.glob(f"{t0_file.name}.ready-*"))) < expect:
+        if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+            for p in procs:
+                p.kill()
+            log = (work / "master.log").read_text()[-800:]
+            raise ServiceError(f"Locust did not start within {START_LIMIT:g} s; its log: {log}")
+        time.sleep(0.1)
+    time.sleep(0.5)  # the rest of the users spawn (all within ~1 s at -r users+1)
+    t0 = time.time() + 1.0
+    t0_file.write_text(repr(t0))
+    return t0
 
 
 def run_load(api_url: str, profile: LoadProfile, **kwargs: object) -> LoadResult:
