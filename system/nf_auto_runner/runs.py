@@ -98,14 +98,19 @@ def list_runs(conn: Conn, status: str | None, limit: int) -> list[dict[str, Any]
     ).fetchall()
 
 
-def cancel(conn: Conn, run_id: int) -> dict[str, Any] | None:
-    """Cancel a scheduled or running run; None if it had already finished."""
+def cancel(conn: Conn, run_id: int, reason: str | None = None) -> dict[str, Any] | None:
+    """Cancel a scheduled or running run; None if it had already finished.
+
+    The reason (runbook §5.2.3: "cancelled to free memory") becomes the run's error_message,
+    so whoever reads the run later knows why it stopped.
+    """
+    message = f"cancelled: {reason}"[:4000] if reason else "cancelled by request"
     return conn.execute(
         f"UPDATE runs SET status = 'cancelled', end_time = now(), "
         f"execution_duration_seconds = EXTRACT(EPOCH FROM now() - start_time), "
-        f"error_message = COALESCE(error_message, 'cancelled by request') "
+        f"error_message = %s "
         f"WHERE run_id = %s AND status IN ('scheduled', 'running') RETURNING {RUN_COLUMNS}",
-        (run_id,),
+        (message, run_id),
     ).fetchone()
 
 

@@ -1,0 +1,140 @@
+"""The runbook-path drills fail when the path is broken (chaos/test_cancel_running.py, …).
+
+Each drill function is run against the embedded stack with the path broken for real, and the
+drill must end `passed=False` naming what it missed.
+
+Cancelling a running run: an executor whose cancellation has no effect on the worker. A config
+switch that disables cancellation would be a back door no operator has a use for, so the
+worker is instead put in a FROZEN cgroup v1 freezer group right before the §5.2.3 procedure
+cancels it: a frozen task runs no code, and the kernel defers even SIGKILL until it is thawed
+(checked below), so the executor's SIGTERM and SIGKILL reach it and do nothing, as with an
+executor that ignores the cancel. The API still answers "cancelled" and the database says so:
+only the drill's process checks can tell.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from chaos.conftest import FaultProbes, Probes
+from chaos.test_cancel_running import (
+    WORKER_GONE_WITHIN,
+    CancelEvidence,
+    cancel_newest_running,
+    cancel_running_drill,
+)
+from opsdrill.faults.journal import Journal
+from opsdrill.processes import pid_alive
+from opsdrill.targets.local import LocalTarget
+from opsdrill.training_runs import RunsClient
+
+pytestmark = pytest.mark.slow
+
+FREEZER = Path("/sys/fs/cgroup/freezer")
+
+
+class Freezer:
+    """A cgroup v1 freezer group of our own; thawed and removed whatever happens."""
+
+    def __init__(self, name: str) -> None:
+        self.path = FREEZER / name
+        self.path.mkdir(exist_ok=True)
+
+    def freeze(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+        (self.path / "freezer.state").write_text("FROZEN")
+
+    def thaw(self) -> None:
+        (self.path / "freezer.state").write_text("THAWED")
+
+    def pids(self) -> list[int]:
+        return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
+
+    def remove(self) -> None:
+        self.thaw()
+        parent = FREEZER / "cgroup.procs"
+        for pid in self.pids():  # a thawed task still in the group is moved out before rmdir
+            with contextlib.suppress(OSError):
+                parent.write_text(str(pid))
+        self.path.rmdir()
+
+
+@pytest.fixture
+def freezer() -> Iterator[Freezer]:
+    if os.geteuid() != 0 or not (FREEZER / "cgroup.procs").exists():
+        pytest.skip("needs root and the cgroup v1 freezer (/sys/fs/cgroup/freezer)")
+    group = Freezer(f"opsdrill-test-{os.getpid()}")
+    try:
+        yield group
+    finally:
+        group.remove()
+
+
+def test_a_frozen_process_outlives_sigkill_until_thawed(freezer: Freezer) -> None:
+    """The premise of the meta-test below, checked on this kernel."""
+    import subprocess
+
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        freezer.freeze(child.pid)
+        os.kill(child.pid, signal.SIGKILL)
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=1.0)
+        freezer.thaw()
+        assert child.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_cancel_drill_fails_when_the_worker_ignores_the_cancel(
+    stack: LocalTarget, freezer: Freezer, tmp_path: Path
+) -> None:
+    frozen: list[int] = []
+
+    def procedure_on_frozen_workers(client: RunsClient, evidence: CancelEvidence) -> list[str]:
+        for run in client.running():
+            if (worker := client.worker(run["run_id"])) is not None:
+                freezer.freeze(worker.pid)
+                frozen.append(worker.pid)
+        return ["workers frozen (sabotage)", *cancel_newest_running(client, evidence)]
+
+    try:
+        result, evidence = cancel_running_drill(
+            stack, Probes(stack), FaultProbes(stack), tmp_path,
+            procedure=procedure_on_frozen_workers, next_run_timeout=20,
+        )  # fmt: skip
+        assert frozen, "the sabotage froze the runaway workers"
+        assert not result.passed
+        assert any(
+            f"each cancelled worker gone within {WORKER_GONE_WITHIN:g} s" in e
+            for e in result.errors
+        ), result.errors
+        assert any("resident memory freed" in e for e in result.errors), result.errors
+        assert any("STILL ALIVE" in a for a in result.actions), result.actions
+        assert all(c.gone_after is None for c in evidence.cancellations)
+        assert not any("reads 'cancelled'" in e for e in result.errors), (
+            "the database did say cancelled: only the process checks could catch this"
+        )
+    finally:
+        freezer.thaw()
+    for pid in frozen:  # thawed, the deferred SIGKILL ends them
+        assert _gone_within(pid, 10.0), f"worker {pid} still alive after thawing"
+    assert Journal(stack.state_dir).entries() == []
+
+
+def _gone_within(pid: int, timeout: float) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
