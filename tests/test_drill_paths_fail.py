@@ -3,6 +3,11 @@
 Each drill function is run against the embedded stack with the path broken for real, and the
 drill must end `passed=False` naming what it missed.
 
+The app killed with runs in flight: the app is restarted with NF_ORPHAN_RECOVERY_AT_START=0,
+the documented operator setting (a diagnostic instance next to a live app) that turns start-up
+orphan recovery off. The runs must then not read failed at the first /health, and the orphaned
+workers are still alive.
+
 Cancelling a running run: an executor whose cancellation has no effect on the worker. A config
 switch that disables cancellation would be a back door no operator has a use for, so the
 worker is instead put in a FROZEN cgroup v1 freezer group right before the §5.2.3 procedure
@@ -23,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from chaos.conftest import FaultProbes, Probes
+from chaos.test_app_crash_in_flight import LOST, app_crash_in_flight_drill
 from chaos.test_cancel_running import (
     WORKER_GONE_WITHIN,
     CancelEvidence,
@@ -138,3 +144,26 @@ def _gone_within(pid: int, timeout: float) -> bool:
             return False
         time.sleep(0.05)
     return True
+
+
+def test_crash_drill_fails_without_start_up_orphan_recovery(
+    stack: LocalTarget, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NF_ORPHAN_RECOVERY_AT_START", "0")  # the app the drill restarts
+    try:
+        result, flight = app_crash_in_flight_drill(
+            stack, Probes(stack), FaultProbes(stack), tmp_path
+        )
+        assert not result.passed
+        assert any(f"runs in flight read failed '{LOST}'" in e for e in result.errors), (
+            result.errors
+        )
+        assert any("the old workers are gone" in e for e in result.errors), result.errors
+        statuses = {r["status"] for r in flight.at_first_health.values()}
+        assert statuses == {"running"}, f"without recovery the runs stay running: {statuses}"
+    finally:
+        monkeypatch.delenv("NF_ORPHAN_RECOVERY_AT_START")
+        stack.service("api").restart(timeout=120)  # recovery on again for the next tests
+    for worker in flight.workers.values():  # cancelled by the drill's cleanup: they exit
+        assert _gone_within(worker.pid, 15.0), f"worker {worker.pid} outlived the cleanup"
+    assert Journal(stack.state_dir).entries() == []
