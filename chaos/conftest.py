@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from opsdrill.drill import Detector, DrillResult
+from opsdrill.probes.alertmanager import delivered
 from opsdrill.probes.prometheus import alert_state
 from opsdrill.probes.sql import sql_ok
 from opsdrill.targets.base import Target
@@ -59,6 +60,21 @@ class Probes:
         if not self.has_prometheus:
             return [], []
         return [self.alert(name, "firing", timeout)], [self.alert(name, None, timeout)]
+
+    def delivered(self, name: str, state: str = "firing", timeout: float = 60.0) -> Detector:
+        """Alertmanager delivered `name` in `state` to the stack's receiver (the alert sink),
+        in a notification received after this detector was made."""
+        sink, since = self.target.services["alert_sink"].url or "", time.time()
+        return Detector(f"alert {name} {state}: delivered to the receiver",
+                        lambda: delivered(sink, name, state, since), timeout)  # fmt: skip
+
+    def delivery_cycle(self, name: str, timeout: float = 60.0) -> tuple[list[Detector], ...]:
+        """(detectors, resolved) for an alert delivered firing, then resolved; empty when the
+        target runs no receiver of its own."""
+        if "alert_sink" not in self.target.services:
+            return [], []
+        fired, resolved = (self.delivered(name, s, timeout) for s in ("firing", "resolved"))
+        return [fired], [resolved]
 
     def steady(self) -> list[Detector]:
         return [self.health_is(200), self.forecast_ok()]

@@ -105,6 +105,7 @@ def app_crash_in_flight_drill(
     try:
         flight = start_runs_in_flight(client, runaway)
         alerts, resolved = probes.alert_cycle("ServiceDown")
+        paged, unpaged = probes.delivery_cycle("ServiceDown")
         lost = Detector(f"runs in flight read failed '{LOST}' at the first /health",
                         flight.failed_at_start, 1)  # fmt: skip
         spec = DrillSpec(
@@ -114,7 +115,7 @@ def app_crash_in_flight_drill(
             severity="P0",
             fault=AppCrash(target, sig="SIGKILL"),  # type: ignore[arg-type]
             effect=fault_probes.api_silent(),
-            detectors=[fault_probes.api_silent(timeout=5), *alerts],
+            detectors=[fault_probes.api_silent(timeout=5), *alerts, *paged],
             steady=probes.steady(),
             recover=lambda: restart_with_runs_in_flight(target, client, flight),
             resolved=[
@@ -122,6 +123,7 @@ def app_crash_in_flight_drill(
                 Detector("the old workers are gone (pid + start time)", flight.workers_gone, 10),
                 Detector("the run submitted again completes", Resubmitted(client).completed, 300),
                 *resolved,
+                *unpaged,
             ],
             availability_url=f"{target.endpoints.api_url}/health",
             dsn=target.endpoints.dsn,

@@ -22,6 +22,7 @@ SERVICE_NAMES = (
     "api",
     "prometheus",
     "alertmanager",
+    "alert_sink",
     "node_exporter",
     "postgres_exporter",
     "proxy",

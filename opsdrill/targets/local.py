@@ -58,7 +58,8 @@ MONITORING_BINARIES = {
 }
 CORE = ("db", "api")
 #: start order; stop order is the reverse. `proxy` exists only with the proxy opt-in.
-ORDER = ("db", "proxy", "api", "node_exporter", "postgres_exporter", "alertmanager", "prometheus")
+ORDER = ("db", "proxy", "api", "node_exporter", "postgres_exporter", "alert_sink",
+         "alertmanager", "prometheus")  # fmt: skip
 OPTIONS_FILE = "options.json"
 #: Toxiproxy proxy name -> the service it fronts
 PROXIES = {"postgres": "db", "api": "api"}
@@ -409,6 +410,7 @@ class LocalTarget(Target):
                 "api": self._api_spec,
                 "node_exporter": self._node_exporter_spec,
                 "postgres_exporter": self._postgres_exporter_spec,
+                "alert_sink": self._alert_sink_spec,
                 "alertmanager": self._alertmanager_spec,
                 "prometheus": self._prometheus_spec,
             }
@@ -422,6 +424,8 @@ class LocalTarget(Target):
     def _optional_available(self, name: str) -> bool:
         if name == "proxy":  # an external server (OPSDRILL_TOXIPROXY_URL) is not ours to run
             return self.options.proxy and not os.environ.get("OPSDRILL_TOXIPROXY_URL")
+        if name == "alert_sink":  # Alertmanager's receiver: only with an Alertmanager
+            name = "alertmanager"
         return self.monitoring and shutil.which(MONITORING_BINARIES[name]) is not None
 
     def missing_monitoring(self) -> list[str]:
@@ -540,16 +544,29 @@ class LocalTarget(Target):
             port=port,
         )  # fmt: skip
 
+    def _alert_sink_spec(self) -> ProcessSpec:
+        """The webhook receiver Alertmanager delivers to: a drill sees each page arrive."""
+        port = self._port("alert_sink")
+        record = self.state_dir / "monitoring" / "alert_sink" / "received.jsonl"
+        return ProcessSpec(
+            argv=[sys.executable, "-m", "opsdrill.alert_sink", "--host", "127.0.0.1",
+                  "--port", str(port), "--file", str(record)],
+            ready=lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"),
+            url=f"http://127.0.0.1:{port}",
+            port=port,
+        )  # fmt: skip
+
     def _alertmanager_spec(self) -> ProcessSpec:
         from opsdrill.targets import prometheus_files
 
         port = self._port("alertmanager")
         root = self.state_dir / "monitoring" / "alertmanager"
+        sink = f"http://127.0.0.1:{self._port('alert_sink')}/alerts"
 
         def write_config() -> None:
             root.mkdir(parents=True, exist_ok=True)
             (root / "alertmanager.yml").write_text(
-                prometheus_files.render_alertmanager_config("http://127.0.0.1:9/opsdrill-null")
+                prometheus_files.render_alertmanager_config(sink)
             )
 
         return ProcessSpec(
