@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from opsdrill.targets.prometheus_files import AGE_THRESHOLD
+
 __all__ = [
     "PromtoolResult",
     "alert_names",
@@ -48,7 +50,7 @@ def tested_alerts(tests_text: str) -> set[str]:
 
 
 def restore_durations(rules_text: str, shortened: list[dict[str, Any]]) -> str:
-    """Undo `shorten_rules`: put each recorded `for`/range duration back as it was."""
+    """Undo `shorten_rules`: put each recorded `for`/range/age duration back as it was."""
     data = yaml.safe_load(rules_text) or {}
     for group in data.get("groups") or []:
         for rule in group.get("rules") or []:
@@ -57,6 +59,13 @@ def restore_durations(rules_text: str, shortened: list[dict[str, Any]]) -> str:
                 after, before = str(change["after"]), str(change["before"])
                 if change["field"] == "for" and str(rule.get("for")) == after:
                     rule["for"] = before
+                elif change["field"] == "age":
+                    rule["expr"] = AGE_THRESHOLD.sub(
+                        lambda m, a=after, b=before: (
+                            m.group(1) + (b if m.group(2) == a else m.group(2))
+                        ),
+                        str(rule["expr"]),
+                    )
                 elif change["field"] == "range":
                     rule["expr"] = re.sub(rf"\[\s*{re.escape(after)}\s*\]", f"[{before}]",
                                           str(rule["expr"]))  # fmt: skip
