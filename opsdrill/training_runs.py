@@ -100,11 +100,15 @@ class RunsClient:
         resp.raise_for_status()
         return dict(resp.json())
 
+    def with_status(self, status: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """Runs with `status`, newest id first."""
+        resp = self._call("GET", "/runs", params={"status": status, "limit": limit})
+        resp.raise_for_status()
+        return list(resp.json())
+
     def running(self, limit: int = 1000) -> list[dict[str, Any]]:
         """Runs with status `running`, newest start first."""
-        resp = self._call("GET", "/runs", params={"status": "running", "limit": limit})
-        resp.raise_for_status()
-        rows = list(resp.json())
+        rows = self.with_status("running", limit)
         return sorted(rows, key=lambda r: r.get("start_time") or "", reverse=True)
 
     def cancel(self, run_id: int, reason: str) -> dict[str, Any] | None:

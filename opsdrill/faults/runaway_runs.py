@@ -24,8 +24,10 @@ class RunawayRuns(Fault):
     blast_radius = "training: the parallel slots are taken; host memory held by their workers"
     undo_summary = "cancel every journaled run still scheduled or running (workers stopped)"
 
-    def __init__(self, target: LocalTarget, *, count: int = 2, max_steps: int = 5000) -> None:
-        super().__init__(target, count=count, max_steps=max_steps)
+    def __init__(
+        self, target: LocalTarget, *, count: int = 2, max_steps: int = 5000, model: str = "MLP"
+    ) -> None:
+        super().__init__(target, count=count, max_steps=max_steps, model=model)
 
     @property
     def run_ids(self) -> list[int]:
@@ -36,7 +38,8 @@ class RunawayRuns(Fault):
         ids: list[int] = []
         for i in range(self.params["count"]):
             self.save_undo(runs=ids, submitting=i)  # a kill mid-submit leaves the ids known
-            ids.append(client.submit(f"opsdrill-runaway-{i}", max_steps=self.params["max_steps"]))
+            ids.append(client.submit(f"opsdrill-runaway-{i}", max_steps=self.params["max_steps"],
+                                     model=self.params["model"]))  # fmt: skip
             self.save_undo(runs=ids)
         if not ids:
             raise FaultNotEffective("no runaway run was submitted")
