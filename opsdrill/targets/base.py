@@ -24,6 +24,7 @@ SERVICE_NAMES = (
     "alertmanager",
     "alert_sink",
     "node_exporter",
+    "cgroup_exporter",
     "postgres_exporter",
     "proxy",
     "worker",

@@ -58,8 +58,8 @@ MONITORING_BINARIES = {
 }
 CORE = ("db", "api")
 #: start order; stop order is the reverse. `proxy` exists only with the proxy opt-in.
-ORDER = ("db", "proxy", "api", "node_exporter", "postgres_exporter", "alert_sink",
-         "alertmanager", "prometheus")  # fmt: skip
+ORDER = ("db", "proxy", "api", "node_exporter", "cgroup_exporter", "postgres_exporter",
+         "alert_sink", "alertmanager", "prometheus")  # fmt: skip
 OPTIONS_FILE = "options.json"
 #: Toxiproxy proxy name -> the service it fronts
 PROXIES = {"postgres": "db", "api": "api"}
@@ -411,6 +411,7 @@ class LocalTarget(Target):
                 "node_exporter": self._node_exporter_spec,
                 "postgres_exporter": self._postgres_exporter_spec,
                 "alert_sink": self._alert_sink_spec,
+                "cgroup_exporter": self._cgroup_exporter_spec,
                 "alertmanager": self._alertmanager_spec,
                 "prometheus": self._prometheus_spec,
             }
@@ -426,6 +427,8 @@ class LocalTarget(Target):
             return self.options.proxy and not os.environ.get("OPSDRILL_TOXIPROXY_URL")
         if name == "alert_sink":  # Alertmanager's receiver: only with an Alertmanager
             name = "alertmanager"
+        if name == "cgroup_exporter":  # the workers' cgroup as a node: only with both
+            return self.options.worker_cgroup is not None and self._optional_available("prometheus")
         return self.monitoring and shutil.which(MONITORING_BINARIES[name]) is not None
 
     def missing_monitoring(self) -> list[str]:
@@ -556,6 +559,17 @@ class LocalTarget(Target):
             port=port,
         )  # fmt: skip
 
+    def _cgroup_exporter_spec(self) -> ProcessSpec:
+        """The workers' memory cgroup as a node for HighMemoryUsage (opsdrill.cgroup_exporter)."""
+        port = self._port("cgroup_exporter")
+        return ProcessSpec(
+            argv=[sys.executable, "-m", "opsdrill.cgroup_exporter", "--cgroup",
+                  str(self.options.worker_cgroup), "--port", str(port)],
+            ready=lambda: self._exporter_ready(port),
+            url=f"http://127.0.0.1:{port}",
+            port=port,
+        )  # fmt: skip
+
     def _alertmanager_spec(self) -> ProcessSpec:
         from opsdrill.targets import prometheus_files
 
@@ -607,6 +621,7 @@ class LocalTarget(Target):
                     node_exporter_url=url_of("node_exporter"),
                     alertmanager_url=url_of("alertmanager"),
                     rules_path=root / "rules" / "*.yml",
+                    worker_node_url=url_of("cgroup_exporter"),
                 )
             )
 

@@ -148,6 +148,7 @@ def render_prometheus_config(
     rules_path: Path,
     scrape_interval: str = "1s",
     evaluation_interval: str = "1s",
+    worker_node_url: str | None = None,
 ) -> str:
     """The production prometheus.yml with these targets and intervals; a `None` drops that part.
 
@@ -180,6 +181,10 @@ def render_prometheus_config(
         for job in config.get("scrape_configs", [])
         if urls.get(job["job_name"], "") is not None
     ]
+    for job in config["scrape_configs"]:  # the workers' cgroup, seen as a node (cgroup_exporter)
+        if job["job_name"] == NODE_JOB and worker_node_url is not None:
+            hostport = _split_url(worker_node_url, "worker_node_url")[1]
+            job["static_configs"].append({"targets": [hostport], "labels": {"node": "workers"}})
     if not any(job["job_name"] == APP_JOB for job in config["scrape_configs"]):
         raise UsageError(f"{prometheus_config_path()} has no job {APP_JOB!r}: restore it")
     return _header("prometheus.yml") + _dump(config)
