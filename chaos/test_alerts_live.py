@@ -65,10 +65,12 @@ def start_postgres(target: Target) -> list[str]:
     return [f"§5.2.2 fix 1: started PostgreSQL (pid {db.pid()})"]
 
 
-def high_error_rate_drill(target: Target, probes: Probes, reports_dir: Path) -> DrillResult:
+def high_error_rate_drill(
+    target: Target, probes: Probes, reports_dir: Path, alert_timeout: float = 60
+) -> DrillResult:
     """PostgreSQL killed: every request that needs it answers 503, so more than 10 % of the
     API's requests are 5xx (the availability probe's and Prometheus' own scrapes)."""
-    detectors, resolved = _alert_spec(probes, "HighErrorRate", 60)
+    detectors, resolved = _alert_spec(probes, "HighErrorRate", alert_timeout)
     spec = DrillSpec(
         name="alert-high-error-rate",
         title="HighErrorRate fires on real 5xx answers (PostgreSQL killed) and is delivered",

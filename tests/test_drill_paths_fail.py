@@ -8,6 +8,9 @@ the documented operator setting (a diagnostic instance next to a live app) that 
 orphan recovery off. The runs must then not read failed at the first /health, and the orphaned
 workers are still alive.
 
+Alert delivery: the stack's receiver (the alert sink) is stopped; HighErrorRate still fires in
+Prometheus, but the drill must fail because nobody was paged.
+
 Cancelling a running run: an executor whose cancellation has no effect on the worker. A config
 switch that disables cancellation would be a back door no operator has a use for, so the
 worker is instead put in a FROZEN cgroup v1 freezer group right before the §5.2.3 procedure
@@ -28,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from chaos.conftest import FaultProbes, Probes
+from chaos.test_alerts_live import high_error_rate_drill
 from chaos.test_app_crash_in_flight import LOST, app_crash_in_flight_drill
 from chaos.test_cancel_running import (
     WORKER_GONE_WITHIN,
@@ -167,3 +171,21 @@ def test_crash_drill_fails_without_start_up_orphan_recovery(
     for worker in flight.workers.values():  # cancelled by the drill's cleanup: they exit
         assert _gone_within(worker.pid, 15.0), f"worker {worker.pid} outlived the cleanup"
     assert Journal(stack.state_dir).entries() == []
+
+
+def test_alert_drill_fails_when_the_page_is_not_delivered(
+    stack: LocalTarget, tmp_path: Path
+) -> None:
+    if "alert_sink" not in stack.services or stack.endpoints.prometheus_url is None:
+        pytest.skip("needs Prometheus, Alertmanager and the alert sink installed")
+    sink = stack.service("alert_sink")
+    sink.stop()
+    try:
+        result = high_error_rate_drill(stack, Probes(stack), tmp_path, alert_timeout=20)
+    finally:
+        sink.start(timeout=30)
+    assert not result.passed
+    missed = " ".join(e for e in result.errors if e.startswith("not detected"))
+    assert "alert HighErrorRate firing: delivered to the receiver" in missed, result.errors
+    assert "alert HighErrorRate firing," not in missed + ",", "Prometheus itself saw it fire"
+    assert result.timeline.first("detected") is not None
