@@ -15,6 +15,7 @@ import pytest
 from opsdrill.drill import Detector, DrillResult
 from opsdrill.drill.alert_scale import alert_scaling
 from opsdrill.errors import CapabilityMissing
+from opsdrill.probes.alertmanager import delivered
 from opsdrill.probes.prometheus import alert_state
 from opsdrill.probes.sql import sql_ok
 from opsdrill.targets.base import ProxyHops, Target
@@ -80,6 +81,25 @@ class Probes:
                 Detector(f"alert {name} resolved", _never, timeout, skipped=why)
             ]
         return [self.alert(name, "firing", timeout)], [self.alert(name, None, timeout)]
+
+    def delivered(self, name: str, state: str = "firing", timeout: float = 60.0) -> Detector:
+        """Alertmanager delivered `name` in `state` to the stack's receiver (the alert sink),
+        in a notification received after this detector was made."""
+        sink, since = self.target.services["alert_sink"].url or "", time.time()
+        return Detector(f"alert {name} {state}: delivered to the receiver",
+                        lambda: delivered(sink, name, state, since), timeout)  # fmt: skip
+
+    def delivery_cycle(self, name: str, timeout: float = 60.0) -> tuple[list[Detector], ...]:
+        """(detectors, resolved) for an alert delivered firing, then resolved; recorded as
+        skipped, with the reason, when the target runs no receiver of its own."""
+        if "alert_sink" not in self.target.services:
+            why = "skipped: this target runs no alert receiver of its own (alert_sink)"
+            return [Detector(f"alert {name} {s}: delivered", _never, timeout, skipped=why)
+                    for s in ("firing",)], [
+                Detector(f"alert {name} resolved: delivered", _never, timeout, skipped=why)
+            ]  # fmt: skip
+        fired, resolved = (self.delivered(name, s, timeout) for s in ("firing", "resolved"))
+        return [fired], [resolved]
 
     def steady(self) -> list[Detector]:
         return [self.health_is(200), self.forecast_ok()]

@@ -179,7 +179,11 @@ def test_shortening_scales_for_and_range_windows() -> None:
     assert rules["ServiceDown"]["for"] == "2s"
     assert rules["QueueBacklog"]["for"] == "15s"
     assert "[5s]" in rules["HighErrorRate"]["expr"] and "[5m]" not in rules["HighErrorRate"]["expr"]
-    assert "LongRunningJob" not in {c.alert for c in changes}  # no `for`, no window
+    # no `for`, no window, but its 2 h age threshold is a duration too: 7200 s -> 120 s
+    assert Shortening("LongRunningJob", "age", "7200", "120") in changes
+    assert (
+        "> 120" in rules["LongRunningJob"]["expr"] and "7200" not in rules["LongRunningJob"]["expr"]
+    )
     assert Shortening("ServiceDown", "for", "2m", "2s") in changes
     assert Shortening("HighErrorRate", "range", "5m", "5s") in changes
     assert len(changes) == len(set(changes))
@@ -472,3 +476,12 @@ def test_compose_database_and_app_settings() -> None:
     assert "/health" in " ".join(api["healthcheck"]["test"])
     assert api["depends_on"]["db"]["condition"] == "service_healthy"
     assert (SYSTEM_DIR / api["build"]["context"] / api["build"]["dockerfile"]).is_file()
+
+
+def test_the_checks_restore_the_age_threshold() -> None:
+    from opsdrill.checks.alert_rules import restore_durations
+
+    text, changes = shorten_rules(prometheus_files.production_rules_text(), 1 / 60)
+    restored = rules_by_name(restore_durations(text, [vars(c) for c in changes]))
+    assert "> 7200" in restored["LongRunningJob"]["expr"]
+    assert restored == rules_by_name(prometheus_files.production_rules_text())

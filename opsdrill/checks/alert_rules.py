@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from opsdrill.targets.prometheus_files import AGE_THRESHOLD
+
 __all__ = [
     "PromtoolResult",
     "alert_names",
@@ -47,8 +49,17 @@ def tested_alerts(tests_text: str) -> set[str]:
     return {c["alertname"] for t in data.get("tests") or [] for c in t.get("alert_rule_test", [])}
 
 
+def _restore_age(expr: str, after: str, before: str) -> str:
+    """`expr` with the age threshold `after` (seconds) put back to `before`."""
+
+    def back(match: re.Match[str]) -> str:
+        return match.group(1) + (before if match.group(2) == after else match.group(2))
+
+    return AGE_THRESHOLD.sub(back, expr)
+
+
 def restore_durations(rules_text: str, shortened: list[dict[str, Any]]) -> str:
-    """Undo `shorten_rules`: put each recorded `for`/range duration back as it was."""
+    """Undo `shorten_rules`: put each recorded `for`/range/age duration back as it was."""
     data = yaml.safe_load(rules_text) or {}
     for group in data.get("groups") or []:
         for rule in group.get("rules") or []:
@@ -57,6 +68,8 @@ def restore_durations(rules_text: str, shortened: list[dict[str, Any]]) -> str:
                 after, before = str(change["after"]), str(change["before"])
                 if change["field"] == "for" and str(rule.get("for")) == after:
                     rule["for"] = before
+                elif change["field"] == "age":
+                    rule["expr"] = _restore_age(str(rule["expr"]), after, before)
                 elif change["field"] == "range":
                     rule["expr"] = re.sub(rf"\[\s*{re.escape(after)}\s*\]", f"[{before}]",
                                           str(rule["expr"]))  # fmt: skip

@@ -12,6 +12,7 @@ from opsdrill.faults.lock_contention import LockContention
 from opsdrill.faults.network import Bandwidth, Latency, ResetPeer, Timeout
 from opsdrill.faults.pool_exhaustion import PoolExhaustion
 from opsdrill.faults.port_conflict import PortConflict
+from opsdrill.faults.runaway_runs import RunawayRuns
 from opsdrill.faults.service_kill import AppCrash, DbDown
 
 __all__ = [
@@ -32,5 +33,6 @@ __all__ = [
     "PoolExhaustion",
     "PortConflict",
     "ResetPeer",
+    "RunawayRuns",
     "Timeout",
 ]

@@ -62,7 +62,8 @@ MONITORING_BINARIES = {
 }
 CORE = ("db", "api")
 #: start order; stop order is the reverse. `proxy` exists only with the proxy opt-in.
-ORDER = ("db", "proxy", "api", "node_exporter", "postgres_exporter", "alertmanager", "prometheus")
+ORDER = ("db", "proxy", "api", "node_exporter", "cgroup_exporter", "postgres_exporter",
+         "alert_sink", "alertmanager", "prometheus")  # fmt: skip
 OPTIONS_FILE = "options.json"
 #: Toxiproxy proxy name -> the service it fronts
 PROXIES = {"postgres": "db", "api": "api"}
@@ -502,6 +503,8 @@ class LocalTarget(Target):
                 "api": self._api_spec,
                 "node_exporter": self._node_exporter_spec,
                 "postgres_exporter": self._postgres_exporter_spec,
+                "alert_sink": self._alert_sink_spec,
+                "cgroup_exporter": self._cgroup_exporter_spec,
                 "alertmanager": self._alertmanager_spec,
                 "prometheus": self._prometheus_spec,
             }
@@ -515,6 +518,10 @@ class LocalTarget(Target):
     def _optional_available(self, name: str) -> bool:
         if name == "proxy":  # an external server (OPSDRILL_TOXIPROXY_URL) is not ours to run
             return self.options.proxy and not os.environ.get("OPSDRILL_TOXIPROXY_URL")
+        if name == "alert_sink":  # Alertmanager's receiver: only with an Alertmanager
+            name = "alertmanager"
+        if name == "cgroup_exporter":  # the workers' cgroup as a node: only with both
+            return self.options.worker_cgroup is not None and self._optional_available("prometheus")
         return self.monitoring and shutil.which(MONITORING_BINARIES[name]) is not None
 
     def missing_monitoring(self) -> list[str]:
@@ -633,16 +640,40 @@ class LocalTarget(Target):
             port=port,
         )  # fmt: skip
 
+    def _alert_sink_spec(self) -> ProcessSpec:
+        """The webhook receiver Alertmanager delivers to: a drill sees each page arrive."""
+        port = self._port("alert_sink")
+        record = self.state_dir / "monitoring" / "alert_sink" / "received.jsonl"
+        return ProcessSpec(
+            argv=[sys.executable, "-m", "opsdrill.alert_sink", "--host", "127.0.0.1",
+                  "--port", str(port), "--file", str(record)],
+            ready=lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"),
+            url=f"http://127.0.0.1:{port}",
+            port=port,
+        )  # fmt: skip
+
+    def _cgroup_exporter_spec(self) -> ProcessSpec:
+        """The workers' memory cgroup as a node for HighMemoryUsage (opsdrill.cgroup_exporter)."""
+        port = self._port("cgroup_exporter")
+        return ProcessSpec(
+            argv=[sys.executable, "-m", "opsdrill.cgroup_exporter", "--cgroup",
+                  str(self.options.worker_cgroup), "--port", str(port)],
+            ready=lambda: self._exporter_ready(port),
+            url=f"http://127.0.0.1:{port}",
+            port=port,
+        )  # fmt: skip
+
     def _alertmanager_spec(self) -> ProcessSpec:
         from opsdrill.targets import prometheus_files
 
         port = self._port("alertmanager")
         root = self.state_dir / "monitoring" / "alertmanager"
+        sink = f"http://127.0.0.1:{self._port('alert_sink')}/alerts"
 
         def write_config() -> None:
             root.mkdir(parents=True, exist_ok=True)
             (root / "alertmanager.yml").write_text(
-                prometheus_files.render_alertmanager_config("http://127.0.0.1:9/opsdrill-null")
+                prometheus_files.render_alertmanager_config(sink)
             )
 
         return ProcessSpec(
@@ -683,6 +714,7 @@ class LocalTarget(Target):
                     node_exporter_url=url_of("node_exporter"),
                     alertmanager_url=url_of("alertmanager"),
                     rules_path=root / "rules" / "*.yml",
+                    worker_node_url=url_of("cgroup_exporter"),
                 )
             )
 

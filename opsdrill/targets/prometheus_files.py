@@ -55,6 +55,9 @@ _DURATION = r"(?:\d+(?:ms|[smhdwy]))+"
 _DURATION_PART = re.compile(r"(\d+)(ms|[smhdwy])")
 _RANGE = re.compile(rf"\[\s*({_DURATION})\s*(?::\s*({_DURATION})?\s*)?\]")
 _STRING_LITERAL = re.compile(r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|`[^`]*`)")
+#: an age in seconds compared with `time() - <timestamp metric>` (LongRunningJob's 7200):
+#: a duration written as a number, so it is scaled with the `for`s and windows ("age")
+AGE_THRESHOLD = re.compile(r"(time\(\)\s*-\s*[A-Za-z_:][\w:]*\s*(?:\{[^}]*\})?\s*>\s*)(\d+)\b")
 
 #: Not package data: the files live in the repository, next to the rest of the reference stack.
 _SYSTEM_DIR = Path(__file__).resolve().parents[2] / "system" / "prometheus"
@@ -62,7 +65,8 @@ _SYSTEM_DIR = Path(__file__).resolve().parents[2] / "system" / "prometheus"
 
 @dataclass(frozen=True)
 class Shortening:
-    """One duration `shorten_rules` changed: `for`, a `range` window or a subquery `resolution`."""
+    """One duration `shorten_rules` changed: `for`, a `range` window, a subquery `resolution`
+    or an `age` threshold in seconds."""
 
     alert: str
     field: str
@@ -144,6 +148,7 @@ def render_prometheus_config(
     rules_path: Path,
     scrape_interval: str = "1s",
     evaluation_interval: str = "1s",
+    worker_node_url: str | None = None,
 ) -> str:
     """The production prometheus.yml with these targets and intervals; a `None` drops that part.
 
@@ -176,6 +181,10 @@ def render_prometheus_config(
         for job in config.get("scrape_configs", [])
         if urls.get(job["job_name"], "") is not None
     ]
+    for job in config["scrape_configs"]:  # the workers' cgroup, seen as a node (cgroup_exporter)
+        if job["job_name"] == NODE_JOB and worker_node_url is not None:
+            hostport = _split_url(worker_node_url, "worker_node_url")[1]
+            job["static_configs"].append({"targets": [hostport], "labels": {"node": "workers"}})
     if not any(job["job_name"] == APP_JOB for job in config["scrape_configs"]):
         raise UsageError(f"{prometheus_config_path()} has no job {APP_JOB!r}: restore it")
     return _header("prometheus.yml") + _dump(config)
@@ -184,7 +193,8 @@ def render_prometheus_config(
 def shorten_rules(
     rules_yaml: str, factor: float, *, minimum: str = "1s"
 ) -> tuple[str, list[Shortening]]:
-    """Scale every `for:`, range window and group `interval` by `factor` (never below `minimum`).
+    """Scale every `for:`, range window, group `interval` and age threshold (`time() - t > N`)
+    by `factor` (never below `minimum`; an age never below 1 s).
 
     With factor 1/60 a `for: 2m` becomes `2s` and `rate(x[5m])` becomes `rate(x[5s])`, so a drill
     on one machine sees the production rules fire in seconds. Note that a range window needs at
@@ -214,6 +224,7 @@ def shorten_rules(
                 rule["for"] = scale(name, "for", str(rule["for"]))
             if "expr" in rule:
                 rule["expr"] = _scale_ranges(str(rule["expr"]), functools.partial(scale, name))
+                rule["expr"] = _scale_ages(str(rule["expr"]), name, factor, changes)
     shown = f"1/{1 / factor:g}" if factor < 1 and (1 / factor).is_integer() else f"{factor:g}"
     header = _header("alerts.yml", f"every `for` and range window × {shown}, minimum {minimum}")
     return header + _dump(data), changes
@@ -244,6 +255,18 @@ def render_alertmanager_config(
     for hook in hooks:
         hook["url"] = webhook_url
     return _header("alertmanager.yml") + _dump(config)
+
+
+def _scale_ages(expr: str, name: str, factor: float, changes: list[Shortening]) -> str:
+    """`expr` with each AGE_THRESHOLD scaled by `factor` (at least 1 s), recorded as "age"."""
+
+    def replace(match: re.Match[str]) -> str:
+        after = str(max(1, round(int(match.group(2)) * factor)))
+        if (change := Shortening(name, "age", match.group(2), after)) not in changes:
+            changes.append(change)
+        return match.group(1) + after
+
+    return AGE_THRESHOLD.sub(replace, expr)
 
 
 def _scale_ranges(expr: str, scale: Callable[[str, str], str]) -> str:

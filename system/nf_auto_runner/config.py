@@ -33,6 +33,10 @@ FIELDS: dict[str, tuple[str, type, Any, tuple[float, float] | None]] = {
     # server-side cap on a pooled statement: a lock held by a forgotten transaction (runbook
     # §5.2.2 case 3) stalls requests this long, then they answer 503, instead of forever
     "statement_timeout": ("NF_STATEMENT_TIMEOUT", float, 30.0, (0.1, 3600.0)),
+    # at start-up, fail runs a dead app left `running` on this host and kill the workers that
+    # outlived it (runbook §5.3.1). Off only for a diagnostic instance sharing the database
+    # with a live app; the periodic sweep still fails runs whose heartbeat stops.
+    "orphan_recovery_at_start": ("NF_ORPHAN_RECOVERY_AT_START", bool, True, None),
 }
 #: the pool section (runbook §6.1.2). Defaults are smaller than the runbook's 20/40/30 s:
 #: a 30 s checkout timeout would hold requests for 30 s during a database outage.
@@ -65,6 +69,7 @@ class Settings:
     stale_heartbeat_seconds: float
     startup_db_wait_seconds: float
     statement_timeout: float
+    orphan_recovery_at_start: bool
     pool_size: int
     pool_overflow: int
     pool_timeout: float
@@ -145,15 +150,18 @@ def _convert(
     name: str, raw: Any, kind: type, bounds: tuple[float, float] | None, source: str
 ) -> Any:
     try:
-        if kind is str:
-            value: Any = "" if raw is None else str(raw)
+        if kind is bool:
+            value: Any = _boolean(raw)
+        elif kind is str:
+            value = "" if raw is None else str(raw)
         elif kind is int and isinstance(raw, float) and not raw.is_integer():
             raise ValueError(raw)
         else:
             value = kind(raw)
     except (TypeError, ValueError) as exc:
+        fix = "set 1 or 0 (true/false)" if kind is bool else "set a valid number"
         raise ConfigError(
-            f"{name} from {source} is {raw!r}, expected {kind.__name__}; set a valid number"
+            f"{name} from {source} is {raw!r}, expected {kind.__name__}; {fix}"
         ) from exc
     if bounds is not None and not bounds[0] <= value <= bounds[1]:
         raise ConfigError(
@@ -161,6 +169,18 @@ def _convert(
             f"{bounds[1]}; set a value in range"
         )
     return value
+
+
+def _boolean(raw: Any) -> bool:
+    """YAML booleans, and 1/0, true/false, yes/no, on/off from the environment."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
 
 
 def _check_url(url: str) -> None:

@@ -89,7 +89,11 @@ class Executor:
         self.workers.clear()
 
     def recover_at_startup(self) -> list[int]:
-        """Fail runs left `running` by a previous process whose worker is gone."""
+        """Fail runs a previous process left `running` on this host: its worker is gone, or
+        outlived it (then killed). Off with NF_ORPHAN_RECOVERY_AT_START=0."""
+        if not self.settings.orphan_recovery_at_start:
+            log.warning("start-up orphan recovery is off (NF_ORPHAN_RECOVERY_AT_START=0)")
+            return []
         with self.db.connection() as conn:
             lost = runs.recover_orphans(conn, self.settings.stale_heartbeat_seconds)
         for run_id in lost:
@@ -194,7 +198,8 @@ class Executor:
             log_file = open(path, "ab")  # noqa: SIM115 - closed when the worker is reaped
             proc = subprocess.Popen(
                 [sys.executable, "-m", "nf_auto_runner.worker", str(run_id)],
-                env=self.settings.child_env(),
+                # who supervises it: start-up recovery tells an orphan by a different parent
+                env={**self.settings.child_env(), "NF_SUPERVISOR_PID": str(os.getpid())},
                 cwd=self.settings.home,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import time
 from typing import Any
 
 import psycopg
@@ -27,6 +29,7 @@ __all__ = [
     "log_row",
     "recover_orphans",
     "requeue",
+    "worker_state",
 ]
 
 MODELS = ("MLP", "NHITS")
@@ -98,14 +101,19 @@ def list_runs(conn: Conn, status: str | None, limit: int) -> list[dict[str, Any]
     ).fetchall()
 
 
-def cancel(conn: Conn, run_id: int) -> dict[str, Any] | None:
-    """Cancel a scheduled or running run; None if it had already finished."""
+def cancel(conn: Conn, run_id: int, reason: str | None = None) -> dict[str, Any] | None:
+    """Cancel a scheduled or running run; None if it had already finished.
+
+    The reason (runbook §5.2.3: "cancelled to free memory") becomes the run's error_message,
+    so whoever reads the run later knows why it stopped.
+    """
+    message = f"cancelled: {reason}"[:4000] if reason else "cancelled by request"
     return conn.execute(
         f"UPDATE runs SET status = 'cancelled', end_time = now(), "
         f"execution_duration_seconds = EXTRACT(EPOCH FROM now() - start_time), "
-        f"error_message = COALESCE(error_message, 'cancelled by request') "
+        f"error_message = %s "
         f"WHERE run_id = %s AND status IN ('scheduled', 'running') RETURNING {RUN_COLUMNS}",
-        (run_id,),
+        (message, run_id),
     ).fetchone()
 
 
@@ -159,23 +167,73 @@ def log_row(
     )
 
 
-def _pid_alive(pid: int) -> bool:
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """(state, parent pid) of a process from /proc, or None when it is gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
+        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115 - one read
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces
+    return fields[0], int(fields[1])
+
+
+def worker_state(pid: int, run_id: int) -> str:
+    """What `pid` is to `run_id` now: "gone", "supervised", "orphaned" or "unknown".
+
+    "gone" also covers a zombie. The executor gives each worker NF_SUPERVISOR_PID; a worker
+    whose parent is no longer that process was re-parented when its app died: "orphaned",
+    nobody will cancel or reap it. "unknown" when the pid runs something else (recycled) or
+    /proc cannot be read (another user's process): not ours to judge or kill.
+    """
+    stat = _proc_stat(pid)
+    if stat is None or stat[0] == "Z":
+        return "gone"
+    try:
+        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")  # noqa: SIM115
+        environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")  # noqa: SIM115
     except PermissionError:
+        return "unknown"
+    except OSError:
+        return "gone"
+    if b"nf_auto_runner.worker" not in argv or str(run_id).encode() not in argv:
+        return "unknown"  # likely a recycled pid; the heartbeat age decides, never a kill
+    supervisor = next(
+        (e.split(b"=", 1)[1] for e in environ if e.startswith(b"NF_SUPERVISOR_PID=")), b""
+    )
+    if supervisor.isdigit():
+        return "supervised" if stat[1] == int(supervisor) else "orphaned"
+    try:  # a worker started before NF_SUPERVISOR_PID existed: is its parent an app?
+        parent = open(f"/proc/{stat[1]}/cmdline", "rb").read()  # noqa: SIM115
+    except OSError:
+        return "orphaned"
+    return "supervised" if b"nf_auto_runner" in parent else "orphaned"
+
+
+def _kill_orphan(pid: int, timeout: float = 5.0) -> bool:
+    """SIGKILL an orphaned worker and wait until it is gone (or a zombie); True if it went."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
         return True
+    deadline = time.monotonic() + timeout
+    while (stat := _proc_stat(pid)) is not None and stat[0] != "Z":
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
     return True
 
 
 def recover_orphans(
     conn: Conn, stale_seconds: float, *, check_pids: bool = True, exclude: set[int] | None = None
 ) -> list[int]:
-    """Fail `running` runs whose worker is gone: same host and pid dead, or heartbeat stale.
+    """Fail `running` runs whose worker is lost: same host and pid dead, worker orphaned by
+    its app's death (killed first), or heartbeat stale.
 
-    The periodic sweep passes check_pids=False: a dead worker of another app process on this
-    host is that executor's to report (it names the signal); only a stale heartbeat is ours.
+    At start-up (check_pids=True) a worker on this host that outlived its app is killed: no
+    executor supervises it any more, so it could neither be cancelled nor reaped, and it holds
+    memory and a parallel slot the new process cannot see. The periodic sweep passes
+    check_pids=False: a dead worker of another app process on this host is that executor's to
+    report (it names the signal); only a stale heartbeat is ours.
     """
     exclude = exclude or set()
     rows = conn.execute(
@@ -187,27 +245,28 @@ def recover_orphans(
     for r in rows:
         if r["run_id"] in exclude:
             continue
-        dead = (
-            check_pids
-            and r["worker_host"] == HOST
-            and r["worker_pid"] is not None
-            and not _pid_alive(r["worker_pid"])
-        )
-        if dead or float(r["age"]) > stale_seconds:
-            why = (
-                f"orphaned: worker lost at restart (pid {r['worker_pid']} on "
-                f"{r['worker_host']} is gone)"
-                if dead
-                else f"orphaned: worker lost at restart (no heartbeat for {float(r['age']):.0f} s)"
-            )
-            if fail_if_running(conn, r["run_id"], why):
-                log_row(
-                    conn,
-                    "ERROR",
-                    f"run {r['run_id']} {why}",
-                    run_id=r["run_id"],
-                    exception_type="WorkerLost",
-                    logger="nf_auto_runner.executor",
+        pid, here = r["worker_pid"], r["worker_host"] == HOST
+        why = ""
+        if check_pids and here and pid is not None:
+            state = worker_state(pid, r["run_id"])
+            if state == "gone":
+                why = f"orphaned: worker lost at restart (pid {pid} on {HOST} is gone)"
+            elif state == "orphaned":
+                killed = "killed" if _kill_orphan(pid) else "SIGKILL sent, still exiting"
+                why = (
+                    f"orphaned: worker lost at restart (pid {pid} on {HOST} outlived the app "
+                    f"that supervised it; {killed})"
                 )
-                lost.append(r["run_id"])
+        if not why and float(r["age"]) > stale_seconds:
+            why = f"orphaned: worker lost at restart (no heartbeat for {float(r['age']):.0f} s)"
+        if why and fail_if_running(conn, r["run_id"], why):
+            log_row(
+                conn,
+                "ERROR",
+                f"run {r['run_id']} {why}",
+                run_id=r["run_id"],
+                exception_type="WorkerLost",
+                logger="nf_auto_runner.executor",
+            )
+            lost.append(r["run_id"])
     return lost

@@ -199,7 +199,8 @@ def _record_failure(
 
     def record(c: psycopg.Connection[Any]) -> None:
         with c.transaction():
-            runs.fail_if_running(c, run_id, message)
+            if not runs.fail_if_running(c, run_id, message):
+                return  # cancelled (its SIGTERM is what raised here) or already failed
             runs.log_row(
                 c,
                 "ERROR",

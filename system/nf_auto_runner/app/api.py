@@ -137,9 +137,13 @@ def get_run(request: Request, run_id: RunId) -> Any:
 
 
 @router.post("/runs/{run_id}/cancel", dependencies=[Depends(require_api_key)])
-def cancel_run(request: Request, run_id: RunId) -> Any:
+def cancel_run(
+    request: Request,
+    run_id: RunId,
+    reason: Annotated[str | None, Query(max_length=500)] = None,
+) -> Any:
     with request.app.state.db.connection() as conn:
-        row = runs.cancel(conn, run_id)
+        row = runs.cancel(conn, run_id, reason)
         if row is None:
             current = runs.get(conn, run_id)
             if current is None:

@@ -1,0 +1,187 @@
+"""Runbook §4.2's alerts that only a real condition fires: HighErrorRate, LongRunningJob,
+QueueBacklog. Each drill makes the condition for real, sees the alert fire in Prometheus AND
+delivered by Alertmanager to the stack's receiver (the alert sink), applies the runbook's fix,
+and sees the alert resolve, in Prometheus and at the receiver.
+
+The embedded stack runs the production rules 60x faster (README: `for: 5m` is 5 s, LongRunningJob's
+2 h age is 120 s; `.opsdrill/monitoring/prometheus/shortened.json` lists each change), so
+these take seconds to minutes, not hours. HighMemoryUsage (85 % of host memory) is not driven
+here: see chaos/test_memory_alert.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from opsdrill.drill import Detector, DrillResult, DrillSpec, run_drill
+from opsdrill.faults import DbDown, RunawayRuns
+from opsdrill.recovery.procedure import procedure
+from opsdrill.recovery.procedures import start_postgres
+from opsdrill.targets.base import Target
+from opsdrill.training_runs import RunsClient
+
+from .conftest import AssertDrill, FaultProbes, Probes
+
+pytestmark = [pytest.mark.destructive, pytest.mark.runbook("4.2")]
+
+#: QueueBacklog fires above 50 queued runs; the embedded app trains MAX_PARALLEL_RUNS (2) at a
+#: time, so this many runs leave more than 50 waiting for any MAX_PARALLEL_RUNS up to 5
+BACKLOG_RUNS = 56
+
+
+def _needs_monitoring(probes: Probes) -> None:
+    if not probes.has_prometheus or "alert_sink" not in probes.target.services:
+        pytest.skip("the alert drills need Prometheus, Alertmanager and the stack's alert sink")
+
+
+def _alert_spec(
+    probes: Probes, alert: str, timeout: float
+) -> tuple[list[Detector], list[Detector]]:
+    """(detectors, resolved): the alert in Prometheus and delivered, firing then resolved."""
+    fired, cleared = probes.alert_cycle(alert, timeout)
+    paged, unpaged = probes.delivery_cycle(alert, timeout + 30)
+    return [*fired, *paged], [*cleared, *unpaged]
+
+
+def _queued(api_url: str) -> float:
+    text = httpx.get(f"{api_url}/metrics", timeout=2).text
+    line = next(ln for ln in text.splitlines() if ln.startswith("ts_forecast_queued_runs "))
+    return float(line.split()[1])
+
+
+def cancel_runs(client: RunsClient, status: str, reason: str) -> list[str]:
+    """Cancel every run with `status` through the API, newest first; the actions taken."""
+    ids = [r["run_id"] for r in client.with_status(status)]
+    done = [i for i in ids if client.cancel(i, reason) is not None]
+    return [f"cancelled {len(done)} {status} run(s) {done[:5]}{'…' if len(done) > 5 else ''}: "
+            f"{reason}"]  # fmt: skip
+
+
+def high_error_rate_drill(
+    target: Target, probes: Probes, reports_dir: Path, alert_timeout: float = 60
+) -> DrillResult:
+    """PostgreSQL killed: every request that needs it answers 503, so more than 10 % of the
+    API's requests are 5xx (the availability probe's and Prometheus' own scrapes)."""
+    detectors, resolved = _alert_spec(probes, "HighErrorRate", alert_timeout)
+    spec = DrillSpec(
+        name="alert-high-error-rate",
+        title="HighErrorRate fires on real 5xx answers (PostgreSQL killed) and is delivered",
+        runbook="5.2.2",
+        severity="P1",
+        fault=DbDown(target, sig="SIGKILL"),  # type: ignore[arg-type]
+        effect=probes.health_is(503),
+        detectors=detectors,
+        steady=probes.steady(),
+        recover=start_postgres(target),
+        resolved=resolved,
+        availability_url=f"{target.endpoints.api_url}/health",
+        dsn=target.endpoints.dsn,
+    )
+    return run_drill(spec, reports_dir)
+
+
+def long_running_job_drill(
+    target: Target, probes: Probes, fault_probes: FaultProbes, reports_dir: Path
+) -> DrillResult:
+    """One run trains past LongRunningJob's age (2 h, 120 s here); §3.1.3: cancel it.
+    NHITS at the API's maximum of 5000 steps trains for minutes on this machine's CPU."""
+    client = RunsClient(target.endpoints)
+    fault = RunawayRuns(target, count=1, max_steps=5000, model="NHITS")  # type: ignore[arg-type]
+    detectors, resolved = _alert_spec(probes, "LongRunningJob", 240)
+
+    def training() -> bool:
+        return any(client.worker(r) is not None for r in fault.run_ids)
+
+    spec = DrillSpec(
+        name="alert-long-running-job",
+        title="LongRunningJob fires on a run training past its age limit and is delivered",
+        runbook="3.1.3",
+        severity="P3",
+        fault=fault,
+        effect=Detector("the long run's worker trains", training, 120),
+        detectors=detectors,
+        steady=[*probes.steady(), fault_probes.no_run_running()],
+        recover=procedure(
+            "3.1.3",
+            "cancel the run stuck past 2 h",
+            (
+                "cancel the running run",
+                lambda: cancel_runs(client, "running", "runbook 3.1.3: stuck past 2 h"),
+            ),
+        ),
+        resolved=resolved,
+        availability_url=f"{target.endpoints.api_url}/health",
+        dsn=target.endpoints.dsn,
+    )
+    return run_drill(spec, reports_dir)
+
+
+def queue_backlog_drill(
+    target: Target, probes: Probes, fault_probes: FaultProbes, reports_dir: Path
+) -> DrillResult:
+    """More runs than the slots can take: over 50 wait; §3.1.3: cancel the backlog."""
+    client = RunsClient(target.endpoints)
+    fault = RunawayRuns(target, count=BACKLOG_RUNS, max_steps=5000)  # type: ignore[arg-type]
+    detectors, resolved = _alert_spec(probes, "QueueBacklog", 90)
+    api = target.endpoints.api_url
+    spec = DrillSpec(
+        name="alert-queue-backlog",
+        title="QueueBacklog fires on more than 50 queued runs and is delivered",
+        runbook="3.1.3",
+        severity="P3",
+        fault=fault,
+        effect=Detector("/metrics: ts_forecast_queued_runs > 50", lambda: _queued(api) > 50, 60),
+        detectors=detectors,
+        steady=[*probes.steady(), fault_probes.no_run_running()],
+        recover=procedure(
+            "3.1.3",
+            "clear the queue backlog",
+            (
+                "cancel the scheduled runs",
+                lambda: cancel_runs(client, "scheduled", "runbook 3.1.3: queue backlog"),
+            ),
+            (
+                "cancel the running runs",
+                lambda: cancel_runs(client, "running", "runbook 3.1.3: queue backlog"),
+            ),
+        ),
+        resolved=resolved,
+        availability_url=f"{target.endpoints.api_url}/health",
+        dsn=target.endpoints.dsn,
+    )
+    return run_drill(spec, reports_dir)
+
+
+@pytest.mark.fault("db_down", sig="SIGKILL")
+def test_high_error_rate_fires_on_real_5xx_and_is_delivered(
+    target: Target, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+) -> None:
+    _needs_monitoring(probes)
+    assert_drill(high_error_rate_drill(target, probes, incident_dir))
+
+
+@pytest.mark.fault("runaway_runs", count=1, max_steps=5000, model="NHITS")
+def test_long_running_job_fires_on_a_long_run_and_is_delivered(
+    target: Target,
+    probes: Probes,
+    fault_probes: FaultProbes,
+    incident_dir: Path,
+    assert_drill: AssertDrill,
+) -> None:
+    _needs_monitoring(probes)
+    assert_drill(long_running_job_drill(target, probes, fault_probes, incident_dir))
+
+
+@pytest.mark.fault("runaway_runs", count=BACKLOG_RUNS, max_steps=5000)
+def test_queue_backlog_fires_on_a_real_backlog_and_is_delivered(
+    target: Target,
+    probes: Probes,
+    fault_probes: FaultProbes,
+    incident_dir: Path,
+    assert_drill: AssertDrill,
+) -> None:
+    _needs_monitoring(probes)
+    assert_drill(queue_backlog_drill(target, probes, fault_probes, incident_dir))

@@ -1,0 +1,136 @@
+"""The stack's training runs as drills see them: the run API, and the worker process behind a run.
+
+Drills submit, read and cancel runs through the API (`POST /runs`, `GET /runs/{id}`,
+`POST /runs/{id}/cancel`), as an operator would, and find a run's worker by the pid the
+database records for it (`runs.worker_pid`). A pid alone can be recycled, so a worker is held
+as a `ProcessRef` (pid + start time) and only counted as the run's worker while its command line
+still says `nf_auto_runner.worker <run_id>`. Process facts are read from /proc: they need the
+target's processes on this host (`Target.host_spec == "local://"`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from opsdrill.errors import TargetUnreachable
+from opsdrill.processes import ProcessRef
+from opsdrill.targets.base import Endpoints
+
+__all__ = ["ACTIVE", "FINISHED", "RunsClient", "Worker", "rss_bytes"]
+
+ACTIVE = ("scheduled", "running")
+FINISHED = ("completed", "failed", "cancelled")
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of `pid` now (VmRSS); 0 once it is gone or a zombie."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+@dataclass(frozen=True)
+class Worker:
+    """The training process of one run, identified beyond its pid."""
+
+    run_id: int
+    ref: ProcessRef
+
+    @property
+    def pid(self) -> int:
+        return self.ref.pid
+
+    def alive(self) -> bool:
+        """True while this exact process lives (a recycled pid is not it)."""
+        return self.ref.alive()
+
+    def rss(self) -> int:
+        return rss_bytes(self.pid) if self.alive() else 0
+
+    @classmethod
+    def find(cls, run_id: int, pid: int | None) -> Worker | None:
+        """The live worker process of `run_id` at `pid`, or None."""
+        if pid is None or (ref := ProcessRef.of(pid)) is None:
+            return None
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return None
+        if b"nf_auto_runner.worker" not in argv or str(run_id).encode() not in argv:
+            return None
+        return cls(run_id, ref)
+
+
+class RunsClient:
+    """The run endpoints of one stack's API, with its key for the mutating ones."""
+
+    def __init__(self, endpoints: Endpoints, timeout: float = 10.0) -> None:
+        self.url = endpoints.api_url
+        self.headers = {"X-API-Key": endpoints.api_key or ""}
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return httpx.request(method, f"{self.url}{path}", timeout=self.timeout, **kwargs)
+        except httpx.HTTPError as exc:
+            raise TargetUnreachable(
+                f"{method} {self.url}{path} failed: {exc}; is the API running?"
+            ) from exc
+
+    def submit(self, name: str, *, max_steps: int = 5, model: str = "MLP") -> int:
+        """A new scheduled run on the shipped series; its id."""
+        body = {"series_id": "airpassengers", "model_name": model, "horizon": 12,
+                "max_steps": max_steps, "run_name": name}  # fmt: skip
+        resp = self._call("POST", "/runs", json=body, headers=self.headers)
+        if resp.status_code != 201:
+            raise TargetUnreachable(f"POST /runs answered {resp.status_code}: {resp.text[:200]}")
+        return int(resp.json()["run_id"])
+
+    def get(self, run_id: int) -> dict[str, Any]:
+        resp = self._call("GET", f"/runs/{run_id}")
+        resp.raise_for_status()
+        return dict(resp.json())
+
+    def with_status(self, status: str, limit: int = 1000) -> list[dict[str, Any]]:
+        """Runs with `status`, newest id first."""
+        resp = self._call("GET", "/runs", params={"status": status, "limit": limit})
+        resp.raise_for_status()
+        return list(resp.json())
+
+    def running(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """Runs with status `running`, newest start first."""
+        rows = self.with_status("running", limit)
+        return sorted(rows, key=lambda r: r.get("start_time") or "", reverse=True)
+
+    def cancel(self, run_id: int, reason: str) -> dict[str, Any] | None:
+        """Cancel the run; None when it had already finished (409)."""
+        resp = self._call(
+            "POST", f"/runs/{run_id}/cancel", params={"reason": reason}, headers=self.headers
+        )
+        if resp.status_code == 409:
+            return None
+        resp.raise_for_status()
+        return dict(resp.json())
+
+    def worker(self, run_id: int) -> Worker | None:
+        """The live worker of a running run, found through the pid the database records."""
+        run = self.get(run_id)
+        return Worker.find(run_id, run.get("worker_pid")) if run["status"] == "running" else None
+
+    def wait_finished(self, run_id: int, timeout: float) -> dict[str, Any]:
+        """The run once it has finished, or as it is when `timeout` seconds have passed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.get(run_id)
+            if run["status"] in FINISHED or time.monotonic() >= deadline:
+                return run
+            time.sleep(0.25)
