@@ -1,7 +1,8 @@
 """The FastAPI application: routes, middleware, error mapping, and the process's lifespan.
 
 Lifespan starts the database pool and its watchdog, recovers orphaned runs, warms the
-predictor (imports NeuralForecast, loads current models) and then starts the executor; on
+predictor (imports torch, loads current models, runs each once), starts its deploy watcher
+and then the executor; on
 shutdown it stops the executor (requeueing its runs) and closes the pool.
 """
 
@@ -38,9 +39,9 @@ def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def _warm_up(predictor: Predictor, db: Database) -> None:
-    """Ready means ready to forecast: NeuralForecast imported and current models loaded
-    before the first request is served (otherwise the first forecasts after a restart wait
-    seconds on the import and miss the latency SLO)."""
+    """Ready means ready to forecast: torch imported and current models loaded and run
+    once before the first request is served (otherwise the first forecasts after a restart
+    wait on the import and the load, and miss the latency SLO)."""
     t0 = time.monotonic()
     try:
         with db.connection(timeout=2.0) as conn:
@@ -67,6 +68,8 @@ def create_app(settings: Settings, *, run_executor: bool = True) -> FastAPI:
         except DatabaseUnavailable:
             log.error("start-up recovery skipped: database unavailable")
         await anyio.to_thread.run_sync(_warm_up, app.state.predictor, db)
+        app.state.predictor.start_watcher(db.connection)
+        metrics.watch_predictor(app.state.predictor)
         if run_executor:
             executor.start()
         log.info("nf_auto_runner started (max %d parallel runs)", settings.max_parallel_runs)
@@ -75,6 +78,7 @@ def create_app(settings: Settings, *, run_executor: bool = True) -> FastAPI:
         finally:
             log.info("nf_auto_runner shutting down")
             executor.stop()
+            app.state.predictor.stop()
             db.close()
 
     app = FastAPI(title="nf_auto_runner", version="1.0", lifespan=lifespan)
@@ -109,7 +113,6 @@ def create_app(settings: Settings, *, run_executor: bool = True) -> FastAPI:
         db: Database = request.app.state.db
         probe = db.last_probe
         metrics.set_pool_gauges(db.stats(), None if probe is None else probe.ok)
-        metrics.PREDICT_CACHE.set(request.app.state.predictor.cached_models)
         return Response(metrics.render(), media_type=metrics.CONTENT_TYPE_LATEST)
 
     app.include_router(health.router)
