@@ -30,7 +30,11 @@ def points(series_id: str) -> tuple[str, list[dict[str, Any]]]:
 
 
 def train_small(
-    out: Path, model_name: str, series_id: str | None = None, h: int | None = None
+    out: Path,
+    model_name: str,
+    series_id: str | None = None,
+    h: int | None = None,
+    steps: int = STEPS,
 ) -> Path:
     from nf_auto_runner.trainer import train
 
@@ -41,7 +45,7 @@ def train_small(
         freq=freq,
         points=pts,
         h=h or default_h,
-        max_steps=STEPS,
+        max_steps=steps,
         out_dir=out,
         gpu_memory_limit=0.5,
     )
