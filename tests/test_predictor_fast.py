@@ -85,3 +85,34 @@ def test_a_changed_weight_is_noticed(trained: dict[str, Path]) -> None:
     got = served.predict(freq, pts)[0]["value"]
     want = _reference(trained["MLP"], freq, pts)[0]["value"]
     assert got != pytest.approx(want, rel=1e-5)
+
+
+def test_serving_imports_neither_neuralforecast_nor_lightning(trained: dict[str, Path]) -> None:
+    """Cold start: the app and a forecast on each model type need torch and safetensors
+    only; NeuralForecast's package (which pulls in Lightning and every model) and pandas
+    stay out of the serving process."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = f"""
+import json, sys
+from nf_auto_runner.app import application, main  # the whole app, as the server imports it
+from nf_auto_runner.predictor import ModelRef, Predictor, _Served
+from tests.trained_models import CASES, points
+Predictor().warm_up(None)  # what start-up imports before /health says 200
+for name, path in {json.dumps({k: str(v) for k, v in trained.items()})}.items():
+    sid, h = CASES[name]
+    freq, pts = points(sid)
+    assert len(_Served(ModelRef(1, name, sid, h, path), Predictor()).predict(freq, pts)) == h
+heavy = ("neuralforecast", "pytorch_lightning", "lightning", "lightning_fabric", "pandas")
+print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}} & set(heavy))))
+"""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(root / "system")]))
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

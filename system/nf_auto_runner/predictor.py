@@ -244,6 +244,7 @@ class Predictor:
         self.loads = 0
         self.evictions = 0
         self._watcher: threading.Thread | None = None
+        self.warm_series: list[str] = []
         self._stop = threading.Event()
 
     # -- what /metrics shows ------------------------------------------------------------------
@@ -271,12 +272,13 @@ class Predictor:
 
         if conn is None:
             return []
-        warmed = []
+        warmed: list[int] = []
         for key, ref in self._newest(conn).items():
             if ref.run_id in warmed or len(warmed) >= WARM_SERIES:
                 continue
             try:
                 warmed.append(self.forecast(conn, key[0], 1, key[1], bypass_cache=True)["run_id"])
+                self.warm_series.append(key[0])
             except Exception as exc:  # a broken model must not stop the start
                 log.warning("warm-up of series %s failed: %s", key[0], exc)
         return warmed
