@@ -28,7 +28,7 @@ def bench_one(name: str, series_id: str, h: int, root: Path, repeat: int) -> dic
     import torch
     from neuralforecast import NeuralForecast
     from nf_auto_runner import fastnet
-    from nf_auto_runner.predictor import ModelRef, Predictor, _Served
+    from nf_auto_runner.predictor import ModelRef, Predictor, _Served, set_torch_threads
 
     from tests.trained_models import points, train_small
 
@@ -56,9 +56,15 @@ def bench_one(name: str, series_id: str, h: int, root: Path, repeat: int) -> dic
         fn()
     for _ in range(repeat):  # interleaved: load from other work hits all three alike
         for key, fn in calls.items():
+            # Lightning's predict sets torch's intra-op threads to the core count each call;
+            # the app never imports it, so the fast path gets the app's setting back here
+            threads = torch.get_num_threads()
+            if key != "nf":
+                set_torch_threads()
             t0 = time.perf_counter()
             fn()
             timings[key].append((time.perf_counter() - t0) * 1000)
+            torch.set_num_threads(threads)
     return {k: statistics.median(v) for k, v in timings.items()}
 
 
