@@ -302,13 +302,19 @@ class Predictor:
         self._loader.shutdown(wait=False, cancel_futures=True)
 
     def refresh(self, conn: psycopg.Connection[Any]) -> list[Future[_Served]]:
-        """Start loading every newest model that differs from the one serving its key."""
+        """Start loading every newest model that differs from the one serving its key, and
+        the first model of a series that had none (so its first request does not load)."""
         newest = self._newest(conn)
         with self._lock:
             stale = [
                 (key, newest[key])
                 for key, ref in self._serving.items()
                 if key in newest and newest[key].run_id != ref.run_id
+            ]
+            stale += [
+                (key, ref)
+                for key, ref in newest.items()
+                if key[1] is None and key not in self._serving and key not in self._wanted
             ]
         return [self._load_async(ref, key) for key, ref in stale]
 
