@@ -9,8 +9,8 @@ model directory `NeuralForecast.save` wrote (safetensors weights, hyper-paramete
 into networks whose parameter names match NeuralForecast's, so the weights load strictly.
 `tests/test_predictor_fast.py` proves the numbers equal `NeuralForecast.predict`'s.
 
-A checkpoint outside that shape raises `Unsupported`; the predictor then falls back to
-NeuralForecast itself, so nothing the stack can load is refused.
+A format-2 checkpoint outside that shape raises `Unsupported`; the predictor then falls back
+to NeuralForecast itself. A directory that is not format 2 at all is an error (ValueError).
 """
 
 from __future__ import annotations
@@ -210,6 +210,12 @@ def load(path: str | Path) -> FastModel:
     from safetensors import safe_open
 
     directory = Path(path)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"no model directory at {directory}")
+    if not (directory / "configuration.json").is_file():
+        # not what this NeuralForecast saves (a legacy pickle directory, or damage): an
+        # error to look at, not something to hand to a slower loader
+        raise ValueError(f"{directory} holds no configuration.json; retrain the model")
     config = json.loads((directory / "configuration.json").read_text())
     if config.get("nf_format") != "2":
         raise Unsupported("not a format-2 NeuralForecast directory")

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 import torch
 
-from tests.stack.conftest import Postgres, wait_for
+from tests.stack.conftest import App, Postgres, wait_for
 from tests.trained_models import CASES, points, train_small
 
 DB = "predictor_test"
@@ -206,3 +206,24 @@ def test_the_watcher_loads_a_deploy_before_any_request_sees_it(
     finally:
         p.stop()
         predictor_module.WATCH_SECONDS = saved
+
+
+def test_training_workers_yield_the_cpu_to_the_api(app: App) -> None:
+    """A worker trains at a lower priority than the app (nice +10), so forecasts get the CPU
+    first while a model trains."""
+    from tests.stack.test_training import LONG, _worker_pid
+
+    resp = app.admin.post("/runs", json={**LONG, "run_name": "nice-check"})
+    assert resp.status_code == 201, resp.text
+    run_id = resp.json()["run_id"]
+    try:
+        pid = _worker_pid(app, run_id)
+        expected = min(19, _nice(app.pid) + 10)
+        wait_for(lambda: _nice(pid) == expected, 30, f"worker {pid} at nice {expected}")
+    finally:
+        app.admin.post(f"/runs/{run_id}/cancel")
+        app.wait_run(run_id, ("cancelled", "completed", "failed"))
+
+
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
