@@ -103,6 +103,33 @@ def find_model(conn: psycopg.Connection[Any], series_id: str, model_name: str | 
     return ModelRef(**row)
 
 
+def find_model_and_key(
+    conn: psycopg.Connection[Any], series_id: str, model_name: str | None
+) -> tuple[ModelRef, str, int]:
+    """The newest model with the series' last date and length, in one round trip: all a
+    cached forecast needs (the points are read only when the model has to run)."""
+    row = conn.execute(
+        "SELECT m.run_id, m.model_name, m.series_id, m.horizon, m.path, k.last_ds, k.n "
+        "FROM models m JOIN runs r ON r.run_id = m.run_id "
+        "CROSS JOIN LATERAL (SELECT max(s.ds) AS last_ds, count(*) AS n FROM series s "
+        "WHERE s.series_id = m.series_id) k "
+        "WHERE m.series_id = %s AND r.status = 'completed' "
+        "AND (%s::text IS NULL OR m.model_name = %s) ORDER BY m.created_at DESC, m.model_id DESC "
+        "LIMIT 1",
+        (series_id, model_name, model_name),
+    ).fetchone()
+    if row is None:
+        find_model(conn, series_id, model_name)  # raises ModelNotFound naming what is missing
+        raise ModelNotFound(f"no trained model for series {series_id!r}")
+    last, n = row.pop("last_ds"), int(row.pop("n"))
+    if n == 0:
+        raise ModelNotFound(
+            f"series {series_id!r} has no observations; reseed it "
+            f"(ops seed) or restore the database from a backup"
+        )
+    return ModelRef(**row), str(last), n
+
+
 def set_torch_threads() -> int:
     """One intra-op thread per forward pass by default (`NF_TORCH_THREADS` overrides).
 
@@ -408,24 +435,15 @@ class Predictor:
         bypass_cache: bool = False,
     ) -> dict[str, Any]:
         """{series_id, model, run_id, forecast: [{ds, value}]} for the next `horizon` steps."""
-        ref = find_model(conn, series_id, model_name)
+        ref, last, n = find_model_and_key(conn, series_id, model_name)
         if horizon > ref.horizon:
             raise HorizonTooLong(
                 f"horizon {horizon} exceeds the model's trained horizon "
                 f"{ref.horizon} (run {ref.run_id}); ask for at most "
                 f"{ref.horizon} or train a longer model"
             )
-        series = load_series(conn, series_id)
-        if series is None:
-            raise ModelNotFound(f"unknown series {series_id!r}")
-        freq, points = series
-        if not points:
-            raise ModelNotFound(
-                f"series {series_id!r} has no observations; reseed it "
-                f"(ops seed) or restore the database from a backup"
-            )
         served = self._model_for(ref, model_name, horizon)
-        key = (served.ref.run_id, str(points[-1]["ds"]), len(points))
+        key = (served.ref.run_id, last, n)
         hit = None
         if not bypass_cache:
             with self._lock:
@@ -433,6 +451,14 @@ class Predictor:
         if hit is not None and time.monotonic() - hit[0] < RESULT_TTL:
             full = hit[1]
         else:
+            series = load_series(conn, series_id)
+            if series is None or not series[1]:
+                raise ModelNotFound(
+                    f"series {series_id!r} has no observations; reseed it "
+                    f"(ops seed) or restore the database from a backup"
+                )
+            freq, points = series
+            key = (served.ref.run_id, str(points[-1]["ds"]), len(points))
             full = served.predict(freq, points)
             if served.nf is not None:
                 self._passed(1)
