@@ -1,27 +1,27 @@
-"""Forecast latency under load, through opsdrill.load (open model, timed from each due time).
+"""Forecast latency under load: the cached mix and the cache-cold case, side by side.
 
     .venv/bin/python bench/load_latency.py --state-dir /var/tmp/load2/state [--seconds 30]
 
-Two scenarios against a running embedded stack (started if needed):
+Two profiles in one run against a running embedded stack (started if needed):
 
 - **mix-100**: 100 requests/s of the load gate's realistic mix (`DEFAULT_MIX`, a small
-  training run every 10 s), the way production traffic mostly hits the forecast cache.
-- **inference-20**: 20 forecasts/s where every request runs the model. The app has no
-  cache-bypass parameter and its result cache is keyed by (model, last observation, length),
-  not by horizon, so distinct (series, horizon) pairs would still hit it. Instead this starts
-  a *replica* of the same app code against the same database and model files with the
-  result cache's TTL set to 0 and the executor off, counts `Predictor._predict` calls in it,
-  and prints inferences vs requests as proof.
+  training run every 10 s) through `opsdrill.load` (Locust, open model, latency from each
+  request's due time), the way production traffic mostly hits the forecast cache.
+- **cache-cold-20**: 20 forecasts/s, every one with `X-Forecast-Cache: bypass` (and the API
+  key), spread over every series with a model and horizons 1–12, open loop from due times;
+  every request runs the model.
 
-Figures: p50/p95/p99 of forecast requests (`/forecast`, `/predict`), achieved rate, errors,
-and p95 as a share of the 500 ms SLO.
+For each, `ts_forecast_model_runs_total` is read from /metrics before and after, and the
+model runs per forecast sent are printed beside the latencies, so the cache-cold figure cannot
+silently become a cache measurement (it must be ≈ 1.0) and the mix shows how much the cache
+does. Figures: p50/p95/p99 of forecast requests, achieved rate, errors, p95 / 500 ms SLO.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +29,6 @@ from pathlib import Path
 
 import httpx
 
-from opsdrill import ports
 from opsdrill.load import LoadProfile, LoadResult, run_load
 from opsdrill.load.hdr import merge
 from opsdrill.slo import load_slo_file
@@ -38,28 +37,7 @@ from opsdrill.targets.local import LocalTarget
 ROOT = Path(__file__).resolve().parents[1]
 SLO_FILE = ROOT / "slo.yaml"
 FORECAST_KINDS = ["forecast:popular", "forecast:long-tail", "predict:popular"]
-#: only forecasts: the inference scenario judges model runs, not /health
-INFERENCE_MIX = {"forecast:popular": 0.5, "predict:popular": 0.2, "forecast:long-tail": 0.3}
 TAIL_SERIES = ("synthetic_1", "synthetic_2", "synthetic_3")
-
-#: the replica: same app, result cache TTL 0 (every forecast runs the model), no executor,
-#: and a count of model runs written to $BENCH_INFERENCES when it shuts down
-REPLICA = """
-import atexit, os, signal, sys, uvicorn
-from nf_auto_runner import config, predictor
-from nf_auto_runner.app.application import create_app
-predictor.RESULT_TTL = 0.0
-calls = [0]
-real = predictor.Predictor._predict
-def counted(self, ref, points):
-    calls[0] += 1
-    return real(self, ref, points)
-predictor.Predictor._predict = counted
-atexit.register(lambda: open(os.environ["BENCH_INFERENCES"], "w").write(str(calls[0])))
-signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # uvicorn re-raises it after shutdown
-uvicorn.run(create_app(config.load(), run_executor=False), host="127.0.0.1",
-            port=int(sys.argv[1]), log_level="warning")
-"""
 
 
 def train_tail(target: LocalTarget, series: tuple[str, ...], timeout: float = 180) -> list[str]:
@@ -84,43 +62,62 @@ def train_tail(target: LocalTarget, series: tuple[str, ...], timeout: float = 18
     return sorted({m["series_id"] for m in httpx.get(f"{api}/models", timeout=10).json()})
 
 
-class Replica:
-    """The no-result-cache replica of the app, on a free loopback port, stopped on exit."""
+def model_runs(api_url: str) -> float:
+    """ts_forecast_model_runs_total from /metrics."""
+    for line in httpx.get(f"{api_url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("ts_forecast_model_runs_total "):
+            return float(line.split()[-1])
+    raise SystemExit("the app exposes no ts_forecast_model_runs_total; is it this version?")
 
-    def __init__(self, target: LocalTarget, work: Path) -> None:
-        self.port = ports.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.count_file = work / "inferences.txt"
-        env = dict(target.app_env(), BENCH_INFERENCES=str(self.count_file))
-        self.log = open(work / "replica.log", "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen([sys.executable, "-c", REPLICA, str(self.port)], env=env,
-                                     stdout=self.log, stderr=subprocess.STDOUT)  # fmt: skip
 
-    def wait_ready(self, timeout: float = 90) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(
-                    f"the replica exited ({self.proc.returncode}); see {self.log.name}"
-                )
+async def cache_cold(
+    api_url: str, api_key: str, series: list[str], rate: float, seconds: float, warm: float = 2.0
+) -> dict[str, object]:
+    """Open loop at `rate`: request i is due at t0 + i/rate; latency counts from then."""
+    import random
+
+    rng = random.Random(12)
+    headers = {"X-API-Key": api_key, "X-Forecast-Cache": "bypass"}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    latencies: list[float] = []
+    errors = [0]
+    n_warm, n = int(rate * warm), int(rate * seconds)
+    async with httpx.AsyncClient(base_url=api_url, timeout=10, limits=limits) as client:
+
+        async def one(due: float, sid: str, h: int, measured: bool) -> None:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
             try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
+                resp = await client.get(f"/forecast/{sid}", params={"horizon": h}, headers=headers)
+                ok = resp.status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise SystemExit(f"the replica was not ready within {timeout:.0f} s; see {self.log.name}")
+                ok = False
+            if measured:
+                latencies.append(time.perf_counter() - due)
+                errors[0] += 0 if ok else 1
 
-    def stop(self) -> int:
-        """Stop it (SIGTERM, graceful) and return how many model runs it made."""
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        return int(self.count_file.read_text()) if self.count_file.exists() else -1
+        t0 = time.perf_counter() + 0.2
+        jobs = [
+            one(t0 + i / rate, series[i % len(series)], rng.randint(1, 12), i >= n_warm)
+            for i in range(n_warm + n)
+        ]
+        await asyncio.gather(*jobs)
+        elapsed = time.perf_counter() - t0 - warm
+    lat = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] * 1000
+
+    return {
+        "scenario": f"cache-cold-{rate:g}",
+        "target_rate": rate,
+        "achieved_rate": round(len(lat) / elapsed, 2),
+        "forecast_requests": len(lat),
+        "forecast_errors": errors[0],
+        "p50": round(pct(50), 1),
+        "p95": round(pct(95), 1),
+        "p99": round(pct(99), 1),
+        "sent_with_warmup": n_warm + n,
+    }
 
 
 def figures(name: str, result: LoadResult, threshold: float) -> dict[str, object]:
@@ -149,6 +146,7 @@ def main() -> None:
     parser.add_argument("--state-dir", type=Path, default=Path(".opsdrill"))
     parser.add_argument("--seconds", type=float, default=30.0, help="steady phase per scenario")
     parser.add_argument("--out", type=Path, default=None, help="Locust artefacts (default: tmp)")
+    parser.add_argument("--cold-rate", type=float, default=20.0, help="cache-cold forecasts/s")
     args = parser.parse_args()
     target = LocalTarget(args.state_dir)
     started = not target.is_up()
@@ -158,32 +156,39 @@ def main() -> None:
     threshold = load_slo_file(SLO_FILE).get("prediction-latency").threshold or 0.5
     key = target.endpoints.api_key
     rows = []
+    api = target.endpoints.api_url
     try:
         series = train_tail(target, TAIL_SERIES)
         print(f"series with models: {', '.join(series)}", flush=True)
+        before = model_runs(api)
         mix = run_load(
-            target.endpoints.api_url,
+            api,
             LoadProfile(rate=100, duration=args.seconds, ramp=5, run_interval=10, run_wait=60),
             slo_file=SLO_FILE, api_key=key, reports_dir=work / "mix-100",
         )  # fmt: skip
-        rows.append(figures("mix-100", mix, threshold))
-        print(mix.summary(), flush=True)
-        replica = Replica(target, work)
-        try:
-            replica.wait_ready()
-            inf = run_load(replica.url, LoadProfile(rate=20, duration=args.seconds, ramp=3),
-                           slo_file=SLO_FILE, reports_dir=work / "inference-20",
-                           mix=INFERENCE_MIX)  # fmt: skip
-        finally:
-            inferences = replica.stop()
-        row = figures("inference-20", inf, threshold)
-        # model runs in the replica: every forecast sent (ramp included) + one warm-up per series
-        row["model_runs"] = inferences
+        row = figures("mix-100", mix, threshold)
+        row["model_runs"] = model_runs(api) - before
+        sent = sum(mix.counts[k]["sent"] for k in FORECAST_KINDS if k in mix.counts)
+        row["model_runs_per_forecast"] = round(row["model_runs"] / max(1, sent), 3)
         rows.append(row)
-        print(inf.summary(), flush=True)
+        print(mix.summary(), flush=True)
+        before = model_runs(api)
+        cold = asyncio.run(cache_cold(api, key or "", series, args.cold_rate, args.seconds))
+        runs = model_runs(api) - before
+        cold["model_runs"] = runs
+        cold["model_runs_per_forecast"] = round(runs / max(1, int(cold["sent_with_warmup"])), 3)
+        cold["p95_over_slo"] = round(float(cold["p95"]) / (threshold * 1000), 3)
+        rows.append(cold)
     finally:
         if started:
             target.down(say=lambda _line: None)
+    print("| profile | achieved / target | forecasts | errors | p50 ms | p95 ms | p99 ms | "
+          "p95 / SLO | model runs per forecast |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(f"| {r['scenario']} | {r['achieved_rate']} / {r['target_rate']} | "
+              f"{r['forecast_requests']} | {r['forecast_errors']} | {r['p50']} | {r['p95']} | "
+              f"{r['p99']} | {r['p95_over_slo']} | {r['model_runs_per_forecast']} |")  # fmt: skip
     print(json.dumps(rows, indent=2))
     print(f"artefacts: {work}", file=sys.stderr)
 

@@ -52,8 +52,19 @@ def _heartbeat(url: str, run_id: int, stop: threading.Event) -> None:
             os._exit(EXIT_NOT_RUNNING)
 
 
+def lower_priority() -> int:
+    """Training is batch work beside a latency SLO: the worker yields the CPU to the API
+    (`NF_WORKER_NICE`, default 10; 0 keeps the app's priority). Returns the niceness."""
+    step = int(os.environ.get("NF_WORKER_NICE", "10"))
+    try:
+        return os.nice(step) if step > 0 else os.nice(0)
+    except OSError:  # not permitted here: train at the inherited priority
+        return os.nice(0)
+
+
 def run(run_id: int) -> int:
     """Train run_id; 0 when completed, 1 when failed, 3 when the run was taken away."""
+    lower_priority()
     settings = config.load()
     handler = setup_logging(settings)
     t_start = time.perf_counter()

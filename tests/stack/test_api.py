@@ -127,6 +127,54 @@ def test_metrics_exposition(healthy: App) -> None:
         assert name in text.replace('{le="0.5",method', '{le="0.5"'), name
 
 
+def _metric(app: App, name: str) -> float:
+    for line in app.client.get("/metrics").text.splitlines():
+        if line.split(" ")[0] == name:
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+def test_cache_bypass_needs_the_api_key(healthy: App, trained: dict) -> None:
+    """X-Forecast-Cache: bypass is an operator's switch: refused without a valid key, a
+    wrong value is an error, and it is never silently ignored."""
+    c, url = healthy.client, "/forecast/airpassengers"
+    bypass = {"X-Forecast-Cache": "bypass"}
+    for headers in (bypass, {**bypass, "X-API-Key": "nope"}):
+        for resp in (
+            c.get(url, headers=headers),
+            c.post("/predict", json={"series_id": "airpassengers"}, headers=headers),
+        ):
+            assert resp.status_code == 401, (headers, resp.text)
+    wrong = c.get(url, headers={"X-Forecast-Cache": "off", "X-API-Key": healthy.env["NF_API_KEY"]})
+    assert wrong.status_code == 422 and "bypass" in wrong.json()["detail"]
+
+
+def test_model_runs_counter_and_cache_bypass(healthy: App, trained: dict) -> None:
+    """ts_forecast_model_runs_total counts forecasts that ran the model: cached requests
+    add nothing, each bypassing request adds one, so a bench can report runs per forecast."""
+    c, key = healthy.client, {"X-API-Key": healthy.env["NF_API_KEY"]}
+    assert c.get("/forecast/airpassengers", params={"horizon": 4}).status_code == 200
+    runs = _metric(healthy, "ts_forecast_model_runs_total")
+    passes = _metric(healthy, "ts_forecast_forward_passes_total")
+    for _ in range(5):
+        assert c.get("/forecast/airpassengers", params={"horizon": 4}).status_code == 200
+    assert _metric(healthy, "ts_forecast_model_runs_total") == runs  # all cache hits
+    bodies = []
+    for _ in range(5):
+        resp = c.get(
+            "/forecast/airpassengers",
+            params={"horizon": 4},
+            headers={**key, "X-Forecast-Cache": "bypass"},
+        )
+        assert resp.status_code == 200, resp.text
+        bodies.append(resp.json())
+    assert _metric(healthy, "ts_forecast_model_runs_total") == runs + 5
+    assert _metric(healthy, "ts_forecast_forward_passes_total") >= passes + 1
+    cached = c.get("/forecast/airpassengers", params={"horizon": 4}).json()
+    assert all(b == cached for b in bodies)  # the same model, the same numbers
+    assert _metric(healthy, "ts_forecast_model_cache_bytes") > 0
+
+
 def test_finished_runs_counter_counts_completed_runs(healthy: App) -> None:
     """The training-completion SLO reads this counter (slo.yaml -> slo_rules.yml)."""
 

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from nf_auto_runner import runs
+from nf_auto_runner.batcher import Overloaded
 from nf_auto_runner.predictor import HorizonTooLong, ModelNotFound
 
 __all__ = ["router"]
@@ -62,30 +63,62 @@ def require_api_key(request: Request, x_api_key: Annotated[str | None, Header()]
         )
 
 
-def _forecast(request: Request, series_id: str, horizon: int, model: str | None) -> Any:
+CACHE_BYPASS = "bypass"
+
+
+def cache_bypass(
+    request: Request,
+    x_forecast_cache: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> bool:
+    """`X-Forecast-Cache: bypass` runs the model even when the forecast is cached, so a
+    load test measures inference, not the cache. Off by default; an operator's switch, so it
+    needs a valid X-API-Key (401 otherwise, never silently ignored), and any other value is
+    a 422 rather than a request that quietly measures the cache."""
+    if x_forecast_cache is None:
+        return False
+    if x_forecast_cache.strip().lower() != CACHE_BYPASS:
+        raise HTTPException(
+            422, f"X-Forecast-Cache must be {CACHE_BYPASS!r} (or absent), not {x_forecast_cache!r}"
+        )
+    require_api_key(request, x_api_key)
+    return True
+
+
+Bypass = Annotated[bool, Depends(cache_bypass)]
+
+
+def _forecast(
+    request: Request, series_id: str, horizon: int, model: str | None, bypass: bool
+) -> Any:
+    """Runs in the threadpool (sync route): database reads and the forward pass never
+    block the event loop."""
     state = request.app.state
     with state.db.connection() as conn:
         try:
-            return state.predictor.forecast(conn, series_id, horizon, model)
+            return state.predictor.forecast(conn, series_id, horizon, model, bypass_cache=bypass)
         except ModelNotFound as exc:
             raise HTTPException(404, str(exc)) from exc
         except HorizonTooLong as exc:
             raise HTTPException(422, str(exc)) from exc
+        except Overloaded as exc:
+            raise HTTPException(503, str(exc), headers={"Retry-After": "1"}) from exc
 
 
 @router.post("/predict")
-def predict(request: Request, body: PredictRequest) -> Any:
-    return _forecast(request, body.series_id, body.horizon, body.model)
+def predict(request: Request, body: PredictRequest, bypass: Bypass) -> Any:
+    return _forecast(request, body.series_id, body.horizon, body.model, bypass)
 
 
 @router.get("/forecast/{series_id}")
 def forecast(
     request: Request,
     series_id: Annotated[str, Path(max_length=100)],
+    bypass: Bypass,
     horizon: Annotated[int, Query(ge=1, le=1000)] = 12,
     model: Literal["MLP", "NHITS"] | None = None,
 ) -> Any:
-    return _forecast(request, series_id, horizon, model)
+    return _forecast(request, series_id, horizon, model, bypass)
 
 
 @router.post("/runs", status_code=201, dependencies=[Depends(require_api_key)])

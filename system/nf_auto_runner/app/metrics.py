@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -18,7 +19,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -29,6 +30,7 @@ __all__ = [
     "set_finished_runs",
     "set_pool_gauges",
     "set_run_gauges",
+    "watch_predictor",
 ]
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -52,7 +54,44 @@ POOL_AVAILABLE = Gauge("ts_forecast_db_pool_available", "Idle connections in the
 POOL_WAITING = Gauge("ts_forecast_db_pool_waiting", "Requests waiting for a connection")
 POOL_MAX = Gauge("ts_forecast_db_pool_max", "Maximum connections (size + overflow)")
 DB_UP = Gauge("ts_forecast_db_up", "1 when the last database probe succeeded")
-PREDICT_CACHE = Gauge("ts_forecast_model_cache_entries", "Models held in the in-memory cache")
+
+
+class _PredictorMetrics:
+    """The predictor's counters, read at scrape time (`ts_forecast_model_runs_total` is what
+    a bench divides by forecasts sent: 1.0 means every forecast ran the model)."""
+
+    def __init__(self) -> None:
+        self.predictor: Any = None
+
+    def collect(self):  # type: ignore[no-untyped-def]
+        p = self.predictor
+        if p is None:
+            return
+        for name, text, value in (
+            ("ts_forecast_model_runs", "Forecasts computed by running a model", p.model_runs),
+            ("ts_forecast_forward_passes", "Batched forward passes", p.forward_passes),
+            ("ts_forecast_model_loads", "Models loaded into the cache", p.loads),
+            ("ts_forecast_model_evictions", "Models evicted from the cache", p.evictions),
+        ):
+            yield CounterMetricFamily(name, text, value=value)
+        yield GaugeMetricFamily(
+            "ts_forecast_model_cache_entries", "Models held in the in-memory cache", p.cached_models
+        )
+        yield GaugeMetricFamily(
+            "ts_forecast_model_cache_bytes", "Bytes of model weights in the cache", p.cached_bytes
+        )
+        yield GaugeMetricFamily(
+            "ts_forecast_model_cache_max_bytes", "The cache's byte budget", p.cache_bytes
+        )
+
+
+PREDICTOR = _PredictorMetrics()
+REGISTRY.register(PREDICTOR)
+
+
+def watch_predictor(predictor: Any) -> None:
+    PREDICTOR.predictor = predictor
+
 
 _run_lock = threading.Lock()
 _run_ids: set[str] = set()
