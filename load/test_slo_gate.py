@@ -13,6 +13,8 @@ from opsdrill.slo import load_slo_file
 
 from .conftest import SLO_FILE
 
+pytestmark = pytest.mark.load  # refused on production without --allow-load-on-production
+
 SLOS = [s.name for s in load_slo_file(SLO_FILE).slos]
 
 

@@ -7,23 +7,26 @@ from collections.abc import Callable
 from opsdrill.errors import RevertFailed
 from opsdrill.faults.base import REGISTRY, Fault
 from opsdrill.faults.journal import Journal
-from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.base import Target
 
 __all__ = ["rollback"]
 
 
-def rollback(target: LocalTarget, say: Callable[[str], None] = print) -> list[str]:
+def rollback(target: Target, say: Callable[[str], None] = print) -> list[str]:
     """Revert journaled faults newest first; report every failure together at the end."""
     import opsdrill.faults  # noqa: F401  (registers every fault kind)
 
+    home = target.state_home()
+    if home is None:
+        return []  # a target without a journal: no fault of ours can be left on it
     reverted, failures = [], []
-    for entry in reversed(Journal(target.state_dir).entries()):
+    for entry in reversed(Journal(home).entries()):
         if entry.kind not in REGISTRY:
             failures.append(
                 RevertFailed(f"journal entry {entry.fault_id}: unknown fault kind {entry.kind!r}")
             )
             continue
-        fault = Fault.from_entry(target, entry)
+        fault = Fault.from_entry(target, entry)  # type: ignore[arg-type]  # faults still name LocalTarget
         try:
             fault.revert()
         except RevertFailed as exc:
