@@ -7,6 +7,10 @@ is what the checks are there to report. A session creates a stack only when ther
 session created. An explicit state directory that does not exist is a typo, not a request
 for a new stack.
 
+Drills hold the target's state lock exclusively (checks hold it shared, see
+`opsdrill.target_locks`): a drill never breaks the stack under another session's check or
+drill. One that cannot get it within `--lock-wait` seconds ends the session naming the holder.
+
 Under pytest-xdist every worker opens the target. A file lock beside the state directory lets
 exactly one of them create the stack or revert the journal at a time; each registers itself
 as a user (pid and start time, so a killed worker does not count), and the last user out
@@ -22,15 +26,26 @@ from pathlib import Path
 
 import pytest
 
-from opsdrill.errors import OpsdrillError, TargetUnreachable, UsageError
-from opsdrill.exitcodes import exit_code_for
+from opsdrill.errors import OpsdrillError, TargetBusy, TargetUnreachable, UsageError
+from opsdrill.exitcodes import ExitCode, exit_code_for
 from opsdrill.processes import ProcessRef
-from opsdrill.target_locks import flocked, lock_file
+from opsdrill.target_locks import flocked, lock_file, state_lock
 from opsdrill.targets.base import Say, Target
 
 __all__ = ["SessionTarget", "configured_target"]
 
 _TARGET = pytest.StashKey[Target]()
+#: how long a drill waits for another session's drill or checks by default (seconds)
+LOCK_WAIT = 600.0
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("opsdrill").addoption(
+        "--lock-wait", type=float, default=LOCK_WAIT, metavar="SECONDS",
+        help="how long a drill waits for the target's lock held by another session "
+             f"(default {LOCK_WAIT:g}); then the session ends naming the holder's pid",
+    )  # fmt: skip
+
 
 #: the one spec that may create its state directory: the README's "start one for me"
 DEFAULT_SPEC = "local"
@@ -171,3 +186,22 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
         yield session.target
     finally:
         session.close()
+
+
+@pytest.fixture(autouse=True)
+def _exclusive_drill(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A destructive test holds the target's state lock exclusively while it runs."""
+    if not request.node.get_closest_marker("destructive") or "target" not in request.fixturenames:
+        yield
+        return
+    tgt: Target = request.getfixturevalue("target")
+    wait = request.config.getoption("--lock-wait")
+    lock = state_lock(tgt, exclusive=True, timeout=wait, on_wait=_say(request.config))
+    try:
+        lock.__enter__()
+    except TargetBusy as exc:
+        pytest.exit(f"opsdrill: refusing to start a drill: {exc}", returncode=ExitCode.USAGE)
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)

@@ -15,7 +15,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from opsdrill.errors import TargetBusy
@@ -58,22 +58,39 @@ def describe(pid: int) -> str:
 
 
 @contextlib.contextmanager
-def flocked(path: Path, *, exclusive: bool, timeout: float | None, what: str) -> Iterator[None]:
-    """Hold `path` locked; wait at most `timeout` seconds (None: forever), then refuse."""
+def flocked(
+    path: Path,
+    *,
+    exclusive: bool,
+    timeout: float | None,
+    what: str,
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """Hold `path` locked; wait at most `timeout` seconds (None: forever), then refuse.
+
+    `on_wait` hears one line when the lock is taken and this caller has to wait."""
     mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
     with open(path, "a") as fh:
-        if timeout is None:
-            fcntl.flock(fh, mode)
-        elif not _acquire(fh.fileno(), mode, timeout):
-            busy = ", ".join(describe(p) for p in holders(path)) or "another process"
-            raise TargetBusy(
-                f"{what} is held by {busy}; waited {timeout:g} s: let it finish, or stop it "
-                "by that pid if it is stuck"
-            )
+        if not _acquire(fh.fileno(), mode, 0):
+            if on_wait is not None:
+                limit = "" if timeout is None else f" up to {timeout:g} s"
+                on_wait(f"waiting{limit} for {what}, held by {_holders_text(path)}")
+            if timeout is None:
+                fcntl.flock(fh, mode)
+            elif not _acquire(fh.fileno(), mode, timeout):
+                raise TargetBusy(
+                    f"{what} is held by {_holders_text(path)}; waited {timeout:g} s: let it "
+                    "finish, or stop it by that pid if it is stuck"
+                )
         yield
 
 
+def _holders_text(path: Path) -> str:
+    return ", ".join(describe(p) for p in holders(path)) or "another process"
+
+
 def _acquire(fd: int, mode: int, timeout: float) -> bool:
+    """Poll for the lock until `timeout` (0: one try); True once it is ours."""
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -86,7 +103,11 @@ def _acquire(fd: int, mode: int, timeout: float) -> bool:
 
 
 def state_lock(
-    target: Target, *, exclusive: bool, timeout: float | None = None
+    target: Target,
+    *,
+    exclusive: bool,
+    timeout: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> contextlib.AbstractContextManager[None]:
     """The target's state lock: shared for a check, exclusive for a drill or a writer."""
     return flocked(
@@ -94,4 +115,5 @@ def state_lock(
         exclusive=exclusive,
         timeout=timeout,
         what=f"the state of target {target.name!r} ({target.endpoints.api_url})",
+        on_wait=on_wait,
     )

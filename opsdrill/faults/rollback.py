@@ -1,4 +1,8 @@
-"""Revert every fault the journal still holds: after a crash, before anything else runs."""
+"""Revert every fault a dead runner left in the journal: after a crash, before anything else.
+
+A fault whose runner still runs belongs to a drill in progress in another session (or an
+xdist worker): it is left alone and named, and that drill reverts it itself.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +25,11 @@ def rollback(target: Target, say: Callable[[str], None] = print) -> list[str]:
         return []  # a target without a journal: no fault of ours can be left on it
     reverted, failures = [], []
     for entry in reversed(Journal(home).entries()):
+        if entry.runner_alive():
+            params = ", ".join(f"{k}={v}" for k, v in entry.params.items())
+            say(f"left alone: {entry.kind}({params}) belongs to pid {entry.runner_pid}, "
+                "which is still running its drill")  # fmt: skip
+            continue
         if entry.kind not in REGISTRY:
             failures.append(
                 RevertFailed(f"journal entry {entry.fault_id}: unknown fault kind {entry.kind!r}")
