@@ -6,8 +6,8 @@ On a target that says `production = true`:
 - `sandbox` (writes) is refused;
 - `load` is refused unless `--allow-load-on-production`;
 - a test that reaches the target (through `target`, or `api`, `db`, `host`, … built on it)
-  and carries none of `readonly`, `sandbox`, `destructive`, `load` fails collection: an
-  unmarked test is not assumed harmless.
+  and carries none of `readonly`, `sandbox`, `destructive`, `load` fails the collection of
+  its module (exit code 2): an unmarked test is not assumed harmless.
 
 On any target, `destructive` needs `--allow-destructive`, and a drill whose fault (its
 `@pytest.mark.fault(kind, …)`) needs a capability the target lacks is refused with one
@@ -16,10 +16,11 @@ sentence naming it. Refusals are skips carrying their reason, never silent.
 
 from __future__ import annotations
 
+from collections.abc import Generator
+
 import pytest
 
 from opsdrill.errors import OpsdrillError
-from opsdrill.exitcodes import ExitCode, exit_code_for
 from opsdrill.targets.base import Target
 
 __all__ = ["FAULT_NEEDS", "GUARD_MARKERS", "refusal"]
@@ -99,30 +100,49 @@ def _touches_target(item: pytest.Item) -> bool:
     return "target" in getattr(item, "fixturenames", ())
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    guarded = [
-        i
-        for i in items
-        if _touches_target(i) or any(i.get_closest_marker(m) for m in GUARD_MARKERS)
-    ]
-    if not guarded:
-        return
+def _target_or_error(config: pytest.Config) -> Target | str:
+    """The session's target, or why it cannot be built (said once per collector)."""
     from opsdrill.session_target import configured_target
 
     try:
-        target = configured_target(config)
+        return configured_target(config)
     except OpsdrillError as exc:
-        spec = config.getoption("--target")
-        pytest.exit(f"opsdrill: target {spec!r} is not usable: {exc}", exit_code_for(exc))
-    unmarked = []
+        return f"opsdrill: target {config.getoption('--target')!r} is not usable: {exc}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    """Fail the collection of a module with an unmarked test that would touch production.
+
+    A collection error rather than `pytest.exit`, so it is reported the same way with or
+    without xdist (an exit inside a worker only crashes it) and names the module.
+    """
+    report: pytest.CollectReport = yield
+    items = [x for x in report.result if isinstance(x, pytest.Item)] if report.passed else []
+    guarded = [i for i in items if _touches_target(i) or _marks(i)]
+    if not guarded:
+        return report
+    target = _target_or_error(collector.config)
+    if isinstance(target, str):
+        problem = target
+    elif unmarked := [i.name for i in guarded if target.production and not _marks(i)]:
+        problem = (
+            f"opsdrill: {UNMARKED} (target {target.name!r} says production = true): "
+            + ", ".join(unmarked)
+        )
+    else:
+        return report
+    report.outcome, report.longrepr, report.result = "failed", problem, []
+    return report
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    guarded = [i for i in items if _touches_target(i) or _marks(i)]
+    target = _target_or_error(config) if guarded else None
+    if not isinstance(target, Target):
+        return  # nothing to guard, or collection already failed saying why
     for item in guarded:
         if reason := refusal(item, target, config):
             item.add_marker(pytest.mark.skip(reason=reason))
-        elif target.production and _touches_target(item) and not _marks(item):
-            unmarked.append(item.nodeid)
-    if unmarked:
-        pytest.exit(
-            f"opsdrill: {UNMARKED} (target {target.name!r} says production = true): "
-            + ", ".join(unmarked),
-            returncode=ExitCode.USAGE,
-        )

@@ -24,6 +24,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from opsdrill.errors import OpsdrillError, TargetBusy, TargetUnreachable, UsageError
@@ -110,11 +111,15 @@ class SessionTarget:
             return
         with self._locked():
             (self._users / self._name(self.me)).unlink(missing_ok=True)
-            if self._live_users() or not (self._users / STARTED).exists():
+            if self._live_users():
                 return
-            (self._users / STARTED).unlink()
-            self.target.down(say=lambda _line: None)
-            self.say(f"stopped the stack this session started in {self.home}")
+            started = self._users / STARTED
+            if started.exists():
+                started.unlink()
+                self.target.down(say=lambda _line: None)
+                self.say(f"stopped the stack this session started in {self.home}")
+            with contextlib.suppress(OSError):
+                self._users.rmdir()  # nobody uses it now; leave no litter in the temp dir
 
     def _live_users(self) -> list[str]:
         live = []
@@ -133,8 +138,6 @@ class SessionTarget:
 
 def require_reachable(api_url: str) -> None:
     """Any HTTP answer will do (a 503 is a finding); no answer at all ends the session."""
-    import httpx
-
     try:
         httpx.get(f"{api_url}/health", timeout=5)
     except httpx.HTTPError as exc:

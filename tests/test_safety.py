@@ -2,7 +2,9 @@
 
 Target files describe either a real HTTP server on this machine (for what must run) or an
 unreachable URL (for what must be refused before the target is ever contacted: a refusal that
-needed the target would end the session with "does not answer" instead).
+needed the target would end the session with "does not answer" instead). Runs that reach the
+server go in a subprocess: an in-process run would drop the httpcore it imported on its way
+out, and httpx in later in-process runs would no longer recognise its errors.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def test_load_is_refused_on_production_without_the_flag(pytester: pytest.Pyteste
 def test_load_runs_on_production_with_the_flag(pytester: pytest.Pytester, http_url: str) -> None:
     pytester.makepyfile(LOAD)
     spec = target_file(pytester, production=True, url=http_url)
-    result = pytester.runpytest("--target", spec, "--allow-load-on-production")
+    result = pytester.runpytest_subprocess("--target", spec, "--allow-load-on-production")
     result.assert_outcomes(passed=1)
 
 
@@ -95,23 +97,25 @@ def test_unmarked_test_reaching_production_through_api_fails_collection(
         "def test_helper(): pass\n"
         "def test_sneaky(api): api.post('/runs')\n"
     )
-    result = pytester.runpytest("--target", target_file(pytester, production=True))
-    assert result.ret == ExitCode.USAGE
-    result.stdout.fnmatch_lines(
-        ["*unmarked test would touch production: mark it readonly, sandbox, destructive or "
-         "load (target 't' says production = true): test_unmarked_test_reaching_production*"
-         "::test_sneaky*"]
-    )  # fmt: skip
-    out = result.stdout.str()
-    assert "test_helper" not in out and "test_marked" not in out, "only the unmarked one named"
-    assert "passed" not in out and "does not answer" not in out, "nothing may have run"
+    spec = target_file(pytester, production=True)
+    for xdist in ([], ["-n", "2"]):  # an exit inside a worker would only crash it
+        result = pytester.runpytest("--target", spec, *xdist)
+        assert result.ret == (ExitCode.USAGE if not xdist else ExitCode.FAILED)
+        result.stdout.fnmatch_lines(
+            ["*ERROR collecting test_unmarked_test_reaching_production*",
+             "opsdrill: unmarked test would touch production: mark it readonly, sandbox, "
+             "destructive or load (target 't' says production = true): test_sneaky"]
+        )  # fmt: skip
+        out = result.stdout.str()
+        assert "test_helper" not in out and "test_marked" not in out, "only the unmarked named"
+        assert " passed" not in out and "does not answer" not in out, "nothing may have run"
 
 
 def test_unmarked_test_runs_on_a_target_that_is_not_production(
     pytester: pytest.Pytester, http_url: str
 ) -> None:
     pytester.makepyfile("def test_x(target): assert not target.production\n")
-    result = pytester.runpytest("--target", target_file(pytester, False, url=http_url))
+    result = pytester.runpytest_subprocess("--target", target_file(pytester, False, url=http_url))
     result.assert_outcomes(passed=1)
 
 
