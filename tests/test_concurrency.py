@@ -173,23 +173,28 @@ def test_a_second_drill_waits_for_the_first_then_refuses_naming_its_pid(
 SHARED = """
 import json, os, time
 from pathlib import Path
-from opsdrill.processes import ProcessRef
 
 def test_share(target):
     worker = os.environ["PYTEST_XDIST_WORKER"]
-    me = ProcessRef.of(os.getpid())
-    api = target.service("api").pid()
-    Path(f"{worker}.json").write_text(json.dumps({"pid": me.pid, "ticks": me.ticks, "api": api}))
+    Path(f"{worker}.json").write_text(json.dumps({"api": target.service("api").pid()}))
     if worker != "gw1":
         return
-    # gw1 outlives gw0: wait until gw0's process (and so its whole session) has ended
+    # gw1 outlives gw0: wait until gw0's whole session, its target's teardown included, is over
     deadline = time.monotonic() + 300
-    while not Path("gw0.json").exists() or ProcessRef(**{
-            k: v for k, v in json.loads(Path("gw0.json").read_text()).items() if k != "api"
-    }).alive():
+    while not Path("gw0.finished").exists():
         assert time.monotonic() < deadline, "gw0 never finished"
         time.sleep(0.1)
     assert target.is_up(), "the stack was stopped while another worker still used it"
+"""
+#: session-scoped fixtures are torn down with the last test, before the session finishes
+CONFTEST = """
+import os
+from pathlib import Path
+
+def pytest_sessionfinish(session):
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        Path(f"{worker}.finished").touch()
 """
 
 
@@ -197,6 +202,7 @@ def test_share(target):
 def test_under_xdist_one_worker_starts_the_stack_and_the_last_one_stops_it() -> None:
     where = world_traversable_tmpdir("opsdrill-xdist-")
     (where / "test_shared.py").write_text(SHARED)
+    (where / "conftest.py").write_text(CONFTEST)
     state = where / ".opsdrill"
     try:
         done = subprocess.run(
