@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -218,3 +219,4 @@ def test_under_xdist_one_worker_starts_the_stack_and_the_last_one_stops_it() -> 
     finally:
         if (state / "state.json").exists():
             LocalTarget(state).destroy()
+        shutil.rmtree(where, ignore_errors=True)

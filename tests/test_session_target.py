@@ -9,6 +9,7 @@ again between them by the test, never by the harness.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -31,12 +32,14 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def own_stack() -> Iterator[LocalTarget]:
     """A stack of this module's own: stopping the session stack's API would break others."""
-    target = LocalTarget(world_traversable_tmpdir("opsdrill-session-") / "state")
+    where = world_traversable_tmpdir("opsdrill-session-")
+    target = LocalTarget(where / "state")
     target.up(say=lambda _line: None)
     try:
         yield target
     finally:
         target.destroy()
+        shutil.rmtree(where, ignore_errors=True)
 
 
 def run_checks(spec: str, junit: Path) -> tuple[subprocess.CompletedProcess[str], set[str]]:
