@@ -14,13 +14,15 @@ drill. One that cannot get it within `--lock-wait` seconds ends the session nami
 Under pytest-xdist every worker opens the target. A file lock beside the state directory lets
 exactly one of them create the stack or revert the journal at a time; each registers itself
 as a user (pid and start time, so a killed worker does not count), and the last user out
-stops a stack a session created.
+stops a stack a session created. Starting and stopping are also written, with the pid that
+did it, to `<state dir>/logs/sessions.log`: workers' terminal lines are not shown.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,6 +54,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 DEFAULT_SPEC = "local"
 #: in the users directory: this stack was created by a session, so the last user stops it
 STARTED = "started-by-session"
+#: in <state dir>/logs/: who started and stopped the stack, and when
+SESSIONS_LOG = "sessions.log"
 
 
 class SessionTarget:
@@ -96,12 +100,14 @@ class SessionTarget:
                 f"state directory {home} does not exist: check the path given to --target, "
                 f"or create a stack there first with 'opsdrill up --state-dir {home}'"
             )
-        self.say(f"no stack in {home} yet: starting one for this session (stopped at its end)")
+        line = f"no stack in {home} yet: starting one for this session (stopped at its end)"
+        self.say(line)
         try:
             self.target.up(say=lambda _line: None)
         except BaseException:
             self.target.down(say=lambda _line: None)
             raise
+        self._log(home, line)
         self._users.mkdir(exist_ok=True)
         (self._users / STARTED).touch()
 
@@ -117,9 +123,17 @@ class SessionTarget:
             if started.exists():
                 started.unlink()
                 self.target.down(say=lambda _line: None)
-                self.say(f"stopped the stack this session started in {self.home}")
+                line = f"stopped the stack a session started in {self.home}; nobody uses it now"
+                self.say(line)
+                self._log(self.home, line)
             with contextlib.suppress(OSError):
                 self._users.rmdir()  # nobody uses it now; leave no litter in the temp dir
+
+    def _log(self, home: Path, line: str) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        (home / "logs").mkdir(parents=True, exist_ok=True)
+        with open(home / "logs" / SESSIONS_LOG, "a") as log:
+            log.write(f"{stamp} pid {os.getpid()}: {line}\n")
 
     def _live_users(self) -> list[str]:
         live = []

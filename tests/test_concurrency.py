@@ -212,6 +212,10 @@ def test_under_xdist_one_worker_starts_the_stack_and_the_last_one_stops_it() -> 
             cwd=where, capture_output=True, text=True, timeout=900, check=False,
         )  # fmt: skip
         assert done.returncode == ExitCode.OK, done.stdout[-3000:] + done.stderr[-2000:]
+        said = (state / "logs" / "sessions.log").read_text().splitlines()
+        assert len(said) == 2, f"not exactly one start and one stop: {said}"
+        assert f"no stack in {state} yet: starting one for this session" in said[0]
+        assert "stopped the stack a session started" in said[1]
         seen = [json.loads((where / f"gw{i}.json").read_text()) for i in (0, 1)]
         assert seen[0]["api"] == seen[1]["api"] is not None, f"two stacks started: {seen}"
         after = LocalTarget(state).status()
