@@ -31,6 +31,7 @@ from .conftest import AssertDrill, Probes
 
 pytestmark = [
     pytest.mark.destructive,
+    pytest.mark.load,
     pytest.mark.runbook("5.2.2"),
     pytest.mark.fault("db_down", sig="SIGKILL"),
 ]

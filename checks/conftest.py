@@ -8,20 +8,17 @@ maintenance-mode round trip's 503s, the archive's and retention's planted rows) 
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from opsdrill.checks.metrics_text import AppMetrics, parse
+from opsdrill.target_locks import state_lock
 from opsdrill.targets.base import Target
 
 Read = Callable[..., list[dict[str, Any]]]
@@ -40,11 +37,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(autouse=True)
 def _exclusion(request: pytest.FixtureRequest, target: Target) -> Iterator[None]:
-    digest = hashlib.sha1(target.endpoints.api_url.encode()).hexdigest()[:12]
-    path = Path(tempfile.gettempdir()) / f"opsdrill-checks-{digest}.lock"
-    mode = fcntl.LOCK_EX if request.node.get_closest_marker("exclusive") else fcntl.LOCK_SH
-    with open(path, "a") as lock:
-        fcntl.flock(lock, mode)
+    exclusive = request.node.get_closest_marker("exclusive") is not None
+    with state_lock(target, exclusive=exclusive):  # drills hold it exclusively too
         yield
 
 

@@ -37,6 +37,7 @@ def unit_tests_for(path: str) -> Path:
 
 pytestmark = [
     pytest.mark.runbook("4.2"),
+    pytest.mark.readonly,
     pytest.mark.skipif(shutil.which("promtool") is None,
                        reason="promtool is not on PATH (Debian: apt install prometheus)"),
 ]  # fmt: skip

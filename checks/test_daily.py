@@ -17,7 +17,7 @@ from opsdrill.checks.host_figures import disk_usage, memory_usage, newest_file
 from opsdrill.checks.thresholds import evaluate
 from opsdrill.targets.base import Target
 
-pytestmark = pytest.mark.runbook("3.1.1")
+pytestmark = [pytest.mark.runbook("3.1.1"), pytest.mark.readonly]
 
 
 def test_1_every_service_is_running(target: Target) -> None:

@@ -15,6 +15,8 @@ from opsdrill.checks import queries
 from opsdrill.checks.thresholds import evaluate
 from opsdrill.targets.base import Target
 
+pytestmark = pytest.mark.readonly
+
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)[,.]\d+ (CRITICAL|ERROR) ")
 
 

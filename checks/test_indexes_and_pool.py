@@ -14,6 +14,8 @@ import pytest
 from opsdrill.checks import queries
 from opsdrill.checks.metrics_text import AppMetrics
 
+pytestmark = pytest.mark.readonly
+
 REQUIRED_INDEXES = {
     "idx_runs_status": "runs (status)",
     "idx_runs_status_start_time": "runs (status, start_time DESC)",

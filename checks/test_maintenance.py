@@ -7,6 +7,8 @@ import time
 import httpx
 import pytest
 
+pytestmark = pytest.mark.readonly  # the few that write are marked sandbox, which wins
+
 REINDEXED = ("idx_runs_status", "idx_models_run_id")
 
 

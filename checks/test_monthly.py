@@ -23,6 +23,8 @@ from opsdrill.checks import queries
 from opsdrill.checks.thresholds import evaluate
 from opsdrill.targets.base import Target
 
+pytestmark = pytest.mark.readonly  # the few that write are marked sandbox, which wins
+
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|PRIVATE|CREDENTIAL|DATABASE_URL|DSN", re.I)
 TLS_WARNING_DAYS = 30
 

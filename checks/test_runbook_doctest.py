@@ -8,6 +8,8 @@ import pytest
 
 from opsdrill.doctest import database_for_target, doctest
 
+pytestmark = pytest.mark.readonly
+
 RUNBOOK = Path(__file__).resolve().parent.parent / "docs" / "RUNBOOK.md"
 
 

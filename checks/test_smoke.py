@@ -7,6 +7,8 @@ import pytest
 
 from opsdrill.targets.first_data import wait_for_run
 
+pytestmark = pytest.mark.readonly  # the few that write are marked sandbox, which wins
+
 
 @pytest.mark.runbook("3.1.1")
 def test_health_reports_every_component_ok(api: httpx.Client) -> None:

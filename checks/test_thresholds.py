@@ -19,6 +19,8 @@ from opsdrill.checks.stack_cpu import stack_cpu_percent
 from opsdrill.checks.thresholds import RUNBOOK_ROWS, evaluate
 from opsdrill.targets.base import Target
 
+pytestmark = pytest.mark.readonly
+
 Figure = tuple[float, str] | None
 FSTYPES = "tmpfs|ramfs|devtmpfs|overlay|squashfs|iso9660|nsfs|autofs|fuse\\\\..*"
 PROMQL = {

@@ -18,6 +18,8 @@ from opsdrill.checks.perf_report import PerformanceReport, render_markdown, writ
 from opsdrill.checks.thresholds import evaluate
 from opsdrill.targets.base import Target
 
+pytestmark = pytest.mark.readonly  # the few that write are marked sandbox, which wins
+
 MATERIALIZED_VIEWS = ("mv_experiment_summary", "mv_model_performance")
 RETENTION_DAYS = 90
 #: weekly retention: rows may be up to a week past the limit between two runs

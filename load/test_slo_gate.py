@@ -12,6 +12,8 @@ import pytest
 
 from opsdrill.load import LoadResult, Verdict
 
+pytestmark = pytest.mark.load  # refused on production without --allow-load-on-production
+
 
 @pytest.mark.runbook("2.3")
 def test_load_as_configured(gate_result: LoadResult) -> None:

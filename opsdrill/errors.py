@@ -6,6 +6,7 @@
     ├── MissingDependency          a binary or package that is not installed
     ├── PrivilegeError             e.g. PostgreSQL as root without a `postgres` user
     ├── DestructiveRefused         a destructive action against a production target
+    ├── TargetBusy                 another session holds the target's lock past the wait
     ├── ServiceError               a service that would not start, stop or become ready
     │   └── StartTimeout
     ├── FaultNotEffective          a fault was injected but had no observable effect
@@ -28,6 +29,7 @@ __all__ = [
     "RevertFailed",
     "ServiceError",
     "StartTimeout",
+    "TargetBusy",
     "TargetUnreachable",
     "UsageError",
 ]
@@ -55,6 +57,10 @@ class PrivilegeError(OpsdrillError):
 
 class DestructiveRefused(OpsdrillError):
     """A destructive action was asked of a target that does not allow it."""
+
+
+class TargetBusy(OpsdrillError):
+    """Another session holds the target's lock longer than this one may wait."""
 
 
 class ServiceError(OpsdrillError):

@@ -1,31 +1,36 @@
 """The pytest plugin (entry point `pytest11: opsdrill`): options, markers and the target.
 
 Kept thin in the manner of pytest's own plugins: it parses options, registers markers, and
-hands out one session-scoped `target`; features live in their own modules.
+registers the feature modules; the session's `target` lives in `session_target.py`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from opsdrill.errors import OpsdrillError
-from opsdrill.exitcodes import ExitCode
 
 _BRIDGES = pytest.StashKey[dict[str, Callable[..., None]]]()
 
 MARKERS = (
     "runbook(procedure_id): the runbook procedure (e.g. '3.1.1') this test makes executable",
+    "readonly: only reads the target; safe on production (a writing mark beside it wins)",
     "destructive: injects a fault or changes state; needs --allow-destructive, never production",
     "sandbox: writes, so it needs a throwaway copy (the embedded stack or a cloned database)",
+    "load: sends load; on production only with --allow-load-on-production",
     "slow: takes more than a few seconds; deselect with -m 'not slow'",
     "gpu: needs CUDA; skipped with the reason where there is none",
     "fault(kind, **params): the fault a drill injects (its Fault.kind), shown by --plan",
 )
-#: --plan and --chaos-seed (opsdrill/chaos_plan.py); --coverage-min (opsdrill/coverage.py)
-pytest_plugins = ["opsdrill.chaos_plan", "opsdrill.coverage"]
+#: --plan and --chaos-seed; --coverage-min; the session's `target` (reused as it is, never
+#: repaired); the production guard (which marks may run where, refused at collection)
+pytest_plugins = [
+    "opsdrill.chaos_plan",
+    "opsdrill.coverage",
+    "opsdrill.session_target",
+    "opsdrill.safety",
+]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,7 +41,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )  # fmt: skip
     group.addoption(
         "--allow-destructive", action="store_true", default=False,
-        help="run tests marked destructive (refused on production targets regardless)",
+        help="run tests marked destructive (never on a production target, whatever is passed)",
     )  # fmt: skip
     group.addoption(
         "--prometheus-textfile", default=None, metavar="PATH",
@@ -86,90 +91,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
     for event, listener in config.stash.get(_BRIDGES, {}).items():
         events.unsubscribe(event, listener)
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    allow = config.getoption("--allow-destructive")
-    skip = pytest.mark.skip(reason="destructive: pass --allow-destructive to run it")
-    for item in items:
-        if item.get_closest_marker("destructive") and not allow:
-            item.add_marker(skip)
-
-
-class _SessionTarget:
-    """Owns the target for the session: reuses a running stack, or starts one and stops it."""
-
-    def __init__(self, spec: str, allow_destructive: bool) -> None:
-        from opsdrill.targets import parse_spec
-
-        self.target = parse_spec(spec)
-        self.target.allow_destructive = allow_destructive
-        self.started_here = False
-
-    def __enter__(self) -> _SessionTarget:
-        from opsdrill.targets.local import LocalTarget
-
-        if isinstance(self.target, LocalTarget):
-            from opsdrill.faults.rollback import rollback
-
-            rollback(self.target, say=lambda line: print(f"opsdrill: {line}"))
-            # reuse a stack whose processes run, healthy or not: an unhealthy service is
-            # what the checks are there to report; start (and later stop) only a stopped one
-            if not any(s.is_running() for s in self.target.services.values()):
-                self.started_here = True
-            if not self.target.is_up():
-                self.target.up(say=lambda _line: None)
-        else:
-            _require_reachable(self.target.endpoints.api_url)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        from opsdrill.targets.local import LocalTarget
-
-        if self.started_here and isinstance(self.target, LocalTarget):
-            self.target.down(say=lambda _line: None)
-
-
-def _require_reachable(api_url: str) -> None:
-    """Any HTTP answer will do (a 503 is a finding); no answer at all ends the session."""
-    import httpx
-
-    from opsdrill.errors import TargetUnreachable
-
-    try:
-        httpx.get(f"{api_url}/health", timeout=5)
-    except httpx.HTTPError as exc:
-        raise TargetUnreachable(
-            f"the API at {api_url} does not answer ({type(exc).__name__}): check the URL in "
-            "the target file and that the service is reachable from here"
-        ) from None
-
-
-@pytest.fixture(scope="session")
-def target(request: pytest.FixtureRequest) -> Iterator[object]:
-    """The stack under test (see `opsdrill.targets.base.Target`)."""
-    spec = request.config.getoption("--target")
-    try:
-        owner = _SessionTarget(spec, request.config.getoption("--allow-destructive")).__enter__()
-    except OpsdrillError as exc:
-        pytest.exit(f"opsdrill: target {spec!r} is not usable: {exc}", returncode=ExitCode.USAGE)
-    try:
-        yield owner.target
-    finally:
-        owner.__exit__()
-
-
-@pytest.fixture(autouse=True)
-def _production_guard(request: pytest.FixtureRequest) -> None:
-    """On a production target only read-only tests run; the rest skip and say why."""
-    if "target" not in request.fixturenames:
-        return
-    node = request.node
-    if not (node.get_closest_marker("sandbox") or node.get_closest_marker("destructive")):
-        return
-    tgt = request.getfixturevalue("target")
-    if getattr(tgt, "production", False):
-        pytest.skip(f"refused on production target {tgt.name!r}: this test writes to the stack")
 
 
 @pytest.fixture(scope="session")

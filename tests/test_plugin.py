@@ -31,7 +31,7 @@ def test_bad_target_ends_the_session_with_exit_2(pytester: pytest.Pytester) -> N
     result = pytester.runpytest("--target", "ssh://nowhere")
     assert result.ret == ExitCode.USAGE
     result.stdout.fnmatch_lines(["*unknown target 'ssh://nowhere'*"])
-    assert "test_b" not in result.stdout.str().split("unknown target")[1]
+    assert "::test_b" not in result.stdout.str().split("unknown target")[1]
 
 
 RUNBOOK_TESTS = """

@@ -48,6 +48,9 @@ def test_good_file_with_a_pidfile_service(tmp_path: Path, monkeypatch: pytest.Mo
             api.kill(signal.SIGKILL)
         assert ref.alive(), "a refused kill must not signal anything"
         target.allow_destructive = True
+        with pytest.raises(DestructiveRefused, match="production game day needs a target file"):
+            api.kill(signal.SIGKILL)  # --allow-destructive never lifts it on production
+        target.production = False
         api.kill(signal.SIGKILL)
         assert ref.wait_gone(5)
         assert not api.is_running()
@@ -89,7 +92,10 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_unreachable_target_ends_session_with_exit_2(pytester: pytest.Pytester) -> None:
     pytester.makefile(".toml", target='[endpoints]\napi_url = "http://127.0.0.1:9"\n')
-    pytester.makepyfile("def test_a(target): pass\ndef test_b(target): pass\n")
+    pytester.makepyfile(
+        "import pytest\npytestmark = pytest.mark.readonly\n"
+        "def test_a(target): pass\ndef test_b(target): pass\n"
+    )
     result = pytester.runpytest("--target", "target.toml")
     assert result.ret == ExitCode.USAGE
     result.stdout.fnmatch_lines(["*the API at http://127.0.0.1:9 does not answer*"])
@@ -107,7 +113,7 @@ def test_production_target_skips_sandbox_tests(pytester: pytest.Pytester) -> Non
         pytester.makefile(".toml", target=f'[endpoints]\napi_url = "http://127.0.0.1:{port}"\n')
         pytester.makepyfile(
             "import pytest\n"
-            "def test_read(target): pass\n"
+            "@pytest.mark.readonly\ndef test_read(target): pass\n"
             "@pytest.mark.sandbox\ndef test_write(target): assert 0\n"
             "@pytest.mark.destructive\ndef test_break(target): assert 0\n"
         )

@@ -2,7 +2,9 @@
 
 One JSON file per active fault in `<state dir>/faults/`. A run killed with SIGKILL cannot run
 its `finally`, but it cannot take the journal with it either: the next session, or
-`opsdrill rollback`, finds the entries and reverts them before anything else happens.
+`opsdrill rollback`, finds the entries and reverts them before anything else happens. Each
+entry names its runner by pid *and* start time, so a session reverts only what a dead runner
+left, never a drill another session is running now (nor one whose pid was recycled).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opsdrill.processes import ProcessRef, pid_alive, start_ticks
 from opsdrill.state import write_json_atomic
 
 __all__ = ["Journal", "JournalEntry"]
@@ -31,6 +34,14 @@ class JournalEntry:
     undo: dict[str, Any] = field(default_factory=dict)
     runner_pid: int = field(default_factory=os.getpid)
     created_at: float = field(default_factory=time.time)
+    #: the runner's start time (clock ticks since boot); None in entries written before it was
+    runner_ticks: int | None = field(default_factory=lambda: start_ticks(os.getpid()))
+
+    def runner_alive(self) -> bool:
+        """True while the process that injected this fault still runs: its drill owns it."""
+        if self.runner_ticks is None:
+            return pid_alive(self.runner_pid)
+        return ProcessRef(self.runner_pid, self.runner_ticks).alive()
 
 
 class Journal:
@@ -55,7 +66,7 @@ class Journal:
         found = []
         for path in self.dir.glob("*.json"):
             try:
-                found.append(JournalEntry(**json.loads(path.read_text())))
+                found.append(JournalEntry(**{"runner_ticks": None, **json.loads(path.read_text())}))
             except (json.JSONDecodeError, TypeError):
                 continue  # a torn write cannot happen (atomic rename); ignore foreign files
         return sorted(found, key=lambda e: e.created_at)

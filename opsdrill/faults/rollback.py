@@ -1,4 +1,8 @@
-"""Revert every fault the journal still holds: after a crash, before anything else runs."""
+"""Revert every fault a dead runner left in the journal: after a crash, before anything else.
+
+A fault whose runner still runs belongs to a drill in progress in another session (or an
+xdist worker): it is left alone and named, and that drill reverts it itself.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +11,31 @@ from collections.abc import Callable
 from opsdrill.errors import RevertFailed
 from opsdrill.faults.base import REGISTRY, Fault
 from opsdrill.faults.journal import Journal
-from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.base import Target
 
 __all__ = ["rollback"]
 
 
-def rollback(target: LocalTarget, say: Callable[[str], None] = print) -> list[str]:
+def rollback(target: Target, say: Callable[[str], None] = print) -> list[str]:
     """Revert journaled faults newest first; report every failure together at the end."""
     import opsdrill.faults  # noqa: F401  (registers every fault kind)
 
+    home = target.state_home()
+    if home is None:
+        return []  # a target without a journal: no fault of ours can be left on it
     reverted, failures = [], []
-    for entry in reversed(Journal(target.state_dir).entries()):
+    for entry in reversed(Journal(home).entries()):
+        if entry.runner_alive():
+            params = ", ".join(f"{k}={v}" for k, v in entry.params.items())
+            say(f"left alone: {entry.kind}({params}) belongs to pid {entry.runner_pid}, "
+                "which is still running its drill")  # fmt: skip
+            continue
         if entry.kind not in REGISTRY:
             failures.append(
                 RevertFailed(f"journal entry {entry.fault_id}: unknown fault kind {entry.kind!r}")
             )
             continue
-        fault = Fault.from_entry(target, entry)
+        fault = Fault.from_entry(target, entry)  # type: ignore[arg-type]  # faults still name LocalTarget
         try:
             fault.revert()
         except RevertFailed as exc:

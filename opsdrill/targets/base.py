@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import signal
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from opsdrill.errors import DestructiveRefused, UsageError
+from opsdrill.state import STATE_FILE
 from opsdrill.targets.drill_parts import DrillParts, ProxyHops
 
-__all__ = ["SERVICE_NAMES", "Endpoints", "ProxyHops", "Service", "Target"]
+__all__ = ["CAPABILITIES", "SERVICE_NAMES", "Endpoints", "ProxyHops", "Service", "Target"]
+
+Say = Callable[[str], None]
 
 #: The service names every target uses, so a test can ask for `target.service("db")` anywhere.
 SERVICE_NAMES = (
@@ -30,6 +33,21 @@ SERVICE_NAMES = (
     "proxy",
     "worker",
 )
+
+
+#: What a drill may need of a target beyond its services and endpoints, and the attributes a
+#: backend implements to offer it (the default `Target.capabilities` looks for them, so a
+#: backend never claims what it cannot do). `gpu` is a fact of the machine, not of the code.
+CAPABILITIES: dict[str, tuple[str, ...]] = {
+    "fault_journal": ("state_dir",),  # faults are journaled before they are injected
+    "admin_sql": ("cluster",),  # superuser access to PostgreSQL (kill sessions, drop rows)
+    "app_files": ("home", "app_env"),  # the app's config, models and ops CLI on disk
+    "data_filesystem": ("data_fs",),  # a size-limited filesystem that can really fill up
+    "memory_cgroup": ("worker_cgroup",),  # a memory limit for the training workers
+    "toxiproxy": ("toxiproxy_url",),  # a proxy between the parts that can add latency, resets
+    "host_processes": (),  # start processes on the stack's host (hogs, port holders)
+    "gpu": (),  # a CUDA device on the stack's host
+}
 
 
 @dataclass(frozen=True)
@@ -131,9 +149,65 @@ class Target(DrillParts, ABC):
             ) from None
 
     def require_destructive(self, action: str, allowed: bool) -> None:
-        """Refuse `action` on production unless explicitly allowed, and say so either way."""
-        if self.production and not allowed:
+        """Refuse `action` on production whatever was allowed, elsewhere unless allowed.
+
+        `--allow-destructive` never lifts the refusal on a production target: a game day on
+        production needs a target file that says `production = false`, deliberately.
+        """
+        if self.production:
             raise DestructiveRefused(
-                f"refusing to {action} on production target {self.name!r}; "
-                "pass --allow-destructive only if you really mean to break production"
+                f"refusing to {action} on production target {self.name!r}: a production game "
+                "day needs a target file that says production = false"
             )
+        if not allowed:
+            raise DestructiveRefused(
+                f"refusing to {action} on target {self.name!r}: pass --allow-destructive"
+            )
+
+    # -- lifecycle: what a session may do with the stack --------------------------------------
+    def state_home(self) -> Path | None:
+        """Where opsdrill keeps this stack's state (journal, locks) when it runs the stack
+        itself (a backend's `state_dir`); None for a deployment managed elsewhere."""
+        home = getattr(self, "state_dir", None)
+        return Path(home) if home is not None else None
+
+    def exists(self) -> bool:
+        """True once the stack exists, running or not; a deployment managed elsewhere does."""
+        home = self.state_home()
+        return home is None or (home / STATE_FILE).exists()
+
+    def is_up(self) -> bool:
+        """True when every service runs."""
+        return all(s.is_running() for s in self.services.values())
+
+    def up(self, *, say: Say = print) -> None:
+        """Create or start the stack; only a stack opsdrill runs itself can be."""
+        raise UsageError(
+            f"target {self.name!r} is deployed elsewhere: opsdrill does not start it; "
+            "start it with its own tooling"
+        )
+
+    def down(self, say: Say = print) -> None:
+        """Stop the stack; only a stack opsdrill runs itself can be."""
+        raise UsageError(f"target {self.name!r} is deployed elsewhere: opsdrill does not stop it")
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """What drills may ask of this target: derived from the attributes this backend
+        implements (see CAPABILITIES); processes and the GPU only on this very machine."""
+        cls = type(self)
+        have = {
+            cap
+            for cap, attrs in CAPABILITIES.items()
+            if attrs and all(hasattr(cls, a) or a in vars(self) for a in attrs)
+        }
+        if "fault_journal" in have and self.host_spec == "local://":
+            have.add("host_processes")
+            if _cuda_device_present():
+                have.add("gpu")
+        return frozenset(have)
+
+
+def _cuda_device_present() -> bool:
+    """A CUDA device node on this machine (cheap: no torch import, no CUDA context)."""
+    return Path("/dev/nvidiactl").exists() or any(Path("/dev").glob("nvidia[0-9]*"))

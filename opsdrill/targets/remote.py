@@ -1,7 +1,7 @@
 """A deployment described by a target file (TOML or YAML), reached through testinfra.
 
     name = "prod-eu"
-    production = true                 # only read-only checks run; writes are refused
+    production = true                 # only readonly checks run; writes and faults are refused
     host = "ssh://ops@forecast-1"     # any testinfra host spec: local://, ssh://, docker://
     [endpoints]
     api_url = "https://forecast.example.com"
@@ -14,8 +14,9 @@
     systemd = "postgresql"
 
 Every service is controlled through the testinfra host, so the same check runs over ssh, in a
-container or locally; a production target refuses start/stop/kill unless destructive actions
-were explicitly allowed.
+container or locally; a production target refuses start/stop/kill always, any other target
+unless destructive actions were explicitly allowed. A file target keeps no fault journal, so
+it offers no fault-injection capability (`Target.capabilities`): drills are refused on it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from opsdrill.errors import DestructiveRefused, ServiceError, UsageError
+from opsdrill.errors import ServiceError, UsageError
 from opsdrill.targets.base import SERVICE_NAMES, Endpoints, Service, Target
 
 __all__ = ["FileTarget", "HostService", "load_target_file"]
@@ -182,13 +183,6 @@ class FileTarget(Target):
     @property
     def services(self) -> Mapping[str, Service]:
         return self._services
-
-    def require_destructive(self, action: str, allowed: bool) -> None:
-        if self.production and not allowed:
-            raise DestructiveRefused(
-                f"refusing to {action} on production target {self.name!r} ({self.path}); "
-                "pass --allow-destructive only if you really mean to break production"
-            )
 
 
 def _env(name: Any, where: str) -> str | None:
