@@ -48,11 +48,30 @@ def _command_missing(_machine: Conditions, arg: str) -> bool:
     return shutil.which(arg) is None
 
 
+def _gate_too_small(_machine: Conditions, arg: str) -> bool:
+    """`PROFILE:SLO`: the SLO file's gate profile gives too few events to ever say MET."""
+    from opsdrill.load.gate import size_statement
+    from opsdrill.load.pytest_gate import default_slo_path
+    from opsdrill.slo import load_slo_file
+
+    profile_name, _, slo_name = arg.partition(":")
+    slos = load_slo_file(default_slo_path())
+    profile = next((p for p in slos.gate.profiles if p.name == profile_name), None)
+    return profile is not None and bool(
+        size_statement(profile, slos.get(slo_name), slos.gate.confidence)
+    )
+
+
 #: condition name -> (what it means, as the summary says it; whether it takes an argument; test)
 CONDITIONS: dict[str, tuple[str, bool, Callable[[Conditions, str], bool]]] = {
     "no_cuda": ("torch sees no CUDA device", False, _no_cuda),
     "api_not_https": ("the target's API is not served over https", False, _api_not_https),
     "command_missing": ("there is no '{arg}' command on PATH", True, _command_missing),
+    "gate_too_small": (
+        "slo.yaml's gate profile:SLO '{arg}' is too small to judge it",
+        True,
+        _gate_too_small,
+    ),
 }
 
 
