@@ -125,7 +125,13 @@ TOXI_TAG=opsdrill-toxiproxy:$( (cat $D/toxiproxy.Dockerfile $D/toxiproxy-entrypo
     $D/toxiproxy.json; echo "$APP_ID") | hash12)
 build toxiproxy $D/toxiproxy.Dockerfile $D "$TOXI_TAG" --build-arg "APP_IMAGE=$APP_TAG"
 
-# images of ours that no tag names any more (an older source's app image): gone
+# older hashes of our images (an earlier source's app image) go: on vfs every image is a full
+# copy on disk; then whatever of ours no tag names any more
+for pair in "db $DB_TAG" "app $APP_TAG" "toxiproxy $TOXI_TAG"; do
+    set -- $pair
+    docker images --format '{{.Repository}}:{{.Tag}}' "opsdrill-$1" |
+        grep -vx -e "$2" -e "opsdrill-$1:local" | xargs -r docker rmi >/dev/null 2>&1 || true
+done
 docker image prune -f --filter label=org.opsdrill.image >/dev/null 2>&1 || true
 echo "OPSDRILL_DB_IMAGE=$DB_TAG"
 echo "OPSDRILL_APP_IMAGE=$APP_TAG"

@@ -225,11 +225,19 @@ class DockerTarget(Target):
         if "api" not in self._services:
             raise UsageError(f"Compose project {project!r} has no api service: is it the stack?")
         self.host_spec = f"docker://{self._services['api'].container.name}"
+        # an engine on this machine shares it with opsdrill and its test runner: the CPU
+        # checks then measure the containers' processes (host pids) instead of the whole host
+        self.dedicated_host = not self.engine_is_local()
         self._endpoints: Endpoints | None = None
 
     @property
     def services(self) -> Mapping[str, Service]:
         return self._services
+
+    @staticmethod
+    def engine_is_local() -> bool:
+        """The engine runs on this machine (a unix socket): container pids are host pids."""
+        return os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
 
     def container_env(self, service: str) -> dict[str, str]:
         """The environment a service's container was created with."""
