@@ -93,6 +93,21 @@ def test_app_sigkill_is_seen_by_health_and_recovered(docker_target: Target) -> N
     print(f"\n[app SIGKILL] MTTD {mttd:.1f} s  MTTR {mttr:.1f} s")
 
 
+def test_paused_api_stops_answering_until_unpaused(docker_target: Target) -> None:
+    """pause freezes the container's processes: alive, answering nothing; unpause resumes."""
+    url = docker_target.endpoints.api_url
+    api = docker_target.service("api")
+    assert health_status(url) == 200, "steady state before the pause"
+    pid = api.pid()
+    api.pause()  # type: ignore[attr-defined]
+    try:
+        assert health_status(url) is None, "a frozen api must not answer /health"
+        assert api.is_running() and not api.healthy() and api.pid() == pid
+    finally:
+        api.unpause()  # type: ignore[attr-defined]
+    poll(lambda: health_status(url) == 200, 60, "/health 200 after unpause")
+
+
 @pytest.mark.parametrize(
     ("spec", "error", "words"),
     [
