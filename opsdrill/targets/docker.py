@@ -1,0 +1,360 @@
+"""A composed stack (`--target docker:PROJECT`, alias `compose:PROJECT`), through the Engine API.
+
+The containers are found by Compose's labels (`com.docker.compose.project`, `.service`), so any
+engine that serves the Docker API works: dockerd, or Podman's API service (`DOCKER_HOST`).
+Endpoints come from the published ports; the secrets from environment variables named in the
+spec, else from the containers' own environment (whoever can reach the Docker API can read
+that anyway); they are held in `Endpoints` and never printed:
+
+    docker:ts-forecast
+    docker:ts-forecast,api_key_env=NF_API_KEY,dsn_env=OPSDRILL_DSN,admin_dsn_env=OPSDRILL_ADMIN_DSN
+
+Services are the containers: a kill signals the container's main process (PID 1 in it, the
+postmaster or the API server), start/stop/restart/pause go through the API and wait on the
+container's healthcheck. Host facts for the checks come through testinfra's `docker://`
+backend, inside the api container, where the app's files are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from opsdrill.errors import (
+    CapabilityMissing,
+    MissingDependency,
+    ServiceError,
+    StartTimeout,
+    UsageError,
+)
+from opsdrill.targets.base import Endpoints, ProxyHops, Service, Target
+from opsdrill.targets.drill_parts import Say
+
+__all__ = ["ContainerService", "DockerTarget", "parse_docker_spec"]
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+#: compose service name -> the name every target uses (opsdrill.targets.base.SERVICE_NAMES)
+SERVICE_ALIASES = {
+    "db": "db",
+    "postgres": "db",
+    "api": "api",
+    "app": "api",
+    "toxiproxy": "proxy",
+    "proxy": "proxy",
+    "prometheus": "prometheus",
+    "alertmanager": "alertmanager",
+    "node-exporter": "node_exporter",
+    "postgres-exporter": "postgres_exporter",
+}
+#: container ports of the composed stack (system/compose.yaml)
+API_PORT, PROXIED_API_PORT, TOXIPROXY_PORT, DB_PORT = 8000, 8001, 8475, 5432
+DATABASE = "ts_forecast_system"
+HOME = Path("/var/lib/nf_auto_runner")
+SECRET_KEYS = ("api_key_env", "dsn_env", "admin_dsn_env")
+
+
+def parse_docker_spec(rest: str) -> tuple[str, dict[str, str]]:
+    """`PROJECT[,key=ENV_NAME...]` -> (project, {key: env name}); one sentence when malformed."""
+    project, *opts = rest.split(",")
+    if not project:
+        raise UsageError(
+            "target 'docker:' needs a Compose project name, e.g. docker:ts-forecast "
+            "(see `docker compose ls` or the -p you gave docker-compose)"
+        )
+    named: dict[str, str] = {}
+    for opt in opts:
+        key, sep, value = opt.partition("=")
+        if not sep or key not in SECRET_KEYS or not value:
+            raise UsageError(
+                f"bad option {opt!r} in target docker:{rest}: use "
+                f"{', '.join(k + '=ENV_NAME' for k in SECRET_KEYS)}"
+            )
+        named[key] = value
+    return project, named
+
+
+def _client() -> Any:
+    """A Docker API client from the environment (DOCKER_HOST), or one sentence why not."""
+    try:
+        import docker  # type: ignore[import-untyped]
+        import docker.errors  # type: ignore[import-untyped]
+    except ImportError:
+        raise MissingDependency(
+            "the docker target needs the `docker` package: pip install docker"
+        ) from None
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except (docker.errors.DockerException, OSError):  # requests errors are OSErrors
+        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        raise MissingDependency(
+            f"no Docker engine answers at {where}: start one "
+            "(scripts/docker-engine.sh) or point DOCKER_HOST at it"
+        ) from None
+    return client
+
+
+class ContainerService(Service):
+    """One compose service's container, controlled through the Engine API."""
+
+    def __init__(self, name: str, target: DockerTarget, container: Any) -> None:
+        self.name = name
+        self.target = target
+        self.container = container
+
+    def _state(self) -> Mapping[str, Any]:
+        self.container.reload()
+        return self.container.attrs["State"]
+
+    def is_running(self) -> bool:
+        return bool(self._state().get("Running"))
+
+    def pid(self) -> int | None:
+        state = self._state()
+        return int(state["Pid"]) if state.get("Running") and state.get("Pid") else None
+
+    def healthy(self) -> bool:
+        """The container's healthcheck says healthy (running and not paused, without one)."""
+        state = self._state()
+        if not state.get("Running") or state.get("Paused"):
+            return False
+        health = state.get("Health")
+        return health is None or health.get("Status") == "healthy"
+
+    def paused(self) -> bool:
+        return bool(self._state().get("Paused"))
+
+    def oom_killed(self) -> bool:
+        """The kernel's OOM killer ended the container's main process (State.OOMKilled)."""
+        return bool(self._state().get("OOMKilled"))
+
+    def _wait(self, ready: bool, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while (self.healthy() if ready else self.is_running()) != ready:
+            if time.monotonic() >= deadline:
+                raise StartTimeout(
+                    f"{self.name} ({self.container.name}) not {what} within {timeout:.0f} s; "
+                    f"see `docker logs {self.container.name}`"
+                )
+            time.sleep(0.2)
+
+    def start(self, timeout: float = 60.0) -> None:
+        state = self._state()
+        if state.get("Paused"):
+            self.container.unpause()
+        elif not state.get("Running"):
+            self._api_call("start", self.container.start)
+        self._wait(True, timeout, "healthy")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.is_running():
+            self._api_call("stop", lambda: self.container.stop(timeout=int(timeout)))
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the container's main process; with SIGKILL the container exits at once."""
+        self.target.require_destructive(f"kill {self.name}", self.target.allow_destructive)
+        if not self.is_running():
+            raise ServiceError(f"cannot signal {self.name}: its container is not running")
+        self._api_call("kill", lambda: self.container.kill(signal=int(sig)))
+
+    def restart(self, timeout: float = 60.0) -> None:
+        self._api_call("restart", lambda: self.container.restart(timeout=10))
+        self._wait(True, timeout, "healthy")
+
+    def pause(self) -> None:
+        """Freeze every process of the container (cgroup freezer): alive, but answering nothing."""
+        self.target.require_destructive(f"pause {self.name}", self.target.allow_destructive)
+        self._api_call("pause", self.container.pause)
+
+    def unpause(self) -> None:
+        if self.paused():
+            self._api_call("unpause", self.container.unpause)
+
+    def exec(self, argv: list[str], user: str | None = None) -> tuple[int, str]:
+        """Run `argv` in the container (`docker exec`): exit code and combined output."""
+        code, out = self.container.exec_run(argv, user=user or "", demux=False)
+        return int(code), (out or b"").decode(errors="replace")
+
+    def _api_call(self, verb: str, call: Any) -> None:
+        import docker.errors  # type: ignore[import-untyped]
+
+        try:
+            call()
+        except docker.errors.APIError as exc:
+            raise ServiceError(
+                f"docker {verb} {self.container.name} failed: {exc.explanation}"
+            ) from None
+
+    @property
+    def url(self) -> str | None:
+        if self.name == "api":
+            return self.target.endpoints.api_url
+        return None
+
+
+class DockerTarget(Target):
+    """A Compose project's containers, found on the engine by their labels."""
+
+    production = False
+
+    def __init__(self, project: str, secret_env: Mapping[str, str] | None = None) -> None:
+        self.project = project
+        self.name = f"docker:{project}"
+        self.secret_env = dict(secret_env or {})
+        self.client = _client()
+        found = self.client.containers.list(
+            all=True, filters={"label": f"{PROJECT_LABEL}={project}"}
+        )
+        if not found:
+            raise UsageError(
+                f"no containers of Compose project {project!r} on this engine: bring it up "
+                f"(docker compose -p {project} -f system/compose.yaml up -d) or check the name"
+            )
+        self._services: dict[str, ContainerService] = {}
+        for container in found:
+            compose_name = container.labels.get(SERVICE_LABEL, "")
+            name = SERVICE_ALIASES.get(compose_name, compose_name.replace("-", "_"))
+            self._services[name] = ContainerService(name, self, container)
+        if "api" not in self._services:
+            raise UsageError(f"Compose project {project!r} has no api service: is it the stack?")
+        self.host_spec = f"docker://{self._services['api'].container.name}"
+        # an engine on this machine shares it with opsdrill and its test runner: the CPU
+        # checks then measure the containers' processes (host pids) instead of the whole host
+        self.dedicated_host = not self.engine_is_local()
+        self._endpoints: Endpoints | None = None
+
+    @property
+    def services(self) -> Mapping[str, Service]:
+        return self._services
+
+    @staticmethod
+    def engine_is_local() -> bool:
+        """The engine runs on this machine (a unix socket): container pids are host pids."""
+        return os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")
+
+    def container_env(self, service: str) -> dict[str, str]:
+        """The environment a service's container was created with."""
+        attrs = self._services[service].container.attrs
+        pairs = (item.partition("=") for item in attrs["Config"].get("Env") or [])
+        return {key: value for key, _, value in pairs}
+
+    def published(self, service: str, port: int) -> str | None:
+        """`127.0.0.1:PORT` where a container port of `service` is published on the host; a
+        service sharing another container's network (network_mode: service:X) uses X's ports."""
+        container = self._services[service].container
+        container.reload()
+        mode = container.attrs["HostConfig"].get("NetworkMode", "")
+        if mode.startswith("container:"):
+            container = self.client.containers.get(mode.removeprefix("container:"))
+        bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(f"{port}/tcp")
+        if not bindings:
+            bindings = container.attrs["HostConfig"].get("PortBindings", {}).get(f"{port}/tcp")
+            bindings = [b for b in bindings or [] if b.get("HostPort")]
+        if not bindings:
+            return None
+        ip = bindings[0].get("HostIp") or "127.0.0.1"
+        return f"{'127.0.0.1' if ip == '0.0.0.0' else ip}:{bindings[0]['HostPort']}"
+
+    def _secret(self, key: str) -> str | None:
+        name = self.secret_env.get(key)
+        if name is None:
+            return None
+        value = os.environ.get(name)
+        if value is None:
+            raise UsageError(f"target {self.name} reads {key[:-4]} from ${name}, which is not set")
+        return value
+
+    @property
+    def endpoints(self) -> Endpoints:
+        if self._endpoints is None:
+            self._endpoints = self._find_endpoints()
+        return self._endpoints
+
+    def _find_endpoints(self) -> Endpoints:
+        api = self.published("api", API_PORT)
+        if api is None:
+            raise UsageError(
+                f"{self.name}: the api's port {API_PORT} is not published on the host; "
+                "publish it (ports: 127.0.0.1::8000)"
+            )
+        api_env = self.container_env("api")
+        db = self.published("db", DB_PORT) if "db" in self._services else None
+        dsn = self._secret("dsn_env")
+        if dsn is None and db is not None:
+            app_url = urlsplit(api_env.get("NF_DIRECT_DATABASE_URL") or api_env["DATABASE_URL"])
+            user, password = app_url.username or "", app_url.password or ""
+            dsn = f"postgresql://{quote(user)}:{quote(password, safe='')}@{db}/{DATABASE}"
+        admin = self._secret("admin_dsn_env")
+        if admin is None and db is not None:
+            db_env = self.container_env("db")
+            admin_user, admin_pw = (
+                db_env.get("POSTGRES_USER", "postgres"),
+                db_env.get("POSTGRES_PASSWORD"),
+            )
+            if admin_pw:
+                admin = (
+                    f"postgresql://{quote(admin_user)}:{quote(admin_pw, safe='')}@{db}/{DATABASE}"
+                )
+        prometheus = self.published("prometheus", 9090) if "prometheus" in self._services else None
+        alertmanager = (
+            self.published("alertmanager", 9093) if "alertmanager" in self._services else None
+        )
+        home = Path(api_env.get("NF_HOME", str(HOME)))
+        return Endpoints(
+            api_url=f"http://{api}",
+            dsn=dsn or "",
+            admin_dsn=admin,
+            api_key=self._secret("api_key_env") or api_env.get("NF_API_KEY"),
+            prometheus_url=f"http://{prometheus}" if prometheus else None,
+            alertmanager_url=f"http://{alertmanager}" if alertmanager else None,
+            home=home,
+            models_dir=home / "models",
+            logs_dir=home / "logs" / "app",
+            backups_dir=home / "backups",
+        )
+
+    def ops(self, *args: str) -> tuple[int, str]:
+        """The stack's ops CLI (`nf-auto-runner ARGS`), run in the api container on the direct
+        database link, so a network fault on the proxy does not stop a recovery procedure."""
+        env = self.container_env("api")
+        direct = env.get("NF_DIRECT_DATABASE_URL")
+        argv = ["env", f"DATABASE_URL={direct}"] if direct else []
+        return self._services["api"].exec([*argv, "nf-auto-runner", *args])
+
+    @contextlib.contextmanager
+    def ensure_proxy(self, say: Say = print) -> Iterator[ProxyHops]:
+        """The composed stack has Toxiproxy in place from the start; nothing to add or undo."""
+        if "proxy" not in self._services:
+            with super().ensure_proxy(say) as hops:  # raises CapabilityMissing
+                yield hops
+            return
+        toxiproxy = self.published("proxy", TOXIPROXY_PORT)
+        proxied = self.published("proxy", PROXIED_API_PORT)
+        if toxiproxy is None or proxied is None:
+            raise UsageError(
+                f"{self.name}: toxiproxy's ports {TOXIPROXY_PORT} and {PROXIED_API_PORT} "
+                "are not published on the host"
+            )
+        yield ProxyHops(
+            toxiproxy_url=f"http://{toxiproxy}",
+            app_dsn=self.container_env("api")["DATABASE_URL"],
+            api_url=f"http://{proxied}",
+        )
+
+    def ensure_data_fs(
+        self, size: str, say: Say = print
+    ) -> contextlib.AbstractContextManager[Path]:
+        """The models and logs volumes already are size-limited tmpfs (compose.yaml), but they
+        live in the api container: the disk-full drill writes from this machine's filesystem."""
+        raise CapabilityMissing(
+            f"target {self.name!r} keeps its data directory inside the api container (a "
+            "size-limited tmpfs volume); the disk-full drill cannot fill it from here until "
+            "faults write through the target"
+        )
