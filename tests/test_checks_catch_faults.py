@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import yaml
@@ -34,6 +36,7 @@ MODULES = [
     "checks/test_daily.py", "checks/test_errors_and_runs.py", "checks/test_weekly.py",
     "checks/test_monthly.py", "checks/test_thresholds.py", "checks/test_alert_rule_files.py",
     "checks/test_indexes_and_pool.py", "checks/test_maintenance.py", "checks/test_smoke.py",
+    "checks/test_security.py",
 ]  # fmt: skip
 SLOW_SMOKE = "checks/test_smoke.py::test_training_run_completes_and_serves"
 ENV = {"OPSDRILL_THRESHOLDS": '{"cpu": [100, 100]}'}
@@ -44,12 +47,12 @@ pytestmark = [
 ]
 
 
-def run_checks(spec: str, tmp: Path, *extra: str, env: dict[str, str] | None = None
-               ) -> dict[str, tuple[str, str]]:  # fmt: skip
+def run_checks(spec: str, tmp: Path, *extra: str, env: dict[str, str] | None = None,
+               modules: list[str] = MODULES) -> dict[str, tuple[str, str]]:  # fmt: skip
     """test id -> (outcome, message) of one `pytest checks` run."""
     junit = tmp / f"junit-{time.monotonic_ns()}.xml"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", *MODULES, "--target", spec, "--deselect", SLOW_SMOKE,
+        [sys.executable, "-m", "pytest", *modules, "--target", spec, "--deselect", SLOW_SMOKE,
          "-p", "no:cacheprovider", "-q", f"--junitxml={junit}", *extra],
         cwd=REPO, env={**os.environ, **ENV, **(env or {})}, capture_output=True, text=True,
         timeout=600, check=False,
@@ -231,3 +234,51 @@ def test_fault_fails_exactly_the_matching_checks(
     assert set(got) == set(expected), f"{fault}: expected {sorted(expected)} to fail, got {got}"
     for test_id, words in expected.items():
         assert words.lower() in got[test_id].lower(), f"{test_id}: {got[test_id]!r} lacks {words!r}"
+
+
+# -- a deployment that lost its API-key guard -----------------------------------------------
+UNGUARDED = "POST /runs/{run_id}/cancel"
+
+
+@contextlib.contextmanager
+def unguarded_app(t: Any, tmp: Path) -> Iterator[str]:
+    """The real app with the key check stripped from one route (tests/unguarded_app.py),
+    serving the session stack's database from its own home, executor off; its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**t.app_env(), "NF_HOME": str(tmp / "unguarded-home")}
+    log = open(tmp / "unguarded.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "tests.unguarded_app", "--port", str(port),
+                             UNGUARDED], cwd=REPO, env=env, stdout=log, stderr=log)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            assert proc.poll() is None, (tmp / "unguarded.log").read_text()[-2000:]
+            assert time.monotonic() < deadline, "the unguarded app never became healthy"
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_security_check_names_the_endpoint_that_lost_its_key_check(
+    healthy: Any, tmp_path: Path
+) -> None:
+    with unguarded_app(healthy, tmp_path) as url:
+        spec, env = _file_target(healthy, tmp_path)
+        described = yaml.safe_load(Path(spec).read_text())
+        described["endpoints"]["api_url"] = url
+        Path(spec).write_text(yaml.safe_dump(described))
+        results = run_checks(spec, tmp_path, env=env, modules=["checks/test_security.py"])
+    got = failed(results)
+    check = "test_security::test_mutating_endpoints_refuse_a_missing_or_wrong_key"
+    assert set(got) == {check}, f"expected only {check} to fail, got {got}"
+    assert f"{UNGUARDED} answered 422" in got[check], got[check]
+    assert "POST /runs answered" not in got[check], f"the guarded endpoint was named: {got}"

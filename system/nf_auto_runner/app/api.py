@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from nf_auto_runner import runs
@@ -20,7 +22,6 @@ from nf_auto_runner.predictor import HorizonTooLong, ModelNotFound
 
 __all__ = ["router"]
 
-router = APIRouter()
 log = logging.getLogger("nf_auto_runner.auth")
 
 SeriesId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
@@ -45,21 +46,44 @@ class RunRequest(BaseModel):
 
 
 def require_api_key(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> None:
-    """401 unless X-API-Key matches NF_API_KEY (compared in constant time)."""
+    """401 unless X-API-Key matches NF_API_KEY (compared in constant time); each refusal is
+    an audit row in system_logs for the monthly security review (runbook §3.3.2)."""
     expected = request.app.state.settings.api_key
     if not x_api_key or not expected or not hmac.compare_digest(x_api_key, expected):
         client = request.client.host if request.client else "unknown"
+        agent = request.headers.get("user-agent", "")[:120].encode("ascii", "replace").decode()
         log.warning(
-            "authentication failed: %s X-API-Key from %s on %s %s",
+            "authentication failed: %s X-API-Key from %s on %s %s (user agent %r)",
             "missing" if not x_api_key else "invalid",
             client,
             request.method,
             request.url.path,
+            agent,
             extra={"audit": True},
         )
         raise HTTPException(
             401, "missing or invalid X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"}
         )
+
+
+class KeyFirstRoute(APIRoute):
+    """A route that depends on `require_api_key` checks the key before reading the body:
+    FastAPI parses JSON before it solves dependencies, so without this an unauthenticated
+    caller sending malformed JSON got a 422 from a guarded endpoint instead of a 401."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if not any(d.dependency is require_api_key for d in self.dependencies):
+            return handler
+
+        async def key_first(request: Request) -> Response:
+            require_api_key(request, request.headers.get("x-api-key"))
+            return await handler(request)
+
+        return key_first
+
+
+router = APIRouter(route_class=KeyFirstRoute)
 
 
 def _forecast(request: Request, series_id: str, horizon: int, model: str | None) -> Any:
