@@ -27,6 +27,8 @@ log = logging.getLogger("nf_auto_runner.auth")
 SeriesId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Status = Literal["scheduled", "running", "completed", "failed", "cancelled"]
 RunId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+#: free text the database stores: PostgreSQL text cannot hold NUL (it was a 500)
+NO_NUL = r"^[^\x00]*$"
 
 
 class PredictRequest(BaseModel):
@@ -41,7 +43,7 @@ class RunRequest(BaseModel):
     series_id: SeriesId
     model_name: Literal["MLP", "NHITS"] = "MLP"
     horizon: int = Field(12, ge=1, le=100)
-    run_name: str | None = Field(None, max_length=200)
+    run_name: str | None = Field(None, max_length=200, pattern=NO_NUL)
     max_steps: int | None = Field(None, ge=1, le=5000)
 
 
@@ -105,7 +107,7 @@ def predict(request: Request, body: PredictRequest) -> Any:
 @router.get("/forecast/{series_id}")
 def forecast(
     request: Request,
-    series_id: Annotated[str, Path(max_length=100)],
+    series_id: Annotated[str, Path(max_length=100, pattern=NO_NUL)],
     horizon: Annotated[int, Query(ge=1, le=1000)] = 12,
     model: Literal["MLP", "NHITS"] | None = None,
 ) -> Any:
@@ -179,7 +181,7 @@ def cancel_run(request: Request, run_id: RunId) -> Any:
 @router.get("/models")
 def list_models(
     request: Request,
-    series_id: str | None = None,
+    series_id: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     with request.app.state.db.connection() as conn:
