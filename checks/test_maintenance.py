@@ -7,7 +7,10 @@ import time
 import httpx
 import pytest
 
+from opsdrill.checks.vacuum_stats import not_moved, stamps
+
 REINDEXED = ("idx_runs_status", "idx_models_run_id")
+VACUUMED = ("runs", "models", "metrics")
 
 
 def _poll_status(api: httpx.Client, want: int, timeout: float = 10.0) -> httpx.Response:
@@ -46,7 +49,7 @@ def test_maintenance_mode_round_trip(ops, api: httpx.Client) -> None:
 
 @pytest.mark.sandbox
 @pytest.mark.runbook("8.3")
-def test_reindex_concurrently_builds_valid_indexes(db) -> None:
+def test_reindex_concurrently_and_vacuum_analyze_take_effect(db, read) -> None:
     oid = "SELECT 'public.{}'::regclass::oid"
     for index in REINDEXED:
         before = db.execute(oid.format(index)).fetchone()[0]
@@ -59,5 +62,12 @@ def test_reindex_concurrently_builds_valid_indexes(db) -> None:
     assert not leftovers, (
         f"invalid indexes left behind: {leftovers}; fix: DROP INDEX CONCURRENTLY them"
     )
-    for table in ("runs", "models", "metrics"):
+    before = stamps(read)
+    for table in VACUUMED:
         db.execute(f"VACUUM ANALYZE {table}")
+    stuck = not_moved(read, before, VACUUMED, analyze=True)
+    assert not stuck, (
+        f"VACUUM ANALYZE succeeded but pg_stat_user_tables shows {'; '.join(stuck)} not "
+        "vacuumed and analysed; fix: VACUUM silently skips a table the role does not own: "
+        "run it as the owner (ALTER TABLE ... OWNER TO the application role)"
+    )

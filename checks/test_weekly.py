@@ -16,6 +16,7 @@ from opsdrill.checks import queries
 from opsdrill.checks.host_figures import cpu_percent, disk_usage, memory_usage
 from opsdrill.checks.perf_report import PerformanceReport, render_markdown, write
 from opsdrill.checks.thresholds import evaluate
+from opsdrill.checks.vacuum_stats import not_moved, stamps
 from opsdrill.targets.base import Target
 
 MATERIALIZED_VIEWS = ("mv_experiment_summary", "mv_model_performance")
@@ -73,15 +74,23 @@ def test_materialized_views_have_a_unique_index(read) -> None:
 @pytest.mark.sandbox
 @pytest.mark.runbook("3.2.1")
 def test_weekly_maintenance_runs_and_refreshes_concurrently(ops, read) -> None:
+    """Its VACUUM ANALYZE is judged by pg_stat_user_tables, not by its own "done"."""
+    before = stamps(read)
     done = ops("weekly-maintenance")
     assert done.returncode == 0, (
         f"weekly-maintenance exited {done.returncode} (expected 0): {done.stderr.strip()}; "
         "fix: a concurrent refresh needs a unique index on each materialized view"
     )
     result = json.loads(done.stdout)
-    assert result["vacuum_analyze"] == "done"
     assert result["materialized_views_refreshed"] == list(MATERIALIZED_VIEWS), result
     assert result["log_retention"]["days"] == RETENTION_DAYS, result["log_retention"]
+    stuck = not_moved(read, before, sorted(before), analyze=True)
+    assert not stuck, (
+        f"weekly-maintenance reported VACUUM ANALYZE {result['vacuum_analyze']!r} but "
+        f"pg_stat_user_tables shows {len(stuck)} table(s) not vacuumed and analysed: "
+        f"{'; '.join(stuck)}; fix: VACUUM skips tables the role does not own (a WARNING, "
+        "exit 0): run it as the tables' owner"
+    )
 
 
 @pytest.mark.sandbox
