@@ -202,6 +202,19 @@ def table_not_owned_by_the_app(t: Any) -> Iterator[dict[str, str]]:
         _admin_sql(t, f"ALTER DATABASE {db} OWNER TO {owner}")
 
 
+@contextlib.contextmanager
+def report_in_wrong_units(t: Any) -> Iterator[dict[str, str]]:
+    """The weekly report's run durations in minutes (tests/broken_weekly_report.py)."""
+    yield {"PYTEST_ADDOPTS": "-p tests.broken_weekly_report"}
+
+
+@contextlib.contextmanager
+def lossy_archive(t: Any) -> Iterator[dict[str, str]]:
+    """The ops CLI's archive writes metric values as 0 (tests/broken_archive/)."""
+    path = [str(REPO / "tests" / "broken_archive"), os.environ.get("PYTHONPATH", "")]
+    yield {"PYTHONPATH": os.pathsep.join(p for p in path if p)}
+
+
 def _file_target(t: Any, tmp: Path) -> tuple[str, dict[str, str]]:
     ep = t.endpoints
     path = tmp / "embedded.yaml"
@@ -238,6 +251,12 @@ FAULTS: dict[str, tuple[Callable[[Any], Any], dict[str, str]]] = {
         "test_weekly::test_weekly_maintenance_runs_and_refreshes_concurrently": "metrics (last",
         "test_maintenance::test_reindex_concurrently_and_vacuum_analyze_take_effect":
             "metrics (last"}),
+    "weekly report with wrong figures": (report_in_wrong_units, {
+        "test_weekly::test_weekly_performance_report_holds_real_figures":
+            "disagrees with the database: runs completed"}),
+    "archive that loses values": (lossy_archive, {
+        "test_monthly::test_archive_exports_exactly_what_it_deletes":
+            "value(s) in the archive differ from the rows deleted"}),
     "error spike in system_logs": (error_spike, {
         "test_daily::test_6_error_rows_in_24h_below_threshold": "ERROR rows in system_logs",
         "test_errors_and_runs::test_error_rows_in_the_last_hour_below_threshold": "CRITICAL",
