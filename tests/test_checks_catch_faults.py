@@ -36,7 +36,7 @@ MODULES = [
     "checks/test_daily.py", "checks/test_errors_and_runs.py", "checks/test_weekly.py",
     "checks/test_monthly.py", "checks/test_thresholds.py", "checks/test_alert_rule_files.py",
     "checks/test_indexes_and_pool.py", "checks/test_maintenance.py", "checks/test_smoke.py",
-    "checks/test_security.py",
+    "checks/test_security.py", "checks/test_parallel_runs.py",
 ]  # fmt: skip
 SLOW_SMOKE = "checks/test_smoke.py::test_training_run_completes_and_serves"
 ENV = {"OPSDRILL_THRESHOLDS": '{"cpu": [100, 100]}'}
@@ -215,6 +215,65 @@ def lossy_archive(t: Any) -> Iterator[dict[str, str]]:
     yield {"PYTHONPATH": os.pathsep.join(p for p in path if p)}
 
 
+@contextlib.contextmanager
+def unused_large_index(t: Any) -> Iterator[dict[str, str]]:
+    """A 600 000-row table with a never-scanned index of about 13 MiB."""
+    _sql(t, "CREATE TABLE opsdrill_unused_probe AS SELECT g::bigint AS x "
+            "FROM generate_series(1, 600000) g",
+            "CREATE INDEX opsdrill_unused_probe_x ON opsdrill_unused_probe (x)")  # fmt: skip
+    try:
+        yield {}
+    finally:
+        _sql(t, "DROP TABLE opsdrill_unused_probe")
+
+
+@contextlib.contextmanager
+def slow_completed_run(t: Any) -> Iterator[dict[str, str]]:
+    """A run that completed an hour ago after three hours of training."""
+    _sql(t, "INSERT INTO runs (run_name, experiment_id, status, model_name, series_id, horizon, "
+            "created_at, start_time, end_time, execution_duration_seconds) SELECT "
+            "'opsdrill-slow-probe', experiment_id, 'completed', 'MLP', 'airpassengers', 12, "
+            "now() - interval '4 hours', now() - interval '4 hours', now() - interval '1 hour', "
+            "10800 FROM experiments WHERE experiment_name = 'default'")  # fmt: skip
+    try:
+        yield {}
+    finally:
+        _sql(t, "DELETE FROM runs WHERE run_name = 'opsdrill-slow-probe'")
+
+
+@contextlib.contextmanager
+def training_longer_than_its_run(t: Any) -> Iterator[dict[str, str]]:
+    """The newest model's recorded training time made 100 s longer than its whole run."""
+    with psycopg.connect(t.endpoints.dsn, autocommit=True) as conn:
+        model_id, seconds = conn.execute(
+            "SELECT model_id, training_duration_seconds FROM models ORDER BY model_id DESC "
+            "LIMIT 1").fetchone()  # fmt: skip
+        conn.execute("UPDATE models m SET training_duration_seconds = "
+                     "r.execution_duration_seconds + 100 FROM runs r "
+                     "WHERE r.run_id = m.run_id AND m.model_id = %s", (model_id,))  # fmt: skip
+    try:
+        yield {}
+    finally:
+        with psycopg.connect(t.endpoints.dsn, autocommit=True) as conn:
+            conn.execute("UPDATE models SET training_duration_seconds = %s WHERE model_id = %s",
+                         (seconds, model_id))  # fmt: skip
+
+
+@contextlib.contextmanager
+def one_cpu_machine(t: Any) -> Iterator[dict[str, str]]:
+    """The stack (MAX_PARALLEL_RUNS 2) judged as if its host had one CPU: the checks run
+    pinned to one CPU, and `nproc` on the host reads that affinity mask. (Raising the
+    setting instead means restarting the API, whose warm-up then blurs the latency rows.)"""
+    before = os.sched_getaffinity(0)
+    if len(before) < 2:
+        pytest.skip("this machine has one CPU already: the stack's 2 parallel runs exceed it")
+    os.sched_setaffinity(0, {min(before)})
+    try:
+        yield {}
+    finally:
+        os.sched_setaffinity(0, before)
+
+
 def _file_target(t: Any, tmp: Path) -> tuple[str, dict[str, str]]:
     ep = t.endpoints
     path = tmp / "embedded.yaml"
@@ -257,6 +316,17 @@ FAULTS: dict[str, tuple[Callable[[Any], Any], dict[str, str]]] = {
     "archive that loses values": (lossy_archive, {
         "test_monthly::test_archive_exports_exactly_what_it_deletes":
             "value(s) in the archive differ from the rows deleted"}),
+    "a large index nothing uses": (unused_large_index, {
+        "test_weekly::test_no_large_index_goes_unused": "opsdrill_unused_probe_x"}),
+    "a completed run that took 3 hours": (slow_completed_run, {
+        "test_errors_and_runs::test_slowest_completed_runs_within_the_long_running_limit":
+            "opsdrill-slow-probe"}),
+    "a training time longer than its run": (training_longer_than_its_run, {
+        "test_errors_and_runs::test_training_times_fit_inside_their_runs":
+            "impossible training time"}),
+    "more parallel runs than CPUs": (one_cpu_machine, {
+        "test_parallel_runs::test_max_parallel_runs_fits_cpus_gpus_and_memory":
+            "fix: set MAX_PARALLEL_RUNS=1"}),
     "error spike in system_logs": (error_spike, {
         "test_daily::test_6_error_rows_in_24h_below_threshold": "ERROR rows in system_logs",
         "test_errors_and_runs::test_error_rows_in_the_last_hour_below_threshold": "CRITICAL",
