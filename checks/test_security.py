@@ -9,6 +9,7 @@ system_logs, with opsdrill's user agent so the failed-login threshold can tell t
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -71,10 +72,10 @@ def _fill(template: str) -> str:
 
 def _audit_rows(read, endpoint: Endpoint, kind: str) -> int:
     """Audit rows for failed logins of one kind (missing/invalid) on one concrete path."""
-    pattern = f"%%authentication failed: {kind} X-API-Key from %% on {endpoint.method} " \
-              f"{endpoint.path} %%"  # fmt: skip
-    return read("SELECT count(*) AS n FROM system_logs WHERE log_message LIKE %s",
-                (pattern.replace("%%", "%"),))[0]["n"]  # fmt: skip
+    pattern = (f"authentication failed: {kind} X-API-Key from .* on "
+               f"{re.escape(endpoint.method + ' ' + endpoint.path)}( |$)")  # fmt: skip
+    return read("SELECT count(*) AS n FROM system_logs WHERE log_message ~ %s",
+                (pattern,))[0]["n"]  # fmt: skip
 
 
 def _send(api: httpx.Client, endpoint: Endpoint, body: bytes, key: str | None) -> int:

@@ -372,7 +372,7 @@ UNGUARDED = "POST /runs/{run_id}/cancel"
 
 
 @contextlib.contextmanager
-def unguarded_app(t: Any, tmp: Path) -> Iterator[str]:
+def unguarded_app(t: Any, tmp: Path, *variant: str) -> Iterator[str]:
     """The real app with the key check stripped from one route (tests/unguarded_app.py),
     serving the session stack's database from its own home, executor off; its URL."""
     with socket.socket() as s:
@@ -381,7 +381,7 @@ def unguarded_app(t: Any, tmp: Path) -> Iterator[str]:
     env = {**t.app_env(), "NF_HOME": str(tmp / "unguarded-home")}
     log = open(tmp / "unguarded.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([sys.executable, "-m", "tests.unguarded_app", "--port", str(port),
-                             UNGUARDED], cwd=REPO, env=env, stdout=log, stderr=log)  # fmt: skip
+                             *variant], cwd=REPO, env=env, stdout=log, stderr=log)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 90
@@ -399,17 +399,30 @@ def unguarded_app(t: Any, tmp: Path) -> Iterator[str]:
         log.close()
 
 
-def test_security_check_names_the_endpoint_that_lost_its_key_check(
-    healthy: Any, tmp_path: Path
-) -> None:
-    with unguarded_app(healthy, tmp_path) as url:
-        spec, env = _file_target(healthy, tmp_path)
+def _security_check_against(t: Any, tmp: Path, *variant: str) -> dict[str, str]:
+    with unguarded_app(t, tmp, *variant) as url:
+        spec, env = _file_target(t, tmp)
         described = yaml.safe_load(Path(spec).read_text())
         described["endpoints"]["api_url"] = url
         Path(spec).write_text(yaml.safe_dump(described))
-        results = run_checks(spec, tmp_path, env=env, modules=["checks/test_security.py"])
-    got = failed(results)
-    check = "test_security::test_mutating_endpoints_refuse_a_missing_or_wrong_key"
-    assert set(got) == {check}, f"expected only {check} to fail, got {got}"
-    assert f"{UNGUARDED} answered 422" in got[check], got[check]
-    assert "POST /runs answered" not in got[check], f"the guarded endpoint was named: {got}"
+        return failed(run_checks(spec, tmp, env=env, modules=["checks/test_security.py"]))
+
+
+SECURITY_CHECK = "test_security::test_mutating_endpoints_refuse_a_missing_or_wrong_key"
+
+
+def test_security_check_names_the_endpoint_that_lost_its_key_check(
+    healthy: Any, tmp_path: Path
+) -> None:
+    got = _security_check_against(healthy, tmp_path, UNGUARDED)
+    assert set(got) == {SECURITY_CHECK}, f"expected only {SECURITY_CHECK} to fail, got {got}"
+    assert f"{UNGUARDED} answered 422" in got[SECURITY_CHECK], got[SECURITY_CHECK]
+    assert "POST /runs answered" not in got[SECURITY_CHECK], f"guarded endpoint named: {got}"
+
+
+def test_security_check_fails_when_refused_keys_leave_no_audit_row(
+    healthy: Any, tmp_path: Path
+) -> None:
+    got = _security_check_against(healthy, tmp_path, "--unaudited")
+    assert set(got) == {SECURITY_CHECK}, f"expected only {SECURITY_CHECK} to fail, got {got}"
+    assert "failed logins missing from system_logs" in got[SECURITY_CHECK], got[SECURITY_CHECK]

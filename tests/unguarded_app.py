@@ -1,4 +1,5 @@
-"""A variant of the real app that lost its API-key guard on one endpoint, for meta-tests.
+"""A variant of the real app that lost its API-key guard on one endpoint (or its audit of
+refused keys), for meta-tests.
 
 `python -m tests.unguarded_app --port N "POST /runs/{run_id}/cancel"` serves the app
 `create_app` builds from the environment (NF_HOME, DATABASE_URL, NF_API_KEY), with the
@@ -10,6 +11,7 @@ back door ships with it.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from fastapi.routing import APIRoute, APIRouter
@@ -35,7 +37,8 @@ def _strip_guard(router: APIRouter, name: str, guard: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.unguarded_app")
     p.add_argument("--port", type=int, required=True)
-    p.add_argument("route", help='"METHOD /path/{param}" whose key check is removed')
+    p.add_argument("route", nargs="?", help='"METHOD /path/{param}" whose key check is removed')
+    p.add_argument("--unaudited", action="store_true", help="refused keys leave no audit row")
     args = p.parse_args(argv)
 
     import uvicorn
@@ -47,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = config.load()
     config.ensure_dirs(settings)
     setup_logging(settings)
-    _strip_guard(api.router, args.route, api.require_api_key)  # before the app includes it
+    if args.route:
+        _strip_guard(api.router, args.route, api.require_api_key)  # before the app includes it
+    if args.unaudited:
+        logging.getLogger("nf_auto_runner.auth").disabled = True
     app = create_app(settings, run_executor=False)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, access_log=False)
     return 0
