@@ -108,5 +108,42 @@ def test_completed_runs_have_consistent_durations(read) -> None:
         f"start and a duration within the wall time): {'; '.join(bad[:5])}; fix: the executor "
         "must set start_time, end_time and execution_duration_seconds when a run completes"
     )
-    read(queries.SLOWEST_COMPLETED_RUNS_7D)
-    read(queries.MODEL_TRAINING_30D)
+
+
+@pytest.mark.runbook("4.3")
+def test_slowest_completed_runs_within_the_long_running_limit(read) -> None:
+    """The ten slowest completed runs of 7 days: the slowest must not have needed longer than
+    the LongRunningJob alert allows (2 h), or training has become too slow (runbook 12)."""
+    slowest = read(queries.SLOWEST_COMPLETED_RUNS_7D)
+    if not slowest:
+        return
+    top = slowest[0]
+    seconds = top["execution_duration_seconds"]
+    assert seconds is not None, f"completed run {top['run_id']} has no execution duration"
+    verdict = evaluate("run_duration", float(seconds), f"completed run {top['run_id']} "
+                       f"({top['run_name']}, {top['model_name']})")  # fmt: skip
+    assert not verdict.level.fails, (
+        f"{verdict.message}; the slowest of 7 days: "
+        + ", ".join(f"run {r['run_id']} {float(r['execution_duration_seconds'] or 0):.0f} s"
+                    for r in slowest[:5])
+        + "; fix: fewer parallel runs or more resources (runbook 6.2.1, 12)"
+    )  # fmt: skip
+
+
+@pytest.mark.runbook("4.3")
+def test_training_times_fit_inside_their_runs(read) -> None:
+    """Training time per model (30 days) is a figure only if each is positive and no longer
+    than the run that trained it."""
+    bad = [
+        f"model {r['model_id']} ({r['model_name']}, run {r['run_id']}): training "
+        f"{r['training_duration_seconds']} s, run {r['execution_duration_seconds']} s"
+        for r in read(queries.MODEL_TRAINING_30D)
+        if r["training_duration_seconds"] is None or r["training_duration_seconds"] <= 0
+        or (r["execution_duration_seconds"] is not None
+            and r["training_duration_seconds"] > r["execution_duration_seconds"] + 1)
+    ]  # fmt: skip
+    assert not bad, (
+        f"{len(bad)} model(s) with a missing or impossible training time (expected 0 < "
+        f"training <= the run's duration): {'; '.join(bad[:5])}; fix: the trainer must record "
+        "training_duration_seconds of the fit it timed"
+    )

@@ -7,9 +7,12 @@ import time
 import httpx
 import pytest
 
+from opsdrill.checks.vacuum_stats import not_moved, stamps
+
 pytestmark = pytest.mark.readonly  # the few that write are marked sandbox, which wins
 
 REINDEXED = ("idx_runs_status", "idx_models_run_id")
+VACUUMED = ("runs", "models", "metrics")
 
 
 def _poll_status(api: httpx.Client, want: int, timeout: float = 10.0) -> httpx.Response:
@@ -48,7 +51,7 @@ def test_maintenance_mode_round_trip(ops, api: httpx.Client) -> None:
 
 @pytest.mark.sandbox
 @pytest.mark.runbook("8.3")
-def test_reindex_concurrently_builds_valid_indexes(db) -> None:
+def test_reindex_concurrently_and_vacuum_analyze_take_effect(db, read) -> None:
     oid = "SELECT 'public.{}'::regclass::oid"
     for index in REINDEXED:
         before = db.execute(oid.format(index)).fetchone()[0]
@@ -61,5 +64,12 @@ def test_reindex_concurrently_builds_valid_indexes(db) -> None:
     assert not leftovers, (
         f"invalid indexes left behind: {leftovers}; fix: DROP INDEX CONCURRENTLY them"
     )
-    for table in ("runs", "models", "metrics"):
+    before = stamps(read)
+    for table in VACUUMED:
         db.execute(f"VACUUM ANALYZE {table}")
+    stuck = not_moved(read, before, VACUUMED, analyze=True)
+    assert not stuck, (
+        f"VACUUM ANALYZE succeeded but pg_stat_user_tables shows {'; '.join(stuck)} not "
+        "vacuumed and analysed; fix: VACUUM silently skips a table the role does not own: "
+        "run it as the owner (ALTER TABLE ... OWNER TO the application role)"
+    )

@@ -7,14 +7,19 @@ file's checksum is the one reported, and that nothing else was touched.
 
 from __future__ import annotations
 
+import csv
+import gzip
 import json
 import re
+import shlex
 import shutil
 import socket
 import ssl
 import subprocess
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -37,7 +42,6 @@ def test_capacity_figures(read) -> None:
     storage = read(queries.MODEL_STORAGE)[0]
     size = read(queries.DATABASE_SIZE)[0]["bytes"]
     assert sum(m["created"] for m in months) == total, f"monthly counts {months} != {total}"
-    assert all(m["completed"] + m["failed"] <= m["created"] for m in months), months
     assert size > 0, f"database size {size}"
     assert storage["models"] == 0 or storage["bytes"] > 0, (
         f"{storage['models']} models recorded with a total size of 0 bytes; fix: the trainer "
@@ -54,6 +58,33 @@ def test_recorded_models_exist_on_disk(read, host: object) -> None:
     assert not missing, (
         f"{len(missing)} model(s) recorded in the database have no files (expected all "
         f"present): {'; '.join(missing[:5])}; fix: restore them from backup or retrain"
+    )
+
+
+@pytest.mark.runbook("3.3.1")
+def test_model_storage_matches_the_files(read, host: object) -> None:
+    """The review's model storage is SUM(model_size_bytes): a figure only if each recorded
+    size is what the model's files hold on disk (leftover checkpoints grow storage unseen)."""
+    rows = read("SELECT model_id, path, model_size_bytes FROM models ORDER BY model_id DESC "
+                "LIMIT 200")  # fmt: skip
+    if not rows:
+        return
+    paths = " ".join(shlex.quote(r["path"]) for r in rows)
+    listing = host.run(f"find {paths} -type f -printf '%s %p\\n' 2>/dev/null").stdout
+    files = [line.split(" ", 1) for line in listing.splitlines() if " " in line]
+    bad = []
+    for r in rows:
+        prefix = r["path"].rstrip("/")
+        on_disk = sum(int(size) for size, name in files
+                      if name == prefix or name.startswith(prefix + "/"))  # fmt: skip
+        recorded = r["model_size_bytes"]
+        if on_disk and (recorded is None or abs(on_disk - recorded) > max(1024, recorded / 100)):
+            bad.append(f"model {r['model_id']} ({r['path']}): recorded {recorded}, on disk "
+                       f"{on_disk} bytes")  # fmt: skip
+    assert not bad, (
+        f"{len(bad)} model(s) whose recorded size differs from their files (expected within "
+        f"1 %): {'; '.join(bad[:5])}; fix: remove stray files from the model directories, "
+        "or correct model_size_bytes, so the capacity review counts what is stored"
     )
 
 
@@ -91,9 +122,11 @@ def test_no_group_or_world_writable_files(target: Target, host: object) -> None:
 
 @pytest.mark.runbook("3.3.2")
 def test_failed_logins_per_day_below_threshold(read) -> None:
-    bad = [evaluate("failed_logins_per_day", r["n"], str(r["day"])).message
+    """opsdrill's own refused probes (test_security.py) are counted apart, not as attacks."""
+    bad = [evaluate("failed_logins_per_day", r["n"] - r["probes"],
+                    f"{r['day']} (besides {r['probes']} opsdrill probes)").message
            for r in read(queries.FAILED_LOGINS_BY_DAY)
-           if evaluate("failed_logins_per_day", r["n"]).level.fails]  # fmt: skip
+           if evaluate("failed_logins_per_day", r["n"] - r["probes"]).level.fails]  # fmt: skip
     assert not bad, "; ".join(bad)
 
 
@@ -130,55 +163,95 @@ def test_dependencies_have_no_known_vulnerabilities() -> None:
     assert not vulns, f"vulnerable dependencies: {'; '.join(vulns)}; fix: upgrade them"
 
 
+ARCHIVED = (("runs", "run_id"), ("models", "model_id"), ("metrics", "metric_id"))
+ELIGIBLE = "SELECT run_id FROM runs WHERE status IN ('completed', 'failed') " \
+           "AND end_time < now() - make_interval(days => %s)"  # fmt: skip
+
+
+def _rows(db, run_ids: list[int]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(table, primary key) -> row, for the runs and their children, as the database has them."""
+    from psycopg.rows import dict_row
+
+    out = {}
+    with db.cursor(row_factory=dict_row) as cur:
+        for table, key in ARCHIVED:
+            for row in cur.execute(f"SELECT * FROM {table} WHERE run_id = ANY(%s)", (run_ids,)):
+                out[(table, str(row[key]))] = row
+    return out
+
+
+def _same(db_value: Any, file_value: Any) -> bool:
+    """A database value and its archived JSON form are the same value (JSON holds datetimes
+    and decimals as text, in whatever time zone the exporting session used)."""
+    if db_value is None or file_value is None:
+        return db_value is file_value
+    if isinstance(db_value, datetime):
+        return datetime.fromisoformat(str(file_value)) == db_value
+    if isinstance(db_value, Decimal | float | int) and not isinstance(db_value, bool):
+        return Decimal(str(file_value)) == Decimal(str(db_value))
+    return json.loads(json.dumps(db_value, default=str)) == file_value
+
+
+def _read_archive(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    with gzip.open(path, "rt", newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        assert next(reader) == ["table", "key", "row"], f"{path} has no archive header"
+        return {(table, key): json.loads(row) for table, key, row in reader}
+
+
 @pytest.mark.sandbox
 @pytest.mark.exclusive  # its planted runs would fail the model-files check running beside it
 @pytest.mark.runbook("3.3.3")
 def test_archive_exports_exactly_what_it_deletes(ops, db, tmp_path: Path) -> None:
-    from nf_auto_runner.ops.archive import file_checksum
-
-    counts = "SELECT (SELECT count(*) FROM runs), (SELECT count(*) FROM models), " \
-             "(SELECT count(*) FROM metrics)"  # fmt: skip
+    """Judged by the file read back, row by row, against the rows the database held before,
+    and by those rows being gone: never by the archive's own summary."""
     run_ids = [
         db.execute(
             "INSERT INTO runs (run_name, experiment_id, status, model_name, series_id, horizon,"
             " created_at, start_time, end_time, execution_duration_seconds) SELECT "
             "'opsdrill-archive-probe', experiment_id, %s, 'MLP', 'airpassengers', 12, "
             "now() - interval '200 days', now() - interval '200 days', "
-            "now() - interval '200 days' + interval '60 seconds', 60 "
+            "now() - interval '200 days' + interval '60 seconds', 60.125 "
             "FROM experiments WHERE experiment_name = 'default' RETURNING run_id", (status,)
         ).fetchone()[0]
         for status in ("completed", "failed")
     ]  # fmt: skip
     for run_id in run_ids:
         db.execute(
-            "INSERT INTO models (run_id, model_name, series_id, horizon, path) "
-            "VALUES (%s, 'MLP', 'airpassengers', 12, '/nonexistent')",
+            "INSERT INTO models (run_id, model_name, series_id, horizon, path, "
+            "training_duration_seconds, model_size_bytes) "
+            "VALUES (%s, 'MLP', 'airpassengers', 12, '/nonexistent', 42.5, 1024)",
             (run_id,),
         )
-        db.execute("INSERT INTO metrics (run_id, name, value) VALUES (%s, 'mae', 1.0), "
-                   "(%s, 'rmse', 2.0)", (run_id, run_id))  # fmt: skip
-    before = db.execute(counts).fetchone()
+        db.execute("INSERT INTO metrics (run_id, name, value) VALUES (%s, 'mae', 1.25), "
+                   "(%s, 'rmse', 2.5)", (run_id, run_id))  # fmt: skip
     try:
+        eligible = [r[0] for r in db.execute(ELIGIBLE, (180,))]
+        before = _rows(db, eligible)
         done = ops("archive", "--older-than-days", "180", "--out", str(tmp_path))
         assert done.returncode == 0, f"archive failed: {done.stderr.strip()}"
         summary = json.loads(done.stdout)
-        after = db.execute(counts).fetchone()
-        exported, deleted = summary["exported"], summary["deleted"]
-        assert exported == deleted, f"exported {exported} but deleted {deleted}: rows lost"
-        removed = dict(
-            zip(
-                ("runs", "models", "metrics"),
-                (b - a for b, a in zip(before, after, strict=True)),
-                strict=True,
-            )
-        )
-        assert removed == deleted, f"row counts fell by {removed}, the archive says {deleted}"
         assert set(run_ids) <= set(summary["run_ids"]), f"{run_ids} not archived: {summary}"
-        checksum, in_file = file_checksum(Path(summary["file"]))
-        assert checksum == summary["sha256"], (
-            f"archive file checksum {checksum[:12]} != reported {summary['sha256'][:12]}"
+        in_file = _read_archive(Path(summary["file"]))
+        left = _rows(db, eligible)
+        assert not left, f"{len(left)} archived row(s) still in the database: {sorted(left)[:5]}"
+        lost = sorted(set(before) - set(in_file))
+        extra = sorted(set(in_file) - set(before))
+        assert not lost and not extra, (
+            f"the archive file does not hold exactly the deleted rows: {len(lost)} deleted "
+            f"but not in the file {lost[:5]}, {len(extra)} in the file but never deleted "
+            f"{extra[:5]}; fix: export and delete the same locked set (runbook 3.3.3)"
         )
-        assert in_file == exported, f"file holds {in_file}, exported {exported}"
+        wrong = [
+            f"{table} {key}.{col}: database {row[col]!r}, file {in_file[(table, key)].get(col)!r}"
+            for (table, key), row in sorted(before.items())
+            for col in row
+            if not _same(row[col], in_file[(table, key)].get(col, "<missing>"))
+        ]
+        assert not wrong, (
+            f"{len(wrong)} value(s) in the archive differ from the rows deleted: "
+            f"{'; '.join(wrong[:5])}; fix: the archive's export (nothing may be lost)"
+        )
     finally:
         db.execute("DELETE FROM metrics WHERE run_id = ANY(%s)", (run_ids,))
         db.execute("DELETE FROM models WHERE run_id = ANY(%s)", (run_ids,))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from opsdrill.errors import UsageError
 
-__all__ = ["PROCEDURES", "check_id", "title"]
+__all__ = ["NOT_APPLICABLE", "PROCEDURES", "check_id", "title"]
 
 PROCEDURES: dict[str, str] = {
     "2.3": "Service level objectives",
@@ -35,6 +35,16 @@ PROCEDURES: dict[str, str] = {
     "8.3": "Vacuum and reindex",
     "9": "Incident records",
     "12": "Knowledge base",
+}
+
+#: procedures no check can verify on a deployment, with the reason (for the coverage table)
+NOT_APPLICABLE: dict[str, str] = {
+    "6.2.2": "caching is an implementation property: the config is read once at start-up "
+    "(nothing on a running target shows it), and the Redis result cache is optional and "
+    "future in the runbook (no Redis in the stack)",
+    "7": "scaling is capacity-planning advice for growing the stack (bigger hosts, Ray "
+    "workers, app replicas, read replicas), not a state of a deployment; the one invariant "
+    "in it, parallel runs sized to the machine, is checked under 6.2.1",
 }
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from opsdrill.cli import main
 from opsdrill.doctest import Database, database_for_target, doctest, extract
 from opsdrill.doctest.classify import Kind, classify
+from opsdrill.doctest.hints import ROUND_DOUBLE
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNBOOK = ROOT / "docs" / "RUNBOOK.md"
@@ -272,3 +274,83 @@ def test_usage_errors_exit_2(capsys, tmp_path) -> None:
     assert main(["doctest", str(RUNBOOK), "--target", "nowhere"]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "unknown target" in err
+
+
+# -- the runbook's own SQL is the contract -----------------------------------------------------
+ORIGINAL_ROUNDING = """# Runbook
+## 3.3.1 Monthly capacity review
+```sql
+SELECT ROUND(AVG(execution_duration_seconds), 2) FROM runs;
+SELECT ROUND(AVG(training_duration_seconds), 2) FROM models;
+SELECT ROUND(AVG(value), 2) FROM metrics;
+```
+"""
+
+
+def test_original_rounding_runs_unchanged_and_double_precision_gets_the_schema_hint(
+    db_target, tmp_path
+) -> None:
+    """The durations are numeric, so the runbook's ROUND(AVG(col), 2) runs as written; on a
+    double precision column (metrics.value here) the hint says to fix the schema, not the SQL."""
+    runbook = tmp_path / "rounding.md"
+    runbook.write_text(ORIGINAL_ROUNDING)
+    results = doctest(runbook, database_for_target(db_target)).results
+    assert [r.verdict for r in results] == ["ok", "ok", "broken"], [r.error for r in results]
+    assert "round(double precision, integer)" in (results[2].error or "")
+    assert results[2].hint == ROUND_DOUBLE
+
+
+def test_migration_makes_old_double_precision_durations_numeric(db_target) -> None:
+    """A database migrated up to 002 (durations double precision, views over them) is
+    upgraded in place: values kept, views rebuilt with their unique indexes, runbook SQL runs."""
+    import psycopg
+    from nf_auto_runner.migrate import migrate, migration_files
+    from psycopg.conninfo import make_conninfo
+
+    name = "opsdrill_migrate_old_types"
+    admin(db_target, f"DROP DATABASE IF EXISTS {name}")
+    admin(db_target, f"CREATE DATABASE {name} OWNER nf_app")
+    dsn = make_conninfo(db_target.endpoints.dsn, dbname=name)  # type: ignore[attr-defined]
+    old = [(n, sql) for n, sql in migration_files() if n < "003"]
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, "
+                         "applied_at TIMESTAMPTZ NOT NULL DEFAULT now())")  # fmt: skip
+            for n, sql in old:
+                conn.execute(sql)  # type: ignore[arg-type]
+                conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (n,))
+            run_id = conn.execute(
+                "INSERT INTO runs (run_name, experiment_id, status, model_name, series_id, "
+                "horizon, execution_duration_seconds) SELECT 'old', experiment_id, "
+                "'completed', 'MLP', 'airpassengers', 12, 12.3456789 FROM experiments "
+                "LIMIT 1 RETURNING run_id"
+            ).fetchone()[0]
+            conn.execute("INSERT INTO models (run_id, model_name, series_id, horizon, path, "
+                         "training_duration_seconds) VALUES (%s, 'MLP', 'airpassengers', 12, "
+                         "'/x', 7.25)", (run_id,))  # fmt: skip
+            conn.execute("REFRESH MATERIALIZED VIEW mv_model_performance")
+            assert _types(conn) == {"double precision"}, "the old schema is not the old one"
+        applied = migrate(dsn)
+        assert "003_numeric_durations.sql" in applied, applied
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            assert _types(conn) == {"numeric"}
+            assert conn.execute(
+                "SELECT ROUND(AVG(execution_duration_seconds), 2), "
+                "(SELECT ROUND(AVG(training_duration_seconds), 2) FROM models) FROM runs"
+            ).fetchone() == (Decimal("12.35"), Decimal("7.25"))
+            for view in ("mv_experiment_summary", "mv_model_performance"):
+                conn.execute(f"REFRESH MATERIALIZED VIEW CONCURRENTLY {view}")
+            avg = conn.execute("SELECT avg_training_seconds FROM mv_model_performance").fetchone()
+            assert avg == (Decimal("7.25"),)
+        assert migrate(dsn) == [], "a second migrate applied something again"
+    finally:
+        admin(db_target, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _types(conn: object) -> set[str]:
+    rows = conn.execute(  # type: ignore[attr-defined]
+        "SELECT data_type FROM information_schema.columns WHERE (table_name, column_name) IN "
+        "(('runs', 'execution_duration_seconds'), ('models', 'training_duration_seconds'))"
+    ).fetchall()
+    assert len(rows) == 2, rows
+    return {r[0] for r in rows}

@@ -1,8 +1,9 @@
 """A hint for each broken statement: the database's own HINT, else what we know fixes it.
 
 The known mistakes are the ones runbooks make again and again: columns borrowed from
-`pg_indexes`/`pg_tables` on the statistics views, pre-13 `pg_stat_statements` columns,
-pre-9.2 `pg_stat_activity` columns; a typo'd name gets the nearest names in the live schema.
+`pg_indexes`/`pg_tables` on the statistics views, `ROUND(AVG(col), 2)` over a double precision
+column, pre-13 `pg_stat_statements` columns, pre-9.2 `pg_stat_activity` columns; a typo'd
+name gets the nearest names in the live schema.
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ KNOWN_COLUMNS: dict[tuple[str, str], str] = {
     ("pg_stat_activity", "current_query"): "pg_stat_activity has query (and state), not "
     "current_query, since PostgreSQL 9.2",
 }
+
+
+#: PostgreSQL's own HINT for this one ("add explicit type casts") points at the wrong fix
+ROUND_DOUBLE = (
+    "round(x, n) exists for numeric only and this column is double precision: the runbook's "
+    "SQL is the contract, so make the column numeric in the schema (a migration), not a cast "
+    "in the runbook"
+)
 
 
 @dataclass
@@ -86,6 +95,8 @@ def hint_for(
             return db_hint
         if column and (near := catalog.near_columns(column.split(".")[-1], sql)):
             return "no such column here; nearest in the schema: " + ", ".join(near)
+    if sqlstate == "42883" and "round(double precision, integer)" in message:
+        return ROUND_DOUBLE
     if sqlstate == "42P01":  # undefined_table
         table = _quoted_name(message)
         if table == "pg_stat_statements":

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from nf_auto_runner import runs
@@ -21,12 +23,13 @@ from nf_auto_runner.predictor import HorizonTooLong, ModelNotFound
 
 __all__ = ["router"]
 
-router = APIRouter()
 log = logging.getLogger("nf_auto_runner.auth")
 
 SeriesId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")]
 Status = Literal["scheduled", "running", "completed", "failed", "cancelled"]
 RunId = Annotated[int, Path(ge=1, le=2**63 - 1)]
+#: free text the database stores: PostgreSQL text cannot hold NUL (it was a 500)
+NO_NUL = r"^[^\x00]*$"
 
 
 class PredictRequest(BaseModel):
@@ -41,26 +44,49 @@ class RunRequest(BaseModel):
     series_id: SeriesId
     model_name: Literal["MLP", "NHITS"] = "MLP"
     horizon: int = Field(12, ge=1, le=100)
-    run_name: str | None = Field(None, max_length=200)
+    run_name: str | None = Field(None, max_length=200, pattern=NO_NUL)
     max_steps: int | None = Field(None, ge=1, le=5000)
 
 
 def require_api_key(request: Request, x_api_key: Annotated[str | None, Header()] = None) -> None:
-    """401 unless X-API-Key matches NF_API_KEY (compared in constant time)."""
+    """401 unless X-API-Key matches NF_API_KEY (compared in constant time); each refusal is
+    an audit row in system_logs for the monthly security review (runbook §3.3.2)."""
     expected = request.app.state.settings.api_key
     if not x_api_key or not expected or not hmac.compare_digest(x_api_key, expected):
         client = request.client.host if request.client else "unknown"
+        agent = request.headers.get("user-agent", "")[:120].encode("ascii", "replace").decode()
         log.warning(
-            "authentication failed: %s X-API-Key from %s on %s %s",
+            "authentication failed: %s X-API-Key from %s on %s %s (user agent %r)",
             "missing" if not x_api_key else "invalid",
             client,
             request.method,
             request.url.path,
+            agent,
             extra={"audit": True},
         )
         raise HTTPException(
             401, "missing or invalid X-API-Key header", headers={"WWW-Authenticate": "X-API-Key"}
         )
+
+
+class KeyFirstRoute(APIRoute):
+    """A route that depends on `require_api_key` checks the key before reading the body:
+    FastAPI parses JSON before it solves dependencies, so without this an unauthenticated
+    caller sending malformed JSON got a 422 from a guarded endpoint instead of a 401."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        if not any(d.dependency is require_api_key for d in self.dependencies):
+            return handler
+
+        async def key_first(request: Request) -> Response:
+            require_api_key(request, request.headers.get("x-api-key"))
+            return await handler(request)
+
+        return key_first
+
+
+router = APIRouter(route_class=KeyFirstRoute)
 
 
 CACHE_BYPASS = "bypass"
@@ -113,7 +139,7 @@ def predict(request: Request, body: PredictRequest, bypass: Bypass) -> Any:
 @router.get("/forecast/{series_id}")
 def forecast(
     request: Request,
-    series_id: Annotated[str, Path(max_length=100)],
+    series_id: Annotated[str, Path(max_length=100, pattern=NO_NUL)],
     bypass: Bypass,
     horizon: Annotated[int, Query(ge=1, le=1000)] = 12,
     model: Literal["MLP", "NHITS"] | None = None,
@@ -192,7 +218,7 @@ def cancel_run(
 @router.get("/models")
 def list_models(
     request: Request,
-    series_id: str | None = None,
+    series_id: Annotated[str | None, Query(max_length=100, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Any:
     with request.app.state.db.connection() as conn:
