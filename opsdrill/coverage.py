@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from opsdrill.runbook import PROCEDURES, check_id, title
+from opsdrill.runbook import NOT_APPLICABLE, PROCEDURES, check_id, title
 
 __all__ = ["RunbookCoverage"]
 
@@ -124,19 +124,23 @@ class RunbookCoverage:
         return result
 
     def counts(self) -> tuple[int, int]:
-        """(procedures covered by a test that ran, procedures in the runbook)."""
+        """(procedures covered by a test that ran, procedures that apply to a deployment):
+        one listed as not applicable, with its reason, counts only when a test covers it."""
         covered = sum(1 for pid in PROCEDURES if pid in self.procedures
                       and self.procedures[pid].covered)  # fmt: skip
-        return covered, len(PROCEDURES)
+        idle = sum(1 for pid in NOT_APPLICABLE if not self.procedures.get(pid, _Procedure()).tests)
+        return covered, len(PROCEDURES) - idle
 
     def rows(self) -> list[dict[str, object]]:
         rows: list[dict[str, object]] = []
         for pid in PROCEDURES:
             proc = self.procedures.get(pid, _Procedure())
+            inapplicable = pid in NOT_APPLICABLE and not proc.tests
             rows.append({
                 "procedure": pid,
                 "title": title(pid),
-                "result": proc.result,
+                "result": "not applicable" if inapplicable else proc.result,
+                "reason": NOT_APPLICABLE[pid] if inapplicable else None,
                 "covered": proc.covered,
                 "tests": dict(proc.tests),
             })  # fmt: skip
@@ -168,7 +172,11 @@ class RunbookCoverage:
         skipped = [str(r["procedure"]) for r in rows if r["result"] == "skipped"]
         if skipped:
             tr.write_line(f"skipped (no test ran): {', '.join(skipped)}")
-        missing = [str(r["procedure"]) for r in rows if not r["tests"]]
+        for r in rows:
+            if r["result"] == "not applicable":
+                tr.write_line(f"not applicable: {r['procedure']} {r['title']}: {r['reason']}")
+        missing = [str(r["procedure"]) for r in rows
+                   if not r["tests"] and r["result"] != "not applicable"]  # fmt: skip
         if missing:
             tr.write_line(f"not covered: {', '.join(missing)}")
         out = self.write_json(rows)

@@ -279,7 +279,7 @@ def _coverage(rows: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
         return None
     return {
         "covered": sum(1 for r in rows.values() if r.get("covered")),
-        "total": len(rows),
+        "total": sum(1 for r in rows.values() if r["result"] != "not applicable"),
         "skipped": [p for p, r in rows.items() if r["result"] == "skipped"],
     }
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from opsdrill.runbook import PROCEDURES
+from opsdrill.runbook import NOT_APPLICABLE, PROCEDURES
 
 TESTS = """
 import pytest
@@ -56,7 +56,8 @@ def test_rules(): pass
 def test_gpu_oom(): pytest.skip("no CUDA here")
 """
 COVERED = 2  # 3.1.1 (one passed, one failed: both ran) and 4.2
-PERCENT = 100 * COVERED / len(PROCEDURES)
+APPLICABLE = len(PROCEDURES) - len(NOT_APPLICABLE)  # those are listed with their reason
+PERCENT = 100 * COVERED / APPLICABLE
 
 
 def coverage_json(pytester: pytest.Pytester) -> dict:  # type: ignore[type-arg]
@@ -68,7 +69,7 @@ def test_only_tests_that_ran_cover_a_procedure(pytester: pytest.Pytester, worker
     pytester.makepyfile(TESTS)
     result = pytester.runpytest(*workers, "--opsdrill-reports", "out")
     result.stdout.fnmatch_lines([
-        f"*runbook coverage: {COVERED}/{len(PROCEDURES)} procedures have a test that ran*",
+        f"*runbook coverage: {COVERED}/{APPLICABLE} procedures have a test that ran*",
         "3.1.1*failed*(1 failed, 1 passed)*",
         "5.2.3*Out of memory*skipped*(1 skipped)*",
         "5.2.4*Disk full*skipped*(2 skipped)*",
@@ -82,7 +83,7 @@ def test_only_tests_that_ran_cover_a_procedure(pytester: pytest.Pytester, worker
     assert (rows["9"]["result"], rows["9"]["covered"]) == ("error", False), "setup never ran it"
     assert (rows["3.1.1"]["result"], rows["3.1.1"]["covered"]) == ("failed", True)
     assert rows["4.2"]["covered"] and rows["5.2.1"]["result"] == "not covered"
-    assert data["summary"] == {"covered": COVERED, "skipped": 2, "total": len(PROCEDURES),
+    assert data["summary"] == {"covered": COVERED, "skipped": 2, "total": APPLICABLE,
                                "percent": round(PERCENT, 1), "minimum": None}  # fmt: skip
 
 
@@ -98,7 +99,7 @@ def test_coverage_min_fails_below_and_passes_above(pytester: pytest.Pytester, wo
     assert below.ret == pytest.ExitCode.TESTS_FAILED
     below.stdout.fnmatch_lines([
         f"runbook coverage {PERCENT:.1f} % is below --coverage-min {PERCENT + 0.1:.1f} %: "
-        f"{COVERED} of {len(PROCEDURES)} procedures covered by a test that ran",
+        f"{COVERED} of {APPLICABLE} procedures covered by a test that ran",
     ])  # fmt: skip
     below.assert_outcomes(passed=3, skipped=1)
 

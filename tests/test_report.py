@@ -76,7 +76,7 @@ def test_report_has_every_section_and_a_real_plot(tmp_path: Path) -> None:
     assert "Game day <b>FAILED</b>" in page
     assert "chaos/test_x.py::test_y" in page
     assert "db-sigkill" in page and "0.41 s" in page and "3.20 s" in page
-    assert "1 of 2 procedures covered by a test that ran" in page
+    assert "1 of 2 applicable procedures covered by a test that ran" in page
     assert "prediction-latency" in page and "p95 612 ms" in page and "burn rate 2.8x" in page
     [uri] = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
     assert base64.b64decode(uri).startswith(b"\x89PNG"), "the plot must be a real PNG"
@@ -139,5 +139,5 @@ def test_coverage_counts_only_tests_that_ran_across_suites(tmp_path: Path) -> No
         (run / suite).mkdir(parents=True)
         (run / suite / "runbook-coverage.json").write_text(json.dumps({"procedures": rows}))
     page = build_report(run).read_text()
-    assert "1 of 2 procedures covered by a test that ran; skipped, no test ran: 5.2.3." in page
+    assert "1 of 2 applicable procedures covered by a test that ran; skipped, no test ran: 5.2.3." in page
     assert "<td class='skip'>skipped</td>" in page and "<td class='pass'>passed</td>" in page

@@ -351,16 +351,19 @@ def _coverage(run: RunArtefacts) -> str:
     if not run.coverage:
         return ""
     covered = sum(1 for r in run.coverage.values() if r.get("covered"))
+    applicable = sum(1 for r in run.coverage.values() if r["result"] != "not applicable")
     skipped = [p for p, r in run.coverage.items() if r["result"] == "skipped"]
     rows = "".join(
         f"<tr><td>{_e(r['procedure'])}</td><td>{_e(r.get('title', ''))}</td>"
-        f"<td class='{_cls(r['result'])}'>{_e(r['result'])}</td>"
+        f"<td class='{_cls(r['result'])}'>{_e(r['result'])}"
+        + (f"<br><small>{_e(r['reason'])}</small>" if r.get("reason") else "")
+        + "</td>"
         f"<td class=num>{len(r.get('tests', {}))}</td></tr>"
         for r in run.coverage.values()
     )
     return (
-        f"<h2>Runbook coverage</h2><p>{covered} of {len(run.coverage)} procedures covered by a "
-        "test that ran"
+        f"<h2>Runbook coverage</h2><p>{covered} of {applicable} applicable procedures covered "
+        "by a test that ran"
         + (f"; skipped, no test ran: {_e(', '.join(skipped))}" if skipped else "")
         + ".</p><table><tr><th>procedure</th><th>title</th><th>result</th><th>tests</th></tr>"
         f"{rows}</table>"

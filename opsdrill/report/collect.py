@@ -52,7 +52,14 @@ class RunArtefacts:
     def _merge_coverage(self, row: dict[str, Any]) -> None:
         """Several suites may cover one procedure: keep every test, the worst result wins;
         covered if a test ran in any suite, "skipped" only if every suite's tests skipped."""
-        rank = {"failed": 3, "error": 3, "passed": 1, "skipped": 0, "not covered": -1}
+        rank = {
+            "failed": 3,
+            "error": 3,
+            "passed": 1,
+            "skipped": 0,
+            "not covered": -1,
+            "not applicable": -1,
+        }
         pid = row["procedure"]
         covered = bool(row.get("covered", row["result"] in ("passed", "failed")))
         have = self.coverage.setdefault(pid, {**row, "tests": {}, "covered": False})
