@@ -13,7 +13,7 @@ import pytest
 from opsdrill.checks.host_figures import memory_usage
 from opsdrill.targets.base import Target
 
-pytestmark = pytest.mark.runbook("6.2.1")
+pytestmark = [pytest.mark.readonly, pytest.mark.runbook("6.2.1")]
 
 STARTED = re.compile(r"nf_auto_runner started \(max (\d+) parallel runs\)")
 BYTES_PER_RUN = 4 * 10**9

@@ -48,6 +48,9 @@ FAULT_NEEDS: dict[str, frozenset[str]] = {
     "net_reset_peer": _JOURNAL | {"toxiproxy"},
     "net_bandwidth": _JOURNAL | {"toxiproxy"},
     "runaway_runs": _JOURNAL,  # training runs through the API, journaled for cancellation
+    # parts a drill puts in place itself (Target.ensure_proxy / ensure_data_fs), journaled
+    "proxy_in_place": _JOURNAL,
+    "data_fs_in_place": _JOURNAL,
 }
 
 UNMARKED = "unmarked test would touch production: mark it readonly, sandbox, destructive or load"

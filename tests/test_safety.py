@@ -216,5 +216,6 @@ def test_the_real_drills_are_refused_on_a_file_target_without_an_attribute_error
         line for line in done.stdout.splitlines()
         if "fault_journal" in line and "which target 'staging' does not offer" in line
     ]  # fmt: skip
-    assert len(refused) == 16, done.stdout[-3000:]
+    skipped = [line for line in done.stdout.splitlines() if line.startswith("SKIPPED")]
+    assert refused == skipped and len(refused) >= 16, done.stdout[-3000:]  # every drill, refused
     assert "AttributeError" not in done.stdout and " passed" not in done.stdout
