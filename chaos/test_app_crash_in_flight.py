@@ -26,7 +26,7 @@ from opsdrill.faults import AppCrash, RunawayRuns
 from opsdrill.recovery.procedure import procedure
 from opsdrill.recovery.service_restart import restart_service
 from opsdrill.targets.base import Target
-from opsdrill.training_runs import RunsClient, Worker
+from opsdrill.training_runs import NextRun, RunsClient, Worker
 
 from .conftest import AssertDrill, FaultProbes, Probes
 
@@ -81,19 +81,6 @@ def restart_with_runs_in_flight(target: Target, client: RunsClient, flight: InFl
     return actions
 
 
-class Resubmitted:
-    """The first in-flight run submitted again (short) on first use; then: completed?"""
-
-    def __init__(self, client: RunsClient) -> None:
-        self.client = client
-        self.run_id: int | None = None
-
-    def completed(self) -> bool:
-        if self.run_id is None:
-            self.run_id = self.client.submit("opsdrill-resubmitted", max_steps=5)
-        return self.client.get(self.run_id)["status"] == "completed"
-
-
 def app_crash_in_flight_drill(
     target: Target,
     probes: Probes,
@@ -129,7 +116,11 @@ def app_crash_in_flight_drill(
             resolved=[
                 lost,
                 Detector("the old workers are gone (pid + start time)", flight.workers_gone, 10),
-                Detector("the run submitted again completes", Resubmitted(client).completed, 300),
+                Detector(
+                    "the run submitted again completes",
+                    NextRun(client, "opsdrill-resubmitted").completed,
+                    300,
+                ),
                 *resolved,
                 *unpaged,
             ],

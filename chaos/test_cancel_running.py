@@ -25,7 +25,7 @@ from opsdrill.drill import Detector, DrillResult, DrillSpec, run_drill
 from opsdrill.faults import RunawayRuns
 from opsdrill.recovery.procedure import procedure as runbook_procedure
 from opsdrill.targets.base import Target
-from opsdrill.training_runs import RunsClient, Worker
+from opsdrill.training_runs import NextRun, RunsClient, Worker
 
 from .conftest import AssertDrill, FaultProbes, Probes
 
@@ -101,19 +101,6 @@ def cancel_newest_running(
     return actions
 
 
-class NextRun:
-    """Submits a short run on first use; then: has it completed?"""
-
-    def __init__(self, client: RunsClient) -> None:
-        self.client = client
-        self.run_id: int | None = None
-
-    def completed(self) -> bool:
-        if self.run_id is None:
-            self.run_id = self.client.submit("opsdrill-after-cancel", max_steps=5)
-        return self.client.get(self.run_id)["status"] == "completed"
-
-
 def cancel_running_drill(
     target: Target,
     probes: Probes,
@@ -127,7 +114,7 @@ def cancel_running_drill(
     client = RunsClient(target.endpoints)
     fault = RunawayRuns(target, count=2, max_steps=5000)  # type: ignore[arg-type]
     evidence = CancelEvidence()
-    nxt = NextRun(client)
+    nxt = NextRun(client, "opsdrill-after-cancel")
 
     def training() -> bool:
         workers = [Worker.find(r, client.get(r).get("worker_pid")) for r in fault.run_ids]

@@ -21,7 +21,7 @@ from opsdrill.errors import TargetUnreachable
 from opsdrill.processes import ProcessRef
 from opsdrill.targets.base import Endpoints
 
-__all__ = ["ACTIVE", "FINISHED", "RunsClient", "Worker", "rss_bytes"]
+__all__ = ["ACTIVE", "FINISHED", "NextRun", "RunsClient", "Worker", "rss_bytes"]
 
 ACTIVE = ("scheduled", "running")
 FINISHED = ("completed", "failed", "cancelled")
@@ -134,3 +134,17 @@ class RunsClient:
             if run["status"] in FINISHED or time.monotonic() >= deadline:
                 return run
             time.sleep(0.25)
+
+
+class NextRun:
+    """A short run submitted on first use (the runbook's "the next run succeeds"); then:
+    has it completed?"""
+
+    def __init__(self, client: RunsClient, name: str) -> None:
+        self.client, self.name = client, name
+        self.run_id: int | None = None
+
+    def completed(self) -> bool:
+        if self.run_id is None:
+            self.run_id = self.client.submit(self.name, max_steps=5)
+        return self.client.get(self.run_id)["status"] == "completed"

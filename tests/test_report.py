@@ -139,5 +139,8 @@ def test_coverage_counts_only_tests_that_ran_across_suites(tmp_path: Path) -> No
         (run / suite).mkdir(parents=True)
         (run / suite / "runbook-coverage.json").write_text(json.dumps({"procedures": rows}))
     page = build_report(run).read_text()
-    assert "1 of 2 applicable procedures covered by a test that ran; skipped, no test ran: 5.2.3." in page
+    assert (
+        "1 of 2 applicable procedures covered by a test that ran; skipped, no test ran: 5.2.3."
+        in page
+    )
     assert "<td class='skip'>skipped</td>" in page and "<td class='pass'>passed</td>" in page
