@@ -257,8 +257,8 @@ class GameDay:
         if missing:
             lines += ["", f"Did not run: {', '.join(missing)}."]
         if cov := data["coverage"]:
-            lines += ["", f"Runbook coverage: {cov['covered']} of {cov['total']} procedures "
-                      "covered by a test that ran" + (f"; skipped, no test ran: "
+            lines += ["", f"Runbook coverage: {cov['covered']} of {cov['total']} applicable "
+                      "procedures covered by a test that ran" + (f"; skipped, no test ran: "
                       f"{', '.join(cov['skipped'])}" if cov["skipped"] else "") + "."]  # fmt: skip
         lines += drill_lines(artefacts.incidents)
         lines += slo_lines(artefacts.slo)
