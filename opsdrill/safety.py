@@ -29,20 +29,21 @@ __all__ = ["FAULT_NEEDS", "GUARD_MARKERS", "refusal"]
 GUARD_MARKERS = ("readonly", "sandbox", "destructive", "load")
 
 _JOURNAL = frozenset({"fault_journal"})
+_CONTROL = _JOURNAL | {"service_control"}
 #: fault kind -> what the target must offer for it (see `opsdrill.targets.base.CAPABILITIES`)
 FAULT_NEEDS: dict[str, frozenset[str]] = {
-    "app_crash": _JOURNAL,
-    "db_down": _JOURNAL,
-    "db_restart": _JOURNAL,
-    "broken_config": _JOURNAL | {"app_files"},
-    "data_loss": _JOURNAL | {"admin_sql", "app_files"},
+    "app_crash": _CONTROL,
+    "db_down": _CONTROL,
+    "db_restart": _CONTROL,
+    "broken_config": _CONTROL | {"service_files"},
+    "data_loss": _JOURNAL | {"admin_sql"},
     "lock_contention": _JOURNAL | {"admin_sql"},
     "pool_exhaustion": _JOURNAL | {"admin_sql"},
-    "disk_full": _JOURNAL | {"app_files", "data_filesystem"},
-    "host_oom": _JOURNAL | {"memory_cgroup"},
-    "cpu_hog": _JOURNAL | {"host_processes"},
-    "port_conflict": _JOURNAL | {"host_processes"},
-    "gpu_oom": _JOURNAL | {"host_processes", "gpu"},
+    "disk_full": _JOURNAL | {"service_files", "data_filesystem"},
+    "host_oom": _JOURNAL | {"memory_limit"},
+    "cpu_hog": _JOURNAL | {"exec"},
+    "port_conflict": _CONTROL | {"exec"},
+    "gpu_oom": _JOURNAL | {"exec", "gpu"},
     "net_latency": _JOURNAL | {"toxiproxy"},
     "net_timeout": _JOURNAL | {"toxiproxy"},
     "net_reset_peer": _JOURNAL | {"toxiproxy"},

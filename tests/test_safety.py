@@ -157,9 +157,9 @@ def test_a_drill_is_refused_naming_the_capability_the_target_lacks(
     result = pytester.runpytest("--target", spec, "--allow-destructive", "-rs")
     result.assert_outcomes(skipped=3)
     result.stdout.fnmatch_lines_random(
-        ["*drill test_db_down (db_down) needs fault_journal, which target 't' does not offer*",
-         "*drill test_cpu_hog (cpu_hog) needs fault_journal, host_processes, which target*",
-         "*drill test_gpu_oom (gpu_oom) needs fault_journal, gpu, host_processes, which*"]
+        ["*drill test_db_down (db_down) needs fault_journal, service_control, which target 't'*",
+         "*drill test_cpu_hog (cpu_hog) needs exec, fault_journal, which target*",
+         "*drill test_gpu_oom (gpu_oom) needs exec, fault_journal, gpu, which*"]
     )  # fmt: skip
 
 

@@ -6,17 +6,30 @@ Checks, drills and load tests speak only this interface (as testinfra's modules 
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
-from opsdrill.errors import DestructiveRefused, UsageError
+from opsdrill.errors import CapabilityMissing, DestructiveRefused, UsageError
 from opsdrill.state import STATE_FILE
 from opsdrill.targets.drill_parts import DrillParts, ProxyHops
 
-__all__ = ["CAPABILITIES", "SERVICE_NAMES", "Endpoints", "ProxyHops", "Service", "Target"]
+__all__ = [
+    "CAPABILITIES",
+    "LINKS",
+    "SERVICE_NAMES",
+    "Endpoints",
+    "ExecResult",
+    "ProxyHops",
+    "ProxyLink",
+    "Service",
+    "ServiceFiles",
+    "Target",
+]
 
 Say = Callable[[str], None]
 
@@ -35,19 +48,87 @@ SERVICE_NAMES = (
 )
 
 
-#: What a drill may need of a target beyond its services and endpoints, and the attributes a
-#: backend implements to offer it (the default `Target.capabilities` looks for them, so a
-#: backend never claims what it cannot do). `gpu` is a fact of the machine, not of the code.
+#: What a drill may need of a target beyond its services and endpoints, and the `Target`
+#: methods a backend overrides to offer it: the default `Target.capabilities` is the set whose
+#: methods the backend's class overrides, so a backend never claims what it cannot do. `gpu`
+#: is a fact of the machine, not of the code (`Target.has_gpu`).
 CAPABILITIES: dict[str, tuple[str, ...]] = {
-    "fault_journal": ("state_dir",),  # faults are journaled before they are injected
-    "admin_sql": ("cluster",),  # superuser access to PostgreSQL (kill sessions, drop rows)
-    "app_files": ("home", "app_env"),  # the app's config, models and ops CLI on disk
-    "data_filesystem": ("data_fs",),  # a size-limited filesystem that can really fill up
-    "memory_cgroup": ("worker_cgroup",),  # a memory limit for the training workers
-    "toxiproxy": ("toxiproxy_url",),  # a proxy between the parts that can add latency, resets
-    "host_processes": (),  # start processes on the stack's host (hogs, port holders)
-    "gpu": (),  # a CUDA device on the stack's host
+    "fault_journal": ("journal_dir",),  # faults are journaled (on opsdrill's machine) first
+    "admin_sql": ("admin_dsn",),  # superuser access to PostgreSQL (kill sessions, drop rows)
+    "exec": ("exec",),  # run a command where a service runs (hogs, port holders, pg tools)
+    "ops_cli": ("ops",),  # the stack's ops CLI (backup, restore, migrate, archive)
+    "service_files": ("files",),  # read/write/remove/fill files where a service runs
+    "data_filesystem": ("ensure_data_fs",),  # a size-limited filesystem that can really fill
+    "memory_limit": ("set_memory_limit",),  # lower a service's memory limit: a real OOM kill
+    "toxiproxy": ("proxy_for",),  # a proxy between the parts that can add latency, resets
+    "service_control": ("service_control",),  # start/stop/kill the services themselves
+    "gpu": ("has_gpu",),  # a CUDA device where the training runs
 }
+
+#: The network links a Toxiproxy hop can sit on (`Target.proxy_for`).
+LINKS = ("app_db", "client_api")
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What a command run where a service runs (`Target.exec`) gave back."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    def output(self, limit: int = 800) -> str:
+        """The tail of stderr, else stdout: what an error message should quote."""
+        text = (self.stderr.strip() or self.stdout.strip())[-limit:]
+        return text or f"exit {self.returncode}, no output"
+
+
+@dataclass(frozen=True)
+class ProxyLink:
+    """One Toxiproxy hop: the Toxiproxy API that controls it and the proxy's name there."""
+
+    toxiproxy_url: str
+    proxy: str
+    #: the link it sits on (one of LINKS)
+    link: str
+
+
+class ServiceFiles(ABC):
+    """A service's filesystem, wherever it is (this machine, a container, a host over ssh).
+
+    Paths are the service's own (POSIX, absolute). Writes go through the backend's own
+    channel (a local write, `docker exec`, ssh), never through a shared mount assumption.
+    """
+
+    @abstractmethod
+    def read_text(self, path: PurePosixPath | str) -> str:
+        """The file's text; FileNotFoundError when it is not there."""
+
+    @abstractmethod
+    def write_text(self, path: PurePosixPath | str, text: str, mode: int = 0o644) -> None:
+        """Replace the file atomically (temp file and rename in the same directory)."""
+
+    @abstractmethod
+    def remove(self, path: PurePosixPath | str) -> None:
+        """Remove a file; a no-op when it is not there."""
+
+    @abstractmethod
+    def exists(self, path: PurePosixPath | str) -> bool:
+        """True when the path exists."""
+
+    @abstractmethod
+    def fill(self, path: PurePosixPath | str, max_bytes: int) -> int:
+        """Write zeros to `path` until the filesystem says ENOSPC or `max_bytes` are written;
+        return the bytes written. The caller journals `path` first and removes it to undo."""
+
+    @abstractmethod
+    def free_bytes(self, path: PurePosixPath | str) -> int:
+        """Bytes free to an unprivileged writer on the filesystem holding `path`."""
 
 
 @dataclass(frozen=True)
@@ -191,23 +272,119 @@ class Target(DrillParts, ABC):
         """Stop the stack; only a stack opsdrill runs itself can be."""
         raise UsageError(f"target {self.name!r} is deployed elsewhere: opsdrill does not stop it")
 
+    # -- the seam: what faults, recovery procedures and detectors ask of any target ----------
+    # Each raises CapabilityMissing (the sentence a drill skips with) unless a backend
+    # implements it; `capabilities` is derived from which of them the backend overrides.
+
+    @property
+    def journal_dir(self) -> Path:
+        """Where opsdrill keeps this target's fault journal and drill lock, on the machine
+        running opsdrill (never on the target), so `opsdrill rollback --target SPEC` finds it."""
+        raise CapabilityMissing(f"target {self.name!r} keeps no fault journal")
+
+    @property
+    def admin_dsn(self) -> str:
+        """A superuser connection string for the stack's database."""
+        dsn = self.endpoints.admin_dsn
+        if not dsn:
+            raise CapabilityMissing(
+                f"target {self.name!r} has no admin database access: name an admin_dsn_env"
+            )
+        return dsn
+
+    def exec(
+        self,
+        service: str,
+        argv: Sequence[str],
+        *,
+        timeout: float = 60.0,
+        user: str | None = None,
+        env: Mapping[str, str] | None = None,
+        detach: bool = False,
+    ) -> ExecResult:
+        """Run `argv` where `service` runs (this machine, its container, its host), as the
+        service's user unless `user` says otherwise. `detach=True` starts it in the background
+        and returns at once with its pid in stdout (for hogs and port holders a fault stops by
+        pid). Never raises for a non-zero exit: the caller judges `ExecResult.ok`."""
+        raise CapabilityMissing(f"target {self.name!r} cannot run commands where its services run")
+
+    def ops(self, *args: str, timeout: float = 600.0) -> ExecResult:
+        """The stack's ops CLI (`python -m nf_auto_runner.ops ARGS`), run as the app runs it
+        (its environment, its user, the direct database link so a network fault on the proxy
+        does not stop a recovery procedure)."""
+        raise CapabilityMissing(f"target {self.name!r} cannot run the stack's ops CLI")
+
+    def files(self, service: str) -> ServiceFiles:
+        """File operations on `service`'s filesystem."""
+        raise CapabilityMissing(f"target {self.name!r} cannot reach its services' files")
+
+    def set_memory_limit(self, service: str, limit_bytes: int | None) -> int | None:
+        """Set `service`'s memory limit (None: unlimited) and return the previous one, so a
+        fault can journal it before acting. "worker" is the training workers wherever they run
+        (a cgroup of their own, the api container, the app's unit)."""
+        raise CapabilityMissing(f"target {self.name!r} cannot change a service's memory limit")
+
+    def oom_kills(self, service: str) -> int:
+        """How many times the kernel OOM-killed a process of `service` (a counter that only
+        grows), so a drill can prove a kill happened rather than infer it."""
+        raise CapabilityMissing(f"target {self.name!r} cannot count OOM kills")
+
+    def proxy_for(self, link: str) -> ProxyLink:
+        """The Toxiproxy hop on `link` (one of LINKS) as it is now; `ensure_proxy` puts the
+        hops in place where a backend can add them."""
+        raise CapabilityMissing(
+            f"target {self.name!r} has no Toxiproxy on the {link} link; run network drills "
+            "against a deployment that has one in front of its database and API"
+        )
+
+    @property
+    def service_control(self) -> bool:
+        """True when the backend can start, stop and signal its services (a Service's
+        start/stop/kill work); a backend that can overrides this property."""
+        return False
+
+    @property
+    def has_gpu(self) -> bool:
+        """A CUDA device where the training runs."""
+        return False
+
+    @property
+    def kind(self) -> str:
+        """The backend's name for reports ("embedded", "compose", "host", "file")."""
+        return type(self).__name__.removesuffix("Target").lower() or "target"
+
     @property
     def capabilities(self) -> frozenset[str]:
-        """What drills may ask of this target: derived from the attributes this backend
-        implements (see CAPABILITIES); processes and the GPU only on this very machine."""
+        """What drills may ask of this target: the capabilities whose methods (CAPABILITIES)
+        this backend's class overrides; `gpu` when a device is there."""
         cls = type(self)
         have = {
             cap
             for cap, attrs in CAPABILITIES.items()
-            if attrs and all(hasattr(cls, a) or a in vars(self) for a in attrs)
+            if all(getattr(cls, a, None) is not getattr(Target, a, None) for a in attrs)
         }
-        if "fault_journal" in have and self.host_spec == "local://":
-            have.add("host_processes")
-            if _cuda_device_present():
-                have.add("gpu")
+        have.discard("gpu")
+        if "admin_sql" in have or self.endpoints.admin_dsn:
+            have.add("admin_sql")
+        if self.service_control:
+            have.add("service_control")
+        else:
+            have.discard("service_control")
+        if self.has_gpu:
+            have.add("gpu")
         return frozenset(have)
 
 
-def _cuda_device_present() -> bool:
+def journal_home(kind: str, name: str) -> Path:
+    """The default `journal_dir` for a target opsdrill does not run itself: under
+    $OPSDRILL_STATE_HOME (default ~/.local/state/opsdrill), one directory per target."""
+    root = Path(
+        os.environ.get("OPSDRILL_STATE_HOME")
+        or Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "opsdrill"
+    )
+    return root / "targets" / kind / re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+
+
+def cuda_device_present() -> bool:
     """A CUDA device node on this machine (cheap: no torch import, no CUDA context)."""
     return Path("/dev/nvidiactl").exists() or any(Path("/dev").glob("nvidia[0-9]*"))

@@ -234,6 +234,14 @@ class DockerTarget(Target):
     def services(self) -> Mapping[str, Service]:
         return self._services
 
+    @property
+    def service_control(self) -> bool:
+        return True
+
+    @property
+    def kind(self) -> str:
+        return "compose"
+
     @staticmethod
     def engine_is_local() -> bool:
         """The engine runs on this machine (a unix socket): container pids are host pids."""

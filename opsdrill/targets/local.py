@@ -34,7 +34,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -44,7 +44,17 @@ from opsdrill.errors import CapabilityMissing, ServiceError, StartTimeout, Usage
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
 from opsdrill.state import STATE_FILE, Secrets, ServiceRecord, StackState, write_json_atomic
-from opsdrill.targets.base import Endpoints, ProxyHops, Service, Target
+from opsdrill.targets.base import (
+    Endpoints,
+    ExecResult,
+    ProxyHops,
+    ProxyLink,
+    Service,
+    ServiceFiles,
+    Target,
+    cuda_device_present,
+)
+from opsdrill.targets.local_files import LocalFiles
 from opsdrill.targets.postgres import Cluster, find_bindir, run_user
 from opsdrill.targets.process_service import ProcessService, ProcessSpec
 from opsdrill.targets.worker_cgroup import WorkerCgroup
@@ -317,6 +327,100 @@ class LocalTarget(Target):
              "upstream": f"127.0.0.1:{self._port(service)}", "enabled": True}
             for name, service in PROXIES.items()
         ]  # fmt: skip
+
+    # -- the seam (Target): what faults and procedures ask of any target ---------------------
+    @property
+    def journal_dir(self) -> Path:
+        return self.state_dir
+
+    @property
+    def service_control(self) -> bool:
+        return True
+
+    @property
+    def has_gpu(self) -> bool:
+        return cuda_device_present()
+
+    @property
+    def kind(self) -> str:
+        return "embedded"
+
+    def exec(
+        self,
+        service: str,
+        argv: Sequence[str],
+        *,
+        timeout: float = 60.0,
+        user: str | None = None,
+        env: Mapping[str, str] | None = None,
+        detach: bool = False,
+    ) -> ExecResult:
+        """Every service runs on this machine: a subprocess in the app's environment."""
+        self.service(service)  # a clear error for a service this stack lacks
+        full_env = {**self.app_env(), **(env or {})}
+        argv = tuple(argv)
+        if detach:
+            log = self.state_dir / "logs" / f"exec-{Path(argv[0]).name}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as out:
+                proc = subprocess.Popen(
+                    argv, env=full_env, cwd=self.home, stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )  # fmt: skip
+            return ExecResult(argv, 0, str(proc.pid))
+        try:
+            done = subprocess.run(
+                argv, env=full_env, cwd=self.home, capture_output=True, text=True,
+                timeout=timeout,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            return ExecResult(argv, 124, str(exc.stdout or ""), f"timed out after {timeout:.0f} s")
+        return ExecResult(argv, done.returncode, done.stdout, done.stderr)
+
+    def ops(self, *args: str, timeout: float = 600.0) -> ExecResult:
+        """`python -m nf_auto_runner.ops ARGS` on the direct database link."""
+        env = {"DATABASE_URL": self.endpoints.dsn}
+        return self.exec("api", [sys.executable, "-m", "nf_auto_runner.ops", *args],
+                         timeout=timeout, env=env)  # fmt: skip
+
+    def files(self, service: str) -> ServiceFiles:
+        self.service(service)
+        return LocalFiles()
+
+    def set_memory_limit(self, service: str, limit_bytes: int | None) -> int | None:
+        """Only the training workers have a limit of their own here (their cgroup)."""
+        cgroup = self._memory_cgroup(service)
+        before = cgroup.limit_bytes()
+        if limit_bytes is None:
+            cgroup.restore(
+                {"max": "max", "swap_max": "max"} if cgroup.version == 2
+                else {"limit": "-1", "memsw": "-1" if cgroup.limits().get("memsw") else None}
+            )  # fmt: skip
+        else:
+            cgroup.lower_to(limit_bytes)
+        return before
+
+    def oom_kills(self, service: str) -> int:
+        return self._memory_cgroup(service).oom_kills()
+
+    def _memory_cgroup(self, service: str) -> WorkerCgroup:
+        cgroup = self.worker_cgroup
+        if service != "worker" or cgroup is None or not cgroup.path.is_dir():
+            raise CapabilityMissing(
+                f"the embedded stack has a memory limit for its training workers only, and "
+                f"{'not ' + repr(service) if service != 'worker' else 'no worker cgroup'} "
+                "(it needs root and a memory controller; restart the stack after creating it)"
+            )
+        return cgroup
+
+    def proxy_for(self, link: str) -> ProxyLink:
+        url = self.toxiproxy_url
+        if url is None:
+            return super().proxy_for(link)
+        names = {"app_db": "postgres", "client_api": "api"}
+        if link not in names:
+            raise UsageError(f"unknown link {link!r}: use one of {', '.join(names)}")
+        return ProxyLink(toxiproxy_url=url, proxy=names[link], link=link)
 
     # -- parts a drill puts in place for itself (DrillParts) --------------------------------
     @contextlib.contextmanager

@@ -1,0 +1,63 @@
+"""`ServiceFiles` on this machine's own filesystem: the embedded stack's services' files."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import tempfile
+from pathlib import Path, PurePosixPath
+
+from opsdrill.targets.base import ServiceFiles
+
+__all__ = ["LocalFiles"]
+
+CHUNK = 1024 * 1024
+
+
+class LocalFiles(ServiceFiles):
+    """Plain file I/O: the services run on this machine, as opsdrill does."""
+
+    def read_text(self, path: PurePosixPath | str) -> str:
+        return Path(path).read_text()
+
+    def write_text(self, path: PurePosixPath | str, text: str, mode: int = 0o644) -> None:
+        dest = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
+            os.chmod(tmp, mode)
+            with contextlib.suppress(OSError):  # keep the owner the service gave the file
+                st = dest.stat()
+                os.chown(tmp, st.st_uid, st.st_gid)
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+    def remove(self, path: PurePosixPath | str) -> None:
+        Path(path).unlink(missing_ok=True)
+
+    def exists(self, path: PurePosixPath | str) -> bool:
+        return Path(path).exists()
+
+    def fill(self, path: PurePosixPath | str, max_bytes: int) -> int:
+        written = 0
+        block = b"\0" * CHUNK
+        with open(path, "ab") as out:
+            try:
+                while written < max_bytes:
+                    n = out.write(block[: min(CHUNK, max_bytes - written)])
+                    out.flush()
+                    os.fsync(out.fileno())
+                    written += n
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+        return written
+
+    def free_bytes(self, path: PurePosixPath | str) -> int:
+        st = os.statvfs(path)
+        return st.f_bavail * st.f_frsize
