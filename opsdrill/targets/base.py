@@ -24,6 +24,7 @@ __all__ = [
     "SERVICE_NAMES",
     "Endpoints",
     "ExecResult",
+    "MemoryUsage",
     "ProxyHops",
     "ProxyLink",
     "Service",
@@ -59,7 +60,8 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
     "ops_cli": ("ops",),  # the stack's ops CLI (backup, restore, migrate, archive)
     "service_files": ("files",),  # read/write/remove/fill files where a service runs
     "data_filesystem": ("ensure_data_fs",),  # a size-limited filesystem that can really fill
-    "memory_limit": ("set_memory_limit",),  # lower a service's memory limit: a real OOM kill
+    # lower a service's memory limit (a real OOM kill), count the kills, read its memory
+    "memory_limit": ("set_memory_limit", "oom_kills", "memory"),
     "toxiproxy": ("proxy_for",),  # a proxy between the parts that can add latency, resets
     "service_control": ("service_control",),  # start/stop/kill the services themselves
     "gpu": ("has_gpu",),  # a CUDA device where the training runs
@@ -89,6 +91,18 @@ class ExecResult:
 
 
 @dataclass(frozen=True)
+class MemoryUsage:
+    """What the kernel says of a service's memory now (`Target.memory`)."""
+
+    #: the limit now; None when unlimited
+    limit_bytes: int | None
+    #: the most it has used (its current use where no peak is kept)
+    peak_bytes: int
+    #: processes counted against the limit now (0: none left, e.g. every worker gone)
+    processes: int
+
+
+@dataclass(frozen=True)
 class ProxyLink:
     """One Toxiproxy hop: the Toxiproxy API that controls it and the proxy's name there."""
 
@@ -111,7 +125,8 @@ class ServiceFiles(ABC):
 
     @abstractmethod
     def write_text(self, path: PurePosixPath | str, text: str, mode: int = 0o644) -> None:
-        """Replace the file atomically (temp file and rename in the same directory)."""
+        """Replace the file atomically (temp file and rename in the same directory), its
+        directory created first when missing."""
 
     @abstractmethod
     def remove(self, path: PurePosixPath | str) -> None:
@@ -208,6 +223,9 @@ class Target(DrillParts, ABC):
     #: False when the host also runs other work (opsdrill itself, CI): host-wide CPU then
     #: measures that work too, so CPU checks look at the stack's own processes instead
     dedicated_host: bool = True
+    #: the interpreter the app runs with, where it runs (`exec` of Python helpers: hogs,
+    #: port holders, the GPU memory holder, which needs the app's torch)
+    python: str = "python3"
 
     @property
     @abstractmethod
@@ -247,10 +265,9 @@ class Target(DrillParts, ABC):
 
     # -- lifecycle: what a session may do with the stack --------------------------------------
     def state_home(self) -> Path | None:
-        """Where opsdrill keeps this stack's state (journal, locks) when it runs the stack
-        itself (a backend's `state_dir`); None for a deployment managed elsewhere."""
-        home = getattr(self, "state_dir", None)
-        return Path(home) if home is not None else None
+        """Where opsdrill keeps this stack's state (ports, pids, journal) when it runs the
+        stack itself; None for a deployment managed elsewhere. Such a backend overrides it."""
+        return None
 
     def exists(self) -> bool:
         """True once the stack exists, running or not; a deployment managed elsewhere does."""
@@ -328,6 +345,18 @@ class Target(DrillParts, ABC):
         """How many times the kernel OOM-killed a process of `service` (a counter that only
         grows), so a drill can prove a kill happened rather than infer it."""
         raise CapabilityMissing(f"target {self.name!r} cannot count OOM kills")
+
+    def memory(self, service: str) -> MemoryUsage:
+        """`service`'s memory limit, peak use and process count now (the §5.2.3 diagnosis;
+        a drill waits for its processes to be gone)."""
+        raise CapabilityMissing(f"target {self.name!r} cannot read a service's memory use")
+
+    @property
+    def process_scope(self) -> Path | None:
+        """On a machine shared with other work: the directory under which the stack's own
+        processes (and those `exec` starts) write their output, so a `top` of this machine's
+        processes looks at the stack's only; None: every process here is the stack's."""
+        return None
 
     def proxy_for(self, link: str) -> ProxyLink:
         """The Toxiproxy hop on `link` (one of LINKS) as it is now; `ensure_proxy` puts the

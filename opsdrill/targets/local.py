@@ -47,6 +47,7 @@ from opsdrill.state import STATE_FILE, Secrets, ServiceRecord, StackState, write
 from opsdrill.targets.base import (
     Endpoints,
     ExecResult,
+    MemoryUsage,
     ProxyHops,
     ProxyLink,
     Service,
@@ -55,6 +56,7 @@ from opsdrill.targets.base import (
     cuda_device_present,
 )
 from opsdrill.targets.local_files import LocalFiles
+from opsdrill.targets.local_parts import DataFsInPlace, ProxyInPlace
 from opsdrill.targets.postgres import Cluster, find_bindir, run_user
 from opsdrill.targets.process_service import ProcessService, ProcessSpec
 from opsdrill.targets.worker_cgroup import WorkerCgroup
@@ -246,6 +248,7 @@ class LocalTarget(Target):
     name = "local"
     production = False
     dedicated_host = False  # shares the machine with opsdrill itself and the test runner
+    python = sys.executable  # the app runs with opsdrill's own interpreter
 
     def __init__(
         self,
@@ -329,8 +332,16 @@ class LocalTarget(Target):
         ]  # fmt: skip
 
     # -- the seam (Target): what faults and procedures ask of any target ---------------------
+    def state_home(self) -> Path:
+        return self.state_dir
+
     @property
     def journal_dir(self) -> Path:
+        return self.state_dir
+
+    @property
+    def process_scope(self) -> Path:
+        """Every service, and whatever `exec` starts, logs under the state directory."""
         return self.state_dir
 
     @property
@@ -391,17 +402,24 @@ class LocalTarget(Target):
         """Only the training workers have a limit of their own here (their cgroup)."""
         cgroup = self._memory_cgroup(service)
         before = cgroup.limit_bytes()
-        if limit_bytes is None:
-            cgroup.restore(
-                {"max": "max", "swap_max": "max"} if cgroup.version == 2
-                else {"limit": "-1", "memsw": "-1" if cgroup.limits().get("memsw") else None}
-            )  # fmt: skip
-        else:
+        if limit_bytes is not None and before is not None and limit_bytes <= before:
             cgroup.lower_to(limit_bytes)
+            return before
+        value = str(limit_bytes) if limit_bytes is not None else None
+        # raising: restore() writes v1's memsw before the limit (memsw >= limit always)
+        cgroup.restore(
+            {"max": value or "max", "swap_max": None if value else "max"} if cgroup.version == 2
+            else {"limit": value or "-1", "memsw": (value or "-1") if cgroup.limits().get("memsw")
+                  else None}
+        )  # fmt: skip
         return before
 
     def oom_kills(self, service: str) -> int:
         return self._memory_cgroup(service).oom_kills()
+
+    def memory(self, service: str) -> MemoryUsage:
+        cgroup = self._memory_cgroup(service)
+        return MemoryUsage(cgroup.limit_bytes(), cgroup.peak_bytes(), len(cgroup.pids()))
 
     def _memory_cgroup(self, service: str) -> WorkerCgroup:
         cgroup = self.worker_cgroup
@@ -430,8 +448,6 @@ class LocalTarget(Target):
         if self.options.proxy:
             yield self._proxy_hops()
             return
-        from opsdrill.faults.network import ProxyInPlace
-
         say("the stack has no Toxiproxy: putting the embedded one between the app and "
             "PostgreSQL and in front of the API for this session (the app restarts onto it; "
             "its direct wiring is restored afterwards)")  # fmt: skip
@@ -475,8 +491,6 @@ class LocalTarget(Target):
             return
         if reason := DataFilesystem.supported():
             raise CapabilityMissing(f"cannot give the stack a data filesystem here: {reason}")
-        from opsdrill.faults.disk_full import DataFsInPlace
-
         say(f"the stack has no size-limited data filesystem: moving its home onto a {size} "
             "ext4 image for this session (the app restarts onto it; the home is moved back "
             "afterwards)")  # fmt: skip

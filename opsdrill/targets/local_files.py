@@ -13,6 +13,7 @@ from opsdrill.targets.base import ServiceFiles
 __all__ = ["LocalFiles"]
 
 CHUNK = 1024 * 1024
+BLOCK = 4096
 
 
 class LocalFiles(ServiceFiles):
@@ -23,6 +24,7 @@ class LocalFiles(ServiceFiles):
 
     def write_text(self, path: PurePosixPath | str, text: str, mode: int = 0o644) -> None:
         dest = Path(path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
         try:
             with os.fdopen(fd, "w") as out:
@@ -44,18 +46,25 @@ class LocalFiles(ServiceFiles):
         return Path(path).exists()
 
     def fill(self, path: PurePosixPath | str, max_bytes: int) -> int:
-        written = 0
-        block = b"\0" * CHUNK
-        with open(path, "ab") as out:
-            try:
-                while written < max_bytes:
-                    n = out.write(block[: min(CHUNK, max_bytes - written)])
-                    out.flush()
-                    os.fsync(out.fileno())
-                    written += n
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
+        """Unbuffered writes, big then block-sized once the filesystem says ENOSPC, so the
+        last blocks are taken too (a buffered file would leave a chunk's worth free)."""
+        zeros = memoryview(bytes(CHUNK))
+        written, size = 0, CHUNK
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            while written < max_bytes:
+                try:
+                    written += os.write(fd, zeros[: min(size, max_bytes - written)])
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    if size == BLOCK:
+                        break
+                    size = max(BLOCK, size // 16)
+            with contextlib.suppress(OSError):  # ENOSPC again on flush: it is full
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         return written
 
     def free_bytes(self, path: PurePosixPath | str) -> int:
