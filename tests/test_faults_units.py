@@ -70,7 +70,7 @@ def test_plan_lists_fault_target_blast_radius_and_undo_and_runs_nothing(
             "*runbook*5.2.5",
             "*fault*cpu_hog(count=3)",
             "*target*local:/nonexistent/state",
-            "*blast radius*every process on this host*",
+            "*blast radius*every process where the app runs*",
             "*undo*stop each hog by its journaled pid*",
             "*::test_undeclared",
             "*fault*(not declared*",

@@ -369,19 +369,20 @@ class LocalTarget(Target):
         """Every service runs on this machine: a subprocess in the app's environment."""
         self.service(service)  # a clear error for a service this stack lacks
         full_env = {**self.app_env(), **(env or {})}
+        cwd = self.home if self.home.is_dir() else None  # a stack not created yet has none
         argv = tuple(argv)
         if detach:
             log = self.state_dir / "logs" / f"exec-{Path(argv[0]).name}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "ab") as out:
                 proc = subprocess.Popen(
-                    argv, env=full_env, cwd=self.home, stdout=out, stderr=subprocess.STDOUT,
+                    argv, env=full_env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, start_new_session=True,
                 )  # fmt: skip
             return ExecResult(argv, 0, str(proc.pid))
         try:
             done = subprocess.run(
-                argv, env=full_env, cwd=self.home, capture_output=True, text=True,
+                argv, env=full_env, cwd=cwd, capture_output=True, text=True,
                 timeout=timeout,
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
