@@ -29,6 +29,7 @@ __all__ = [
     "ProxyLink",
     "Service",
     "ServiceFiles",
+    "ServiceStatus",
     "Target",
 ]
 
@@ -88,6 +89,17 @@ class ExecResult:
         """The tail of stderr, else stdout: what an error message should quote."""
         text = (self.stderr.strip() or self.stdout.strip())[-limit:]
         return text or f"exit {self.returncode}, no output"
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """One service as `opsdrill status` shows it."""
+
+    name: str
+    running: bool
+    healthy: bool
+    pid: int | None
+    url: str | None
 
 
 @dataclass(frozen=True)
@@ -278,8 +290,28 @@ class Target(DrillParts, ABC):
         """True when every service runs."""
         return all(s.is_running() for s in self.services.values())
 
-    def up(self, *, say: Say = print) -> None:
-        """Create or start the stack; only a stack opsdrill runs itself can be."""
+    @property
+    def spec(self) -> str:
+        """The `--target` spec that builds this target again in another process (a game
+        day's suites); a backend whose name is not its spec overrides it."""
+        return self.name
+
+    def status(self) -> list[ServiceStatus]:
+        """Each service now; read-only: a stack that does not exist yet stays so."""
+        if not self.exists():
+            return [ServiceStatus(n, False, False, None, None) for n in self.services]
+        return [
+            ServiceStatus(n, s.is_running(), s.healthy(), s.pid(), s.url)
+            for n, s in self.services.items()
+        ]
+
+    def absent_services(self) -> list[str]:
+        """Services this target would have but lacks here (a package not installed)."""
+        return []
+
+    def up(self, *, train: bool = True, say: Say = print) -> None:
+        """Create or start the stack (first time: `train` its first model); only a stack
+        opsdrill runs itself can be."""
         raise UsageError(
             f"target {self.name!r} is deployed elsewhere: opsdrill does not start it; "
             "start it with its own tooling"
@@ -288,6 +320,10 @@ class Target(DrillParts, ABC):
     def down(self, say: Say = print) -> None:
         """Stop the stack; only a stack opsdrill runs itself can be."""
         raise UsageError(f"target {self.name!r} is deployed elsewhere: opsdrill does not stop it")
+
+    def destroy(self) -> None:
+        """Stop the stack and delete its state; only a stack opsdrill runs itself can be."""
+        raise UsageError(f"target {self.name!r} is deployed elsewhere: opsdrill does not delete it")
 
     # -- the seam: what faults, recovery procedures and detectors ask of any target ----------
     # Each raises CapabilityMissing (the sentence a drill skips with) unless a backend
@@ -325,10 +361,11 @@ class Target(DrillParts, ABC):
         pid). Never raises for a non-zero exit: the caller judges `ExecResult.ok`."""
         raise CapabilityMissing(f"target {self.name!r} cannot run commands where its services run")
 
-    def ops(self, *args: str, timeout: float = 600.0) -> ExecResult:
+    def ops(self, *args: str, timeout: float = 600.0, database: str | None = None) -> ExecResult:
         """The stack's ops CLI (`python -m nf_auto_runner.ops ARGS`), run as the app runs it
         (its environment, its user, the direct database link so a network fault on the proxy
-        does not stop a recovery procedure)."""
+        does not stop a recovery procedure). `database` names another database of the same
+        server to run against instead (a scratch copy to restore a backup into)."""
         raise CapabilityMissing(f"target {self.name!r} cannot run the stack's ops CLI")
 
     def files(self, service: str) -> ServiceFiles:
@@ -350,6 +387,13 @@ class Target(DrillParts, ABC):
         """`service`'s memory limit, peak use and process count now (the §5.2.3 diagnosis;
         a drill waits for its processes to be gone)."""
         raise CapabilityMissing(f"target {self.name!r} cannot read a service's memory use")
+
+    def clear_leftovers(self, service: str) -> list[str]:
+        """After `service` stopped: kill what is left of it by its pid file (checked to be
+        this stack's process, never a name matched), remove the pid file and stale sockets;
+        the actions taken. A backend whose stop leaves nothing behind (a container, a unit
+        with its cgroup) has nothing to do."""
+        return []
 
     @property
     def process_scope(self) -> Path | None:

@@ -52,6 +52,7 @@ from opsdrill.targets.base import (
     ProxyLink,
     Service,
     ServiceFiles,
+    ServiceStatus,
     Target,
     cuda_device_present,
 )
@@ -81,15 +82,6 @@ OPTIONS_FILE = "options.json"
 PROXIES = {"postgres": "db", "api": "api"}
 #: the embedded stack evaluates production rules 60x faster: 2m -> 2s.
 RULE_TIME_FACTOR = 1 / 60
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    name: str
-    running: bool
-    healthy: bool
-    pid: int | None
-    url: str | None
 
 
 @dataclass
@@ -336,6 +328,10 @@ class LocalTarget(Target):
         return self.state_dir
 
     @property
+    def spec(self) -> str:
+        return f"local:{self.state_dir}"
+
+    @property
     def journal_dir(self) -> Path:
         return self.state_dir
 
@@ -389,15 +385,26 @@ class LocalTarget(Target):
             return ExecResult(argv, 124, str(exc.stdout or ""), f"timed out after {timeout:.0f} s")
         return ExecResult(argv, done.returncode, done.stdout, done.stderr)
 
-    def ops(self, *args: str, timeout: float = 600.0) -> ExecResult:
+    def ops(self, *args: str, timeout: float = 600.0, database: str | None = None) -> ExecResult:
         """`python -m nf_auto_runner.ops ARGS` on the direct database link."""
-        env = {"DATABASE_URL": self.endpoints.dsn}
+        dsn = self.endpoints.dsn
+        if database is not None:
+            dsn = urlsplit(dsn)._replace(path=f"/{database}").geturl()
+        env = {"DATABASE_URL": dsn}
         return self.exec("api", [sys.executable, "-m", "nf_auto_runner.ops", *args],
                          timeout=timeout, env=env)  # fmt: skip
 
     def files(self, service: str) -> ServiceFiles:
         self.service(service)
         return LocalFiles()
+
+    def clear_leftovers(self, service: str) -> list[str]:
+        """The app writes a pid file (NF_HOME/run/app.pid); the other services none."""
+        if service != "api":
+            return []
+        from opsdrill.targets import pid_file
+
+        return pid_file.clear_leftovers(self.home / "run" / "app.pid", self.home)
 
     def set_memory_limit(self, service: str, limit_bytes: int | None) -> int | None:
         """Only the training workers have a limit of their own here (their cgroup)."""
@@ -643,6 +650,9 @@ class LocalTarget(Target):
             return self.options.worker_cgroup is not None and self._optional_available("prometheus")
         return self.monitoring and shutil.which(MONITORING_BINARIES[name]) is not None
 
+    def absent_services(self) -> list[str]:
+        return self.missing_monitoring()
+
     def missing_monitoring(self) -> list[str]:
         """Monitoring services skipped because their package is not installed."""
         if not self.monitoring:
@@ -850,15 +860,6 @@ class LocalTarget(Target):
         )  # fmt: skip
 
     # -- whole-stack operations ------------------------------------------------------------
-    def status(self) -> list[ServiceStatus]:
-        """Each service now; read-only: a state directory that does not exist stays so."""
-        if not (self.state_dir / STATE_FILE).exists():
-            return [ServiceStatus(n, False, False, None, None) for n in self.services]
-        return [
-            ServiceStatus(n, s.is_running(), s.healthy(), s.pid(), s.url)
-            for n, s in self.services.items()
-        ]
-
     def is_up(self) -> bool:
         return all(s.healthy() for s in self.services.values())
 
