@@ -44,6 +44,7 @@ from opsdrill.errors import CapabilityMissing, ServiceError, StartTimeout, Usage
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
 from opsdrill.state import STATE_FILE, Secrets, ServiceRecord, StackState, write_json_atomic
+from opsdrill.targets import first_data
 from opsdrill.targets.base import (
     Endpoints,
     ExecResult,
@@ -944,8 +945,6 @@ class LocalTarget(Target):
                 conn.execute(sql)  # type: ignore[arg-type]
 
     def _first_data(self, *, train: bool, say: Say) -> None:
-        from opsdrill.targets import first_data
-
         t0 = time.monotonic()
         first_data.seed(self)
         say(f"{'seed':<18} series loaded in {time.monotonic() - t0:4.1f} s")
