@@ -123,6 +123,7 @@ def test_host_oom_fault_on_v2_lowers_and_rollback_restores(tmp_path: Path) -> No
     fault = HostOom(target, limit_mb=100)
     fault.inject()  # never reverted by this process: as if its runner had been SIGKILLed
     assert (group / "memory.max").read_text() == str(100 * MB)
+    assert (group / "memory.swap.max").read_text() == "0", "lowered, so no swapping either"
     assert target.oom_kills("worker") == 2
     assert target.memory("worker").limit_bytes == 100 * MB
     (entry,) = Journal(target.journal_dir).entries()

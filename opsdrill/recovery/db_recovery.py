@@ -13,6 +13,7 @@ import json
 import time
 from pathlib import PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
@@ -52,8 +53,13 @@ def _terminate_sessions(target: Target, dbname: str) -> int:
 
 
 def restore_into(target: Target, backup: PurePosixPath | str, dbname: str) -> None:
-    """Restore `backup` into `dbname` (a scratch database, dropped and recreated first)."""
-    _terminate_sessions(target, dbname)
+    """Restore `backup` into `dbname`, a scratch database (created empty first, owned by the
+    app's role, since the app's restore connects to it before it drops and recreates it)."""
+    owner = urlsplit(target.endpoints.dsn).username or "nf_app"
+    with psycopg.connect(make_conninfo(target.admin_dsn, dbname="postgres"), autocommit=True) as c:
+        name = sql.Identifier(dbname)
+        c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        c.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(name, sql.Identifier(owner)))
     _restore(target, backup, dbname)
 
 

@@ -213,7 +213,7 @@ def restart_app(target: Target, interval: float = 0.5) -> Procedure:
 def correct_config(
     target: Target,
     check: Callable[[], ExecResult],
-    broken: PurePosixPath | Path,
+    broken: PurePosixPath | str,
     keep: Path,
 ) -> Procedure:
     """§5.2.1: --check-config names the file; it is moved aside (kept here, on the machine

@@ -411,7 +411,7 @@ class LocalTarget(Target):
         """Only the training workers have a limit of their own here (their cgroup)."""
         cgroup = self._memory_cgroup(service)
         before = cgroup.limit_bytes()
-        if limit_bytes is not None and before is not None and limit_bytes <= before:
+        if limit_bytes is not None and (before is None or limit_bytes <= before):
             cgroup.lower_to(limit_bytes)
             return before
         value = str(limit_bytes) if limit_bytes is not None else None
