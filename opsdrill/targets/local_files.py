@@ -46,21 +46,28 @@ class LocalFiles(ServiceFiles):
         return Path(path).exists()
 
     def fill(self, path: PurePosixPath | str, max_bytes: int) -> int:
-        """Unbuffered writes, big then block-sized once the filesystem says ENOSPC, so the
-        last blocks are taken too (a buffered file would leave a chunk's worth free)."""
+        """Unbuffered writes, big then block-sized once the filesystem says ENOSPC; at block
+        size each ENOSPC is retried once after an fsync, which hands back the blocks the
+        filesystem held in reserve for delayed allocation, so the last ones are taken too."""
         zeros = memoryview(bytes(CHUNK))
-        written, size = 0, CHUNK
+        written, size, flushed = 0, CHUNK, False
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             while written < max_bytes:
                 try:
                     written += os.write(fd, zeros[: min(size, max_bytes - written)])
+                    flushed = False
                 except OSError as exc:
                     if exc.errno != errno.ENOSPC:
                         raise
-                    if size == BLOCK:
-                        break
-                    size = max(BLOCK, size // 16)
+                    if size > BLOCK:
+                        size = max(BLOCK, size // 16)
+                    elif flushed:
+                        break  # full even after the reserve came back
+                    else:
+                        with contextlib.suppress(OSError):
+                            os.fsync(fd)
+                        flushed = True
             with contextlib.suppress(OSError):  # ENOSPC again on flush: it is full
                 os.fsync(fd)
         finally:
