@@ -13,7 +13,6 @@ from opsdrill.targets.base import ServiceFiles
 __all__ = ["LocalFiles"]
 
 CHUNK = 1024 * 1024
-BLOCK = 4096
 
 
 class LocalFiles(ServiceFiles):
@@ -46,12 +45,13 @@ class LocalFiles(ServiceFiles):
         return Path(path).exists()
 
     def fill(self, path: PurePosixPath | str, max_bytes: int) -> int:
-        """Unbuffered writes, big then block-sized once the filesystem says ENOSPC; at block
+        """Unbuffered writes, big, then of one filesystem block once it says ENOSPC; at that
         size each ENOSPC is retried once after an fsync, which hands back the blocks the
         filesystem held in reserve for delayed allocation, so the last ones are taken too."""
         zeros = memoryview(bytes(CHUNK))
         written, size, flushed = 0, CHUNK, False
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        block = os.fstatvfs(fd).f_frsize or 4096  # 1 KiB on a small ext4: a probe fits in one
         try:
             while written < max_bytes:
                 try:
@@ -60,8 +60,8 @@ class LocalFiles(ServiceFiles):
                 except OSError as exc:
                     if exc.errno != errno.ENOSPC:
                         raise
-                    if size > BLOCK:
-                        size = max(BLOCK, size // 16)
+                    if size > block:
+                        size = max(block, size // 16)
                     elif flushed:
                         break  # full even after the reserve came back
                     else:
