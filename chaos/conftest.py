@@ -63,7 +63,7 @@ class Probes:
         """The runbook's alert as a detector: kind "alert", with its `for:` scaling noted."""
         prom = self.target.endpoints.prometheus_url
         label = f"alert {name} {state or 'resolved'}"
-        scaled = alert_scaling(getattr(self.target, "state_dir", None)).get(name)
+        scaled = alert_scaling(self.target.state_home()).get(name)
         return Detector(label, lambda: alert_state(prom, name) == state, timeout,  # type: ignore[arg-type]
                         kind="alert", note=scaled.note() if scaled else "",
                         production_offset=scaled.offset if scaled else 0.0)  # fmt: skip

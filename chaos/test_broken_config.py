@@ -42,7 +42,7 @@ def test_broken_config_is_named_by_check_config_and_fixed(
         return done.returncode != 0 and str(fault.path) in done.stderr
 
     kept = incident_dir / "incidents" / "rejected-config.yaml"
-    recover = correct_config(target, lambda: check_config(target), fault.path, kept)  # type: ignore[arg-type]
+    recover = correct_config(target, lambda: check_config(target), fault.path, kept)
     alerts, resolved = probes.alert_cycle("ServiceDown")  # the app is down
     spec = DrillSpec(
         name="broken-config",

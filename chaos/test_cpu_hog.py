@@ -51,7 +51,7 @@ def test_cpu_hog_slows_forecasts_and_stopping_it_restores_them(
     print(f"cpu-hog: {count} hogs (chosen by seed) on {cores} cores")
     baseline = fault_probes.forecast_latency(samples=5)
     fault = CpuHog(target, count=count, max_seconds=90)
-    scope = target.state_dir  # type: ignore[attr-defined]  # the stack's own processes only
+    scope = target.process_scope  # the stack's own processes only, on a shared machine
     spec = DrillSpec(
         name="cpu-hog",
         title="API slow: CPU taken by other processes",

@@ -8,9 +8,7 @@ restoring the same backup into a scratch database and comparing checksums table 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import psycopg
 import pytest
@@ -34,13 +32,10 @@ pytestmark = [
 TABLES = ["experiments", "series_catalog", "series", "runs", "models", "metrics"]
 
 
-def _backup(target: Target) -> Path:
-    done = subprocess.run(
-        [sys.executable, "-m", "nf_auto_runner.ops", "backup"],
-        env=target.app_env(),  # type: ignore[attr-defined]
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    return Path(done.stdout.strip().splitlines()[-1])
+def _backup(target: Target) -> PurePosixPath:
+    done = target.ops("backup", timeout=120)
+    assert done.ok, f"ops backup failed: {done.output()}"
+    return PurePosixPath(done.stdout.strip().splitlines()[-1])
 
 
 def test_lost_rows_are_recovered_from_the_newest_backup_with_a_safety_dump_first(
@@ -71,7 +66,7 @@ def test_lost_rows_are_recovered_from_the_newest_backup_with_a_safety_dump_first
     assert any(backup.name in a for a in result.actions), "the newest backup must be used"
     assert any("safety dump" in a for a in result.actions)
     scratch = "opsdrill_verify"
-    restore_into(target, backup, scratch)  # type: ignore[arg-type]
+    restore_into(target, backup, scratch)
     try:
         expected = table_checksums(make_conninfo(admin, dbname=scratch), TABLES)
         assert table_checksums(admin, TABLES) == expected, "tables differ from the backup"

@@ -20,10 +20,9 @@ import pytest
 
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults.gpu_oom import GpuOom, cuda_available
-from opsdrill.recovery.gpu_memory import effective_settings, is_cuda_oom
+from opsdrill.recovery.gpu_memory import effective_settings_of, is_cuda_oom
 from opsdrill.recovery.procedures import lower_gpu_memory
 from opsdrill.targets.base import Target
-from opsdrill.targets.local import LocalTarget
 
 from .conftest import AssertDrill, Probes
 
@@ -44,18 +43,16 @@ RUN = {
 
 
 @pytest.fixture
-def gpu_target(target: Target) -> LocalTarget:
-    if not isinstance(target, LocalTarget):
-        pytest.skip("the GPU drill runs a memory holder on the embedded stack's host only")
+def gpu_target(target: Target) -> Target:
     if not cuda_available():
         pytest.skip("torch sees no CUDA device here (CPU build or no GPU): nothing to exhaust")
     return target
 
 
 @pytest.fixture
-def config_restored(gpu_target: LocalTarget) -> Iterator[None]:
+def config_restored(gpu_target: Target) -> Iterator[None]:
     """The drill's fix edits the app's config file: put it back as it was afterwards."""
-    _, path = effective_settings(gpu_target.app_env())
+    _, path = effective_settings_of(gpu_target)
     saved = path.read_bytes() if path.exists() else None
     yield
     if saved is None:
@@ -66,7 +63,7 @@ def config_restored(gpu_target: LocalTarget) -> Iterator[None]:
 
 
 def test_cuda_oom_fails_the_run_and_is_recovered(
-    gpu_target: LocalTarget,
+    gpu_target: Target,
     config_restored: None,
     probes: Probes,
     incident_dir: Path,
@@ -99,7 +96,7 @@ def test_cuda_oom_fails_the_run_and_is_recovered(
         effect=Detector("a run fails with CUDA out of memory", run_failed_with_cuda_oom, 300),
         detectors=[probes.health_is(200)],  # the API is not on the GPU: it must stay up
         steady=probes.steady(),
-        recover=lower_gpu_memory(target, lambda: effective_settings(target.app_env())),
+        recover=lower_gpu_memory(target, lambda: effective_settings_of(target)),
         availability_url=f"{ep.api_url}/health",
         endpoints=ep,
         recovery_timeout=120,

@@ -66,4 +66,4 @@ def test_port_taken_at_start_is_diagnosed_by_inode_and_freed(
     result = run_drill(spec, incident_dir)
     assert_drill(result)
     assert "address already in use" in (fault.start_error or "").lower(), fault.start_error
-    assert found == [fault.entry.undo["holder_pid"]], "diagnosis must name exactly the holder"
+    assert found == [fault.entry.undo["holder"][1]], "diagnosis must name exactly the holder"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from opsdrill.drill.detector import Detector
@@ -24,7 +24,7 @@ from opsdrill.recovery.idle_sessions import connections_by_state, terminate_idle
 from opsdrill.recovery.port_owner import listening_pids, process_line
 from opsdrill.recovery.procedure import Procedure, StepOutput, procedure
 from opsdrill.recovery.runs_cancel import cancel_newest_running, running_runs
-from opsdrill.targets.base import Target
+from opsdrill.targets.base import ExecResult, Target
 
 __all__ = [
     "clean_disk",
@@ -198,7 +198,7 @@ def terminate_blocking_session(target: Target) -> Procedure:
     )  # fmt: skip
 
 
-def restart_app(target: Any, interval: float = 0.5) -> Procedure:
+def restart_app(target: Target, interval: float = 0.5) -> Procedure:
     """§5.3.1 service restart (stop, kill leftovers by pid file, clean up, start, /health)."""
     from opsdrill.recovery.service_restart import restart_service
 
@@ -211,12 +211,13 @@ def restart_app(target: Any, interval: float = 0.5) -> Procedure:
 
 
 def correct_config(
-    target: Any,
-    check: Callable[[], subprocess.CompletedProcess[str]],
-    broken: Path,
+    target: Target,
+    check: Callable[[], ExecResult],
+    broken: PurePosixPath | str,
     keep: Path,
 ) -> Procedure:
-    """§5.2.1: --check-config names the file; it is moved aside (kept), checked, restarted."""
+    """§5.2.1: --check-config names the file; it is moved aside (kept here, on the machine
+    running opsdrill, with the incident), checked, restarted."""
     from opsdrill.recovery.service_restart import restart_service
 
     def diagnose() -> str:
@@ -224,8 +225,10 @@ def correct_config(
         return f"--check-config: {done.stderr.strip() or done.stdout.strip()}"
 
     def move_aside() -> str:
+        files = target.files("api")
         keep.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(broken, keep)  # the app's home may be its own filesystem
+        keep.write_text(files.read_text(broken))
+        files.remove(broken)
         done = check()
         return f"broken file moved to {keep}; --check-config now: " + (
             done.stdout.strip() or done.stderr.strip()
@@ -240,7 +243,7 @@ def correct_config(
     )
 
 
-def free_port(target: Any, port: int) -> Procedure:
+def free_port(target: Target, port: int) -> Procedure:
     """§5.2.1 "is the port taken": the holder found by socket inode, stopped by pid."""
     from opsdrill.recovery.service_restart import restart_service
 
@@ -273,7 +276,7 @@ def clean_disk(home: Path) -> Procedure:
                       lambda: clean_up(home).actions))  # fmt: skip
 
 
-def restore_database(target: Any) -> Procedure:
+def restore_database(target: Target) -> Procedure:
     """§5.3.2 database recovery from the newest backup, a safety dump first."""
     from opsdrill.recovery.db_recovery import recover_database
 
@@ -285,7 +288,7 @@ def restore_database(target: Any) -> Procedure:
     )  # fmt: skip
 
 
-def lower_gpu_memory(target: Any, read: Callable[[], tuple[Any, Path]]) -> Procedure:
+def lower_gpu_memory(target: Target, read: Callable[[], tuple[Any, Path]]) -> Procedure:
     """§5.2.3 fix 3 (GPU): diagnose GPU memory, lower GPU_MEMORY_LIMIT and MAX_PARALLEL_RUNS
     where the app reads them, restart, confirm the lower values are in effect. `read` returns
     the app's effective settings (gpu_memory.effective_settings with the app's environment)."""

@@ -33,7 +33,7 @@ from opsdrill.errors import (
     StartTimeout,
     UsageError,
 )
-from opsdrill.targets.base import Endpoints, ProxyHops, Service, Target
+from opsdrill.targets.base import Endpoints, ExecResult, ProxyHops, Service, Target
 from opsdrill.targets.drill_parts import Say
 
 __all__ = ["ContainerService", "DockerTarget", "parse_docker_spec"]
@@ -328,13 +328,16 @@ class DockerTarget(Target):
             backups_dir=home / "backups",
         )
 
-    def ops(self, *args: str) -> tuple[int, str]:
+    def ops(self, *args: str, timeout: float = 600.0, database: str | None = None) -> ExecResult:
         """The stack's ops CLI (`nf-auto-runner ARGS`), run in the api container on the direct
         database link, so a network fault on the proxy does not stop a recovery procedure."""
         env = self.container_env("api")
-        direct = env.get("NF_DIRECT_DATABASE_URL")
+        direct = env.get("NF_DIRECT_DATABASE_URL") or env.get("DATABASE_URL")
+        if direct and database is not None:
+            direct = urlsplit(direct)._replace(path=f"/{database}").geturl()
         argv = ["env", f"DATABASE_URL={direct}"] if direct else []
-        return self._services["api"].exec([*argv, "nf-auto-runner", *args])
+        code, out = self._services["api"].exec([*argv, "nf-auto-runner", *args])
+        return ExecResult(tuple(args), code, out)
 
     @contextlib.contextmanager
     def ensure_proxy(self, say: Say = print) -> Iterator[ProxyHops]:

@@ -44,17 +44,21 @@ from opsdrill.errors import CapabilityMissing, ServiceError, StartTimeout, Usage
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
 from opsdrill.state import STATE_FILE, Secrets, ServiceRecord, StackState, write_json_atomic
+from opsdrill.targets import first_data
 from opsdrill.targets.base import (
     Endpoints,
     ExecResult,
+    MemoryUsage,
     ProxyHops,
     ProxyLink,
     Service,
     ServiceFiles,
+    ServiceStatus,
     Target,
     cuda_device_present,
 )
 from opsdrill.targets.local_files import LocalFiles
+from opsdrill.targets.local_parts import DataFsInPlace, ProxyInPlace
 from opsdrill.targets.postgres import Cluster, find_bindir, run_user
 from opsdrill.targets.process_service import ProcessService, ProcessSpec
 from opsdrill.targets.worker_cgroup import WorkerCgroup
@@ -79,15 +83,6 @@ OPTIONS_FILE = "options.json"
 PROXIES = {"postgres": "db", "api": "api"}
 #: the embedded stack evaluates production rules 60x faster: 2m -> 2s.
 RULE_TIME_FACTOR = 1 / 60
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    name: str
-    running: bool
-    healthy: bool
-    pid: int | None
-    url: str | None
 
 
 @dataclass
@@ -246,6 +241,7 @@ class LocalTarget(Target):
     name = "local"
     production = False
     dedicated_host = False  # shares the machine with opsdrill itself and the test runner
+    python = sys.executable  # the app runs with opsdrill's own interpreter
 
     def __init__(
         self,
@@ -329,8 +325,20 @@ class LocalTarget(Target):
         ]  # fmt: skip
 
     # -- the seam (Target): what faults and procedures ask of any target ---------------------
+    def state_home(self) -> Path:
+        return self.state_dir
+
+    @property
+    def spec(self) -> str:
+        return f"local:{self.state_dir}"
+
     @property
     def journal_dir(self) -> Path:
+        return self.state_dir
+
+    @property
+    def process_scope(self) -> Path:
+        """Every service, and whatever `exec` starts, logs under the state directory."""
         return self.state_dir
 
     @property
@@ -358,28 +366,32 @@ class LocalTarget(Target):
         """Every service runs on this machine: a subprocess in the app's environment."""
         self.service(service)  # a clear error for a service this stack lacks
         full_env = {**self.app_env(), **(env or {})}
+        cwd = self.home if self.home.is_dir() else None  # a stack not created yet has none
         argv = tuple(argv)
         if detach:
             log = self.state_dir / "logs" / f"exec-{Path(argv[0]).name}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "ab") as out:
                 proc = subprocess.Popen(
-                    argv, env=full_env, cwd=self.home, stdout=out, stderr=subprocess.STDOUT,
+                    argv, env=full_env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, start_new_session=True,
                 )  # fmt: skip
             return ExecResult(argv, 0, str(proc.pid))
         try:
             done = subprocess.run(
-                argv, env=full_env, cwd=self.home, capture_output=True, text=True,
+                argv, env=full_env, cwd=cwd, capture_output=True, text=True,
                 timeout=timeout,
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
             return ExecResult(argv, 124, str(exc.stdout or ""), f"timed out after {timeout:.0f} s")
         return ExecResult(argv, done.returncode, done.stdout, done.stderr)
 
-    def ops(self, *args: str, timeout: float = 600.0) -> ExecResult:
+    def ops(self, *args: str, timeout: float = 600.0, database: str | None = None) -> ExecResult:
         """`python -m nf_auto_runner.ops ARGS` on the direct database link."""
-        env = {"DATABASE_URL": self.endpoints.dsn}
+        dsn = self.endpoints.dsn
+        if database is not None:
+            dsn = urlsplit(dsn)._replace(path=f"/{database}").geturl()
+        env = {"DATABASE_URL": dsn}
         return self.exec("api", [sys.executable, "-m", "nf_auto_runner.ops", *args],
                          timeout=timeout, env=env)  # fmt: skip
 
@@ -387,21 +399,36 @@ class LocalTarget(Target):
         self.service(service)
         return LocalFiles()
 
+    def clear_leftovers(self, service: str) -> list[str]:
+        """The app writes a pid file (NF_HOME/run/app.pid); the other services none."""
+        if service != "api":
+            return []
+        from opsdrill.targets import pid_file
+
+        return pid_file.clear_leftovers(self.home / "run" / "app.pid", self.home)
+
     def set_memory_limit(self, service: str, limit_bytes: int | None) -> int | None:
         """Only the training workers have a limit of their own here (their cgroup)."""
         cgroup = self._memory_cgroup(service)
         before = cgroup.limit_bytes()
-        if limit_bytes is None:
-            cgroup.restore(
-                {"max": "max", "swap_max": "max"} if cgroup.version == 2
-                else {"limit": "-1", "memsw": "-1" if cgroup.limits().get("memsw") else None}
-            )  # fmt: skip
-        else:
+        if limit_bytes is not None and (before is None or limit_bytes <= before):
             cgroup.lower_to(limit_bytes)
+            return before
+        value = str(limit_bytes) if limit_bytes is not None else None
+        # raising: restore() writes v1's memsw before the limit (memsw >= limit always)
+        cgroup.restore(
+            {"max": value or "max", "swap_max": None if value else "max"} if cgroup.version == 2
+            else {"limit": value or "-1", "memsw": (value or "-1") if cgroup.limits().get("memsw")
+                  else None}
+        )  # fmt: skip
         return before
 
     def oom_kills(self, service: str) -> int:
         return self._memory_cgroup(service).oom_kills()
+
+    def memory(self, service: str) -> MemoryUsage:
+        cgroup = self._memory_cgroup(service)
+        return MemoryUsage(cgroup.limit_bytes(), cgroup.peak_bytes(), len(cgroup.pids()))
 
     def _memory_cgroup(self, service: str) -> WorkerCgroup:
         cgroup = self.worker_cgroup
@@ -430,8 +457,6 @@ class LocalTarget(Target):
         if self.options.proxy:
             yield self._proxy_hops()
             return
-        from opsdrill.faults.network import ProxyInPlace
-
         say("the stack has no Toxiproxy: putting the embedded one between the app and "
             "PostgreSQL and in front of the API for this session (the app restarts onto it; "
             "its direct wiring is restored afterwards)")  # fmt: skip
@@ -475,8 +500,6 @@ class LocalTarget(Target):
             return
         if reason := DataFilesystem.supported():
             raise CapabilityMissing(f"cannot give the stack a data filesystem here: {reason}")
-        from opsdrill.faults.disk_full import DataFsInPlace
-
         say(f"the stack has no size-limited data filesystem: moving its home onto a {size} "
             "ext4 image for this session (the app restarts onto it; the home is moved back "
             "afterwards)")  # fmt: skip
@@ -627,6 +650,9 @@ class LocalTarget(Target):
         if name == "cgroup_exporter":  # the workers' cgroup as a node: only with both
             return self.options.worker_cgroup is not None and self._optional_available("prometheus")
         return self.monitoring and shutil.which(MONITORING_BINARIES[name]) is not None
+
+    def absent_services(self) -> list[str]:
+        return self.missing_monitoring()
 
     def missing_monitoring(self) -> list[str]:
         """Monitoring services skipped because their package is not installed."""
@@ -835,15 +861,6 @@ class LocalTarget(Target):
         )  # fmt: skip
 
     # -- whole-stack operations ------------------------------------------------------------
-    def status(self) -> list[ServiceStatus]:
-        """Each service now; read-only: a state directory that does not exist stays so."""
-        if not (self.state_dir / STATE_FILE).exists():
-            return [ServiceStatus(n, False, False, None, None) for n in self.services]
-        return [
-            ServiceStatus(n, s.is_running(), s.healthy(), s.pid(), s.url)
-            for n, s in self.services.items()
-        ]
-
     def is_up(self) -> bool:
         return all(s.healthy() for s in self.services.values())
 
@@ -928,8 +945,6 @@ class LocalTarget(Target):
                 conn.execute(sql)  # type: ignore[arg-type]
 
     def _first_data(self, *, train: bool, say: Say) -> None:
-        from opsdrill.targets import first_data
-
         t0 = time.monotonic()
         first_data.seed(self)
         say(f"{'seed':<18} series loaded in {time.monotonic() - t0:4.1f} s")
