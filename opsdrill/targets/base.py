@@ -44,6 +44,7 @@ SERVICE_NAMES = (
     "cgroup_exporter",
     "postgres_exporter",
     "proxy",
+    "redis",
     "worker",
 )
 
