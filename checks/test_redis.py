@@ -50,7 +50,7 @@ def test_redis_answers(redis_client: Any, target: Target) -> None:
     assert pong is True
 
 
-def test_app_uses_redis(api: httpx.Client) -> None:
+def test_app_uses_redis(redis_client: Any, api: httpx.Client) -> None:
     body = api.get("/health").json()
     redis_part = body["components"].get("redis")
     assert redis_part is not None, "/health does not report Redis: is the app older than the cache?"
