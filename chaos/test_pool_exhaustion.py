@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from opsdrill.checks.dashboard_panels import panel_detector
 from opsdrill.drill import DrillSpec, run_drill
 from opsdrill.faults import PoolExhaustion
 from opsdrill.recovery.procedures import terminate_idle_sessions
@@ -20,6 +21,7 @@ from .conftest import AssertDrill, FaultProbes, Probes
 pytestmark = [
     pytest.mark.destructive,
     pytest.mark.runbook("5.2.2"),
+    pytest.mark.runbook("4.1.1"),  # the dashboard's DB connections panel shows the symptom
     pytest.mark.fault("pool_exhaustion"),
 ]
 
@@ -41,7 +43,12 @@ def test_exhausted_connections_are_found_and_freed_by_terminating_idle_sessions(
         severity="P1",
         fault=fault,
         effect=fault_probes.db_refuses_app_role(),
-        detectors=[probes.health_is(503), fault_probes.pool_probe_failing()],
+        detectors=[
+            probes.health_is(503),
+            fault_probes.pool_probe_failing(),
+            # the runbook's dashboard (§4.1.1) shows it: sessions pile up past 50
+            panel_detector(target.endpoints.prometheus_url, "DB connections", "B", 50),
+        ],
         steady=[*probes.steady(), fault_probes.no_run_running()],
         recover=terminate_idle_sessions(target, idle_for=1.0),
         hold=1.0,  # every fault session idle for longer than the threshold

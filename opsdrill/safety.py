@@ -35,6 +35,7 @@ FAULT_NEEDS: dict[str, frozenset[str]] = {
     "app_crash": _CONTROL,
     "db_down": _CONTROL,
     "db_restart": _CONTROL,
+    "redis_down": _CONTROL,
     "broken_config": _CONTROL | {"service_files"},
     "data_loss": _JOURNAL | {"admin_sql"},
     "lock_contention": _JOURNAL | {"admin_sql"},

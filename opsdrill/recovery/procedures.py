@@ -37,6 +37,7 @@ __all__ = [
     "relieve_host_memory",
     "restart_app",
     "restart_network_hop",
+    "restart_redis",
     "restore_database",
     "service_pids",
     "start_postgres",
@@ -322,3 +323,48 @@ def lower_gpu_memory(target: Target, read: Callable[[], tuple[Any, Path]]) -> Pr
         ("restart (§5.3.1)", lambda: restart_service(target, polls=120, interval=0.5)),
         ("confirm the lower settings are in effect", lambda: confirm_lowered(before[0], read()[0])),
     )  # fmt: skip
+
+
+def restart_redis(target: Target, confirm_timeout: float = 30.0) -> Procedure:
+    """§5.3.1-style restart of Redis, the forecast cache (§2.1, low priority): start it by the
+    service's own record (never by name), then confirm the app uses it again via /health."""
+    from opsdrill.targets import redis_service
+
+    redis = target.service("redis")
+    url = redis.url or ""
+
+    def status() -> str:
+        answers = "answers" if redis_service.ping(url) else "does not answer"
+        return f"Redis running={redis.is_running()} (pid {redis.pid() or 'none'}); PING {answers}"
+
+    def start() -> str:
+        redis.start(timeout=30)
+        return f"Redis started (pid {redis.pid()}, {url})"
+
+    def confirm() -> str:
+        health = f"{target.endpoints.api_url}/health"
+        seen = Detector("/health says Redis ok", lambda: _redis_ok(health)).wait(
+            timeout=confirm_timeout
+        )
+        if seen is None:
+            raise ServiceError(f"{health} did not report Redis ok within {confirm_timeout:g} s")
+        return f"/health answers 200 with Redis ok ({health})"
+
+    return procedure(
+        "5.3.1",
+        "restart Redis (the forecast cache)",
+        ("diagnose: is Redis up, PING", status),
+        ("start Redis", start),
+        ("confirm /health reports Redis ok", confirm),
+    )
+
+
+def _redis_ok(health_url: str) -> bool:
+    import httpx
+
+    try:
+        resp = httpx.get(health_url, timeout=2.0)
+        redis = resp.json().get("components", {}).get("redis", {})
+    except (httpx.HTTPError, ValueError):
+        return False
+    return resp.status_code == 200 and redis.get("status") == "ok"

@@ -46,6 +46,7 @@ SERVICE_NAMES = (
     "cgroup_exporter",
     "postgres_exporter",
     "proxy",
+    "redis",
     "worker",
 )
 

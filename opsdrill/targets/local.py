@@ -44,7 +44,7 @@ from opsdrill.errors import CapabilityMissing, ServiceError, StartTimeout, Usage
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
 from opsdrill.state import STATE_FILE, Secrets, ServiceRecord, StackState, write_json_atomic
-from opsdrill.targets import first_data
+from opsdrill.targets import first_data, redis_service
 from opsdrill.targets.base import (
     Endpoints,
     ExecResult,
@@ -76,7 +76,7 @@ MONITORING_BINARIES = {
 }
 CORE = ("db", "api")
 #: start order; stop order is the reverse. `proxy` exists only with the proxy opt-in.
-ORDER = ("db", "proxy", "api", "node_exporter", "cgroup_exporter", "postgres_exporter",
+ORDER = ("db", "proxy", "redis", "api", "node_exporter", "cgroup_exporter", "postgres_exporter",
          "alert_sink", "alertmanager", "prometheus")  # fmt: skip
 OPTIONS_FILE = "options.json"
 #: Toxiproxy proxy name -> the service it fronts
@@ -93,6 +93,7 @@ class StackOptions:
     proxy: bool = False  # Toxiproxy between app and PostgreSQL, and in front of the API
     worker_cgroup: str | None = None  # memory cgroup directory the training workers join
     monitoring: bool = True  # Prometheus & co. where installed (off: alert detectors skip)
+    redis: bool = True  # Redis as the forecast cache where installed (redis_service)
 
     @classmethod
     def load(cls, state_dir: Path) -> StackOptions | None:
@@ -251,11 +252,14 @@ class LocalTarget(Target):
         data_fs_size: str | None = None,
         proxy: bool | None = None,
         worker_cgroup: bool | None = None,
+        redis: bool | None = None,
     ) -> None:
         """Opt-ins left None come from the environment, else from the stack's options.json."""
         self.state_dir = state_dir.absolute()
         self._services: dict[str, Service] | None = None
         self.options = self._resolve_options(data_fs_size, proxy, worker_cgroup, monitoring)
+        saved = StackOptions.load(self.state_dir)
+        self.options.redis = redis_service.resolve_option(redis, saved and saved.redis)
         self.monitoring = self.options.monitoring
 
     def _resolve_options(
@@ -627,6 +631,7 @@ class LocalTarget(Target):
             builders: dict[str, Callable[[], ProcessSpec]] = {
                 "db": self._db_spec,
                 "proxy": self._proxy_spec,
+                "redis": lambda: redis_service.spec(self._port("redis"), self.state_dir / "redis"),
                 "api": self._api_spec,
                 "node_exporter": self._node_exporter_spec,
                 "postgres_exporter": self._postgres_exporter_spec,
@@ -645,6 +650,8 @@ class LocalTarget(Target):
     def _optional_available(self, name: str) -> bool:
         if name == "proxy":  # an external server (OPSDRILL_TOXIPROXY_URL) is not ours to run
             return self.options.proxy and not os.environ.get("OPSDRILL_TOXIPROXY_URL")
+        if name == "redis":
+            return self.options.redis and redis_service.installed()
         if name == "alert_sink":  # Alertmanager's receiver: only with an Alertmanager
             name = "alertmanager"
         if name == "cgroup_exporter":  # the workers' cgroup as a node: only with both
@@ -672,6 +679,8 @@ class LocalTarget(Target):
         )
         if (cgroup := self.worker_cgroup) is not None:
             env["NF_WORKER_CGROUP_PROCS"] = str(cgroup.procs_file)
+        if "redis" in self.services:
+            env["NF_REDIS_URL"] = redis_service.url(self._port("redis"))
         return env
 
     def app_dsn(self) -> str:
