@@ -17,8 +17,8 @@ from opsdrill.checks.thresholds import THRESHOLDS
 from opsdrill.drill import DrillResult, DrillSpec, run_drill
 from opsdrill.drill.detector import Detector
 from opsdrill.faults import RedisDown
+from opsdrill.probes import redis as redis_probe
 from opsdrill.recovery.procedures import restart_redis
-from opsdrill.targets import redis_service
 from opsdrill.targets.base import Target
 
 from .conftest import AssertDrill, Probes
@@ -66,7 +66,7 @@ def redis_down_spec(target: Target, probes: Probes) -> DrillSpec:
         runbook="6.2.2",
         severity="P3",
         fault=RedisDown(target, sig="SIGKILL"),
-        effect=Detector("Redis refuses PING", lambda: not redis_service.ping(url), 5),
+        effect=Detector("Redis refuses PING", lambda: not redis_probe.ping(url), 5),
         detectors=[Detector("/health 200 says Redis degraded", degraded, 10)],
         steady=[*probes.steady(), Detector("/health says Redis ok", redis_ok, 10)],
         recover=restart_redis(target),

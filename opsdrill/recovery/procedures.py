@@ -328,13 +328,13 @@ def lower_gpu_memory(target: Target, read: Callable[[], tuple[Any, Path]]) -> Pr
 def restart_redis(target: Target, confirm_timeout: float = 30.0) -> Procedure:
     """§5.3.1-style restart of Redis, the forecast cache (§2.1, low priority): start it by the
     service's own record (never by name), then confirm the app uses it again via /health."""
-    from opsdrill.targets import redis_service
+    from opsdrill.probes import redis as redis_probe
 
     redis = target.service("redis")
     url = redis.url or ""
 
     def status() -> str:
-        answers = "answers" if redis_service.ping(url) else "does not answer"
+        answers = "answers" if redis_probe.ping(url) else "does not answer"
         return f"Redis running={redis.is_running()} (pid {redis.pid() or 'none'}); PING {answers}"
 
     def start() -> str:

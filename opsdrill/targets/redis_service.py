@@ -12,6 +12,7 @@ import os
 import shutil
 from pathlib import Path
 
+from opsdrill.probes.redis import ping
 from opsdrill.targets.process_service import ProcessSpec
 
 __all__ = ["BINARY", "ENV", "MAXMEMORY_BYTES", "installed", "ping", "resolve_option", "spec", "url"]
@@ -37,20 +38,6 @@ def resolve_option(asked: bool | None, saved: bool | None) -> bool:
 
 def url(port: int) -> str:
     return f"redis://127.0.0.1:{port}/0"
-
-
-def ping(redis_url: str, timeout: float = 0.5) -> bool:
-    """True when Redis answers PING within `timeout`."""
-    import redis
-
-    try:
-        client = redis.Redis.from_url(
-            redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
-        with client:
-            return bool(client.ping())
-    except (redis.RedisError, OSError):
-        return False
 
 
 def spec(port: int, data_dir: Path) -> ProcessSpec:
