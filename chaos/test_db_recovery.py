@@ -8,20 +8,20 @@ restoring the same backup into a scratch database and comparing checksums table 
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.drill import Detector
 from opsdrill.faults import DataLoss
 from opsdrill.faults.data_loss import row_count
 from opsdrill.recovery.db_recovery import restore_into, table_checksums
 from opsdrill.recovery.procedures import restore_database
 from opsdrill.targets.base import Target
 
-from .conftest import AssertDrill, FaultProbes, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -40,29 +40,23 @@ def _backup(target: Target) -> PurePosixPath:
 
 def test_lost_rows_are_recovered_from_the_newest_backup_with_a_safety_dump_first(
     target: Target,
-    probes: Probes,
-    fault_probes: FaultProbes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    drill: StandardDrill,
 ) -> None:
     admin = target.endpoints.admin_dsn or ""
     backup = _backup(target)
-    spec = DrillSpec(
+    forecast_ok = drill.probes.forecast_ok()
+    spec = drill.spec(
         name="db-recovery",
         title="Rows of `series` deleted; database restored from backup",
-        runbook="5.3.2",
         severity="P1",
         fault=DataLoss(target, table="series"),
         effect=Detector("series is empty", lambda: row_count(admin, "series") == 0, 5),
-        detectors=[Detector("a forecast fails", lambda: not probes.forecast_ok().check(), 10)],
-        steady=[*probes.steady(), fault_probes.no_run_running()],
+        detectors=[Detector("a forecast fails", lambda: not forecast_ok.check(), 10)],
+        also_steady=[drill.faults.no_run_running()],
         recover=restore_database(target),
-        availability_url=f"{target.endpoints.api_url}/health",
-        endpoints=target.endpoints,
         recovery_timeout=120,
     )
-    result = run_drill(spec, incident_dir)
-    assert_drill(result)
+    result = drill.run(spec)
     assert any(backup.name in a for a in result.actions), "the newest backup must be used"
     assert any("safety dump" in a for a in result.actions)
     scratch = "opsdrill_verify"

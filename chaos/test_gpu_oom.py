@@ -12,19 +12,18 @@ The config file is restored after the drill. Without CUDA the drill skips and sa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
-from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.drill import Detector
 from opsdrill.faults.gpu_oom import GpuOom, cuda_available
 from opsdrill.recovery.gpu_memory import effective_settings_of, is_cuda_oom
 from opsdrill.recovery.procedures import lower_gpu_memory
 from opsdrill.targets.base import Target
 
-from .conftest import AssertDrill, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -65,9 +64,7 @@ def config_restored(gpu_target: Target) -> Iterator[None]:
 def test_cuda_oom_fails_the_run_and_is_recovered(
     gpu_target: Target,
     config_restored: None,
-    probes: Probes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    drill: StandardDrill,
 ) -> None:
     target = gpu_target
     ep = target.endpoints
@@ -87,18 +84,14 @@ def test_cuda_oom_fails_the_run_and_is_recovered(
             ).fetchall()
         return any(is_cuda_oom(kind, message) for kind, message in rows)
 
-    spec = DrillSpec(
+    spec = drill.spec(
         name="gpu-oom",
         title="CUDA out of memory in a training run",
-        runbook="5.2.3",
         severity="P2",
         fault=GpuOom(target),
         effect=Detector("a run fails with CUDA out of memory", run_failed_with_cuda_oom, 300),
-        detectors=[probes.health_is(200)],  # the API is not on the GPU: it must stay up
-        steady=probes.steady(),
+        detectors=[drill.probes.health_is(200)],  # the API is not on the GPU: it must stay up
         recover=lower_gpu_memory(target, lambda: effective_settings_of(target)),
-        availability_url=f"{ep.api_url}/health",
-        endpoints=ep,
         recovery_timeout=120,
     )
-    assert_drill(run_drill(spec, incident_dir))
+    drill.run(spec)

@@ -8,13 +8,12 @@ and once the limit is restored the next run must complete.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.drill import Detector
 from opsdrill.errors import CapabilityMissing
 from opsdrill.faults.host_oom import HostOom
 from opsdrill.recovery.procedure import Procedure, Step
@@ -22,7 +21,7 @@ from opsdrill.recovery.procedures import relieve_host_memory
 from opsdrill.targets.base import Target
 from opsdrill.targets.first_data import wait_for_run
 
-from .conftest import AssertDrill, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -75,7 +74,7 @@ class OomWatch:
 
 
 def test_worker_oom_kill_fails_the_run_and_spares_the_api(
-    cgroup_target: Target, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+    cgroup_target: Target, drill: StandardDrill
 ) -> None:
     target = cgroup_target
     watch = OomWatch(target)
@@ -94,28 +93,24 @@ def test_worker_oom_kill_fails_the_run_and_spares_the_api(
     steps = (Step("diagnose: memory of the workers", memory), *runbook.steps)
     recover = Procedure(runbook.runbook, runbook.title, steps)
 
-    spec = DrillSpec(
+    spec = drill.spec(
         name="host-oom",
         title="Training worker killed by the kernel OOM killer (host out of memory)",
-        runbook="5.2.3",
         severity="P2",
         fault=HostOom(target, limit_mb=120),
         effect=Detector("the cgroup's OOM killer killed a worker", watch.oom_killed, 180),
         detectors=[Detector("run failed, SIGKILL named", watch.run_failed_with_sigkill, 60)],
-        steady=[
-            *probes.steady(),
+        also_steady=[
             Detector(
                 "no worker left in the memory group", lambda: target.memory("worker").processes == 0
             ),
         ],
         recover=recover,
-        availability_url=f"{target.endpoints.api_url}/health",
-        endpoints=target.endpoints,
     )
-    result = run_drill(spec, incident_dir)
+    result = drill.run(spec, check=False)
     for action in result.actions:
         print(f"  {action}")
-    assert_drill(result)
+    drill.verify(result)
     assert result.failed_probes == 0, "the API must answer 200 while a worker is OOM-killed"
     after = wait_for_run(target.endpoints.api_url, _submit(target, "opsdrill-after-oom"), 300)
     assert after["status"] == "completed", f"the next run did not complete: {after}"

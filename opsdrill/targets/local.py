@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 
 from opsdrill import ports
 from opsdrill.errors import CapabilityMissing, ServiceError, StartTimeout, UsageError
+from opsdrill.polling import poll
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
 from opsdrill.state import STATE_FILE, Secrets, ServiceRecord, StackState, write_json_atomic
@@ -1001,12 +1002,9 @@ class LocalTarget(Target):
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Poll until every service answers its readiness probe."""
-        deadline = time.monotonic() + timeout
-        while not self.is_up():
-            if time.monotonic() >= deadline:
-                bad = [s.name for s in self.status() if not s.healthy]
-                raise StartTimeout(f"services not healthy after {timeout:.0f} s: {', '.join(bad)}")
-            time.sleep(0.1)
+        if poll(lambda: self.is_up() or None, timeout, interval=0.1) is None:
+            bad = [s.name for s in self.status() if not s.healthy]
+            raise StartTimeout(f"services not healthy after {timeout:.0f} s: {', '.join(bad)}")
 
 
 def _alive(rec: ServiceRecord) -> bool:
