@@ -31,6 +31,13 @@ if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker >/dev/null 2>&1; 
         fail "apt-get install docker.io failed: run it by hand to see why"
 fi
 
+# Compose: v2 as a CLI plugin, else Debian's docker-compose 1.29 (tests/docker/ uses either)
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null 2>&1 &&
+    [ "$(id -u)" -eq 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker-compose >/dev/null 2>&1 ||
+        fail "apt-get install docker-compose failed: run it by hand to see why"
+fi
+
 answers && exit 0
 [ -n "${DOCKER_HOST:-}" ] && fail "no engine answers at DOCKER_HOST=$DOCKER_HOST: start it, or unset DOCKER_HOST"
 [ "$(id -u)" -eq 0 ] || fail "no Docker engine answers and starting dockerd needs root: start it (sudo dockerd --storage-driver=vfs)"
