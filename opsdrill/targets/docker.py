@@ -406,12 +406,18 @@ class DockerTarget(Target):
             swap = -1
         else:
             limit = swap = int(limit_bytes)
-        try:
-            container.update(mem_limit=limit, memswap_limit=swap)
-        except docker.errors.APIError as exc:
-            raise ServiceError(
-                f"docker update --memory {limit} {container.name} failed: {exc.explanation}"
-            ) from None
+        deadline = time.monotonic() + 15  # a container mid-exit (OOM-killed) refuses updates
+        while True:
+            try:
+                container.update(mem_limit=limit, memswap_limit=swap)
+                break
+            except docker.errors.APIError as exc:
+                if "not running" in str(exc.explanation) and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                raise ServiceError(
+                    f"docker update --memory {limit} {container.name} failed: {exc.explanation}"
+                ) from None
         return before
 
     def oom_kills(self, service: str) -> int:
