@@ -102,8 +102,6 @@ class SshHost:
         except subprocess.TimeoutExpired:
             return ExecResult(argv, 124, "", f"timed out after {timeout:.0f} s")
         except FileNotFoundError:
-            from opsdrill.errors import MissingDependency
-
             raise MissingDependency(
                 "ssh is not installed: apt-get install openssh-client"
             ) from None
