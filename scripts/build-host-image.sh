@@ -83,11 +83,11 @@ cp -r "$OUT/wheelhouse" "$OUT/requirements.txt" system/nf_auto_runner system/hos
     system/systemd/ts-forecast.service "$W/"
 find "$W/nf_auto_runner" -name __pycache__ -prune -exec rm -rf {} +
 mount -t proc proc "$rootfs/proc"
-chroot "$rootfs" /bin/sh /tmp/host-setup/setup.sh >>"$LOG" 2>&1 ||
+env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 chroot "$rootfs" /bin/sh /tmp/host-setup/setup.sh >>"$LOG" 2>&1 ||
     fail "setting up the host's root failed: see $LOG"
 umount "$rootfs/proc"
 rm -rf "$W" "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-tar -C "$rootfs" -c . | docker import -c 'CMD ["/sbin/init"]' -c 'STOPSIGNAL SIGRTMIN+3' \
+tar -C "$rootfs" -c . | docker import -c 'CMD ["/sbin/init"]' \
     -c 'LABEL org.opsdrill.image=host' - "$TAG" >>"$LOG" || fail "docker import failed: see $LOG"
 say "$TAG made in $(($(date +%s) - t0)) s"
 # an earlier input's host image goes: on vfs every image is a full copy on disk
