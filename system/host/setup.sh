@@ -16,6 +16,7 @@ python3 -m venv /opt/ts-forecast/venv
 /opt/ts-forecast/venv/bin/pip install -q --no-index --no-compile --find-links "$W/wheelhouse" \
     -r "$W/requirements.txt"
 find /opt/ts-forecast/venv -name '*.pyc' -delete
+install -d /opt/ts-forecast/lib
 cp -r "$W/nf_auto_runner" /opt/ts-forecast/lib/
 install -m 644 "$W/ts-forecast.service" "$W/ts-forecast-firstboot.service" /etc/systemd/system/
 install -m 755 "$W/ts-forecast-ops" /usr/local/bin/ts-forecast-ops
@@ -36,4 +37,7 @@ systemctl enable ts-forecast.service ts-forecast-firstboot.service ssh.service >
 systemctl mask getty@tty1.service console-getty.service systemd-udevd.service \
     systemd-udev-trigger.service systemd-firstboot.service \
     >/dev/null 2>&1 || true
+# Debian's Prometheus units sandbox with user namespaces, which an unprivileged container
+# cannot create: masked here until a drop-in lifts the sandbox (a real host runs them)
+systemctl mask prometheus.service prometheus-postgres-exporter.service >/dev/null 2>&1
 echo ts-forecast-host >/etc/hostname

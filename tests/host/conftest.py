@@ -81,7 +81,6 @@ class Host:
             'dsn_env = "OPSDRILL_HOST_DSN"',
             'admin_dsn_env = "OPSDRILL_HOST_ADMIN_DSN"',
             'api_key_env = "OPSDRILL_HOST_API_KEY"',
-            f'prometheus_url = "http://127.0.0.1:{self.ports["prometheus"]}"',
             f'alertmanager_url = "http://127.0.0.1:{self.ports["alertmanager"]}"',
             'home = "/opt/ts-forecast"',
             'models_dir = "/opt/ts-forecast/models"',
