@@ -65,7 +65,9 @@ class SshHost:
 
     @property
     def control_path(self) -> str:
-        digest = hashlib.sha256(f"{self.spec} {self.key}".encode()).hexdigest()[:12]
+        digest = hashlib.sha256(f"{self.spec} {self.key} {self.known_hosts}".encode()).hexdigest()[
+            :12
+        ]
         return f"{tempfile.gettempdir()}/opsdrill-ssh-{digest}"
 
     def options(self) -> list[str]:

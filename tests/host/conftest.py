@@ -160,6 +160,12 @@ def systemd_host() -> Iterator[Host]:
         api = f"http://127.0.0.1:{ports['api']}"
         poll(lambda: health_status(api) == 200, 180, "the host's ts-forecast /health")
         timings["boot"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        first = Host(home, name, ports, env, timings).target("first-data")
+        for args in (["train-now"], ["backup"]):  # a model and a backup, as `opsdrill up` has
+            done = first.ops(*args)
+            assert done.ok, f"ts-forecast-ops {args[0]} over ssh: {done.output()}"
+        timings["first_data"] = time.monotonic() - t0
         print(f"\n[host] {name}: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
         yield Host(home, name, ports, env, timings)
     finally:
