@@ -28,7 +28,7 @@ def test_ssh_reaches_the_host_as_ops_with_systemd_running(systemd_host: Host) ->
 
 def run_checks(systemd_host: Host, target_file: str, *extra: str) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "pytest", "checks", "--target", target_file, "-q", "-rA",
-            "-p", "no:cacheprovider", *extra]  # fmt: skip
+            "-p", "no:cacheprovider", "-m", "not slow", *extra]  # fmt: skip
     return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=600,
                           env={**os.environ, **systemd_host.env})  # fmt: skip
 
