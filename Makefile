@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup gameday test test-docker lint up down status bench clean
+.PHONY: setup gameday test test-docker test-host lint up down status bench clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -40,3 +40,8 @@ bench: setup
 
 clean: down
 	rm -rf .opsdrill reports
+
+# A systemd host driven over ssh (tests/host/): builds or reuses the host image (~3 min cold,
+# longer on a loaded machine; seconds warm), boots it without --privileged, runs the suite.
+test-host: setup
+	$(PY) -m pytest tests/host -m host
