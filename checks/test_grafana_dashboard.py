@@ -31,7 +31,7 @@ def test_every_panel_has_data(target: Target, api: httpx.Client) -> None:
         api.get("/forecast/airpassengers", params={"horizon": 12})
     _, queries = dashboard_panels.load()
     assert queries, f"{dashboard_panels.dashboard_path()} has no panel queries"
-    blank = dashboard_panels.blank_panels(url, queries)
+    blank = dashboard_panels.blank_panels(url, queries, timeout=90.0)  # a loaded, fresh stack
     assert not blank, (
         f"{len(blank)} of {len(queries)} dashboard queries show nothing on this stack "
         f"({dashboard_panels.dashboard_path()}): "
