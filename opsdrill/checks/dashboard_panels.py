@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,15 +69,23 @@ def load(path: Path | None = None) -> tuple[dict[str, Any], list[PanelQuery]]:
 
 
 def blank_panels(
-    prometheus_url: str, queries: list[PanelQuery], timeout: float = 30.0
+    prometheus_url: str,
+    queries: list[PanelQuery],
+    timeout: float = 30.0,
+    between: Callable[[], object] | None = None,
 ) -> dict[str, str]:
     """{query name: why} for every query still without data (or failing) at the deadline.
 
-    Polled, not asked once: rate() over a fresh counter needs a second scrape."""
+    Polled, not asked once: rate() over a fresh counter needs a second scrape. `between`
+    runs before every round while queries are blank (traffic, as on a stack in use): a
+    latency histogram whose series were born with all their requests in one scrape has a
+    zero rate, and its quantile is NaN (blank) until requests arrive across scrapes."""
     pending = {q.name: q for q in queries}
     why: dict[str, str] = {}
     deadline = time.monotonic() + timeout
     while pending:
+        if between is not None:
+            between()
         for name, query in list(pending.items()):
             try:
                 found = query_max(prometheus_url, query.expr)
