@@ -14,8 +14,7 @@ gameday: setup
 # The Docker-target suite runs last: it starts an engine when none answers and builds or
 # reuses the composed stack's images (scripts/build-images.sh).
 test: setup
-	$(PY) -m pytest tests -m "not docker"
-	$(PY) -m pytest tests/docker -m docker
+	$(PY) -m pytest tests -m "not docker and not host" --durations=25
 
 # The composed stack on a Docker engine (Debian's docker.io) alone.
 test-docker: setup
