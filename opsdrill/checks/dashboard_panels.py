@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from opsdrill.checks.prometheus_api import PrometheusError, query_max
 from opsdrill.drill.detector import Detector
+from opsdrill.probes.prometheus import PrometheusError, query_max
 
 __all__ = [
     "DASHBOARD",

@@ -1,30 +1,69 @@
-"""Prometheus probes: is an alert firing, what does a query return."""
+"""Prometheus's HTTP API, the one client: instant queries, alerts, the loaded config and rules.
+
+Drill detectors poll it with a short timeout (a probe that cannot answer has not seen the
+condition); checks read it once with a longer one. Every answer that is not a success is a
+`PrometheusError` naming the path, the query and what Prometheus said.
+"""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import httpx
 
-__all__ = ["alert_state", "query_value"]
+from opsdrill.errors import OpsdrillError
+
+__all__ = [
+    "PrometheusError",
+    "alert_state",
+    "config_yaml",
+    "loaded_rules",
+    "query_max",
+]
 
 
-def alert_state(prometheus_url: str, alertname: str, timeout: float = 1.0) -> str | None:
+class PrometheusError(OpsdrillError):
+    """The request failed; the message names the path, the query and Prometheus's answer."""
+
+
+def _get(url: str, path: str, params: dict[str, str] | None = None, timeout: float = 5.0) -> Any:
+    resp = httpx.get(f"{url}{path}", params=params, timeout=timeout)
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {}
+    if resp.status_code != 200 or body.get("status") != "success":
+        raise PrometheusError(f"{path} {params or ''} answered {resp.status_code}: "
+                              f"{body.get('error', resp.text[:200])}")  # fmt: skip
+    return body["data"]
+
+
+def query_max(url: str, expr: str, timeout: float = 5.0) -> tuple[float, dict[str, str]] | None:
+    """The largest value of an instant query with its labels; None when it returns nothing.
+
+    NaN samples (a quantile over a zero rate) count as nothing: a panel shows them blank."""
+    data = _get(url, "/api/v1/query", {"query": expr}, timeout)
+    found = [(float(r["value"][1]), r["metric"]) for r in data["result"]]
+    found = [f for f in found if not math.isnan(f[0])]
+    return max(found, key=lambda f: f[0]) if found else None
+
+
+def alert_state(url: str, alertname: str, timeout: float = 1.0) -> str | None:
     """'firing', 'pending' or None for the named alert (the most severe state of its series)."""
-    resp = httpx.get(f"{prometheus_url}/api/v1/alerts", timeout=timeout)
-    resp.raise_for_status()
-    states = {
-        a["state"]
-        for a in resp.json()["data"]["alerts"]
-        if a["labels"].get("alertname") == alertname
-    }
+    alerts = _get(url, "/api/v1/alerts", timeout=timeout)["alerts"]
+    states = {a["state"] for a in alerts if a["labels"].get("alertname") == alertname}
     for state in ("firing", "pending"):
         if state in states:
             return state
     return None
 
 
-def query_value(prometheus_url: str, expr: str, timeout: float = 1.0) -> float | None:
-    """The first sample of an instant query, or None when the result is empty."""
-    resp = httpx.get(f"{prometheus_url}/api/v1/query", params={"query": expr}, timeout=timeout)
-    resp.raise_for_status()
-    result = resp.json()["data"]["result"]
-    return float(result[0]["value"][1]) if result else None
+def config_yaml(url: str) -> str:
+    return str(_get(url, "/api/v1/status/config")["yaml"])
+
+
+def loaded_rules(url: str) -> list[dict[str, Any]]:
+    """Every rule Prometheus has loaded, flattened out of its groups."""
+    groups = _get(url, "/api/v1/rules")["groups"]
+    return [rule for group in groups for rule in group["rules"]]
