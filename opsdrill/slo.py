@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from opsdrill import durations
 from opsdrill.errors import UsageError
 
 __all__ = [
@@ -46,7 +47,6 @@ SLI_KINDS = {
     "completion": "training runs that ended failed instead of completed",
 }
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d|w)$")
 
 
 class SloFileError(UsageError):
@@ -218,11 +218,8 @@ class SloFile:
 
 # -- durations ---------------------------------------------------------------------------------
 def parse_duration(text: str) -> float:
-    """'500ms', '5m', '30d', '1w' -> seconds; ValueError says what is accepted."""
-    match = _DURATION.match(text.strip())
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError(f"{text!r} is not a duration: use a positive number and ms|s|m|h|d|w")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    """Seconds of an SLO file's duration ('500ms', '1.5h', '30d'); above zero."""
+    return durations.seconds(text, decimals=True, positive=True)
 
 
 def format_duration(seconds: float) -> str:

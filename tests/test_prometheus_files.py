@@ -17,18 +17,17 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
 
+from opsdrill.durations import milliseconds, prometheus_spelling
 from opsdrill.errors import MissingDependency, UsageError
 from opsdrill.ports import free_port
 from opsdrill.targets import prometheus_files
 from opsdrill.targets.prometheus_files import (
     Shortening,
-    format_duration,
-    parse_duration,
     render_alertmanager_config,
     render_prometheus_config,
     shorten_rules,
@@ -62,14 +61,14 @@ def jobs(config: dict) -> dict[str, dict]:
     ("text", "ms"), [("15s", 15_000), ("1h30m", 5_400_000), ("500ms", 500), ("2d", 172_800_000)]
 )
 def test_durations_round_trip(text: str, ms: int) -> None:
-    assert parse_duration(text) == ms
-    assert format_duration(ms) == text
+    assert milliseconds(text) == ms
+    assert prometheus_spelling(ms) == text
 
 
 @pytest.mark.parametrize("text", ["", "5", "1.5m", "5 minutes", "-1s"])
 def test_invalid_duration_says_what_to_use(text: str) -> None:
     with pytest.raises(UsageError, match="Prometheus syntax"):
-        parse_duration(text)
+        milliseconds(text)
 
 
 # -- locating the files ----------------------------------------------------------------------
@@ -417,8 +416,8 @@ def compose() -> dict:
 def test_compose_has_the_stacks_services_and_ports() -> None:
     services = compose()["services"]
     assert set(services) == {
-        "api", "db", "toxiproxy", "prometheus", "alertmanager", "node-exporter",
-        "postgres-exporter",
+        "api", "db", "toxiproxy", "prometheus", "alertmanager", "alert-sink",
+        "node-exporter", "postgres-exporter",
     }  # fmt: skip
     published = {
         name: {str(p).split(":")[-1] for p in service.get("ports", [])}
@@ -430,7 +429,7 @@ def test_compose_has_the_stacks_services_and_ports() -> None:
     assert published["toxiproxy"] == {"8000", "8001", "8475"}
     assert published["db"] == {"5432"}
     assert published["prometheus"] == {"9090"}
-    assert published["alertmanager"] == {"9093"}
+    assert published["alertmanager"] == {"9093", "5001"}  # and the alert sink's, in its netns
     for name, service in services.items():  # loopback only
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), (name, port)
@@ -452,15 +451,14 @@ def test_compose_prometheus_targets_are_compose_services() -> None:
 def test_compose_prometheus_mounts_the_tested_rule_file() -> None:
     service = compose()["services"]["prometheus"]
     config_arg = next(a for a in service["command"] if a.startswith("--config.file="))
-    container_config = Path(config_arg.split("=", 1)[1])
-    mounts = {
-        Path(target): (SYSTEM_DIR / source).resolve()
+    mounts = {  # container path -> the repository file bind-mounted there
+        PurePosixPath(target): (SYSTEM_DIR / source).resolve()
         for source, target, *_ in (v.split(":") for v in service["volumes"])
         if source.startswith(".")
     }
-    host_dir = mounts[container_config.parent]
-    rule_files = yaml.safe_load((host_dir / container_config.name).read_text())["rule_files"]
-    assert [(host_dir / f).resolve() for f in rule_files] == [
+    config = mounts[PurePosixPath(config_arg.split("=", 1)[1])]
+    rule_files = yaml.safe_load(config.read_text())["rule_files"]
+    assert [mounts[PurePosixPath(f)] for f in rule_files] == [
         (SYSTEM_DIR / "prometheus" / name).resolve() for name in ("alerts.yml", "slo_rules.yml")
     ]
 

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsdrill.targets.prometheus_files import parse_duration
+from opsdrill.durations import milliseconds
 
 __all__ = ["ScaledRule", "alert_scaling", "load_shortened"]
 
@@ -31,12 +31,12 @@ class ScaledRule:
     @property
     def offset(self) -> float:
         """Seconds production waits longer before firing."""
-        return (parse_duration(self.production) - parse_duration(self.here)) / 1000
+        return (milliseconds(self.production) - milliseconds(self.here)) / 1000
 
     @property
     def factor(self) -> float:
-        here = parse_duration(self.here)
-        return parse_duration(self.production) / here if here else 1.0
+        here = milliseconds(self.here)
+        return milliseconds(self.production) / here if here else 1.0
 
     def note(self) -> str:
         return (

@@ -22,13 +22,12 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from opsdrill.durations import PATTERN, milliseconds, prometheus_spelling
 from opsdrill.errors import MissingDependency, UsageError
 
 __all__ = [
     "Shortening",
     "alertmanager_config_path",
-    "format_duration",
-    "parse_duration",
     "production_rules_text",
     "prometheus_config_path",
     "prometheus_dir",
@@ -42,18 +41,7 @@ APP_JOB = "ts-forecast-app"
 POSTGRES_JOB = "postgres"
 NODE_JOB = "node"
 
-_UNITS_MS = {
-    "y": 365 * 86_400_000,
-    "w": 7 * 86_400_000,
-    "d": 86_400_000,
-    "h": 3_600_000,
-    "m": 60_000,
-    "s": 1000,
-    "ms": 1,
-}
-_DURATION = r"(?:\d+(?:ms|[smhdwy]))+"
-_DURATION_PART = re.compile(r"(\d+)(ms|[smhdwy])")
-_RANGE = re.compile(rf"\[\s*({_DURATION})\s*(?::\s*({_DURATION})?\s*)?\]")
+_RANGE = re.compile(rf"\[\s*({PATTERN})\s*(?::\s*({PATTERN})?\s*)?\]")
 _STRING_LITERAL = re.compile(r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|`[^`]*`)")
 #: an age in seconds compared with `time() - <timestamp metric>` (LongRunningJob's 7200):
 #: a duration written as a number, so it is scaled with the `for`s and windows ("age")
@@ -117,28 +105,6 @@ def alertmanager_config_path() -> Path:
     return prometheus_dir() / "alertmanager.yml"
 
 
-def parse_duration(text: str) -> int:
-    """Milliseconds in a Prometheus duration such as `1h30m` or `500ms`."""
-    text = str(text).strip()
-    if not re.fullmatch(_DURATION, text):
-        raise UsageError(
-            f"invalid duration {text!r}: use Prometheus syntax such as 15s, 2m or 1h30m"
-        )
-    return sum(int(n) * _UNITS_MS[unit] for n, unit in _DURATION_PART.findall(text))
-
-
-def format_duration(ms: int) -> str:
-    """The shortest Prometheus spelling of `ms` milliseconds (`90000` → `1m30s`)."""
-    if ms <= 0:
-        return "0s"
-    parts = []
-    for unit in ("d", "h", "m", "s", "ms"):
-        count, ms = divmod(ms, _UNITS_MS[unit])
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts)
-
-
 def render_prometheus_config(
     *,
     app_url: str,
@@ -157,14 +123,14 @@ def render_prometheus_config(
     stack would otherwise stop watching something production watches.
     """
     config = _load_yaml(prometheus_config_path())
-    interval_ms = parse_duration(scrape_interval)
-    parse_duration(evaluation_interval)
+    interval_ms = milliseconds(scrape_interval)
+    milliseconds(evaluation_interval)
     glob = config.setdefault("global", {})
-    timeout_ms = min(parse_duration(glob.get("scrape_timeout", "10s")), interval_ms)
+    timeout_ms = min(milliseconds(glob.get("scrape_timeout", "10s")), interval_ms)
     glob.update(
         scrape_interval=scrape_interval,
         evaluation_interval=evaluation_interval,
-        scrape_timeout=format_duration(timeout_ms),
+        scrape_timeout=prometheus_spelling(timeout_ms),
     )
     config["rule_files"] = [str(rules_path)]
     if alertmanager_url is None:
@@ -203,12 +169,12 @@ def shorten_rules(
     """
     if not factor > 0:
         raise UsageError(f"shortening factor must be positive, got {factor!r}")
-    floor_ms = parse_duration(minimum)
+    floor_ms = milliseconds(minimum)
     data = yaml.safe_load(rules_yaml) or {}
     changes: list[Shortening] = []
 
     def scale(name: str, field: str, before: str) -> str:
-        after = format_duration(max(floor_ms, round(parse_duration(before) * factor)))
+        after = prometheus_spelling(max(floor_ms, round(milliseconds(before) * factor)))
         if after != before and Shortening(name, field, before, after) not in changes:
             changes.append(Shortening(name, field, before, after))
         return after
@@ -239,7 +205,7 @@ def render_alertmanager_config(
     """The production alertmanager.yml, its webhook pointed at `webhook_url`, timings shortened."""
     _split_url(webhook_url, "webhook_url")
     for value in (group_wait, group_interval, repeat_interval):
-        parse_duration(value)
+        milliseconds(value)
     config = _load_yaml(alertmanager_config_path())
     route = config.setdefault("route", {})
     route.update(
