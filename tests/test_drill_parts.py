@@ -13,9 +13,7 @@ import json
 import os
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,6 +23,7 @@ from opsdrill.faults.journal import Journal
 from opsdrill.probes.http import http_ok
 from opsdrill.targets.base import Target
 from opsdrill.targets.drill_parts import DrillParts
+from tests.waiting import until
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="the data filesystem is a loop mount, which needs root"
@@ -53,15 +52,6 @@ def wiring(state_dir: Path) -> dict[str, object]:
         "services": sorted(services),
         "image": (state_dir / "data-fs.img").exists(),
     }
-
-
-def wait_for(check: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def test_a_target_without_the_parts_says_which_capability_is_missing() -> None:
@@ -98,7 +88,7 @@ def test_sigkilled_holder_of_the_parts_is_undone_by_rollback(stack: Target) -> N
     assert done.returncode == 0, done.stdout + done.stderr
     assert "2 fault(s) reverted" in done.stdout, done.stdout
     assert wiring(stack.state_dir) == before  # type: ignore[attr-defined]
-    assert wait_for(lambda: http_ok(f"{stack.endpoints.api_url}/health"), 30)
+    until(lambda: http_ok(f"{stack.endpoints.api_url}/health"), 30, "/health 200")
 
 
 def test_run_it_alone_runs_network_and_disk_drills_without_skips(

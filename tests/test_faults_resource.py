@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from opsdrill.faults.journal import Journal
 from opsdrill.faults.network import toxics_on
 from opsdrill.probes.http import http_ok
 from opsdrill.targets.local import DataFilesystem, LocalTarget
+from tests.waiting import until
 
 from .conftest import world_traversable_tmpdir
 
@@ -70,21 +70,12 @@ def _steady(target: LocalTarget) -> bool:
     return http_ok(f"{target.endpoints.api_url}/health", timeout=2.0)
 
 
-def _wait(check: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 @pytest.mark.parametrize("kind", sorted(CASES))
 def test_sigkill_mid_fault_then_rollback_restores_steady_state(
     opt_in_stack: LocalTarget, kind: str
 ) -> None:
     target = opt_in_stack
-    assert _wait(lambda: _steady(target), 30), "stack not steady before the fault"
+    until(lambda: _steady(target), 30, "the stack steady before the fault")
     runner = subprocess.Popen(
         [sys.executable, "-c", RUNNER, str(target.state_dir), kind, json.dumps(CASES[kind])],
         stdout=subprocess.PIPE, text=True,
@@ -106,7 +97,7 @@ def test_sigkill_mid_fault_then_rollback_restores_steady_state(
     assert "1 fault(s) reverted" in done.stdout, done.stdout
     assert Journal(target.state_dir).entries() == []
     _assert_fault_gone(target, kind, undo)
-    assert _wait(lambda: _steady(target), 30), "/health not 200 after rollback"
+    until(lambda: _steady(target), 30, "/health 200 after rollback")
 
 
 def _assert_fault_present(target: LocalTarget, kind: str, undo: dict[str, Any]) -> None:

@@ -8,13 +8,11 @@ A SIGTERMed runner reverts by itself. One embedded stack is shared by all of the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from opsdrill.faults.pool_exhaustion import fault_app_name
 from opsdrill.probes.sql import sql_ok
 from opsdrill.processes import ProcessRef
 from opsdrill.targets.local import LocalTarget
+from tests.waiting import until
 
 pytestmark = pytest.mark.slow  # one embedded stack of its own: not marked destructive
 
@@ -45,17 +44,6 @@ RUNNER = textwrap.dedent(
         time.sleep(600)
     """
 )
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(Exception):
-            if cond():
-                return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(0.1)
 
 
 def _sessions(stack: LocalTarget, fault_id: str) -> int:
@@ -102,7 +90,7 @@ def _left_behind(kind: str, stack: LocalTarget, info: dict[str, Any]) -> None:
         assert _series_rows(stack) == 0
     elif kind in ("pool_exhaustion", "lock_contention"):
         # held by the runner's sockets: the kernel closes them and the server ends the sessions
-        wait_for(lambda: _sessions(stack, info["fault_id"]) == 0, 30, "sessions ended")
+        until(lambda: _sessions(stack, info["fault_id"]) == 0, 30, "sessions ended")
 
 
 @pytest.fixture
@@ -157,8 +145,8 @@ def test_sigkilled_runner_mid_fault_is_rolled_back_by_the_next_run(
     assert done.returncode == 0, done.stderr
     assert f"left by pid {proc.pid}" in done.stdout
     assert Journal(stack.state_dir).entries() == []
-    wait_for(lambda: _status(f"{stack.endpoints.api_url}/health") == 200, 60, "/health 200")
-    wait_for(lambda: _forecast_ok(stack), 30, "a forecast succeeds")
+    until(lambda: _status(f"{stack.endpoints.api_url}/health") == 200, 60, "/health 200")
+    until(lambda: _forecast_ok(stack), 30, "a forecast succeeds")
     if kind == "cpu_hog":
         assert not any(ProcessRef(p, t).alive() for _, p, t in info["undo"]["hogs"])
     if kind == "port_conflict":
@@ -173,6 +161,6 @@ def test_sigtermed_runner_reverts_before_it_exits(
     proc.send_signal(signal.SIGTERM)
     proc.wait(120)
     assert Journal(stack.state_dir).entries() == [], "SIGTERM must revert, not leave a journal"
-    wait_for(lambda: _status(f"{stack.endpoints.api_url}/health") == 200, 60, "/health 200")
+    until(lambda: _status(f"{stack.endpoints.api_url}/health") == 200, 60, "/health 200")
     if kind == "cpu_hog":
         assert not any(ProcessRef(p, t).alive() for _, p, t in info["undo"]["hogs"])

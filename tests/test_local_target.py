@@ -7,22 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import httpx
 import pytest
 
 from opsdrill.targets.local import LocalTarget
-
-
-def poll(predicate: Callable[[], bool], timeout: float, step: float = 0.02) -> float:
-    """Seconds until `predicate()` was true; fails the test at the deadline."""
-    t0 = time.monotonic()
-    while not predicate():
-        if time.monotonic() - t0 > timeout:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(step)
-    return time.monotonic() - t0
+from tests.waiting import until
 
 
 def health(stack: LocalTarget) -> int:
@@ -71,7 +61,7 @@ def test_monitoring_service_kill_and_start(stack: LocalTarget, name: str) -> Non
     svc = stack.service(name)
     old = svc.pid()
     svc.kill(signal.SIGKILL)
-    poll(lambda: not svc.is_running(), 5)
+    until(lambda: not svc.is_running(), 5)
     svc.start(timeout=30)
     assert svc.healthy() and svc.pid() != old
 
@@ -93,11 +83,11 @@ def test_db_sigkill_then_restart_app_recovers_without_restart(stack: LocalTarget
     assert health(stack) == 200
     db.kill(signal.SIGKILL)
     t_kill = time.monotonic()
-    poll(lambda: health(stack) == 503, 5)
+    until(lambda: health(stack) == 503, 5)
     to_503 = time.monotonic() - t_kill
     time.sleep(2)  # stay down a while, so reconnect back-off has time to grow
     db.start(timeout=30)
-    to_200 = poll(lambda: health(stack) == 200, 10)
+    to_200 = until(lambda: health(stack) == 200, 10)
     assert stack.service("api").pid() == api_pid, "the app was restarted; it must recover alone"
     print(f"DB SIGKILL -> 503 in {to_503:.2f} s; DB ready -> 200 in {to_200:.2f} s")
     assert to_503 < 1.0
@@ -108,7 +98,7 @@ def test_stale_state_after_everything_was_killed(stack: LocalTarget) -> None:
     pids = {r.name: r.pid for r in stack.status()}
     for name in reversed(list(stack.services)):
         stack.service(name).kill(signal.SIGKILL)
-    poll(lambda: not any(s.is_running() for s in stack.services.values()), 10)
+    until(lambda: not any(s.is_running() for s in stack.services.values()), 10)
     lines: list[str] = []
     stack.up(say=lines.append)
     assert any("stale state" in line for line in lines), lines
@@ -123,10 +113,10 @@ def test_db_restarts_after_sigkill_even_when_its_pid_was_recycled(stack: LocalTa
     db = stack.service("db")
     dead = db.pid()
     db.kill(signal.SIGKILL)
-    poll(lambda: not db.is_running(), 5)
+    until(lambda: not db.is_running(), 5)
     cluster = stack.cluster
     lock = cluster.socket_dir / f".s.PGSQL.{cluster.port}.lock"
-    poll(lambda: (cluster.data_dir / "postmaster.pid").exists(), 1)
+    until(lambda: (cluster.data_dir / "postmaster.pid").exists(), 1)
     for path in (cluster.data_dir / "postmaster.pid", lock):
         if path.exists():  # the pid is "reused" by this very test process
             path.write_text(path.read_text().replace(str(dead), str(os.getpid()), 1))
@@ -135,4 +125,4 @@ def test_db_restarts_after_sigkill_even_when_its_pid_was_recycled(stack: LocalTa
     stack.put_record("db", type(rec)(pid=os.getpid(), ticks=-1, port=rec.port))
     db.start(timeout=30)
     assert db.healthy()
-    poll(lambda: health(stack) == 200, 10)
+    until(lambda: health(stack) == 200, 10)

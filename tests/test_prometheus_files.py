@@ -12,9 +12,8 @@ import json
 import shutil
 import subprocess
 import threading
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path, PurePosixPath
@@ -25,6 +24,7 @@ import yaml
 from opsdrill.durations import milliseconds, prometheus_spelling
 from opsdrill.errors import MissingDependency, UsageError
 from opsdrill.ports import free_port
+from opsdrill.probes.prometheus import alert_state
 from opsdrill.targets import prometheus_files
 from opsdrill.targets.prometheus_files import (
     Shortening,
@@ -32,6 +32,7 @@ from opsdrill.targets.prometheus_files import (
     render_prometheus_config,
     shorten_rules,
 )
+from tests.waiting import until
 
 SYSTEM_DIR = Path(__file__).resolve().parents[1] / "system"
 needs_promtool = pytest.mark.skipif(
@@ -314,16 +315,6 @@ def metrics_server() -> Iterator[MetricsServer]:
     server.httpd.server_close()
 
 
-def wait_for(what: str, condition: Callable[[], object], timeout: float) -> float:
-    """Poll until `condition()` is truthy; return the seconds it took or fail saying what."""
-    start = time.monotonic()
-    while time.monotonic() - start < timeout:
-        if condition():
-            return time.monotonic() - start
-        time.sleep(0.2)
-    pytest.fail(f"{what} did not happen within {timeout:.0f}s")
-
-
 def get_json(url: str) -> dict:
     with urllib.request.urlopen(url, timeout=2) as response:
         return json.load(response)
@@ -356,7 +347,7 @@ def prometheus(tmp_path: Path, metrics_server: MetricsServer) -> Iterator[str]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for("Prometheus ready", lambda: proc.poll() is not None or _ready(url), 20)
+        until(lambda: proc.poll() is not None or _ready(url), 20, "Prometheus ready")
         assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
         yield url
     finally:
@@ -377,23 +368,17 @@ def _ready(url: str) -> bool:
         return False
 
 
-def alert_state(url: str, name: str) -> str | None:
-    alerts = get_json(f"{url}/api/v1/alerts")["data"]["alerts"]
-    states = {a["state"] for a in alerts if a["labels"]["alertname"] == name}
-    return "firing" if "firing" in states else next(iter(states), None)
-
-
 def test_shortened_alert_fires_and_resolves_in_a_real_prometheus(
     prometheus: str, metrics_server: MetricsServer
 ) -> None:
     # QueueBacklog's `for: 15m` is 3s at 1/300; the app target is the only one scraped.
-    wait_for("first scrape", lambda: get_json(f"{prometheus}/api/v1/query?query=up")["data"]
-             ["result"], 10)  # fmt: skip
+    until(lambda: get_json(f"{prometheus}/api/v1/query?query=up")["data"]["result"], 10,
+          "first scrape")  # fmt: skip
     assert alert_state(prometheus, "QueueBacklog") is None
 
     metrics_server.set_queue(80)
-    wait_for("QueueBacklog pending", lambda: alert_state(prometheus, "QueueBacklog"), 10)
-    wait_for("QueueBacklog firing", lambda: alert_state(prometheus, "QueueBacklog") == "firing", 15)
+    until(lambda: alert_state(prometheus, "QueueBacklog"), 10, "QueueBacklog pending")
+    until(lambda: alert_state(prometheus, "QueueBacklog") == "firing", 15, "QueueBacklog firing")
     fired_seen = datetime.now(UTC)
     alert = next(
         a for a in get_json(f"{prometheus}/api/v1/alerts")["data"]["alerts"]
@@ -405,7 +390,7 @@ def test_shortened_alert_fires_and_resolves_in_a_real_prometheus(
     assert alert["labels"]["job"] == "ts-forecast-app"
 
     metrics_server.set_queue(3)
-    wait_for("QueueBacklog resolved", lambda: alert_state(prometheus, "QueueBacklog") is None, 10)
+    until(lambda: alert_state(prometheus, "QueueBacklog") is None, 10, "QueueBacklog resolved")
 
 
 # -- compose.yaml ----------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,16 +27,9 @@ from opsdrill.recovery.port_owner import listening_pids
 from opsdrill.recovery.service_restart import app_pid_file, restart_service
 from opsdrill.targets.local import LocalTarget
 from opsdrill.targets.pid_file import leftover_pid
+from tests.waiting import until
 
 SLEEPER = "import time; time.sleep(120)"
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(0.05)
 
 
 # -- no stack needed -----------------------------------------------------------------------
@@ -62,7 +54,7 @@ def sleepers(tmp_path: Path) -> Iterator[Callable[[Path], ProcessRef]]:
         ref = spawn([sys.executable, "-c", SLEEPER, "nf_auto_runner.app.main"],
                     log=tmp_path / "sleeper.log", cwd=cwd)  # fmt: skip
         started.append(ref)
-        wait_for(lambda: Path(f"/proc/{ref.pid}/cmdline").read_bytes().count(b"\0") > 2, 5,
+        until(lambda: Path(f"/proc/{ref.pid}/cmdline").read_bytes().count(b"\0") > 2, 5,
                  "sleeper running")  # fmt: skip
         return ref
 
@@ -133,7 +125,7 @@ def test_terminate_idle_ends_only_sessions_idle_past_the_threshold(
     busy.execute("SELECT 1")  # idle in transaction: not "idle", not the runbook's target
     try:
         with psycopg.connect(admin, autocommit=True) as conn:
-            wait_for(lambda: conn.execute(
+            until(lambda: conn.execute(
                 "SELECT bool_and(state_change < now() - interval '1 second') "
                 "FROM pg_stat_activity WHERE application_name = 'test-idle-old'"
             ).fetchone()[0], 10, "sessions idle for 1 s")  # fmt: skip
@@ -148,7 +140,7 @@ def test_terminate_idle_ends_only_sessions_idle_past_the_threshold(
         for conn in [*old, busy]:
             with contextlib.suppress(Exception):
                 conn.close()
-    wait_for(lambda: http_ok(f"{stack.endpoints.api_url}/health"), 30, "/health 200")
+    until(lambda: http_ok(f"{stack.endpoints.api_url}/health"), 30, "/health 200")
 
 
 @pytest.mark.slow
@@ -169,7 +161,7 @@ def test_terminate_blockers_ends_the_head_of_the_lock_queue_only(
     waiter = threading.Thread(target=wait_on_lock)
     waiter.start()
     try:
-        wait_for(lambda: waiting_sessions(admin), 10, "a session waits on the lock")
+        until(lambda: waiting_sessions(admin), 10, "a session waits on the lock")
         assert blocking_pids(admin) == [blocker.info.backend_pid]
         actions = terminate_blockers(admin)
         assert f"pid {blocker.info.backend_pid} (test-blocker" in actions[0], actions

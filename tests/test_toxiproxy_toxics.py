@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from opsdrill.toxiproxy import ToxiproxyServer
+from tests.waiting import until
 
 toxiproxy = pytest.importorskip("toxiproxy", reason="toxiproxy-python client not installed")
 
@@ -221,14 +222,6 @@ def test_toxicity_is_per_connection(proxy, connect):
     assert 5 <= sum(delayed) <= 35  # P(outside) < 1e-5
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(0.01)
-
-
 def accepts(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -244,7 +237,7 @@ def test_disable_closes_listener_and_connections(proxy, connect):
     with proxy.down():
         assert sock.recv(100) == b""
         assert not accepts(port)
-    wait_for(lambda: accepts(port))
+    until(lambda: accepts(port), 5, f"port {port} accepting")
     assert round_trip(connect()) < 0.1
 
 

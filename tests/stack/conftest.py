@@ -6,7 +6,6 @@ world-traversable temp dir, and is removed at the end of the session.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -14,14 +13,15 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
+
+from tests.waiting import until
 
 SYSTEM = Path(__file__).resolve().parents[2] / "system"
 if str(SYSTEM) not in sys.path:  # the tests read archive files with the package's own code
@@ -35,18 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(cond: Callable[[], Any], timeout: float, what: str, step: float = 0.05) -> float:
-    """Poll cond() until truthy; return seconds taken, or fail naming what never happened."""
-    t0 = time.monotonic()
-    while True:
-        with contextlib.suppress(Exception):
-            if cond():
-                return time.monotonic() - t0
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"{what} did not happen within {timeout} s")
-        time.sleep(step)
 
 
 class Postgres:
@@ -115,7 +103,7 @@ class Postgres:
             stdin=subprocess.DEVNULL,
         )
         proc = self.proc
-        wait_for(lambda: proc.poll() is not None or self.accepts(), 30, "PostgreSQL start")
+        until(lambda: proc.poll() is not None or self.accepts(), 30, "PostgreSQL start")
         if proc.poll() is not None:
             raise AssertionError(f"PostgreSQL exited with {proc.returncode}; see pg.log")
 
@@ -130,7 +118,7 @@ class Postgres:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
         # backends notice the postmaster's death and exit; then the port is free again
-        wait_for(lambda: not _listening(self.port), 10, "PostgreSQL port released")
+        until(lambda: not _listening(self.port), 10, "PostgreSQL port released")
 
     def restart(self) -> None:
         for _ in range(50):  # a dying backend may still hold shared memory for a moment
@@ -207,7 +195,7 @@ class App:
             stdout=log,
             stderr=log,
         )
-        wait_for(lambda: self.client.get("/health").status_code == 200, 60, "app healthy")
+        until(lambda: self.client.get("/health").status_code == 200, 60, "app healthy")
 
     @property
     def pid(self) -> int:
@@ -255,7 +243,7 @@ class App:
             box.update(self.client.get(f"/runs/{run_id}").json())
             return box.get("status") in statuses
 
-        wait_for(done, timeout, f"run {run_id} reaching {statuses}", step=0.2)
+        until(done, timeout, f"run {run_id} reaching {statuses}", interval=0.2)
         return box
 
 
@@ -308,5 +296,5 @@ def trained(app: App) -> dict[str, Any]:
 @pytest.fixture
 def healthy(app: App) -> App:
     """The app, after waiting until it answers /health 200 (an earlier test may be recovering)."""
-    wait_for(lambda: app.client.get("/health").status_code == 200, 30, "app healthy")
+    until(lambda: app.client.get("/health").status_code == 200, 30, "app healthy")
     return app

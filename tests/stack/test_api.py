@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tests.stack.conftest import App, Postgres, wait_for
+from tests.stack.conftest import App, Postgres
+from tests.waiting import until
 
 
 def test_health_reports_components(healthy: App) -> None:
@@ -23,7 +24,7 @@ def test_mutating_endpoints_need_the_api_key(healthy: App, pg: Postgres) -> None
     assert wrong.status_code == 401
     assert healthy.client.post("/runs/1/cancel").status_code == 401
     # failed logins are on record for the monthly security review (runbook §3.3.2)
-    wait_for(
+    until(
         lambda: pg.sql(
             "SELECT 1 FROM system_logs WHERE log_message ILIKE "
             "'%%authentication failed%%invalid X-API-Key%%'"
@@ -187,7 +188,7 @@ def test_finished_runs_counter_counts_completed_runs(healthy: App) -> None:
     def listed() -> int:
         return len(healthy.client.get("/runs", params={"status": "completed"}).json())
 
-    wait_for(lambda: completed() == listed(), 10, "the counter agrees with GET /runs")
+    until(lambda: completed() == listed(), 10, "the counter agrees with GET /runs")
     assert "# TYPE ts_forecast_runs_finished_total counter" in healthy.client.get("/metrics").text
 
 
@@ -203,7 +204,7 @@ def test_maintenance_mode_on_and_off(healthy: App) -> None:
     finally:
         off = healthy.ops("maintenance", "off")
     assert off.returncode == 0, off.stderr
-    wait_for(lambda: healthy.client.get("/health").status_code == 200, 5, "maintenance over")
+    until(lambda: healthy.client.get("/health").status_code == 200, 5, "maintenance over")
 
 
 def test_unexpected_error_is_a_clean_500_on_record(healthy: App, pg: Postgres) -> None:
@@ -228,7 +229,7 @@ def test_unexpected_error_is_a_clean_500_on_record(healthy: App, pg: Postgres) -
         "unhandled error on POST /predict"
         in (healthy.home / "logs" / "app" / "error.log").read_text()
     )
-    wait_for(
+    until(
         lambda: pg.sql(
             "SELECT 1 FROM system_logs WHERE log_message LIKE 'unhandled error on POST /predict%%'"
         ),

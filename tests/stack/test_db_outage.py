@@ -14,7 +14,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.stack.conftest import App, Postgres, wait_for
+from tests.stack.conftest import App, Postgres
+from tests.waiting import until
 
 OUTAGE = float(os.environ.get("NF_TEST_OUTAGE_SECONDS", "15"))
 
@@ -24,7 +25,7 @@ def test_sigkilled_database_503_within_1s_then_200_within_5s(healthy: App, pg: P
     since = pg.sql("SELECT now() AS t")[0]["t"]
     t_kill = time.monotonic()
     pg.kill()
-    detected = wait_for(lambda: c.get("/health", timeout=2).status_code == 503, 5, "503")
+    detected = until(lambda: c.get("/health", timeout=2).status_code == 503, 5, "503")
     assert time.monotonic() - t_kill < 1.0 + 0.5, "503 not seen within 1 s of the kill"
     body = c.get("/health").json()
     assert body["status"] == "unhealthy" and body["failing"] == ["database"]
@@ -39,7 +40,7 @@ def test_sigkilled_database_503_within_1s_then_200_within_5s(healthy: App, pg: P
         time.sleep(0.5)
     pg.restart()
     t_up = time.monotonic()
-    recovered = wait_for(
+    recovered = until(
         lambda: c.get("/health", timeout=2).status_code == 200,
         5,
         "/health 200 after the database came back",
@@ -48,7 +49,7 @@ def test_sigkilled_database_503_within_1s_then_200_within_5s(healthy: App, pg: P
     assert time.monotonic() - t_up < 5.0
     assert c.get("/runs", timeout=5).status_code == 200
     # the outage is on record once the database is back (held rows are written late)
-    wait_for(
+    until(
         lambda: pg.sql(
             "SELECT 1 FROM system_logs WHERE log_level = 'ERROR' AND "
             "log_message LIKE 'database unavailable%%' AND created_at >= %s",
@@ -76,7 +77,7 @@ def test_hung_database_health_answers_within_1s(healthy: App, pg: Postgres) -> N
     for pid in pids:
         os.kill(pid, signal.SIGSTOP)
     try:
-        wait_for(lambda: c.get("/health", timeout=2).status_code == 503, 2, "503 while hung")
+        until(lambda: c.get("/health", timeout=2).status_code == 503, 2, "503 while hung")
         for _ in range(3):
             t0 = time.monotonic()
             resp = c.get("/health", timeout=2)
@@ -86,7 +87,7 @@ def test_hung_database_health_answers_within_1s(healthy: App, pg: Postgres) -> N
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
-    wait_for(lambda: c.get("/health", timeout=2).status_code == 200, 5, "200 after SIGCONT")
+    until(lambda: c.get("/health", timeout=2).status_code == 200, 5, "200 after SIGCONT")
 
 
 def test_a_held_lock_stalls_requests_for_the_statement_timeout_only(
@@ -117,7 +118,7 @@ def test_a_held_lock_stalls_requests_for_the_statement_timeout_only(
                 body = healthy.client.get("/health", timeout=2).json()
                 return body["components"]["database"].get("pool", "").startswith("saturated")
 
-            wait_for(saturated, 3, "/health reporting a saturated pool")
+            until(saturated, 3, "/health reporting a saturated pool")
             resp = healthy.client.get("/health", timeout=2)
             assert resp.status_code == 200, resp.text
             assert all(f.result().status_code == 503 for f in stuck)

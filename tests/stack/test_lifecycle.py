@@ -11,7 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.stack.conftest import App, Postgres, wait_for
+from tests.stack.conftest import App, Postgres
+from tests.waiting import until
 
 
 def test_check_config_accepts_good_and_rejects_broken(app: App, tmp_path: Path) -> None:
@@ -44,7 +45,7 @@ def test_server_refuses_to_start_on_a_broken_config(app: App, tmp_path: Path) ->
 
 
 def test_sigterm_requeues_runs_then_restart_recovers_orphans(app: App, pg: Postgres) -> None:
-    wait_for(lambda: app.client.get("/health").status_code == 200, 30, "app healthy")
+    until(lambda: app.client.get("/health").status_code == 200, 30, "app healthy")
     run_id = app.admin.post(
         "/runs",
         json={"series_id": "synthetic_3", "model_name": "NHITS", "horizon": 7, "max_steps": 5000},

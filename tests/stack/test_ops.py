@@ -12,7 +12,8 @@ from typing import Any
 
 from nf_auto_runner.ops.archive import file_checksum
 
-from tests.stack.conftest import App, Postgres, wait_for
+from tests.stack.conftest import App, Postgres
+from tests.waiting import until
 
 TABLES_SQL = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
 
@@ -33,7 +34,7 @@ def table_digests(pg: Postgres, max_log_id: int) -> dict[str, dict[str, Any]]:
 def _quiet(app: App, pg: Postgres) -> None:
     for r in pg.sql("SELECT run_id FROM runs WHERE status IN ('scheduled', 'running')"):
         app.admin.post(f"/runs/{r['run_id']}/cancel")
-    wait_for(
+    until(
         lambda: (
             not pg.sql(
                 "SELECT 1 FROM runs WHERE status = 'running' AND "
@@ -67,7 +68,7 @@ def test_backup_restore_round_trip_is_identical(healthy: App, pg: Postgres, trai
     assert info["restored_from"] == str(path) and Path(info["safety_dump"]).exists()
     assert table_digests(pg, max_log) == before
     assert not (healthy.home / ".maintenance").exists()
-    wait_for(lambda: healthy.client.get("/health").status_code == 200, 10, "healthy again")
+    until(lambda: healthy.client.get("/health").status_code == 200, 10, "healthy again")
     fc = healthy.client.get("/forecast/airpassengers", params={"horizon": 3})
     assert fc.status_code == 200 and fc.json()["run_id"] == trained["run_id"]
 

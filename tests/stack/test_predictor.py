@@ -17,8 +17,9 @@ import psycopg
 import pytest
 import torch
 
-from tests.stack.conftest import App, Postgres, wait_for
+from tests.stack.conftest import App, Postgres
 from tests.trained_models import CASES, points, train_small
+from tests.waiting import until
 
 DB = "predictor_test"
 
@@ -105,7 +106,7 @@ def test_batched_results_equal_single_results(models: dict[str, Path]) -> None:
     ]
     for t in threads:
         t.start()
-    wait_for(lambda: len(batcher._pending) == 15, 10, "15 requests queued behind the first")
+    until(lambda: len(batcher._pending) == 15, 10, "15 requests queued behind the first")
     release.set()
     for t in threads:
         t.join(10)
@@ -127,7 +128,7 @@ def test_a_full_queue_is_refused_not_queued_forever(models: dict[str, Path]) -> 
     threads = [threading.Thread(target=batcher.submit, args=(w, m)) for _ in range(3)]
     for t in threads:
         t.start()
-    wait_for(lambda: len(batcher._pending) == 2, 10, "two requests queued")
+    until(lambda: len(batcher._pending) == 2, 10, "two requests queued")
     with pytest.raises(Overloaded):
         batcher.submit(w, m)
     release.set()
@@ -179,7 +180,7 @@ def test_a_deployed_model_loads_in_the_background_and_swaps_in_atomically(
     p.refresh(conn)
     assert p.forecast(conn, "airpassengers", 12, None)["run_id"] == old
     gate.set()
-    wait_for(lambda: p.loads == 2, 10, "the new model loaded in the background")
+    until(lambda: p.loads == 2, 10, "the new model loaded in the background")
     after = p.forecast(conn, "airpassengers", 12, None, bypass_cache=True)
     assert after["run_id"] == new and after["forecast"] != first["forecast"]
     assert p.loads == 2, "the first request after the swap must not load anything"
@@ -199,7 +200,7 @@ def test_the_watcher_loads_a_deploy_before_any_request_sees_it(
     try:
         p.start_watcher(lambda: contextlib.closing(connect(dsn, autocommit=True)))
         new = deploy(conn, "MLP", "airpassengers", 12, models["MLP2"])
-        wait_for(lambda: new in list(p.loaded()), 10, "the watcher loading the new model")
+        until(lambda: new in list(p.loaded()), 10, "the watcher loading the new model")
         loads = p.loads
         assert p.forecast(conn, "airpassengers", 12, None)["run_id"] == new
         assert p.loads == loads
@@ -219,7 +220,7 @@ def test_training_workers_yield_the_cpu_to_the_api(app: App) -> None:
     try:
         pid = _worker_pid(app, run_id)
         expected = min(19, _nice(app.pid) + 10)
-        wait_for(lambda: _nice(pid) == expected, 30, f"worker {pid} at nice {expected}")
+        until(lambda: _nice(pid) == expected, 30, f"worker {pid} at nice {expected}")
     finally:
         app.admin.post(f"/runs/{run_id}/cancel")
         app.wait_run(run_id, ("cancelled", "completed", "failed"))

@@ -9,7 +9,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from tests.stack.conftest import App, Postgres, wait_for
+from tests.stack.conftest import App, Postgres
+from tests.waiting import until
 
 LONG = {"series_id": "synthetic_2", "model_name": "NHITS", "horizon": 7, "max_steps": 5000}
 
@@ -34,7 +35,7 @@ def _worker_pid(app: App, run_id: int) -> int:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             return b"nf_auto_runner.worker" in fh.read()
 
-    wait_for(started, 60, f"run {run_id} running in a worker", step=0.2)
+    until(started, 60, f"run {run_id} running in a worker", interval=0.2)
     return int(box["worker_pid"])
 
 
@@ -56,10 +57,10 @@ def test_cancel_stops_the_worker_and_stays_cancelled(healthy: App) -> None:
     run_id = healthy.admin.post("/runs", json=LONG).json()["run_id"]
     pid = _worker_pid(healthy, run_id)
     gauge = f'ts_forecast_run_start_time{{run_id="{run_id}"}}'
-    wait_for(lambda: gauge in healthy.client.get("/metrics").text, 5, "run start-time gauge")
+    until(lambda: gauge in healthy.client.get("/metrics").text, 5, "run start-time gauge")
     resp = healthy.admin.post(f"/runs/{run_id}/cancel")
     assert resp.status_code == 200 and resp.json()["status"] == "cancelled"
-    took = wait_for(lambda: not _alive(pid), 5, f"worker {pid} gone after cancel")
+    took = until(lambda: not _alive(pid), 5, f"worker {pid} gone after cancel")
     assert took < 3.0
     assert healthy.client.get(f"/runs/{run_id}").json()["status"] == "cancelled"
 
