@@ -55,7 +55,7 @@ command -v debootstrap >/dev/null || fail "debootstrap is missing: apt-get insta
 
 # the wheelhouse: only the app's own dependencies, with the project's pip configuration
 PIP=${OPSDRILL_PIP:-}
-[ -n "$PIP" ] || for p in "$ROOT/.venv/bin/pip" /work/main/.venv/bin/pip; do
+[ -n "$PIP" ] || for p in "$ROOT/.venv/bin/pip"; do
     [ -x "$p" ] && PIP=$p && break
 done
 [ -n "$PIP" ] || PIP=$(command -v pip3 || true)

@@ -85,21 +85,24 @@ build() { # name dockerfile context tag [build-arg...]
 
 # 2. the wheelhouse and the app's build context --------------------------------------------
 PIP=${OPSDRILL_PIP:-}
-[ -n "$PIP" ] || for p in "$ROOT/.venv/bin/pip" /work/main/.venv/bin/pip; do
+[ -n "$PIP" ] || for p in "$ROOT/.venv/bin/pip"; do
     [ -x "$p" ] && PIP=$p && break
 done
 [ -n "$PIP" ] || PIP=$(command -v pip3 || true)
 [ -n "$PIP" ] || fail "no pip to build the wheelhouse with: set OPSDRILL_PIP"
 CTX=$OUT/app
 mkdir -p "$CTX/wheelhouse"
-"$(dirname "$PIP")/python" -c '
+# The image runs Debian's Python 3.11.2, this host may run another: dependencies behind a
+# version marker that is false here but true there are named explicitly (redis needs
+# async-timeout below 3.11.3), or the offline install in the image finds no wheel for them.
+IMAGE_ONLY="async-timeout>=4.0.3"
+PYTHON="$(dirname "$PIP")/python"
+[ -x "$PYTHON" ] || PYTHON=python3
+"$PYTHON" -c '
 import sys, tomllib
 deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
-print("\n".join(["setuptools>=68", "wheel", *deps]))' >"$CTX/requirements.txt.new" 2>/dev/null ||
-    python3 -c '
-import tomllib
-deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
-print("\n".join(["setuptools>=68", "wheel", *deps]))' >"$CTX/requirements.txt.new"
+print("\n".join(["setuptools>=68", "wheel", *deps, *sys.argv[1:]]))' $IMAGE_ONLY \
+    >"$CTX/requirements.txt.new"
 if ! cmp -s "$CTX/requirements.txt.new" "$CTX/wheelhouse/.requirements"; then
     t0=$(date +%s)
     "$PIP" wheel -q -c constraints/cpu-torch.txt -r "$CTX/requirements.txt.new" \
