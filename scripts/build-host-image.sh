@@ -17,6 +17,10 @@ ROOT=$PWD
 OUT=$ROOT/build/host
 mkdir -p "$OUT"
 LOG=$OUT/build.log
+# One build at a time per checkout: a second caller (the test session after a build started
+# early in the background) waits here, then finds the images made and reuses them.
+exec 9>"$OUT/.lock"
+flock 9
 : >"$LOG"
 fail() {
     echo "build-host-image: $*" >&2

@@ -20,6 +20,10 @@ ROOT=$PWD
 OUT=$ROOT/build/docker
 mkdir -p "$OUT"
 LOG=$OUT/build.log
+# One build at a time per checkout: a second caller (the test session after a build started
+# early in the background) waits here, then finds the images made and reuses them.
+exec 9>"$OUT/.lock"
+flock 9
 : >"$LOG"
 
 fail() {
