@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from opsdrill.checks.dashboard_panels import panel_detector
 from opsdrill.faults import PoolExhaustion
 from opsdrill.recovery.procedures import terminate_idle_sessions
+from opsdrill.runbook.dashboard_panels import panel_detector
 from opsdrill.targets.base import Target
 
 from .conftest import StandardDrill

@@ -12,13 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from opsdrill.checks.metrics_text import parse
-from opsdrill.checks.thresholds import THRESHOLDS
 from opsdrill.drill import DrillResult, DrillSpec, run_drill
 from opsdrill.drill.detector import Detector
 from opsdrill.faults import RedisDown
 from opsdrill.probes import redis as redis_probe
+from opsdrill.probes.metrics_text import parse
 from opsdrill.recovery.procedures import restart_redis
+from opsdrill.runbook.thresholds import THRESHOLDS
 from opsdrill.targets.base import Target
 
 from .conftest import AssertDrill, Probes

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from opsdrill.checks.metrics_text import AppMetrics, parse
+from opsdrill.probes.metrics_text import AppMetrics, parse
 from opsdrill.target_locks import state_lock
 from opsdrill.targets.base import ExecResult, Target
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from opsdrill.checks import alert_rules
-from opsdrill.checks.alert_rules import alert_names, promtool_check, promtool_test
 from opsdrill.probes.prometheus import config_yaml, loaded_rules
+from opsdrill.runbook import alert_rules
+from opsdrill.runbook.alert_rules import alert_names, promtool_check, promtool_test
 from opsdrill.targets.base import Target
 
 TESTS_DIR = Path(__file__).resolve().parents[1] / "system/prometheus/tests"

@@ -12,9 +12,9 @@ import httpx
 import psycopg
 import pytest
 
-from opsdrill.checks import queries
-from opsdrill.checks.host_figures import disk_usage, memory_usage, newest_file
-from opsdrill.checks.thresholds import evaluate
+from opsdrill.probes.host_figures import disk_usage, memory_usage, newest_file
+from opsdrill.runbook import queries
+from opsdrill.runbook.thresholds import evaluate
 from opsdrill.targets.base import Target
 
 pytestmark = [pytest.mark.runbook("3.1.1"), pytest.mark.readonly]

@@ -1,7 +1,7 @@
 """Runbook §3.1.2 (error logs), §3.1.3 (run status) and §4.3 (log analysis), with limits.
 
 The runbook lists these figures; a check needs a limit, so each compares with a row of
-`opsdrill.checks.thresholds` (its source is named in the failure message).
+`opsdrill.runbook.thresholds` (its source is named in the failure message).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from opsdrill.checks import queries
-from opsdrill.checks.thresholds import evaluate
+from opsdrill.runbook import queries
+from opsdrill.runbook.thresholds import evaluate
 from opsdrill.targets.base import Target
 
 pytestmark = pytest.mark.readonly

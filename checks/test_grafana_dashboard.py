@@ -3,7 +3,7 @@
 No Grafana server can run here, so the dashboard is not rendered: every panel's PromQL is
 evaluated against the stack's Prometheus and must return data on a healthy stack (a blank
 panel is a finding, named with its row and query), and every threshold on a panel must equal
-opsdrill's own (`opsdrill.checks.thresholds`, one source). The dashboard is the committed
+opsdrill's own (`opsdrill.runbook.thresholds`, one source). The dashboard is the committed
 system/grafana/ts-forecast.json, or $OPSDRILL_DASHBOARD to check another.
 """
 
@@ -12,9 +12,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from opsdrill.checks import dashboard_panels
-from opsdrill.checks.thresholds import RUNBOOK_ROWS, THRESHOLDS
 from opsdrill.grafana_dashboard import PANELS
+from opsdrill.runbook import dashboard_panels
+from opsdrill.runbook.thresholds import RUNBOOK_ROWS, THRESHOLDS
 from opsdrill.targets.base import Target
 
 pytestmark = [pytest.mark.readonly, pytest.mark.runbook("4.1.1")]

@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from opsdrill.checks import queries
-from opsdrill.checks.metrics_text import AppMetrics
+from opsdrill.probes.metrics_text import AppMetrics
+from opsdrill.runbook import queries
 
 pytestmark = pytest.mark.readonly
 

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from opsdrill.checks.vacuum_stats import not_moved, stamps
+from opsdrill.runbook.vacuum_stats import not_moved, stamps
 
 pytestmark = pytest.mark.readonly  # the few that write are marked sandbox, which wins
 

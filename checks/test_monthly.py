@@ -24,8 +24,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from opsdrill.checks import queries
-from opsdrill.checks.thresholds import evaluate
+from opsdrill.runbook import queries
+from opsdrill.runbook.thresholds import evaluate
 from opsdrill.targets.base import Target
 
 pytestmark = pytest.mark.readonly  # the few that write are marked sandbox, which wins

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from opsdrill.checks.host_figures import memory_usage
+from opsdrill.probes.host_figures import memory_usage
 from opsdrill.targets.base import Target
 
 pytestmark = [pytest.mark.readonly, pytest.mark.runbook("6.2.1")]

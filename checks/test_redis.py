@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from opsdrill.checks.metrics_text import AppMetrics, parse
+from opsdrill.probes.metrics_text import AppMetrics, parse
 from opsdrill.targets.base import Target
 
 pytestmark = [pytest.mark.readonly, pytest.mark.runbook("6.2.2")]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from opsdrill.checks import queries
+from opsdrill.runbook import queries
 
 pytestmark = [
     pytest.mark.readonly,

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from opsdrill.checks.host_figures import cpu_percent, disk_usage, memory_usage
-from opsdrill.checks.metrics_text import AppMetrics
-from opsdrill.checks.stack_cpu import stack_cpu_percent
-from opsdrill.checks.thresholds import RUNBOOK_ROWS, evaluate
+from opsdrill.probes.host_figures import cpu_percent, disk_usage, memory_usage
+from opsdrill.probes.metrics_text import AppMetrics
 from opsdrill.probes.prometheus import query_max
+from opsdrill.probes.stack_cpu import stack_cpu_percent
+from opsdrill.runbook.thresholds import RUNBOOK_ROWS, evaluate
 from opsdrill.targets.base import Target
 
 pytestmark = pytest.mark.readonly

@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from opsdrill.checks import queries
-from opsdrill.checks.host_figures import cpu_percent, disk_usage, memory_usage
-from opsdrill.checks.perf_report import PerformanceReport, write
-from opsdrill.checks.thresholds import evaluate
-from opsdrill.checks.vacuum_stats import not_moved, stamps
+from opsdrill.probes.host_figures import cpu_percent, disk_usage, memory_usage
+from opsdrill.report.perf_report import PerformanceReport, write
+from opsdrill.runbook import queries
+from opsdrill.runbook.thresholds import evaluate
+from opsdrill.runbook.vacuum_stats import not_moved, stamps
 from opsdrill.targets.base import Target
 
 pytestmark = pytest.mark.readonly  # the few that write are marked sandbox, which wins
@@ -223,7 +223,7 @@ def test_weekly_performance_report_holds_real_figures(
     wrong = _differences(_report_figures(saved), after)
     assert not wrong, (
         f"the weekly report {json_path.name} disagrees with the database: {'; '.join(wrong)}; "
-        "fix: the report's queries (opsdrill.checks.queries, runbook 3.2.2)"
+        "fix: the report's queries (opsdrill.runbook.queries, runbook 3.2.2)"
     )
     size = read(queries.DATABASE_SIZE)[0]["bytes"]
     assert abs(saved["database_size_bytes"] - size) <= 0.1 * size, (

@@ -4,7 +4,7 @@
 
 Generated with grafana-foundation-sdk (Grafana's own typed builders), never hand-edited:
 tests/test_grafana_dashboard.py fails while the committed file differs from what this module
-gives, so a threshold changed in `opsdrill.checks.thresholds` changes the dashboard too. The
+gives, so a threshold changed in `opsdrill.runbook.thresholds` changes the dashboard too. The
 four rows are the runbook's (System Overview, Application Metrics, Database Metrics,
 Performance Metrics). No Grafana server runs here; checks/test_grafana_dashboard.py evaluates
 every panel's PromQL against the stack's Prometheus instead (a blank panel is a finding).
@@ -24,7 +24,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
-from opsdrill.checks.thresholds import THRESHOLDS, Threshold
+from opsdrill.runbook.thresholds import THRESHOLDS, Threshold
 from opsdrill.targets.prometheus_files import APP_JOB, NODE_JOB, POSTGRES_JOB
 
 __all__ = ["DATASOURCE_UID", "PANELS", "ROWS", "PanelSpec", "build", "render", "steps"]
@@ -49,7 +49,7 @@ class PanelSpec:
     title: str
     queries: tuple[tuple[str, str], ...]
     unit: str = "short"
-    threshold: str | None = None  # a key of opsdrill.checks.thresholds.THRESHOLDS
+    threshold: str | None = None  # a key of opsdrill.runbook.thresholds.THRESHOLDS
     kind: str = "timeseries"  # or "stat"
     #: forecasts must have been served within the query's window for it to have data
     needs_forecasts: bool = False
@@ -156,7 +156,7 @@ def _panel(spec: PanelSpec, panel_id: int) -> board.Panel:
         if isinstance(builder, timeseries.Panel):
             style = GraphThresholdsStyleConfig().mode(common.GraphTresholdsStyleMode.DASHED)
             builder.thresholds_style(style)
-        extra = f"thresholds: {t.label}, {t.source} (opsdrill.checks.thresholds '{t.key}')"
+        extra = f"thresholds: {t.label}, {t.source} (opsdrill.runbook.thresholds '{t.key}')"
         builder.description(f"{spec.description}; {extra}" if spec.description else extra)
     return builder
 

@@ -7,7 +7,7 @@ into the `pytest checks` run it starts, to show the report check compares with t
 
 from __future__ import annotations
 
-from opsdrill.checks import queries
+from opsdrill.runbook import queries
 
 queries.RUNS_BY_STATUS_7D = queries.RUNS_BY_STATUS_7D.replace(
     "avg(execution_duration_seconds)::float", "(avg(execution_duration_seconds) / 60)::float"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from opsdrill.checks import alert_rules
-from opsdrill.checks.metrics_text import parse
-from opsdrill.checks.thresholds import RUNBOOK_ROWS, THRESHOLDS, Level, evaluate
+from opsdrill.probes.metrics_text import parse
+from opsdrill.runbook import alert_rules
+from opsdrill.runbook.thresholds import RUNBOOK_ROWS, THRESHOLDS, Level, evaluate
 
 
 def test_the_runbook_table_is_all_there() -> None:

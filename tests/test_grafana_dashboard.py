@@ -16,7 +16,7 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
 from opsdrill import grafana_dashboard
-from opsdrill.checks import dashboard_panels
+from opsdrill.runbook import dashboard_panels
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "system" / "grafana"

@@ -465,7 +465,7 @@ def test_compose_database_and_app_settings() -> None:
 
 
 def test_the_checks_restore_the_age_threshold() -> None:
-    from opsdrill.checks.alert_rules import restore_durations
+    from opsdrill.runbook.alert_rules import restore_durations
 
     text, changes = shorten_rules(prometheus_files.production_rules_text(), 1 / 60)
     restored = rules_by_name(restore_durations(text, [vars(c) for c in changes]))
