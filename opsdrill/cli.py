@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", parents=[common], help="start the embedded stack")
     up.add_argument("--no-monitoring", action="store_true", help="skip Prometheus & co.")
+    up.add_argument("--no-mlflow", action="store_true", help="no MLflow tracking server")
     up.add_argument("--no-train", action="store_true", help="skip training the first model")
     up.add_argument("--data-fs-size", metavar="SIZE",
                     help="put NF_HOME on a loop-mounted ext4 image of SIZE (e.g. 64m; root), "
@@ -103,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    if args.no_mlflow:
+        os.environ["OPSDRILL_MLFLOW"] = "0"  # saved in the stack's options like the others
     target = LocalTarget(args.state_dir, monitoring=not args.no_monitoring,
                          data_fs_size=args.data_fs_size, proxy=args.proxy)  # fmt: skip
     target.up(train=not args.no_train)

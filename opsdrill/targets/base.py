@@ -45,6 +45,7 @@ SERVICE_NAMES = (
     "postgres_exporter",
     "proxy",
     "worker",
+    "mlflow",
 )
 
 
@@ -141,6 +142,7 @@ class Endpoints:
     api_key: str | None = field(default=None, repr=False)
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
+    mlflow_url: str | None = None  # the MLflow tracking server, when the stack runs one
     home: Path | None = None
     models_dir: Path | None = None
     logs_dir: Path | None = None

@@ -54,6 +54,7 @@ from opsdrill.targets.base import (
     Target,
     cuda_device_present,
 )
+from opsdrill.targets import mlflow_service
 from opsdrill.targets.local_files import LocalFiles
 from opsdrill.targets.postgres import Cluster, find_bindir, run_user
 from opsdrill.targets.process_service import ProcessService, ProcessSpec
@@ -72,7 +73,7 @@ MONITORING_BINARIES = {
 }
 CORE = ("db", "api")
 #: start order; stop order is the reverse. `proxy` exists only with the proxy opt-in.
-ORDER = ("db", "proxy", "api", "node_exporter", "cgroup_exporter", "postgres_exporter",
+ORDER = ("db", "proxy", "api", "mlflow", "node_exporter", "cgroup_exporter", "postgres_exporter",
          "alert_sink", "alertmanager", "prometheus")  # fmt: skip
 OPTIONS_FILE = "options.json"
 #: Toxiproxy proxy name -> the service it fronts
@@ -98,6 +99,7 @@ class StackOptions:
     proxy: bool = False  # Toxiproxy between app and PostgreSQL, and in front of the API
     worker_cgroup: str | None = None  # memory cgroup directory the training workers join
     monitoring: bool = True  # Prometheus & co. where installed (off: alert detectors skip)
+    mlflow: bool = True  # the MLflow tracking server where installed (mlflow_service)
 
     @classmethod
     def load(cls, state_dir: Path) -> StackOptions | None:
@@ -292,7 +294,11 @@ class LocalTarget(Target):
             found = WorkerCgroup.for_state_dir(self.state_dir)
             cgroup = str(found.path) if found is not None else None
         return StackOptions(
-            data_fs_size=data_fs_size, proxy=proxy, worker_cgroup=cgroup, monitoring=monitoring
+            data_fs_size=data_fs_size,
+            proxy=proxy,
+            worker_cgroup=cgroup,
+            monitoring=monitoring,
+            mlflow=mlflow_service.wanted(saved.mlflow if saved is not None else None),
         )
 
     @property
@@ -592,6 +598,7 @@ class LocalTarget(Target):
             api_key=self.secrets.api_key,
             prometheus_url=url("prometheus"),
             alertmanager_url=url("alertmanager"),
+            mlflow_url=url("mlflow"),
             home=self.home,
             models_dir=self.home / "models",
             logs_dir=self.home / "logs" / "app",
@@ -605,6 +612,7 @@ class LocalTarget(Target):
                 "db": self._db_spec,
                 "proxy": self._proxy_spec,
                 "api": self._api_spec,
+                "mlflow": lambda: mlflow_service.spec(self),
                 "node_exporter": self._node_exporter_spec,
                 "postgres_exporter": self._postgres_exporter_spec,
                 "alert_sink": self._alert_sink_spec,
@@ -622,6 +630,8 @@ class LocalTarget(Target):
     def _optional_available(self, name: str) -> bool:
         if name == "proxy":  # an external server (OPSDRILL_TOXIPROXY_URL) is not ours to run
             return self.options.proxy and not os.environ.get("OPSDRILL_TOXIPROXY_URL")
+        if name == "mlflow":
+            return self.options.mlflow and mlflow_service.installed()
         if name == "alert_sink":  # Alertmanager's receiver: only with an Alertmanager
             name = "alertmanager"
         if name == "cgroup_exporter":  # the workers' cgroup as a node: only with both
@@ -644,6 +654,8 @@ class LocalTarget(Target):
             MAX_PARALLEL_RUNS=env.get("MAX_PARALLEL_RUNS", "2"),
             PYTHONUNBUFFERED="1",
         )
+        if "mlflow" in self.services:  # the trainer logs every run there
+            env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{self._port('mlflow')}"
         if (cgroup := self.worker_cgroup) is not None:
             env["NF_WORKER_CGROUP_PROCS"] = str(cgroup.procs_file)
         return env
