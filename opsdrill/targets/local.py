@@ -44,6 +44,7 @@ from opsdrill.errors import CapabilityMissing, ServiceError, StartTimeout, Usage
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
 from opsdrill.state import STATE_FILE, Secrets, ServiceRecord, StackState, write_json_atomic
+from opsdrill.targets import mlflow_service
 from opsdrill.targets.base import (
     Endpoints,
     ExecResult,
@@ -54,7 +55,6 @@ from opsdrill.targets.base import (
     Target,
     cuda_device_present,
 )
-from opsdrill.targets import mlflow_service
 from opsdrill.targets.local_files import LocalFiles
 from opsdrill.targets.postgres import Cluster, find_bindir, run_user
 from opsdrill.targets.process_service import ProcessService, ProcessSpec
