@@ -92,6 +92,8 @@ def run(run_id: int) -> int:
             stop.set()
             if handler is not None:
                 handler.flush()
+        if code == 0:  # after the heartbeat stopped: the run is no longer `running`
+            tracking.track_or_defer(conn, run_id)  # never raises: MLflow down leaves it pending
     return code
 
 
@@ -169,7 +171,6 @@ def _train_and_record(
     if not _write_with_retry(settings.database_url, conn, record):
         log.warning("run %s left running while training; result discarded", run_id)
         return EXIT_NOT_RUNNING
-    tracking.track_or_defer(conn, run_id)  # never raises: MLflow down leaves it pending
     log.info(
         "run %s completed in %.1f s (fit %.1f s, mae %.3f, %d bytes)",
         run_id,
