@@ -36,6 +36,7 @@ __all__ = [
     "lower_gpu_memory",
     "relieve_host_memory",
     "restart_app",
+    "restart_mlflow",
     "restart_network_hop",
     "restore_database",
     "service_pids",
@@ -319,3 +320,53 @@ def lower_gpu_memory(target: Any, read: Callable[[], tuple[Any, Path]]) -> Proce
         ("restart (§5.3.1)", lambda: restart_service(target, polls=120, interval=0.5)),
         ("confirm the lower settings are in effect", lambda: confirm_lowered(before[0], read()[0])),
     )  # fmt: skip
+
+
+def _pending_tracking(admin: str) -> int:
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM runs WHERE status = 'completed' AND tracking_status = 'pending'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def restart_mlflow(target: Target, catch_up_timeout: float = 120.0) -> Procedure:
+    """§5.3.1 for the MLflow server: status, start it (leftovers by pid), poll its /health;
+    then confirm the runs it missed were caught up (nf_auto_runner.tracking's sweep)."""
+    mlflow = target.service("mlflow")
+    url = f"{target.endpoints.mlflow_url}/health"
+    admin = target.endpoints.admin_dsn or target.endpoints.dsn
+
+    def status() -> str:
+        return (f"MLflow running={mlflow.is_running()} (pid {mlflow.pid() or 'none'}); "
+                f"/health {'answers' if http_ok(url) else 'gets no answer'}; "
+                f"{_pending_tracking(admin)} completed run(s) wait for tracking")  # fmt: skip
+
+    def start() -> str:
+        mlflow.restart(timeout=120)
+        return f"MLflow started (pid {mlflow.pid()})"
+
+    def confirm() -> str:
+        if Detector("MLflow /health 200", lambda: http_ok(url)).wait(timeout=60) is None:
+            raise ServiceError(f"{url} did not answer 200 within 60 s")
+        return f"MLflow /health answers 200 ({url})"
+
+    def caught_up() -> str:
+        done = Detector("no run waits for tracking", lambda: _pending_tracking(admin) == 0)
+        if done.wait(timeout=catch_up_timeout) is None:
+            raise ServiceError(
+                f"{_pending_tracking(admin)} completed run(s) still wait for MLflow after "
+                f"{catch_up_timeout:g} s; see logs/app/tracking.log"
+            )
+        return "every completed run is tracked in MLflow again"
+
+    return procedure(
+        "5.3.1",
+        "restart the MLflow server; tracking caught up",
+        ("show status", status),
+        ("restart MLflow (stop leftovers by pid, start)", start),
+        ("poll MLflow /health", confirm),
+        ("confirm pending runs were caught up", caught_up),
+    )
