@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from opsdrill.targets import mlflow_service
 from opsdrill.targets.local import LocalTarget
 from tests.conftest import world_traversable_tmpdir
 
@@ -131,6 +132,12 @@ DB_DOWN = {
     "test_weekly::test_weekly_maintenance_runs_and_refreshes_concurrently",
     "test_weekly::test_weekly_performance_report_holds_real_figures",
 }
+
+if mlflow_service.installed():  # the stack runs MLflow: its agreement checks read the database
+    DB_DOWN |= {
+        "test_mlflow::test_completed_runs_of_the_last_day_are_in_mlflow_with_equal_metrics",
+        "test_mlflow::test_every_mlflow_run_points_back_to_a_run_row",
+    }
 
 
 @pytest.mark.parametrize(
