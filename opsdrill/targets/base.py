@@ -142,11 +142,11 @@ class Endpoints:
     api_key: str | None = field(default=None, repr=False)
     prometheus_url: str | None = None
     alertmanager_url: str | None = None
-    mlflow_url: str | None = None  # the MLflow tracking server, when the stack runs one
     home: Path | None = None
     models_dir: Path | None = None
     logs_dir: Path | None = None
     backups_dir: Path | None = None
+    mlflow_url: str | None = None  # the MLflow tracking server, when the stack runs one
 
     def public(self) -> dict[str, str | None]:
         """The endpoints safe to print: passwords and keys removed."""
