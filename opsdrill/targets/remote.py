@@ -153,7 +153,7 @@ class FileTarget(Target):
             dsn=dsn,
             admin_dsn=_env(raw.get("admin_dsn_env"), where),
             api_key=_env(raw.get("api_key_env"), where),
-            alertmanager_url=raw.get("alertmanager_url"),
+            prometheus_url=raw.get("prometheus_url"),
             mlflow_url=raw.get("mlflow_url"),
             alertmanager_url=raw.get("alertmanager_url"),
             **{k: Path(raw[k]) for k in PATH_KEYS if k in raw},
