@@ -40,7 +40,7 @@ __all__ = ["FileTarget", "HostService", "load_target_file"]
 
 ENDPOINT_KEYS = {
     "api_url", "dsn", "dsn_env", "admin_dsn_env", "api_key_env", "prometheus_url",
-    "alertmanager_url", "home", "models_dir", "logs_dir", "backups_dir",
+    "alertmanager_url", "mlflow_url", "home", "models_dir", "logs_dir", "backups_dir",
 }  # fmt: skip
 PATH_KEYS = ("home", "models_dir", "logs_dir", "backups_dir")
 
