@@ -13,6 +13,7 @@ from opsdrill.faults.mlflow_down import MlflowDown
 from opsdrill.faults.network import Bandwidth, Latency, ResetPeer, Timeout
 from opsdrill.faults.pool_exhaustion import PoolExhaustion
 from opsdrill.faults.port_conflict import PortConflict
+from opsdrill.faults.redis_down import RedisDown
 from opsdrill.faults.runaway_runs import RunawayRuns
 from opsdrill.faults.service_kill import AppCrash, DbDown
 
@@ -34,6 +35,7 @@ __all__ = [
     "MlflowDown",
     "PoolExhaustion",
     "PortConflict",
+    "RedisDown",
     "ResetPeer",
     "RunawayRuns",
     "Timeout",

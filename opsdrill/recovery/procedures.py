@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from opsdrill.drill.detector import Detector
@@ -24,7 +24,8 @@ from opsdrill.recovery.idle_sessions import connections_by_state, terminate_idle
 from opsdrill.recovery.port_owner import listening_pids, process_line
 from opsdrill.recovery.procedure import Procedure, StepOutput, procedure
 from opsdrill.recovery.runs_cancel import cancel_newest_running, running_runs
-from opsdrill.targets.base import Target
+from opsdrill.recovery.tracking_backlog import pending_tracking
+from opsdrill.targets.base import ExecResult, Target
 
 __all__ = [
     "clean_disk",
@@ -38,6 +39,7 @@ __all__ = [
     "restart_app",
     "restart_mlflow",
     "restart_network_hop",
+    "restart_redis",
     "restore_database",
     "service_pids",
     "start_postgres",
@@ -199,7 +201,7 @@ def terminate_blocking_session(target: Target) -> Procedure:
     )  # fmt: skip
 
 
-def restart_app(target: Any, interval: float = 0.5) -> Procedure:
+def restart_app(target: Target, interval: float = 0.5) -> Procedure:
     """§5.3.1 service restart (stop, kill leftovers by pid file, clean up, start, /health)."""
     from opsdrill.recovery.service_restart import restart_service
 
@@ -212,12 +214,13 @@ def restart_app(target: Any, interval: float = 0.5) -> Procedure:
 
 
 def correct_config(
-    target: Any,
-    check: Callable[[], subprocess.CompletedProcess[str]],
-    broken: Path,
+    target: Target,
+    check: Callable[[], ExecResult],
+    broken: PurePosixPath | str,
     keep: Path,
 ) -> Procedure:
-    """§5.2.1: --check-config names the file; it is moved aside (kept), checked, restarted."""
+    """§5.2.1: --check-config names the file; it is moved aside (kept here, on the machine
+    running opsdrill, with the incident), checked, restarted."""
     from opsdrill.recovery.service_restart import restart_service
 
     def diagnose() -> str:
@@ -225,8 +228,10 @@ def correct_config(
         return f"--check-config: {done.stderr.strip() or done.stdout.strip()}"
 
     def move_aside() -> str:
+        files = target.files("api")
         keep.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(broken, keep)  # the app's home may be its own filesystem
+        keep.write_text(files.read_text(broken))
+        files.remove(broken)
         done = check()
         return f"broken file moved to {keep}; --check-config now: " + (
             done.stdout.strip() or done.stderr.strip()
@@ -241,7 +246,7 @@ def correct_config(
     )
 
 
-def free_port(target: Any, port: int) -> Procedure:
+def free_port(target: Target, port: int) -> Procedure:
     """§5.2.1 "is the port taken": the holder found by socket inode, stopped by pid."""
     from opsdrill.recovery.service_restart import restart_service
 
@@ -274,7 +279,7 @@ def clean_disk(home: Path) -> Procedure:
                       lambda: clean_up(home).actions))  # fmt: skip
 
 
-def restore_database(target: Any) -> Procedure:
+def restore_database(target: Target) -> Procedure:
     """§5.3.2 database recovery from the newest backup, a safety dump first."""
     from opsdrill.recovery.db_recovery import recover_database
 
@@ -286,7 +291,7 @@ def restore_database(target: Any) -> Procedure:
     )  # fmt: skip
 
 
-def lower_gpu_memory(target: Any, read: Callable[[], tuple[Any, Path]]) -> Procedure:
+def lower_gpu_memory(target: Target, read: Callable[[], tuple[Any, Path]]) -> Procedure:
     """§5.2.3 fix 3 (GPU): diagnose GPU memory, lower GPU_MEMORY_LIMIT and MAX_PARALLEL_RUNS
     where the app reads them, restart, confirm the lower values are in effect. `read` returns
     the app's effective settings (gpu_memory.effective_settings with the app's environment)."""
@@ -322,14 +327,49 @@ def lower_gpu_memory(target: Any, read: Callable[[], tuple[Any, Path]]) -> Proce
     )  # fmt: skip
 
 
-def _pending_tracking(admin: str) -> int:
-    import psycopg
+def restart_redis(target: Target, confirm_timeout: float = 30.0) -> Procedure:
+    """§5.3.1-style restart of Redis, the forecast cache (§2.1, low priority): start it by the
+    service's own record (never by name), then confirm the app uses it again via /health."""
+    from opsdrill.probes import redis as redis_probe
 
-    with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM runs WHERE status = 'completed' AND tracking_status = 'pending'"
-        ).fetchone()
-    return int(row[0]) if row else 0
+    redis = target.service("redis")
+    url = redis.url or ""
+
+    def status() -> str:
+        answers = "answers" if redis_probe.ping(url) else "does not answer"
+        return f"Redis running={redis.is_running()} (pid {redis.pid() or 'none'}); PING {answers}"
+
+    def start() -> str:
+        redis.start(timeout=30)
+        return f"Redis started (pid {redis.pid()}, {url})"
+
+    def confirm() -> str:
+        health = f"{target.endpoints.api_url}/health"
+        seen = Detector("/health says Redis ok", lambda: _redis_ok(health)).wait(
+            timeout=confirm_timeout
+        )
+        if seen is None:
+            raise ServiceError(f"{health} did not report Redis ok within {confirm_timeout:g} s")
+        return f"/health answers 200 with Redis ok ({health})"
+
+    return procedure(
+        "5.3.1",
+        "restart Redis (the forecast cache)",
+        ("diagnose: is Redis up, PING", status),
+        ("start Redis", start),
+        ("confirm /health reports Redis ok", confirm),
+    )
+
+
+def _redis_ok(health_url: str) -> bool:
+    import httpx
+
+    try:
+        resp = httpx.get(health_url, timeout=2.0)
+        redis = resp.json().get("components", {}).get("redis", {})
+    except (httpx.HTTPError, ValueError):
+        return False
+    return resp.status_code == 200 and redis.get("status") == "ok"
 
 
 def restart_mlflow(target: Target, catch_up_timeout: float = 120.0) -> Procedure:
@@ -342,7 +382,7 @@ def restart_mlflow(target: Target, catch_up_timeout: float = 120.0) -> Procedure
     def status() -> str:
         return (f"MLflow running={mlflow.is_running()} (pid {mlflow.pid() or 'none'}); "
                 f"/health {'answers' if http_ok(url) else 'gets no answer'}; "
-                f"{_pending_tracking(admin)} completed run(s) wait for tracking")  # fmt: skip
+                f"{pending_tracking(admin)} completed run(s) wait for tracking")  # fmt: skip
 
     def start() -> str:
         mlflow.restart(timeout=120)
@@ -354,10 +394,10 @@ def restart_mlflow(target: Target, catch_up_timeout: float = 120.0) -> Procedure
         return f"MLflow /health answers 200 ({url})"
 
     def caught_up() -> str:
-        done = Detector("no run waits for tracking", lambda: _pending_tracking(admin) == 0)
+        done = Detector("no run waits for tracking", lambda: pending_tracking(admin) == 0)
         if done.wait(timeout=catch_up_timeout) is None:
             raise ServiceError(
-                f"{_pending_tracking(admin)} completed run(s) still wait for MLflow after "
+                f"{pending_tracking(admin)} completed run(s) still wait for MLflow after "
                 f"{catch_up_timeout:g} s; see logs/app/tracking.log"
             )
         return "every completed run is tracked in MLflow again"

@@ -2,13 +2,14 @@
 
 Its backend store is a database of its own (`mlflow`) in the stack's PostgreSQL, created
 before it starts; its artifacts go under the model storage (`models/mlflow-artifacts`), served
-through the server so a trainer needs only its URL. On by default when the `mlflow` package
-is installed (`pip install -e .[mlflow]`); `OPSDRILL_MLFLOW=0` or `opsdrill up --no-mlflow`
-leaves it out. The backend URI travels in the environment, never on the command line (where
-`ps` would show its password).
+through the server so a trainer needs only its URL. On by default where the `mlflow` package
+is installed (`pip install -e .[mlflow]`); off with `OPSDRILL_MLFLOW=0` or
+`opsdrill up --no-mlflow` (kept in the stack's options.json). The backend URI travels in the
+environment, never on the command line (where `ps` would show its password).
 
 `mlflow server` is a small supervisor whose child (uvicorn, one worker) serves: SIGTERM to the
-supervisor is forwarded; the pid that serves is `serving_pid`.
+supervisor is forwarded, but a SIGKILL would leave the child serving, so `MlflowService.kill`
+signals the serving child (the server proper crashing; the supervisor then exits by itself).
 """
 
 from __future__ import annotations
@@ -16,19 +17,28 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import signal
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
 
+from opsdrill.errors import ServiceError
 from opsdrill.probes.http import http_ok
-from opsdrill.targets.process_service import ProcessSpec
+from opsdrill.processes import ProcessRef
+from opsdrill.targets.process_service import ProcessService, ProcessSpec
 
-if TYPE_CHECKING:
-    from opsdrill.targets.local import LocalTarget
-
-__all__ = ["DATABASE", "installed", "serving_pid", "spec", "wanted"]
+__all__ = [
+    "DATABASE",
+    "ENV",
+    "MlflowService",
+    "backend_uri",
+    "installed",
+    "resolve_option",
+    "serving_pid",
+    "spec",
+]
 
 DATABASE = "mlflow"
-ENV_SWITCH = "OPSDRILL_MLFLOW"
+ENV = "OPSDRILL_MLFLOW"
 
 
 def installed() -> bool:
@@ -36,39 +46,40 @@ def installed() -> bool:
     return importlib.util.find_spec("mlflow") is not None
 
 
-def wanted(saved: bool | None) -> bool:
-    """The option: the environment's OPSDRILL_MLFLOW, else what the stack saved, else on."""
-    if os.environ.get(ENV_SWITCH):
-        return os.environ[ENV_SWITCH] not in ("0", "false", "no")
+def resolve_option(asked: bool | None, saved: bool | None) -> bool:
+    """Asked (the CLI) > $OPSDRILL_MLFLOW > the stack's saved option > on."""
+    if asked is not None:
+        return asked
+    if os.environ.get(ENV):
+        return os.environ[ENV] not in ("0", "false", "no")
     return True if saved is None else saved
 
 
-def _create_database(target: LocalTarget) -> None:
+def backend_uri(app_dsn: str) -> str:
+    """SQLAlchemy URI of MLflow's own database (psycopg 3 driver), with the app's role."""
+    server = app_dsn.rsplit("/", 1)[0]
+    return server.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{DATABASE}"
+
+
+def create_database(admin_conninfo: str, owner: str) -> None:
+    """CREATE DATABASE mlflow (owned by the app's role) unless it exists."""
     import psycopg
 
-    from opsdrill.targets.postgres import APP_ROLE
-
-    conninfo = target.cluster.admin_conninfo("postgres")
     with (
-        psycopg.connect(conninfo, autocommit=True) as conn,
+        psycopg.connect(admin_conninfo, autocommit=True) as conn,
         contextlib.suppress(psycopg.errors.DuplicateDatabase),
     ):
-        conn.execute(f"CREATE DATABASE {DATABASE} OWNER {APP_ROLE}")  # type: ignore[arg-type]
+        conn.execute(f"CREATE DATABASE {DATABASE} OWNER {owner}")  # type: ignore[arg-type]
 
 
-def backend_uri(target: LocalTarget) -> str:
-    """SQLAlchemy URI of MLflow's own database (psycopg 3 driver), with the app's role."""
-    dsn = target.endpoints.dsn.rsplit("/", 1)[0]
-    return dsn.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{DATABASE}"
-
-
-def spec(target: LocalTarget) -> ProcessSpec:
-    port = target._port("mlflow")
+def spec(port: int, home: Path, app_dsn: str, admin_conninfo: str, owner: str) -> ProcessSpec:
+    """`mlflow server` on loopback `port`, artifacts under `home`/models, its database made
+    first (over `admin_conninfo`, a superuser's connection to any database)."""
     url = f"http://127.0.0.1:{port}"
-    artifacts = target.home / "models" / "mlflow-artifacts"
+    artifacts = home / "models" / "mlflow-artifacts"
     env = dict(
         os.environ,
-        MLFLOW_BACKEND_STORE_URI=backend_uri(target),
+        MLFLOW_BACKEND_STORE_URI=backend_uri(app_dsn),
         MLFLOW_ARTIFACTS_DESTINATION=artifacts.as_uri(),
         # no GenAI job runner (huey consumers): memory this 2-core stack does not spare
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false",
@@ -76,13 +87,13 @@ def spec(target: LocalTarget) -> ProcessSpec:
 
     def before_start() -> None:
         artifacts.mkdir(parents=True, exist_ok=True)
-        _create_database(target)
+        create_database(admin_conninfo, owner)
 
     return ProcessSpec(
         argv=[sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1",
               "--port", str(port), "--workers", "1", "--serve-artifacts"],
         env=env,
-        cwd=target.home,
+        cwd=home,
         ready=lambda: http_ok(f"{url}/health"),
         url=url,
         port=port,
@@ -99,3 +110,26 @@ def serving_pid(supervisor_pid: int) -> int | None:
             if "uvicorn" in " ".join(child.cmdline()):
                 return child.pid
     return None
+
+
+class MlflowService(ProcessService):
+    """The server as one service: `pid()` is the supervisor, `kill` reaches what serves, and
+    `stop` never leaves the serving child behind."""
+
+    def _serving(self) -> ProcessRef | None:
+        supervisor = self.pid()
+        child = serving_pid(supervisor) if supervisor is not None else None
+        return ProcessRef.of(child) if child is not None else None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        serving = self._serving()
+        if serving is None:
+            super().kill(sig)  # still starting: no child yet, the supervisor is the server
+        elif not serving.signal(sig):
+            raise ServiceError(f"cannot signal mlflow's serving process {serving.pid}: gone")
+
+    def stop(self, timeout: float = 30.0) -> None:
+        serving = self._serving()
+        super().stop(timeout)
+        if serving is not None:  # a supervisor SIGKILLed after `timeout` forwards nothing
+            serving.terminate(grace=5.0)
