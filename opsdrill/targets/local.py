@@ -79,6 +79,8 @@ CORE = ("db", "api")
 #: start order; stop order is the reverse. `proxy` exists only with the proxy opt-in.
 ORDER = ("db", "proxy", "redis", "api", "mlflow", "node_exporter", "cgroup_exporter",
          "postgres_exporter", "alert_sink", "alertmanager", "prometheus")  # fmt: skip
+#: services that may need two minutes to answer on a loaded 2-core machine (imports, migrations)
+SLOW_STARTERS = ("api", "mlflow")
 #: services whose process tree needs more than ProcessService knows
 SERVICE_CLASSES: dict[str, type[ProcessService]] = {"mlflow": mlflow_service.MlflowService}
 OPTIONS_FILE = "options.json"
@@ -931,7 +933,7 @@ class LocalTarget(Target):
                 say(f"{name:<18} already running   pid {service.pid()}{health}")
                 continue
             t0 = time.monotonic()
-            service.start(timeout=120.0 if name == "api" else 60.0)
+            service.start(timeout=120.0 if name in SLOW_STARTERS else 60.0)
             say(f"{name:<18} started in {time.monotonic() - t0:5.1f} s  pid {service.pid()}  "
                 f"{service.url or ''}")  # fmt: skip
             if name == "db":
