@@ -142,9 +142,9 @@ DB_DOWN = {
 
 # With MLflow installed the stack runs it (backend store: its own database in the stack's
 # PostgreSQL). API down: every MLflow check passes, none of them asks the API. Database down:
-# both agreement checks fail, each reading the runs table (`read`) and listing MLflow's runs,
-# which MLflow answers with an error as its backend store is gone; /health of MLflow does not
-# touch its store, so `test_mlflow_server_answers` passes (the server process is fine).
+# both agreement checks fail: each reads the runs table (`read`), and listing MLflow's runs
+# needs MLflow's backend store, in the same PostgreSQL; MLflow's /health does not touch its
+# store, so `test_mlflow_server_answers` passes (the server process is fine).
 if mlflow_service.installed():
     DB_DOWN |= {
         "test_mlflow::test_completed_runs_of_the_last_day_are_in_mlflow_with_equal_metrics",
