@@ -266,8 +266,8 @@ class LocalTarget(Target):
         self._services: dict[str, Service] | None = None
         self.options = self._resolve_options(data_fs_size, proxy, worker_cgroup, monitoring)
         saved = StackOptions.load(self.state_dir)
-        self.options.redis = redis_service.resolve_option(redis, saved and saved.redis)
-        self.options.mlflow = mlflow_service.resolve_option(mlflow, saved and saved.mlflow)
+        self.options.redis = redis_service.resolve_option(redis, saved.redis if saved else None)
+        self.options.mlflow = mlflow_service.resolve_option(mlflow, saved.mlflow if saved else None)
         self.monitoring = self.options.monitoring
 
     def _resolve_options(
