@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="no Redis forecast cache (on where redis-server is installed)",
     )
+    up.add_argument(
+        "--no-mlflow",
+        action="store_true",
+        help="no MLflow tracking server (on where the mlflow package is installed)",
+    )
     up.add_argument("--data-fs-size", metavar="SIZE",
                     help="put NF_HOME on a loop-mounted ext4 image of SIZE (e.g. 64m; root), "
                          "so the disk-full drill can really fill it")  # fmt: skip
@@ -125,7 +130,8 @@ def target_spec(args: argparse.Namespace) -> str:
 def cmd_up(args: argparse.Namespace) -> int:
     target = parse_spec(target_spec(args), monitoring=False if args.no_monitoring else None,
                         data_fs_size=args.data_fs_size, proxy=args.proxy,
-                        redis=False if args.no_redis else None)  # fmt: skip
+                        redis=False if args.no_redis else None,
+                        mlflow=False if args.no_mlflow else None)  # fmt: skip
     target.up(train=not args.no_train)
     print(f"stack up; API {target.endpoints.api_url}")
     return ExitCode.OK

@@ -49,6 +49,7 @@ FAULT_NEEDS: dict[str, frozenset[str]] = {
     "net_timeout": _JOURNAL | {"toxiproxy"},
     "net_reset_peer": _JOURNAL | {"toxiproxy"},
     "net_bandwidth": _JOURNAL | {"toxiproxy"},
+    "mlflow_down": _CONTROL,  # the tracking server's serving process killed by pid
     "runaway_runs": _JOURNAL,  # training runs through the API, journaled for cancellation
     # parts a drill puts in place itself (Target.ensure_proxy / ensure_data_fs), journaled
     "proxy_in_place": _JOURNAL,

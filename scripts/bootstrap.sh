@@ -46,6 +46,6 @@ fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 say "installing the project into $VENV (torch pinned by $CONSTRAINTS)"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -c "$CONSTRAINTS" -e ".[dev]"
+"$VENV/bin/python" -m pip install -q -c "$CONSTRAINTS" -e ".[dev,mlflow]"
 echo "$want" >"$stamp"
 say "done"

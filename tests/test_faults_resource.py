@@ -57,7 +57,8 @@ CASES: dict[str, dict[str, Any]] = {
 @pytest.fixture(scope="module")
 def opt_in_stack() -> Iterator[LocalTarget]:
     state = world_traversable_tmpdir("opsdrill-faults-") / "state"
-    target = LocalTarget(state, monitoring=False, data_fs_size="64m", proxy=True)
+    # no MLflow: none of these faults touches it, and its start is ~30 s of a loaded 2-core CI
+    target = LocalTarget(state, monitoring=False, data_fs_size="64m", proxy=True, mlflow=False)
     target.up(train=False, say=lambda line: print(f"[stack] {line}"))
     try:
         yield target

@@ -202,6 +202,14 @@ class FaultProbes:
                         f"{baseline * 1000:.0f} ms)",
                         lambda: self.forecast_latency() <= ceiling, timeout)  # fmt: skip
 
+    def mlflow_answers(self, timeout: float = 10.0) -> Detector:
+        health = f"{self.target.endpoints.mlflow_url}/health"
+        return Detector("MLflow /health answers 200", lambda: _status(health) == 200, timeout)
+
+    def mlflow_silent(self, timeout: float = 10.0) -> Detector:
+        health = f"{self.target.endpoints.mlflow_url}/health"
+        return Detector("MLflow /health gets no answer", lambda: _status(health) == 0, timeout)
+
     def no_run_running(self, timeout: float = 10.0) -> Detector:
         import psycopg
 

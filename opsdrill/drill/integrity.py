@@ -24,7 +24,8 @@ __all__ = ["IntegritySnapshot", "RowSum", "take_snapshot"]
 
 #: runs columns that change as a run proceeds; the rest was committed at submission
 RUN_PROGRESS = ("status", "start_time", "end_time", "execution_duration_seconds",
-                "worker_host", "worker_pid", "heartbeat_at", "error_message")  # fmt: skip
+                "worker_host", "worker_pid", "heartbeat_at", "error_message",
+                "mlflow_run_id", "tracking_status", "tracking_error")  # fmt: skip
 UNFINISHED = ("scheduled", "running")
 SHOWN = 5  # keys named per problem
 

@@ -9,6 +9,7 @@ from opsdrill.faults.disk_full import DiskFull
 from opsdrill.faults.gpu_oom import GpuOom
 from opsdrill.faults.host_oom import HostOom
 from opsdrill.faults.lock_contention import LockContention
+from opsdrill.faults.mlflow_down import MlflowDown
 from opsdrill.faults.network import Bandwidth, Latency, ResetPeer, Timeout
 from opsdrill.faults.pool_exhaustion import PoolExhaustion
 from opsdrill.faults.port_conflict import PortConflict
@@ -31,6 +32,7 @@ __all__ = [
     "HostOom",
     "Latency",
     "LockContention",
+    "MlflowDown",
     "PoolExhaustion",
     "PortConflict",
     "RedisDown",

@@ -24,6 +24,7 @@ from opsdrill.recovery.idle_sessions import connections_by_state, terminate_idle
 from opsdrill.recovery.port_owner import listening_pids, process_line
 from opsdrill.recovery.procedure import Procedure, StepOutput, procedure
 from opsdrill.recovery.runs_cancel import cancel_newest_running, running_runs
+from opsdrill.recovery.tracking_backlog import pending_tracking
 from opsdrill.targets.base import ExecResult, Target
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "lower_gpu_memory",
     "relieve_host_memory",
     "restart_app",
+    "restart_mlflow",
     "restart_network_hop",
     "restart_redis",
     "restore_database",
@@ -368,3 +370,43 @@ def _redis_ok(health_url: str) -> bool:
     except (httpx.HTTPError, ValueError):
         return False
     return resp.status_code == 200 and redis.get("status") == "ok"
+
+
+def restart_mlflow(target: Target, catch_up_timeout: float = 120.0) -> Procedure:
+    """§5.3.1 for the MLflow server: status, start it (leftovers by pid), poll its /health;
+    then confirm the runs it missed were caught up (nf_auto_runner.tracking's sweep)."""
+    mlflow = target.service("mlflow")
+    url = f"{target.endpoints.mlflow_url}/health"
+    admin = target.endpoints.admin_dsn or target.endpoints.dsn
+
+    def status() -> str:
+        return (f"MLflow running={mlflow.is_running()} (pid {mlflow.pid() or 'none'}); "
+                f"/health {'answers' if http_ok(url) else 'gets no answer'}; "
+                f"{pending_tracking(admin)} completed run(s) wait for tracking")  # fmt: skip
+
+    def start() -> str:
+        mlflow.restart(timeout=120)
+        return f"MLflow started (pid {mlflow.pid()})"
+
+    def confirm() -> str:
+        if Detector("MLflow /health 200", lambda: http_ok(url)).wait(timeout=60) is None:
+            raise ServiceError(f"{url} did not answer 200 within 60 s")
+        return f"MLflow /health answers 200 ({url})"
+
+    def caught_up() -> str:
+        done = Detector("no run waits for tracking", lambda: pending_tracking(admin) == 0)
+        if done.wait(timeout=catch_up_timeout) is None:
+            raise ServiceError(
+                f"{pending_tracking(admin)} completed run(s) still wait for MLflow after "
+                f"{catch_up_timeout:g} s; see logs/app/tracking.log"
+            )
+        return "every completed run is tracked in MLflow again"
+
+    return procedure(
+        "5.3.1",
+        "restart the MLflow server; tracking caught up",
+        ("show status", status),
+        ("restart MLflow (stop leftovers by pid, start)", start),
+        ("poll MLflow /health", confirm),
+        ("confirm pending runs were caught up", caught_up),
+    )

@@ -48,6 +48,7 @@ SERVICE_NAMES = (
     "proxy",
     "redis",
     "worker",
+    "mlflow",
 )
 
 
@@ -173,6 +174,7 @@ class Endpoints:
     models_dir: Path | None = None
     logs_dir: Path | None = None
     backups_dir: Path | None = None
+    mlflow_url: str | None = None  # the MLflow tracking server, when the stack runs one
 
     def public(self) -> dict[str, str | None]:
         """The endpoints safe to print: passwords and keys removed."""

@@ -45,7 +45,7 @@ from opsdrill.polling import poll
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
 from opsdrill.state import STATE_FILE, Secrets, ServiceRecord, StackState, write_json_atomic
-from opsdrill.targets import first_data, redis_service
+from opsdrill.targets import first_data, mlflow_service, redis_service
 from opsdrill.targets.base import (
     Endpoints,
     ExecResult,
@@ -60,7 +60,7 @@ from opsdrill.targets.base import (
 )
 from opsdrill.targets.local_files import LocalFiles
 from opsdrill.targets.local_parts import DataFsInPlace, ProxyInPlace
-from opsdrill.targets.postgres import Cluster, find_bindir, run_user
+from opsdrill.targets.postgres import APP_ROLE, Cluster, find_bindir, run_user
 from opsdrill.targets.process_service import ProcessService, ProcessSpec
 from opsdrill.targets.worker_cgroup import WorkerCgroup
 
@@ -77,8 +77,12 @@ MONITORING_BINARIES = {
 }
 CORE = ("db", "api")
 #: start order; stop order is the reverse. `proxy` exists only with the proxy opt-in.
-ORDER = ("db", "proxy", "redis", "api", "node_exporter", "cgroup_exporter", "postgres_exporter",
-         "alert_sink", "alertmanager", "prometheus")  # fmt: skip
+ORDER = ("db", "proxy", "redis", "api", "mlflow", "node_exporter", "cgroup_exporter",
+         "postgres_exporter", "alert_sink", "alertmanager", "prometheus")  # fmt: skip
+#: services that may need two minutes to answer on a loaded 2-core machine (imports, migrations)
+SLOW_STARTERS = ("api", "mlflow")
+#: services whose process tree needs more than ProcessService knows
+SERVICE_CLASSES: dict[str, type[ProcessService]] = {"mlflow": mlflow_service.MlflowService}
 OPTIONS_FILE = "options.json"
 #: Toxiproxy proxy name -> the service it fronts
 PROXIES = {"postgres": "db", "api": "api"}
@@ -95,6 +99,7 @@ class StackOptions:
     worker_cgroup: str | None = None  # memory cgroup directory the training workers join
     monitoring: bool = True  # Prometheus & co. where installed (off: alert detectors skip)
     redis: bool = True  # Redis as the forecast cache where installed (redis_service)
+    mlflow: bool = True  # the MLflow tracking server where installed (mlflow_service)
 
     @classmethod
     def load(cls, state_dir: Path) -> StackOptions | None:
@@ -254,13 +259,15 @@ class LocalTarget(Target):
         proxy: bool | None = None,
         worker_cgroup: bool | None = None,
         redis: bool | None = None,
+        mlflow: bool | None = None,
     ) -> None:
         """Opt-ins left None come from the environment, else from the stack's options.json."""
         self.state_dir = state_dir.absolute()
         self._services: dict[str, Service] | None = None
         self.options = self._resolve_options(data_fs_size, proxy, worker_cgroup, monitoring)
         saved = StackOptions.load(self.state_dir)
-        self.options.redis = redis_service.resolve_option(redis, saved and saved.redis)
+        self.options.redis = redis_service.resolve_option(redis, saved.redis if saved else None)
+        self.options.mlflow = mlflow_service.resolve_option(mlflow, saved.mlflow if saved else None)
         self.monitoring = self.options.monitoring
 
     def _resolve_options(
@@ -620,6 +627,7 @@ class LocalTarget(Target):
             api_key=self.secrets.api_key,
             prometheus_url=url("prometheus"),
             alertmanager_url=url("alertmanager"),
+            mlflow_url=url("mlflow"),
             home=self.home,
             models_dir=self.home / "models",
             logs_dir=self.home / "logs" / "app",
@@ -634,6 +642,7 @@ class LocalTarget(Target):
                 "proxy": self._proxy_spec,
                 "redis": lambda: redis_service.spec(self._port("redis"), self.state_dir / "redis"),
                 "api": self._api_spec,
+                "mlflow": self._mlflow_spec,
                 "node_exporter": self._node_exporter_spec,
                 "postgres_exporter": self._postgres_exporter_spec,
                 "alert_sink": self._alert_sink_spec,
@@ -643,7 +652,9 @@ class LocalTarget(Target):
             }
             names = [n for n in ORDER if n in CORE or self._optional_available(n)]
             self._services = {
-                n: ProcessService(n, self, builders[n], self.state_dir / "logs" / f"{n}.log")
+                n: SERVICE_CLASSES.get(n, ProcessService)(
+                    n, self, builders[n], self.state_dir / "logs" / f"{n}.log"
+                )
                 for n in names
             }
         return self._services
@@ -653,6 +664,8 @@ class LocalTarget(Target):
             return self.options.proxy and not os.environ.get("OPSDRILL_TOXIPROXY_URL")
         if name == "redis":
             return self.options.redis and redis_service.installed()
+        if name == "mlflow":
+            return self.options.mlflow and mlflow_service.installed()
         if name == "alert_sink":  # Alertmanager's receiver: only with an Alertmanager
             name = "alertmanager"
         if name == "cgroup_exporter":  # the workers' cgroup as a node: only with both
@@ -678,6 +691,8 @@ class LocalTarget(Target):
             MAX_PARALLEL_RUNS=env.get("MAX_PARALLEL_RUNS", "2"),
             PYTHONUNBUFFERED="1",
         )
+        if "mlflow" in self.services:  # the trainer logs every run there
+            env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{self._port('mlflow')}"
         if (cgroup := self.worker_cgroup) is not None:
             env["NF_WORKER_CGROUP_PROCS"] = str(cgroup.procs_file)
         if "redis" in self.services:
@@ -720,6 +735,12 @@ class LocalTarget(Target):
             port=port,
             before_start=lambda: self.home.mkdir(parents=True, exist_ok=True),
         )  # fmt: skip
+
+    def _mlflow_spec(self) -> ProcessSpec:
+        cluster = self.cluster
+        return mlflow_service.spec(self._port("mlflow"), self.home,
+                                   cluster.app_dsn(self.secrets.db_password),
+                                   cluster.admin_conninfo("postgres"), APP_ROLE)  # fmt: skip
 
     def _proxy_spec(self) -> ProcessSpec:
         """toxiproxy-server if installed, else the embedded one; proxies come from a file."""
@@ -912,7 +933,7 @@ class LocalTarget(Target):
                 say(f"{name:<18} already running   pid {service.pid()}{health}")
                 continue
             t0 = time.monotonic()
-            service.start(timeout=120.0 if name == "api" else 60.0)
+            service.start(timeout=120.0 if name in SLOW_STARTERS else 60.0)
             say(f"{name:<18} started in {time.monotonic() - t0:5.1f} s  pid {service.pid()}  "
                 f"{service.url or ''}")  # fmt: skip
             if name == "db":

@@ -40,7 +40,7 @@ __all__ = ["FileTarget", "HostService", "load_target_file"]
 
 ENDPOINT_KEYS = {
     "api_url", "dsn", "dsn_env", "admin_dsn_env", "api_key_env", "prometheus_url",
-    "alertmanager_url", "home", "models_dir", "logs_dir", "backups_dir",
+    "alertmanager_url", "mlflow_url", "home", "models_dir", "logs_dir", "backups_dir",
 }  # fmt: skip
 PATH_KEYS = ("home", "models_dir", "logs_dir", "backups_dir")
 
@@ -158,6 +158,7 @@ class FileTarget(Target):
             admin_dsn=_env(raw.get("admin_dsn_env"), where),
             api_key=_env(raw.get("api_key_env"), where),
             prometheus_url=raw.get("prometheus_url"),
+            mlflow_url=raw.get("mlflow_url"),
             alertmanager_url=raw.get("alertmanager_url"),
             **{k: Path(raw[k]) for k in PATH_KEYS if k in raw},
         )

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from nf_auto_runner import runs
+from nf_auto_runner import runs, tracking
 from nf_auto_runner.app import metrics
 from nf_auto_runner.config import Settings
 from nf_auto_runner.db import Database
@@ -128,6 +128,9 @@ class Executor:
                     self.settings.stale_heartbeat_seconds,
                     check_pids=False,
                     exclude=set(self.workers),
+                )
+                tracking.spawn_catch_up(  # completed runs MLflow has not got yet
+                    conn, self.settings.child_env(), self.settings.logs_dir / "tracking.log"
                 )
         self._refresh_gauges()
 

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from nf_auto_runner import config, runs
+from nf_auto_runner import config, runs, tracking
 from nf_auto_runner.data import load_series
 from nf_auto_runner.db import DatabaseUnavailable, connect
 from nf_auto_runner.logs import setup_logging
@@ -92,6 +92,8 @@ def run(run_id: int) -> int:
             stop.set()
             if handler is not None:
                 handler.flush()
+        if code == 0:  # after the heartbeat stopped: the run is no longer `running`
+            tracking.track_or_defer(conn, run_id)  # never raises: MLflow down leaves it pending
     return code
 
 
@@ -132,13 +134,16 @@ def _train_and_record(
         parallel_runs=settings.max_parallel_runs,
     )
 
+    # 'pending' until MLflow has the run (nf_auto_runner.tracking); None: no MLflow configured
+    tracking_status = "pending" if tracking.tracking_uri() else None
+
     def record(c: psycopg.Connection[Any]) -> bool:
         with c.transaction():
             done = c.execute(
                 "UPDATE runs SET status = 'completed', end_time = now(), heartbeat_at = now(), "
-                "execution_duration_seconds = EXTRACT(EPOCH FROM now() - start_time) "
-                "WHERE run_id = %s AND status = 'running' RETURNING run_id",
-                (run_id,),
+                "execution_duration_seconds = EXTRACT(EPOCH FROM now() - start_time), "
+                "tracking_status = %s WHERE run_id = %s AND status = 'running' RETURNING run_id",
+                (tracking_status, run_id),
             ).fetchone()
             if done is None:
                 return False
