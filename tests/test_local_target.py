@@ -126,3 +126,12 @@ def test_db_restarts_after_sigkill_even_when_its_pid_was_recycled(stack: LocalTa
     db.start(timeout=30)
     assert db.healthy()
     until(lambda: health(stack) == 200, 10)
+
+
+def test_asking_for_endpoints_does_not_make_a_stack_exist(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The capability check at collection reads endpoints, which records ports in the state
+    file; a session must still see no stack there and start one (it once ran drills on none)."""
+    target = LocalTarget(tmp_path / "s")
+    assert target.endpoints.api_url and target.capabilities
+    assert (tmp_path / "s" / "state.json").exists()
+    assert not target.exists()

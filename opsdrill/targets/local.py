@@ -892,6 +892,11 @@ class LocalTarget(Target):
         )  # fmt: skip
 
     # -- whole-stack operations ------------------------------------------------------------
+    def exists(self) -> bool:
+        """True once the stack's database cluster was created. Not the state file: asking for
+        an endpoint (the capability check at collection does) records ports in it first."""
+        return self.cluster.initialized
+
     def is_up(self) -> bool:
         return all(s.healthy() for s in self.services.values())
 
