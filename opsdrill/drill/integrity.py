@@ -22,10 +22,14 @@ from typing import Any
 
 __all__ = ["IntegritySnapshot", "RowSum", "take_snapshot"]
 
+#: runs columns that say whether a run's copy in MLflow is made yet: the executor's sweep
+#: fills them in after the run finished (at once, or once MLflow is back), so they may move
+#: on any run; the run's own data is the rest
+RUN_TRACKING = ("mlflow_run_id", "tracking_status", "tracking_error")
 #: runs columns that change as a run proceeds; the rest was committed at submission
 RUN_PROGRESS = ("status", "start_time", "end_time", "execution_duration_seconds",
                 "worker_host", "worker_pid", "heartbeat_at", "error_message",
-                "mlflow_run_id", "tracking_status", "tracking_error")  # fmt: skip
+                *RUN_TRACKING)  # fmt: skip
 UNFINISHED = ("scheduled", "running")
 SHOWN = 5  # keys named per problem
 
@@ -120,19 +124,23 @@ def _tables(conn: Any) -> dict[str, str]:
 def _rows(conn: Any, table: str, key: str) -> dict[str, RowSum]:
     from psycopg import sql
 
+    full: sql.Composable
     committed: sql.Composable
     unfinished: sql.Composable
     if table == "runs":  # what was committed at submission, and whether it was unfinished
         drop = sql.SQL(" - ").join(sql.Literal(c) for c in RUN_PROGRESS)
+        tracking = sql.SQL(" - ").join(sql.Literal(c) for c in RUN_TRACKING)
         states = sql.SQL(", ").join(sql.Literal(s) for s in UNFINISHED)
+        full = sql.SQL("to_jsonb(t) - {}").format(tracking)
         committed = sql.SQL("to_jsonb(t) - {}").format(drop)
         unfinished = sql.SQL("t.status IN ({})").format(states)
     else:
-        committed, unfinished = sql.SQL("to_jsonb(t)"), sql.SQL("false")
+        full = committed = sql.SQL("to_jsonb(t)")
+        unfinished = sql.SQL("false")
     columns = key if key == "t.*" else ", ".join(f"t.{c}" for c in key.split(", "))
     query = sql.SQL(
-        "SELECT ({k})::text, md5(to_jsonb(t)::text), md5(({c})::text), {u} FROM {t} t"
-    ).format(k=sql.SQL(columns), c=committed, u=unfinished, t=sql.Identifier(table))
+        "SELECT ({k})::text, md5(({f})::text), md5(({c})::text), {u} FROM {t} t"
+    ).format(k=sql.SQL(columns), f=full, c=committed, u=unfinished, t=sql.Identifier(table))
     return {
         _label(key, str(k)): RowSum(str(full), str(part), bool(open_))
         for k, full, part, open_ in conn.execute(query)
