@@ -7,12 +7,10 @@ is degraded; the §5.3.1-style restart brings Redis back and the shared cache re
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
-from opsdrill.drill import DrillResult, DrillSpec, run_drill
+from opsdrill.drill import DrillResult, DrillSpec
 from opsdrill.drill.detector import Detector
 from opsdrill.faults import RedisDown
 from opsdrill.probes import redis as redis_probe
@@ -21,7 +19,7 @@ from opsdrill.recovery.procedures import restart_redis
 from opsdrill.runbook.thresholds import THRESHOLDS
 from opsdrill.targets.base import Target
 
-from .conftest import AssertDrill, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -48,7 +46,8 @@ def _lookups(api_url: str, backend: str) -> float:
     return metrics.total("ts_forecast_result_cache_lookups_total", backend=backend)
 
 
-def redis_down_spec(target: Target, probes: Probes) -> DrillSpec:
+def redis_down_spec(drill: StandardDrill) -> DrillSpec:
+    target = drill.target
     api_url = target.endpoints.api_url
     url = target.service("redis").url or ""
 
@@ -60,7 +59,7 @@ def redis_down_spec(target: Target, probes: Probes) -> DrillSpec:
         status, body = _health(api_url)
         return status == 200 and body["components"]["redis"]["status"] == "ok"
 
-    return DrillSpec(
+    return drill.spec(
         name="redis-sigkill",
         title="Redis (forecast cache) killed (SIGKILL)",
         runbook="6.2.2",
@@ -68,11 +67,10 @@ def redis_down_spec(target: Target, probes: Probes) -> DrillSpec:
         fault=RedisDown(target, sig="SIGKILL"),
         effect=Detector("Redis refuses PING", lambda: not redis_probe.ping(url), 5),
         detectors=[Detector("/health 200 says Redis degraded", degraded, 10)],
-        steady=[*probes.steady(), Detector("/health says Redis ok", redis_ok, 10)],
+        also_steady=[Detector("/health says Redis ok", redis_ok, 10)],
         recover=restart_redis(target),
         hold=3.0,  # forecasts probed for a while on the fallback, not just the first miss
         availability_url=f"{api_url}{FORECAST}",
-        endpoints=target.endpoints,
     )
 
 
@@ -83,15 +81,14 @@ def _outage_latencies(result: DrillResult) -> list[float]:
 
 
 def test_redis_sigkill_forecasts_still_served_and_cache_refills(
-    target: Target, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+    target: Target, drill: StandardDrill
 ) -> None:
     if "redis" not in target.services:
         pytest.skip(f"target {target.name!r} runs no Redis (install redis-server)")
     api_url = target.endpoints.api_url
     api_pid = target.service("api").pid()
     memory_before = _lookups(api_url, "memory")
-    result = run_drill(redis_down_spec(target, probes), incident_dir)
-    assert_drill(result)
+    result = drill.run(redis_down_spec(drill))
     assert target.service("api").pid() == api_pid, "the app must ride out Redis without a restart"
     assert result.failed_probes == 0, (
         f"{result.failed_probes}/{result.total_probes} forecasts failed while Redis was down: "
