@@ -44,6 +44,7 @@ from opsdrill.errors import CapabilityMissing, ServiceError, StartTimeout, Usage
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
 from opsdrill.state import STATE_FILE, Secrets, ServiceRecord, StackState, write_json_atomic
+from opsdrill.targets import ray_service
 from opsdrill.targets.base import (
     Endpoints,
     ExecResult,
@@ -72,8 +73,8 @@ MONITORING_BINARIES = {
 }
 CORE = ("db", "api")
 #: start order; stop order is the reverse. `proxy` exists only with the proxy opt-in.
-ORDER = ("db", "proxy", "api", "node_exporter", "cgroup_exporter", "postgres_exporter",
-         "alert_sink", "alertmanager", "prometheus")  # fmt: skip
+ORDER = ("db", "proxy", "ray_head", "ray_worker", "api", "node_exporter", "cgroup_exporter",
+         "postgres_exporter", "alert_sink", "alertmanager", "prometheus")  # fmt: skip
 OPTIONS_FILE = "options.json"
 #: Toxiproxy proxy name -> the service it fronts
 PROXIES = {"postgres": "db", "api": "api"}
@@ -611,6 +612,8 @@ class LocalTarget(Target):
                 "cgroup_exporter": self._cgroup_exporter_spec,
                 "alertmanager": self._alertmanager_spec,
                 "prometheus": self._prometheus_spec,
+                "ray_head": lambda: ray_service.head_spec(self._port, self.state_dir),
+                "ray_worker": lambda: ray_service.worker_spec(self._port, self.state_dir),
             }
             names = [n for n in ORDER if n in CORE or self._optional_available(n)]
             self._services = {
@@ -622,6 +625,8 @@ class LocalTarget(Target):
     def _optional_available(self, name: str) -> bool:
         if name == "proxy":  # an external server (OPSDRILL_TOXIPROXY_URL) is not ours to run
             return self.options.proxy and not os.environ.get("OPSDRILL_TOXIPROXY_URL")
+        if name in ray_service.RAY_SERVICES:  # `ray[default]` installed, OPSDRILL_RAY not 0
+            return ray_service.ray_enabled()
         if name == "alert_sink":  # Alertmanager's receiver: only with an Alertmanager
             name = "alertmanager"
         if name == "cgroup_exporter":  # the workers' cgroup as a node: only with both
@@ -644,6 +649,8 @@ class LocalTarget(Target):
             MAX_PARALLEL_RUNS=env.get("MAX_PARALLEL_RUNS", "2"),
             PYTHONUNBUFFERED="1",
         )
+        if "ray_head" in self.services:  # where training runs can be sent (docs/RAY.md)
+            env["NF_RAY_ADDRESS"] = f"127.0.0.1:{self._port('ray_gcs')}"
         if (cgroup := self.worker_cgroup) is not None:
             env["NF_WORKER_CGROUP_PROCS"] = str(cgroup.procs_file)
         return env
@@ -885,7 +892,7 @@ class LocalTarget(Target):
                 say(f"{name:<18} already running   pid {service.pid()}{health}")
                 continue
             t0 = time.monotonic()
-            service.start(timeout=120.0 if name == "api" else 60.0)
+            service.start(timeout=120.0 if name in ("api", *ray_service.RAY_SERVICES) else 60.0)
             say(f"{name:<18} started in {time.monotonic() - t0:5.1f} s  pid {service.pid()}  "
                 f"{service.url or ''}")  # fmt: skip
             if name == "db":
