@@ -90,10 +90,12 @@ def head_spec(port_of: PortOf, state_dir: Path) -> ProcessSpec:
     )
 
 
-def worker_spec(port_of: PortOf, state_dir: Path, num_cpus: int = 1) -> ProcessSpec:
-    """One worker node joining the head the runbook's way (§7.2.1)."""
+def worker_spec(
+    port_of: PortOf, state_dir: Path, num_cpus: int = 1, name: str = "ray_worker"
+) -> ProcessSpec:
+    """A worker node joining the head the runbook's way (§7.2.1); `name` keys its ports."""
     gcs, dash = port_of("ray_gcs"), port_of("ray_dashboard")
-    argv = _node_argv("ray_worker", port_of, state_dir / "ray")
+    argv = _node_argv(name, port_of, state_dir / "ray")
     argv += [f"--address=127.0.0.1:{gcs}", f"--num-cpus={num_cpus}"]
     url = f"http://127.0.0.1:{dash}"
     return ProcessSpec(
