@@ -43,7 +43,7 @@ def ray_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
         mp.undo()
 
 
-def _wait_nodes(url: str, count: int, timeout: float = 90.0) -> list[dict[str, object]]:
+def _wait_nodes(url: str, count: int, timeout: float = 90.0) -> list[ray_service.Node]:
     deadline = time.monotonic() + timeout
     while True:
         nodes = ray_service.alive_nodes(url) or []
@@ -55,7 +55,7 @@ def _wait_nodes(url: str, count: int, timeout: float = 90.0) -> list[dict[str, o
 def test_head_and_worker_alive_with_resources(ray_stack: object) -> None:
     head = ray_stack.services["ray_head"]  # type: ignore[attr-defined]
     nodes = _wait_nodes(head.url, 2)
-    assert sorted(n["cpus"] for n in nodes) == [0, 1.0], nodes
+    assert sorted(n.cpus for n in nodes) == [0.0, 1.0], nodes
     gcs = ray_stack._port("ray_gcs")  # type: ignore[attr-defined]
     out = subprocess.run([str(Path(sys.executable).parent / "ray"), "status",
                           f"--address=127.0.0.1:{gcs}"], capture_output=True, text=True,

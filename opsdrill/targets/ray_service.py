@@ -24,12 +24,13 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
 from opsdrill.targets.process_service import ProcessSpec
 
-__all__ = ["RAY_SERVICES", "alive_nodes", "head_spec", "ray_enabled", "worker_spec"]
+__all__ = ["RAY_SERVICES", "Node", "alive_nodes", "head_spec", "ray_enabled", "worker_spec"]
 
 RAY_SERVICES = ("ray_head", "ray_worker")
 OBJECT_STORE_BYTES = 80 * 1000 * 1000  # Ray refuses less than 75 MiB
@@ -45,6 +46,11 @@ NODE_PORTS = (
 WORKER_PORTS = 8  # a small range of ports for the node's Python workers
 
 PortOf = Callable[[str], int]
+
+
+class Node(NamedTuple):
+    node_id: str
+    cpus: float
 
 
 def ray_enabled() -> bool:
@@ -101,13 +107,13 @@ def worker_spec(
     return ProcessSpec(
         argv=argv,
         env=_env(),
-        ready=lambda: sum(n["cpus"] for n in alive_nodes(url) or []) >= num_cpus,
+        ready=lambda: sum(n.cpus for n in alive_nodes(url) or []) >= num_cpus,
         url=f"ray://127.0.0.1:{gcs}",
         stop_signal=signal.SIGTERM,
     )
 
 
-def alive_nodes(dashboard_url: str, timeout: float = 2.0) -> list[dict[str, object]] | None:
+def alive_nodes(dashboard_url: str, timeout: float = 2.0) -> list[Node] | None:
     """The cluster's alive nodes as {node_id, cpus} from the dashboard; None if it does not
     answer."""
     try:
@@ -115,10 +121,9 @@ def alive_nodes(dashboard_url: str, timeout: float = 2.0) -> list[dict[str, obje
         summary = reply.json()["data"]["summary"]
     except (httpx.HTTPError, ValueError, KeyError, TypeError):
         return None
-    nodes = []
-    for node in summary:
-        raylet = node.get("raylet", {})
-        if raylet.get("state") == "ALIVE":
-            cpus = raylet.get("resourcesTotal", {}).get("CPU", 0)
-            nodes.append({"node_id": raylet.get("nodeId"), "cpus": cpus})
-    return nodes
+    raylets = [node.get("raylet", {}) for node in summary]
+    return [
+        Node(str(r.get("nodeId")), float(r.get("resourcesTotal", {}).get("CPU", 0)))
+        for r in raylets
+        if r.get("state") == "ALIVE"
+    ]
