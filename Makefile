@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup gameday test test-docker lint up down status bench clean
+.PHONY: setup gameday test test-docker test-host lint up down status bench clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -11,11 +11,12 @@ setup:
 gameday: setup
 	$(VENV)/bin/opsdrill gameday --plan-file gameday.yaml
 
+# The Docker-target suite runs last: it starts an engine when none answers and builds or
+# reuses the composed stack's images (scripts/build-images.sh).
 test: setup
-	$(PY) -m pytest tests -m "not docker"
+	$(PY) -m pytest tests -m "not docker and not host" --durations=25
 
-# The composed stack on a Docker engine (Debian's docker.io): builds or reuses the images
-# (~12 min cold on 2 cores with the vfs driver, seconds warm), then drives them.
+# The composed stack on a Docker engine (Debian's docker.io) alone.
 test-docker: setup
 	$(PY) -m pytest tests/docker -m docker
 
@@ -38,3 +39,8 @@ bench: setup
 
 clean: down
 	rm -rf .opsdrill reports
+
+# A systemd host driven over ssh (tests/host/): builds or reuses the host image (~3 min cold,
+# longer on a loaded machine; seconds warm), boots it without --privileged, runs the suite.
+test-host: setup
+	$(PY) -m pytest tests/host -m host

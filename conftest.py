@@ -45,4 +45,8 @@ def host(target: Target) -> object:
     """
     import testinfra
 
+    from opsdrill.targets.remote import FileTarget
+
+    if isinstance(target, FileTarget):
+        return target.host  # with its ssh options (key, known_hosts) when it is a host
     return testinfra.get_host(target.host_spec)

@@ -1,112 +1,22 @@
-"""Fixtures for the drills: the standard detectors and steady state of the reference stack."""
+"""Fixtures for the drills: the standard detectors (opsdrill.drill.detectors) and a `drill`
+that fills every DrillSpec default (opsdrill.drill.standard)."""
 
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import ClassVar
 
-import httpx
 import pytest
 
-from opsdrill.drill import Detector, DrillResult
-from opsdrill.drill.alert_scale import alert_scaling
+from opsdrill.drill import DrillResult
+from opsdrill.drill.detectors import NO_PROMETHEUS, FaultProbes, Probes
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.errors import CapabilityMissing
-from opsdrill.probes.alertmanager import delivered
-from opsdrill.probes.prometheus import alert_state
-from opsdrill.probes.sql import sql_ok
 from opsdrill.targets.base import ProxyHops, Target
 
-
-def _status(url: str) -> int:
-    try:
-        return httpx.get(url, timeout=1.0).status_code
-    except httpx.HTTPError:
-        return 0
-
-
-#: why alert detectors are skipped on a target without Prometheus
-NO_PROMETHEUS = "no Prometheus in this target"
-
-
-def _never() -> bool:
-    return False
-
-
-class Probes:
-    """Named detectors built from the target's endpoints, so drills read like the runbook."""
-
-    def __init__(self, target: Target) -> None:
-        self.target = target
-        self.api = target.endpoints.api_url
-
-    def health_is(self, code: int, timeout: float = 10.0) -> Detector:
-        return Detector(f"/health answers {code}", lambda: _status(f"{self.api}/health") == code,
-                        timeout)  # fmt: skip
-
-    def forecast_ok(self, timeout: float = 10.0) -> Detector:
-        def check() -> bool:
-            resp = httpx.post(f"{self.api}/predict", timeout=2.0,
-                              json={"series_id": "airpassengers", "horizon": 12})  # fmt: skip
-            return resp.status_code == 200
-
-        return Detector("a forecast succeeds", check, timeout)
-
-    def db_refuses(self, timeout: float = 5.0) -> Detector:
-        dsn = self.target.endpoints.dsn
-        return Detector("PostgreSQL refuses connections", lambda: not sql_ok(dsn), timeout)
-
-    def alert(self, name: str, state: str | None = "firing", timeout: float = 30.0) -> Detector:
-        """The runbook's alert as a detector: kind "alert", with its `for:` scaling noted."""
-        prom = self.target.endpoints.prometheus_url
-        label = f"alert {name} {state or 'resolved'}"
-        scaled = alert_scaling(getattr(self.target, "state_dir", None)).get(name)
-        return Detector(label, lambda: alert_state(prom, name) == state, timeout,  # type: ignore[arg-type]
-                        kind="alert", note=scaled.note() if scaled else "",
-                        production_offset=scaled.offset if scaled else 0.0)  # fmt: skip
-
-    def alert_cycle(
-        self, name: str, timeout: float = 30.0
-    ) -> tuple[list[Detector], list[Detector]]:
-        """(detectors, resolved) for an alert that must fire, then resolve. Without
-        Prometheus both are recorded as skipped, with the reason, on the drill's timeline, in
-        its incident record and in the JUnit properties: the drill still runs on its other
-        detectors, and the game day can count what it did not show."""
-        if not self.has_prometheus:
-            why = NO_PROMETHEUS
-            return [Detector(f"alert {name} firing", _never, timeout, skipped=why)], [
-                Detector(f"alert {name} resolved", _never, timeout, skipped=why)
-            ]
-        return [self.alert(name, "firing", timeout)], [self.alert(name, None, timeout)]
-
-    def delivered(self, name: str, state: str = "firing", timeout: float = 60.0) -> Detector:
-        """Alertmanager delivered `name` in `state` to the stack's receiver (the alert sink),
-        in a notification received after this detector was made."""
-        sink, since = self.target.services["alert_sink"].url or "", time.time()
-        return Detector(f"alert {name} {state}: delivered to the receiver",
-                        lambda: delivered(sink, name, state, since), timeout)  # fmt: skip
-
-    def delivery_cycle(self, name: str, timeout: float = 60.0) -> tuple[list[Detector], ...]:
-        """(detectors, resolved) for an alert delivered firing, then resolved; recorded as
-        skipped, with the reason, when the target runs no receiver of its own."""
-        if "alert_sink" not in self.target.services:
-            why = "skipped: this target runs no alert receiver of its own (alert_sink)"
-            return [Detector(f"alert {name} {s}: delivered", _never, timeout, skipped=why)
-                    for s in ("firing",)], [
-                Detector(f"alert {name} resolved: delivered", _never, timeout, skipped=why)
-            ]  # fmt: skip
-        fired, resolved = (self.delivered(name, s, timeout) for s in ("firing", "resolved"))
-        return [fired], [resolved]
-
-    def steady(self) -> list[Detector]:
-        return [self.health_is(200), self.forecast_ok()]
-
-    @property
-    def has_prometheus(self) -> bool:
-        return self.target.endpoints.prometheus_url is not None
+__all__ = ["NO_PROMETHEUS", "AssertDrill", "FaultProbes", "Probes", "StandardDrill"]
 
 
 @pytest.fixture(scope="session")
@@ -208,117 +118,19 @@ INCIDENT_SECTIONS = ("# Incident INC-", "| severity |", "| detected |", "| resol
                      "## Actions taken")  # fmt: skip
 
 
-# -- detectors for the fault drills (added; the ones above are unchanged) ----------------------
-
-
-def _metric(url: str, name: str) -> float | None:
-    """One unlabelled sample from the app's /metrics, or None when it does not answer."""
-    try:
-        text = httpx.get(f"{url}/metrics", timeout=1.0).text
-    except httpx.HTTPError:
-        return None
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
-
-
-def _latency(url: str, body: dict[str, object], timeout: float = 10.0) -> float:
-    t0 = time.perf_counter()
-    try:
-        httpx.post(url, json=body, timeout=timeout)
-    except httpx.HTTPError:
-        return timeout
-    return time.perf_counter() - t0
-
-
-class FaultProbes:
-    """Detectors the new drills need, in the runbook's diagnosis terms."""
-
-    FORECAST: ClassVar[dict[str, object]] = {"series_id": "airpassengers", "horizon": 12}
-
-    def __init__(self, target: Target) -> None:
-        self.target = target
-        self.api = target.endpoints.api_url
-        self.admin = target.endpoints.admin_dsn or ""
-
-    def api_silent(self, timeout: float = 10.0) -> Detector:
-        return Detector("/health gets no answer", lambda: _status(f"{self.api}/health") == 0,
-                        timeout)  # fmt: skip
-
-    def db_refuses_app_role(self, timeout: float = 10.0) -> Detector:
-        """A new connection as the app's role is refused: too many clients (SQLSTATE 53300)."""
-        import psycopg
-
-        from opsdrill.faults.pool_exhaustion import is_slot_refusal
-
-        def check() -> bool:
-            try:
-                psycopg.connect(self.target.endpoints.dsn, connect_timeout=2).close()
-            except psycopg.OperationalError as exc:
-                return is_slot_refusal(exc)
-            return False
-
-        return Detector("PostgreSQL refuses new sessions: too many clients", check, timeout)
-
-    def pool_probe_failing(self, timeout: float = 10.0) -> Detector:
-        return Detector("/metrics: ts_forecast_db_up is 0 (the pool yields no connection)",
-                        lambda: _metric(self.api, "ts_forecast_db_up") == 0.0,
-                        timeout)  # fmt: skip
-
-    def request_hangs(self, path: str, timeout: float = 10.0, wait: float = 2.0) -> Detector:
-        def check() -> bool:
-            try:
-                httpx.get(f"{self.api}{path}", timeout=wait)
-            except httpx.TimeoutException:
-                return True
-            return False
-
-        return Detector(f"GET {path} gets no answer within {wait:g} s", check, timeout)
-
-    def forecast_hangs(self, timeout: float = 10.0, wait: float = 2.0) -> Detector:
-        def check() -> bool:
-            return _latency(f"{self.api}/predict", self.FORECAST, wait) >= wait
-
-        return Detector(f"a forecast gets no answer within {wait:g} s", check, timeout)
-
-    def lock_waiters(self, timeout: float = 10.0) -> Detector:
-        from opsdrill.recovery.blocking_sessions import waiting_sessions
-
-        return Detector("pg_stat_activity: sessions wait on a lock (pg_blocking_pids)",
-                        lambda: bool(waiting_sessions(self.admin)), timeout)  # fmt: skip
-
-    def forecast_latency(self, samples: int = 3) -> float:
-        """Median seconds of `samples` forecasts, for a baseline."""
-        got = sorted(_latency(f"{self.api}/predict", self.FORECAST) for _ in range(samples))
-        return got[len(got) // 2]
-
-    def slower_than(self, baseline: float, factor: float = 1.5, timeout: float = 20.0) -> Detector:
-        floor = max(baseline * factor, baseline + 0.02)
-        return Detector(f"forecast latency above {floor * 1000:.0f} ms (baseline "
-                        f"{baseline * 1000:.0f} ms)",
-                        lambda: self.forecast_latency() > floor, timeout)  # fmt: skip
-
-    def not_slower_than(
-        self, baseline: float, factor: float = 1.5, timeout: float = 20.0
-    ) -> Detector:
-        """Forecast latency back near its baseline: the steady state of a slow-API drill."""
-        ceiling = max(baseline * factor, baseline + 0.05)
-        return Detector(f"forecast latency at most {ceiling * 1000:.0f} ms (baseline "
-                        f"{baseline * 1000:.0f} ms)",
-                        lambda: self.forecast_latency() <= ceiling, timeout)  # fmt: skip
-
-    def no_run_running(self, timeout: float = 10.0) -> Detector:
-        import psycopg
-
-        def check() -> bool:
-            with psycopg.connect(self.admin, autocommit=True, connect_timeout=2) as conn:
-                row = conn.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()
-            return row is not None and row[0] == 0
-
-        return Detector("no run left 'running'", check, timeout)
-
-
 @pytest.fixture(scope="session")
 def fault_probes(target: Target) -> FaultProbes:
     return FaultProbes(target)
+
+
+@pytest.fixture
+def drill(
+    target: Target, incident_dir: Path, assert_drill: AssertDrill, request: pytest.FixtureRequest
+) -> StandardDrill:
+    """The test's drill with its defaults filled: its runbook section from the test's (first,
+    closest) `runbook` marker, the availability URL, the endpoints, the standard steady state;
+    `drill.run(spec)` asserts what `assert_drill` does."""
+    marker = request.node.get_closest_marker("runbook")
+    if marker is None:
+        raise pytest.UsageError(f"{request.node.nodeid} uses `drill` but has no runbook marker")
+    return StandardDrill(target, str(marker.args[0]), incident_dir, assert_drill)

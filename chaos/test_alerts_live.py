@@ -12,19 +12,17 @@ here: see chaos/test_memory_alert.py.
 from __future__ import annotations
 
 import signal
-from pathlib import Path
 
 import httpx
 import pytest
 
-from opsdrill.drill import Detector, DrillResult, DrillSpec, run_drill
+from opsdrill.drill import Detector, DrillResult
 from opsdrill.faults import DbDown, RunawayRuns
 from opsdrill.recovery.procedure import procedure
 from opsdrill.recovery.procedures import start_postgres
-from opsdrill.targets.base import Target
 from opsdrill.training_runs import RunsClient
 
-from .conftest import AssertDrill, FaultProbes, Probes
+from .conftest import Probes, StandardDrill
 
 pytestmark = [pytest.mark.destructive, pytest.mark.runbook("4.2")]
 
@@ -61,13 +59,12 @@ def cancel_runs(client: RunsClient, status: str, reason: str) -> list[str]:
             f"{reason}"]  # fmt: skip
 
 
-def high_error_rate_drill(
-    target: Target, probes: Probes, reports_dir: Path, alert_timeout: float = 60
-) -> DrillResult:
+def high_error_rate_drill(drill: StandardDrill, alert_timeout: float = 60) -> DrillResult:
     """PostgreSQL killed: every request that needs it answers 503, so more than 10 % of the
     API's requests are 5xx (the availability probe's and Prometheus' own scrapes)."""
+    target, probes = drill.target, drill.probes
     detectors, resolved = _alert_spec(probes, "HighErrorRate", alert_timeout)
-    spec = DrillSpec(
+    spec = drill.spec(
         name="alert-high-error-rate",
         title="HighErrorRate fires on real 5xx answers (PostgreSQL killed) and is delivered",
         runbook="5.2.2",
@@ -75,24 +72,21 @@ def high_error_rate_drill(
         fault=DbDown(target, sig="SIGKILL"),  # type: ignore[arg-type]
         effect=probes.health_is(503),
         detectors=detectors,
-        steady=probes.steady(),
         recover=start_postgres(target),
         resolved=resolved,
-        availability_url=f"{target.endpoints.api_url}/health",
         dsn=target.endpoints.dsn,
     )
-    return run_drill(spec, reports_dir)
+    return drill.run(spec, check=False)
 
 
-def long_running_job_drill(
-    target: Target, probes: Probes, fault_probes: FaultProbes, reports_dir: Path
-) -> DrillResult:
+def long_running_job_drill(drill: StandardDrill) -> DrillResult:
     """One run stays `running` past LongRunningJob's age (2 h, 120 s here); §3.1.3: cancel it.
 
     What keeps a real run running for hours is a stuck worker, not a long one: a run of the
     API's 5000 NHITS steps ends within the 120 s on a quiet machine. So the drill stops the
     run's worker (SIGSTOP, by pid) once it trains: the run is running and nothing finishes
     it. The §3.1.3 cancel kills the worker (SIGKILL ends a stopped process too)."""
+    target, probes, fault_probes = drill.target, drill.probes, drill.faults
     client = RunsClient(target.endpoints)
     fault = RunawayRuns(target, count=1, max_steps=5000, model="NHITS")  # type: ignore[arg-type]
     detectors, resolved = _alert_spec(probes, "LongRunningJob", 240)
@@ -101,7 +95,7 @@ def long_running_job_drill(
         workers = [w for r in fault.run_ids if (w := client.worker(r)) is not None]
         return bool(workers) and all(w.ref.signal(signal.SIGSTOP) for w in workers)
 
-    spec = DrillSpec(
+    spec = drill.spec(
         name="alert-long-running-job",
         title="LongRunningJob fires on a run training past its age limit and is delivered",
         runbook="3.1.3",
@@ -109,7 +103,7 @@ def long_running_job_drill(
         fault=fault,
         effect=Detector("the long run's worker trains, then is stuck (SIGSTOP)", training, 120),
         detectors=detectors,
-        steady=[*probes.steady(), fault_probes.no_run_running()],
+        also_steady=[fault_probes.no_run_running()],
         recover=procedure(
             "3.1.3",
             "cancel the run stuck past 2 h",
@@ -119,21 +113,19 @@ def long_running_job_drill(
             ),
         ),
         resolved=resolved,
-        availability_url=f"{target.endpoints.api_url}/health",
         dsn=target.endpoints.dsn,
     )
-    return run_drill(spec, reports_dir)
+    return drill.run(spec, check=False)
 
 
-def queue_backlog_drill(
-    target: Target, probes: Probes, fault_probes: FaultProbes, reports_dir: Path
-) -> DrillResult:
+def queue_backlog_drill(drill: StandardDrill) -> DrillResult:
     """More runs than the slots can take: over 50 wait; §3.1.3: cancel the backlog."""
+    target, probes, fault_probes = drill.target, drill.probes, drill.faults
     client = RunsClient(target.endpoints)
     fault = RunawayRuns(target, count=BACKLOG_RUNS, max_steps=5000)  # type: ignore[arg-type]
     detectors, resolved = _alert_spec(probes, "QueueBacklog", 90)
     api = target.endpoints.api_url
-    spec = DrillSpec(
+    spec = drill.spec(
         name="alert-queue-backlog",
         title="QueueBacklog fires on more than 50 queued runs and is delivered",
         runbook="3.1.3",
@@ -141,7 +133,7 @@ def queue_backlog_drill(
         fault=fault,
         effect=Detector("/metrics: ts_forecast_queued_runs > 50", lambda: _queued(api) > 50, 60),
         detectors=detectors,
-        steady=[*probes.steady(), fault_probes.no_run_running()],
+        also_steady=[fault_probes.no_run_running()],
         recover=procedure(
             "3.1.3",
             "clear the queue backlog",
@@ -155,39 +147,24 @@ def queue_backlog_drill(
             ),
         ),
         resolved=resolved,
-        availability_url=f"{target.endpoints.api_url}/health",
         dsn=target.endpoints.dsn,
     )
-    return run_drill(spec, reports_dir)
+    return drill.run(spec, check=False)
 
 
 @pytest.mark.fault("db_down", sig="SIGKILL")
-def test_high_error_rate_fires_on_real_5xx_and_is_delivered(
-    target: Target, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
-) -> None:
-    _needs_monitoring(probes)
-    assert_drill(high_error_rate_drill(target, probes, incident_dir))
+def test_high_error_rate_fires_on_real_5xx_and_is_delivered(drill: StandardDrill) -> None:
+    _needs_monitoring(drill.probes)
+    drill.verify(high_error_rate_drill(drill))
 
 
 @pytest.mark.fault("runaway_runs", count=1, max_steps=5000, model="NHITS")
-def test_long_running_job_fires_on_a_long_run_and_is_delivered(
-    target: Target,
-    probes: Probes,
-    fault_probes: FaultProbes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
-) -> None:
-    _needs_monitoring(probes)
-    assert_drill(long_running_job_drill(target, probes, fault_probes, incident_dir))
+def test_long_running_job_fires_on_a_long_run_and_is_delivered(drill: StandardDrill) -> None:
+    _needs_monitoring(drill.probes)
+    drill.verify(long_running_job_drill(drill))
 
 
 @pytest.mark.fault("runaway_runs", count=BACKLOG_RUNS, max_steps=5000)
-def test_queue_backlog_fires_on_a_real_backlog_and_is_delivered(
-    target: Target,
-    probes: Probes,
-    fault_probes: FaultProbes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
-) -> None:
-    _needs_monitoring(probes)
-    assert_drill(queue_backlog_drill(target, probes, fault_probes, incident_dir))
+def test_queue_backlog_fires_on_a_real_backlog_and_is_delivered(drill: StandardDrill) -> None:
+    _needs_monitoring(drill.probes)
+    drill.verify(queue_backlog_drill(drill))

@@ -6,17 +6,14 @@ process left, and polls `/health`. ServiceDown must fire and then resolve.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from opsdrill.drill import DrillSpec, run_drill
 from opsdrill.faults import AppCrash
 from opsdrill.recovery.procedures import restart_app
 from opsdrill.recovery.service_restart import app_pid_file
 from opsdrill.targets.base import Target
 
-from .conftest import AssertDrill, FaultProbes, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -27,30 +24,22 @@ pytestmark = [
 
 def test_app_sigkill_is_detected_and_restarted_by_pid_file(
     target: Target,
-    probes: Probes,
-    fault_probes: FaultProbes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    drill: StandardDrill,
 ) -> None:
     old_pid = target.service("api").pid()
-    alerts, resolved = probes.alert_cycle("ServiceDown")
-    detectors = [fault_probes.api_silent(timeout=5), *alerts]
-    spec = DrillSpec(
+    alerts, resolved = drill.probes.alert_cycle("ServiceDown")
+    spec = drill.spec(
         name="app-sigkill",
         title="API process killed (SIGKILL)",
-        runbook="5.3.1",
         severity="P0",
         fault=AppCrash(target, sig="SIGKILL"),
-        effect=fault_probes.api_silent(),
-        detectors=detectors,
-        steady=[*probes.steady(), fault_probes.no_run_running()],
+        effect=drill.faults.api_silent(),
+        detectors=[drill.faults.api_silent(timeout=5), *alerts],
+        also_steady=[drill.faults.no_run_running()],
         resolved=resolved,
         recover=restart_app(target),
-        availability_url=f"{target.endpoints.api_url}/health",
-        endpoints=target.endpoints,
     )
-    result = run_drill(spec, incident_dir)
-    assert_drill(result)
+    result = drill.run(spec)
     new_pid = target.service("api").pid()
     assert new_pid not in (None, old_pid)
     assert any("removed pid file" in a for a in result.actions), result.actions

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from opsdrill.drill import Detector, DrillResult, DrillSpec, run_drill
+from opsdrill.drill import Detector, DrillResult
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults import AppCrash, RunawayRuns
 from opsdrill.recovery.procedure import procedure
@@ -28,7 +27,7 @@ from opsdrill.recovery.service_restart import restart_service
 from opsdrill.targets.base import Target
 from opsdrill.training_runs import NextRun, RunsClient, Worker
 
-from .conftest import AssertDrill, FaultProbes, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -82,12 +81,10 @@ def restart_with_runs_in_flight(target: Target, client: RunsClient, flight: InFl
 
 
 def app_crash_in_flight_drill(
-    target: Target,
-    probes: Probes,
-    fault_probes: FaultProbes,
-    reports_dir: Path,
+    drill: StandardDrill,
 ) -> tuple[DrillResult, InFlight]:
     """Run the drill with two runs in flight; their own fault is reverted whatever happens."""
+    target, probes, fault_probes = drill.target, drill.probes, drill.faults
     client = RunsClient(target.endpoints)
     runaway = RunawayRuns(target, count=2, max_steps=5000)  # type: ignore[arg-type]
     try:
@@ -96,15 +93,13 @@ def app_crash_in_flight_drill(
         paged, unpaged = probes.delivery_cycle("ServiceDown")
         lost = Detector(f"runs in flight read failed '{LOST}' at the first /health",
                         flight.failed_at_start, 1)  # fmt: skip
-        spec = DrillSpec(
+        spec = drill.spec(
             name="app-sigkill-in-flight",
             title="API process killed (SIGKILL) while training runs are in flight",
-            runbook="5.3.1",
             severity="P0",
             fault=AppCrash(target, sig="SIGKILL"),  # type: ignore[arg-type]
             effect=fault_probes.api_silent(),
             detectors=[fault_probes.api_silent(timeout=5), *alerts, *paged],
-            steady=probes.steady(),
             recover=procedure(
                 "5.3.1",
                 "restart the API service with runs in flight",
@@ -124,25 +119,20 @@ def app_crash_in_flight_drill(
                 *resolved,
                 *unpaged,
             ],
-            availability_url=f"{target.endpoints.api_url}/health",
             dsn=target.endpoints.dsn,
         )
-        return run_drill(spec, reports_dir), flight
+        return drill.run(spec, check=False), flight
     finally:
         runaway.revert()
 
 
 def test_app_killed_with_runs_in_flight_fails_them_at_start_up(
-    target: Target,
-    probes: Probes,
-    fault_probes: FaultProbes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    target: Target, drill: StandardDrill
 ) -> None:
     if target.host_spec != "local://":
         pytest.skip("the drill reads the workers' processes from /proc: local targets only")
-    result, flight = app_crash_in_flight_drill(target, probes, fault_probes, incident_dir)
+    result, flight = app_crash_in_flight_drill(drill)
     for action in result.actions:
         print(f"  {action}")
-    assert_drill(result)
+    drill.verify(result)
     assert len(flight.workers) == 2

@@ -7,17 +7,15 @@ again, and restarting by §5.3.1.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.drill import Detector
 from opsdrill.faults import BrokenConfig
 from opsdrill.faults.broken_config import check_config
 from opsdrill.recovery.procedures import correct_config
 from opsdrill.targets.base import Target
 
-from .conftest import AssertDrill, FaultProbes, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -28,10 +26,7 @@ pytestmark = [
 
 def test_broken_config_is_named_by_check_config_and_fixed(
     target: Target,
-    probes: Probes,
-    fault_probes: FaultProbes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    drill: StandardDrill,
 ) -> None:
     fault = BrokenConfig(target)
     diagnosis: list[str] = []
@@ -41,28 +36,24 @@ def test_broken_config_is_named_by_check_config_and_fixed(
         diagnosis[:] = [done.stderr.strip()]
         return done.returncode != 0 and str(fault.path) in done.stderr
 
-    kept = incident_dir / "incidents" / "rejected-config.yaml"
-    recover = correct_config(target, lambda: check_config(target), fault.path, kept)  # type: ignore[arg-type]
-    alerts, resolved = probes.alert_cycle("ServiceDown")  # the app is down
-    spec = DrillSpec(
+    kept = drill.incident_dir / "incidents" / "rejected-config.yaml"
+    recover = correct_config(target, lambda: check_config(target), fault.path, kept)
+    alerts, resolved = drill.probes.alert_cycle("ServiceDown")  # the app is down
+    spec = drill.spec(
         name="broken-config",
         title="API refuses to start: config file does not parse",
-        runbook="5.2.1",
         severity="P0",
         fault=fault,
         effect=Detector("the app's start is refused", lambda: bool(fault.start_error), 5),
         detectors=[
-            fault_probes.api_silent(),
+            drill.faults.api_silent(),
             Detector("--check-config names the broken file", refused, 30),
             *alerts,
         ],
-        steady=[*probes.steady(), fault_probes.no_run_running()],
+        also_steady=[drill.faults.no_run_running()],
         recover=recover,
         resolved=resolved,
-        availability_url=f"{target.endpoints.api_url}/health",
-        endpoints=target.endpoints,
     )
-    result = run_drill(spec, incident_dir)
-    assert_drill(result)
+    drill.run(spec)
     assert "does not parse at line" in diagnosis[0], diagnosis
     assert "config error" in (fault.start_error or ""), fault.start_error

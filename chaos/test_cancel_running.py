@@ -17,17 +17,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
-from opsdrill.drill import Detector, DrillResult, DrillSpec, run_drill
+from opsdrill.drill import Detector, DrillResult
 from opsdrill.faults import RunawayRuns
 from opsdrill.recovery.procedure import procedure as runbook_procedure
 from opsdrill.targets.base import Target
 from opsdrill.training_runs import NextRun, RunsClient, Worker
 
-from .conftest import AssertDrill, FaultProbes, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -102,15 +101,13 @@ def cancel_newest_running(
 
 
 def cancel_running_drill(
-    target: Target,
-    probes: Probes,
-    fault_probes: FaultProbes,
-    reports_dir: Path,
+    drill: StandardDrill,
     *,
     procedure: Callable[[RunsClient, CancelEvidence], list[str]] = cancel_newest_running,
     next_run_timeout: float = 300.0,
 ) -> tuple[DrillResult, CancelEvidence]:
     """Run the drill; `procedure` is the §5.2.3 fix (the meta-test wraps it)."""
+    target, fault_probes = drill.target, drill.faults
     client = RunsClient(target.endpoints)
     fault = RunawayRuns(target, count=2, max_steps=5000)  # type: ignore[arg-type]
     evidence = CancelEvidence()
@@ -130,15 +127,14 @@ def cancel_running_drill(
         )
 
     gone = f"each cancelled worker gone within {WORKER_GONE_WITHIN:g} s of its cancel"
-    spec = DrillSpec(
+    spec = drill.spec(
         name="cancel-running",
         title="Parallel training runs hold memory; the newest running runs are cancelled",
-        runbook="5.2.3",
         severity="P2",
         fault=fault,
         effect=Detector(f"each runaway worker trains (> {TRAINING_RSS // MiB} MiB)", training, 180),
         detectors=[Detector("§5.2.3 diagnose: running runs' workers hold memory", held, 10)],
-        steady=[*probes.steady(), fault_probes.no_run_running()],
+        also_steady=[fault_probes.no_run_running()],
         recover=runbook_procedure(
             "5.2.3",
             "fix 2: cancel the newest running runs",
@@ -150,23 +146,18 @@ def cancel_running_drill(
             Detector("each cancelled run reads 'cancelled' with the reason", cancelled_with_reason),
             Detector("the next run completes", nxt.completed, next_run_timeout),
         ],
-        availability_url=f"{target.endpoints.api_url}/health",
         dsn=target.endpoints.dsn,
     )
-    return run_drill(spec, reports_dir), evidence
+    return drill.run(spec, check=False), evidence
 
 
 def test_cancelling_running_runs_stops_their_workers_and_frees_memory(
-    target: Target,
-    probes: Probes,
-    fault_probes: FaultProbes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    target: Target, drill: StandardDrill
 ) -> None:
     if target.host_spec != "local://":
         pytest.skip("the drill reads the workers' processes from /proc: local targets only")
-    result, evidence = cancel_running_drill(target, probes, fault_probes, incident_dir)
+    result, evidence = cancel_running_drill(drill)
     for action in result.actions:
         print(f"  {action}")
-    assert_drill(result)
+    drill.verify(result)
     assert len(evidence.cancellations) == 2, "both runaway runs were running and cancelled"

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.drill import Detector
 from opsdrill.faults import CpuHog
 from opsdrill.recovery.cpu_hogs import offenders
 from opsdrill.recovery.procedures import kill_cpu_hogs, service_pids
 from opsdrill.targets.base import Target
 
-from .conftest import AssertDrill, FaultProbes, Probes
+from .conftest import StandardDrill
 
 pytestmark = [pytest.mark.destructive, pytest.mark.runbook("5.2.5"), pytest.mark.fault("cpu_hog")]
 
@@ -40,30 +40,25 @@ def _burning(fault: CpuHog) -> bool:
 
 def test_cpu_hog_slows_forecasts_and_stopping_it_restores_them(
     target: Target,
-    probes: Probes,
-    fault_probes: FaultProbes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    drill: StandardDrill,
     chaos_rng: random.Random,
 ) -> None:
     cores = os.cpu_count() or 1
     count = chaos_rng.randint(2 * cores, 3 * cores)
     print(f"cpu-hog: {count} hogs (chosen by seed) on {cores} cores")
-    baseline = fault_probes.forecast_latency(samples=5)
+    baseline = drill.faults.forecast_latency(samples=5)
     fault = CpuHog(target, count=count, max_seconds=90)
-    scope = target.state_dir  # type: ignore[attr-defined]  # the stack's own processes only
-    spec = DrillSpec(
+    scope = target.process_scope  # the stack's own processes only, on a shared machine
+    spec = drill.spec(
         name="cpu-hog",
         title="API slow: CPU taken by other processes",
-        runbook="5.2.5",
         severity="P2",
         fault=fault,
         effect=Detector("the hogs burn CPU (/proc utime)", lambda: _burning(fault), 10),
-        detectors=[fault_probes.slower_than(baseline)],
-        steady=[
-            *probes.steady(),
-            fault_probes.no_run_running(),
-            fault_probes.not_slower_than(baseline),
+        detectors=[drill.faults.slower_than(baseline)],
+        also_steady=[
+            drill.faults.no_run_running(),
+            drill.faults.not_slower_than(baseline),
             Detector(
                 "top: no process besides the stack's services busy (above 5% of a core)",
                 lambda: not offenders(scope, service_pids(target)),
@@ -71,11 +66,8 @@ def test_cpu_hog_slows_forecasts_and_stopping_it_restores_them(
             ),
         ],
         recover=kill_cpu_hogs(target, within=scope),
-        availability_url=f"{target.endpoints.api_url}/health",
-        endpoints=target.endpoints,
     )
-    result = run_drill(spec, incident_dir)
-    assert_drill(result)
+    result = drill.run(spec)
     assert not any(ref.alive() for ref in fault.refs()), "every hog must be gone"
     killed = " ".join(result.timeline.steps[1].actions)
     assert all(f"killed pid {ref.pid} " in killed for ref in fault.refs()), (

@@ -5,16 +5,14 @@ embedded stack nothing restarts a killed postmaster by itself, so the procedure 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from opsdrill.drill import DrillSpec, run_drill
+from opsdrill.drill import DrillSpec
 from opsdrill.faults import DbDown
 from opsdrill.recovery.procedures import start_postgres
 from opsdrill.targets.base import Target
 
-from .conftest import AssertDrill, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -24,32 +22,27 @@ pytestmark = [
 ]
 
 
-def db_sigkill_spec(target: Target, probes: Probes) -> DrillSpec:
+def db_sigkill_spec(drill: StandardDrill) -> DrillSpec:
     """The drill, also run by tests/test_drills_fail.py with its procedure made a no-op."""
+    target, probes = drill.target, drill.probes
     alerts, resolved = probes.alert_cycle("DatabaseDown")
-    detectors = [probes.health_is(503, timeout=5), *alerts]
-    return DrillSpec(
+    return drill.spec(
         name="db-sigkill",
         title="PostgreSQL killed (SIGKILL of the postmaster)",
-        runbook="5.2.2",
         severity="P0",
         fault=DbDown(target, sig="SIGKILL"),
         effect=probes.db_refuses(),
-        detectors=detectors,
-        steady=probes.steady(),
+        detectors=[probes.health_is(503, timeout=5), *alerts],
         resolved=resolved,
         recover=start_postgres(target),
-        availability_url=f"{target.endpoints.api_url}/health",
-        endpoints=target.endpoints,
     )
 
 
 def test_db_sigkill_is_detected_and_recovered_without_app_restart(
-    target: Target, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+    target: Target, drill: StandardDrill
 ) -> None:
     api_pid = target.service("api").pid()
-    result = run_drill(db_sigkill_spec(target, probes), incident_dir)
-    assert_drill(result)
+    result = drill.run(db_sigkill_spec(drill))
     assert target.service("api").pid() == api_pid, "the app must recover without a restart"
     assert result.failed_probes > 0, "the availability probe never saw the outage"
     names = [e.name for e in result.timeline.events]

@@ -8,22 +8,20 @@ restoring the same backup into a scratch database and comparing checksums table 
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
+from pathlib import PurePosixPath
 
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.drill import Detector
 from opsdrill.faults import DataLoss
 from opsdrill.faults.data_loss import row_count
 from opsdrill.recovery.db_recovery import restore_into, table_checksums
 from opsdrill.recovery.procedures import restore_database
 from opsdrill.targets.base import Target
 
-from .conftest import AssertDrill, FaultProbes, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -34,44 +32,35 @@ pytestmark = [
 TABLES = ["experiments", "series_catalog", "series", "runs", "models", "metrics"]
 
 
-def _backup(target: Target) -> Path:
-    done = subprocess.run(
-        [sys.executable, "-m", "nf_auto_runner.ops", "backup"],
-        env=target.app_env(),  # type: ignore[attr-defined]
-        capture_output=True, text=True, timeout=120, check=True,
-    )  # fmt: skip
-    return Path(done.stdout.strip().splitlines()[-1])
+def _backup(target: Target) -> PurePosixPath:
+    done = target.ops("backup", timeout=120)
+    assert done.ok, f"ops backup failed: {done.output()}"
+    return PurePosixPath(done.stdout.strip().splitlines()[-1])
 
 
 def test_lost_rows_are_recovered_from_the_newest_backup_with_a_safety_dump_first(
     target: Target,
-    probes: Probes,
-    fault_probes: FaultProbes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    drill: StandardDrill,
 ) -> None:
     admin = target.endpoints.admin_dsn or ""
     backup = _backup(target)
-    spec = DrillSpec(
+    forecast_ok = drill.probes.forecast_ok()
+    spec = drill.spec(
         name="db-recovery",
         title="Rows of `series` deleted; database restored from backup",
-        runbook="5.3.2",
         severity="P1",
         fault=DataLoss(target, table="series"),
         effect=Detector("series is empty", lambda: row_count(admin, "series") == 0, 5),
-        detectors=[Detector("a forecast fails", lambda: not probes.forecast_ok().check(), 10)],
-        steady=[*probes.steady(), fault_probes.no_run_running()],
+        detectors=[Detector("a forecast fails", lambda: not forecast_ok.check(), 10)],
+        also_steady=[drill.faults.no_run_running()],
         recover=restore_database(target),
-        availability_url=f"{target.endpoints.api_url}/health",
-        endpoints=target.endpoints,
         recovery_timeout=120,
     )
-    result = run_drill(spec, incident_dir)
-    assert_drill(result)
+    result = drill.run(spec)
     assert any(backup.name in a for a in result.actions), "the newest backup must be used"
     assert any("safety dump" in a for a in result.actions)
     scratch = "opsdrill_verify"
-    restore_into(target, backup, scratch)  # type: ignore[arg-type]
+    restore_into(target, backup, scratch)
     try:
         expected = table_checksums(make_conninfo(admin, dbname=scratch), TABLES)
         assert table_checksums(admin, TABLES) == expected, "tables differ from the backup"

@@ -6,18 +6,17 @@ runs only §5.2.2's diagnosis and checks the steady state comes back with nothin
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.drill import Detector
 from opsdrill.faults import DbRestart
 from opsdrill.probes.sql import sql_ok
 from opsdrill.recovery.procedures import diagnose_database
 from opsdrill.targets.base import Target
 
-from .conftest import AssertDrill, FaultProbes, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -34,18 +33,14 @@ def _postmaster_started_after(admin_dsn: str, wall: float) -> bool:
 
 def test_db_restart_is_survived_without_restarting_the_app(
     target: Target,
-    probes: Probes,
-    fault_probes: FaultProbes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    drill: StandardDrill,
 ) -> None:
     api_pid = target.service("api").pid()
     admin = target.endpoints.admin_dsn or ""
     before = time.time()
-    spec = DrillSpec(
+    spec = drill.spec(
         name="db-restart",
         title="PostgreSQL restarted",
-        runbook="5.2.2",
         severity="P1",
         fault=DbRestart(target),
         effect=Detector(
@@ -58,11 +53,8 @@ def test_db_restart_is_survived_without_restarting_the_app(
                 10,
             ),
         ],
-        steady=[*probes.steady(), fault_probes.no_run_running()],
+        also_steady=[drill.faults.no_run_running()],
         recover=diagnose_database(target),
-        availability_url=f"{target.endpoints.api_url}/health",
-        endpoints=target.endpoints,
     )
-    result = run_drill(spec, incident_dir)
-    assert_drill(result)
+    drill.run(spec)
     assert target.service("api").pid() == api_pid, "the app must recover without a restart"

@@ -16,12 +16,12 @@ import httpx
 import psycopg
 import pytest
 
-from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.drill import Detector
 from opsdrill.faults.disk_full import DiskFull, probe_write
 from opsdrill.recovery.procedures import clean_disk
 from opsdrill.targets.base import Target
 
-from .conftest import AssertDrill, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -86,9 +86,7 @@ def _health_names_storage_enospc(api_url: str) -> bool:
 def test_disk_full_is_detected_and_cleaned_up(
     data_fs_target: Target,
     data_fs: Path,
-    probes: Probes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    drill: StandardDrill,
 ) -> None:
     target = data_fs_target
     home = data_fs
@@ -108,30 +106,27 @@ def test_disk_full_is_detected_and_cleaned_up(
             "a training run fails with ENOSPC in system_logs", training.failed_with_enospc, 180
         ),
     ]
-    alerts, resolved = probes.alert_cycle("HighDiskUsage", timeout=60)
+    alerts, resolved = drill.probes.alert_cycle("HighDiskUsage", timeout=60)
     detectors += alerts
-    spec = DrillSpec(
+    spec = drill.spec(
         name="disk-full",
         title="Data filesystem full (No space left on device)",
-        runbook="5.2.4",
         severity="P2",
         fault=DiskFull(target),
         effect=Detector("a write in NF_HOME fails with ENOSPC", enospc, 10),
         detectors=detectors,
-        steady=[*probes.steady(), Detector("a write in NF_HOME works", lambda: not enospc())],
+        also_steady=[Detector("a write in NF_HOME works", lambda: not enospc())],
         resolved=resolved,
         recover=clean_disk(home),
-        availability_url=f"{target.endpoints.api_url}/health",
-        endpoints=target.endpoints,
     )
-    result = run_drill(spec, incident_dir)
+    result = drill.run(spec, check=False)
     for action in result.actions:
         print(f"  {action}")
     print(
         f"  run {training.run_id}: {training.run.get('status')} "
         f"{training.run.get('error_message')}; logged {training.log_rows}"
     )
-    assert_drill(result)
+    drill.verify(result)
     assert any("opsdrill-ballast" in a and "temp file" in a for a in result.actions), (
         "the §5.2.4 clean-up did not find the ballast as an old temp file"
     )

@@ -12,20 +12,18 @@ The config file is restored after the drill. Without CUDA the drill skips and sa
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
-from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.drill import Detector
 from opsdrill.faults.gpu_oom import GpuOom, cuda_available
-from opsdrill.recovery.gpu_memory import effective_settings, is_cuda_oom
+from opsdrill.recovery.gpu_memory import effective_settings_of, is_cuda_oom
 from opsdrill.recovery.procedures import lower_gpu_memory
 from opsdrill.targets.base import Target
-from opsdrill.targets.local import LocalTarget
 
-from .conftest import AssertDrill, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -44,18 +42,16 @@ RUN = {
 
 
 @pytest.fixture
-def gpu_target(target: Target) -> LocalTarget:
-    if not isinstance(target, LocalTarget):
-        pytest.skip("the GPU drill runs a memory holder on the embedded stack's host only")
+def gpu_target(target: Target) -> Target:
     if not cuda_available():
         pytest.skip("torch sees no CUDA device here (CPU build or no GPU): nothing to exhaust")
     return target
 
 
 @pytest.fixture
-def config_restored(gpu_target: LocalTarget) -> Iterator[None]:
+def config_restored(gpu_target: Target) -> Iterator[None]:
     """The drill's fix edits the app's config file: put it back as it was afterwards."""
-    _, path = effective_settings(gpu_target.app_env())
+    _, path = effective_settings_of(gpu_target)
     saved = path.read_bytes() if path.exists() else None
     yield
     if saved is None:
@@ -66,11 +62,9 @@ def config_restored(gpu_target: LocalTarget) -> Iterator[None]:
 
 
 def test_cuda_oom_fails_the_run_and_is_recovered(
-    gpu_target: LocalTarget,
+    gpu_target: Target,
     config_restored: None,
-    probes: Probes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    drill: StandardDrill,
 ) -> None:
     target = gpu_target
     ep = target.endpoints
@@ -90,18 +84,14 @@ def test_cuda_oom_fails_the_run_and_is_recovered(
             ).fetchall()
         return any(is_cuda_oom(kind, message) for kind, message in rows)
 
-    spec = DrillSpec(
+    spec = drill.spec(
         name="gpu-oom",
         title="CUDA out of memory in a training run",
-        runbook="5.2.3",
         severity="P2",
         fault=GpuOom(target),
         effect=Detector("a run fails with CUDA out of memory", run_failed_with_cuda_oom, 300),
-        detectors=[probes.health_is(200)],  # the API is not on the GPU: it must stay up
-        steady=probes.steady(),
-        recover=lower_gpu_memory(target, lambda: effective_settings(target.app_env())),
-        availability_url=f"{ep.api_url}/health",
-        endpoints=ep,
+        detectors=[drill.probes.health_is(200)],  # the API is not on the GPU: it must stay up
+        recover=lower_gpu_memory(target, lambda: effective_settings_of(target)),
         recovery_timeout=120,
     )
-    assert_drill(run_drill(spec, incident_dir))
+    drill.run(spec)

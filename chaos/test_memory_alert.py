@@ -15,19 +15,18 @@ at the receiver.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from opsdrill.drill import Detector, DrillResult, DrillSpec, run_drill
+from opsdrill.drill import Detector, DrillResult
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults import HostOom, RunawayRuns
 from opsdrill.recovery.procedure import procedure
 from opsdrill.targets.base import Target
 from opsdrill.training_runs import RunsClient
 
-from .conftest import AssertDrill, Probes
+from .conftest import StandardDrill
 from .test_cancel_running import TRAINING_RSS, CancelEvidence, cancel_newest_running
 
 pytestmark = [
@@ -73,8 +72,9 @@ def wait_training_settled(client: RunsClient, fault: RunawayRuns, timeout: float
     raise FaultNotEffective(f"run {fault.run_ids} was not training steadily after {timeout:.0f} s")
 
 
-def memory_alert_drill(target: Target, probes: Probes, reports_dir: Path) -> DrillResult:
+def memory_alert_drill(drill: StandardDrill) -> DrillResult:
     """Run the drill; the training run behind it is cancelled whatever happens."""
+    target, probes = drill.target, drill.probes
     client = RunsClient(target.endpoints)
     node = target.service("cgroup_exporter").url or ""
     runaway = RunawayRuns(target, count=1, max_steps=5000)  # type: ignore[arg-type]
@@ -89,7 +89,7 @@ def memory_alert_drill(target: Target, probes: Probes, reports_dir: Path) -> Dri
                         lambda: used_ratio(node) > 0.85, 30)  # fmt: skip
         low = Detector("the workers' node uses < 85 % of its memory",
                        lambda: used_ratio(node) < 0.85, 30)  # fmt: skip
-        spec = DrillSpec(
+        spec = drill.spec(
             name="alert-high-memory",
             title="HighMemoryUsage fires on a training worker filling its memory and is delivered",
             runbook="5.2.3",
@@ -97,7 +97,6 @@ def memory_alert_drill(target: Target, probes: Probes, reports_dir: Path) -> Dri
             fault=HostOom(target, limit_mb=limit_mb),  # type: ignore[arg-type]
             effect=high,
             detectors=[*fired, *paged],
-            steady=probes.steady(),
             recover=procedure(
                 "5.2.3",
                 "fix 2: cancel the newest running runs",
@@ -107,21 +106,20 @@ def memory_alert_drill(target: Target, probes: Probes, reports_dir: Path) -> Dri
                 ),
             ),
             resolved=[low, *cleared, *unpaged],
-            availability_url=f"{target.endpoints.api_url}/health",
             dsn=target.endpoints.dsn,
         )
-        return run_drill(spec, reports_dir)
+        return drill.run(spec, check=False)
     finally:
         runaway.revert()
 
 
 def test_high_memory_usage_fires_on_real_worker_memory_and_resolves(
-    target: Target, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+    target: Target, drill: StandardDrill
 ) -> None:
     if "cgroup_exporter" not in target.services or "alert_sink" not in target.services:
         pytest.skip("needs the stack's worker cgroup exported as a node (root, cgroup v1 "
                     "memory), Prometheus, Alertmanager and the alert sink")  # fmt: skip
-    result = memory_alert_drill(target, probes, incident_dir)
+    result = memory_alert_drill(drill)
     for action in result.actions:
         print(f"  {action}")
-    assert_drill(result)
+    drill.verify(result)

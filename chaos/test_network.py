@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
-from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.drill import Detector
 from opsdrill.faults.network import Latency, ResetPeer
 from opsdrill.load.pytest_gate import slo_threshold
 from opsdrill.recovery.procedures import diagnose_network_latency, restart_network_hop
 from opsdrill.targets.base import ProxyHops, Target
 
-from .conftest import AssertDrill, Probes
+from .conftest import StandardDrill
 
 pytestmark = [pytest.mark.destructive]
 
@@ -69,9 +68,7 @@ def health_latency(url: str) -> float:
 def test_db_latency_raises_forecast_p95(
     proxied: Target,
     proxy_hops: ProxyHops,
-    probes: Probes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    drill: StandardDrill,
 ) -> None:
     target = proxied
     api, app_dsn = target.endpoints.api_url, proxy_hops.app_dsn
@@ -87,27 +84,24 @@ def test_db_latency_raises_forecast_p95(
         seen["p95"] = p95(forecast_latencies(api, 3))
         return seen["p95"] > slo_threshold("prediction-latency")
 
-    spec = DrillSpec(
+    spec = drill.spec(
         name="db-latency",
         title=f"{DELAY_MS} ms latency between the app and PostgreSQL",
-        runbook="5.2.5",
         severity="P2",
         fault=Latency(target, proxy="postgres", latency=DELAY_MS),
         effect=Detector("database round trip delayed", delayed, 10),
         detectors=[Detector("forecast p95 above the 500 ms SLO", slo_breached, 30)],
-        steady=probes.steady(),  # Latency recovers_by_itself: the stack must ride it out
+        # the standard steady state: Latency recovers_by_itself, the stack must ride it out
         recover=diagnose_network_latency(lambda: db_round_trip(app_dsn), base_rtt),
-        availability_url=f"{api}/health",
-        endpoints=target.endpoints,
     )
-    result = run_drill(spec, incident_dir)
+    result = drill.run(spec, check=False)
     added = (seen["rtt"] - base_rtt) * 1000
     print(
         f"  DB round trip +{added:.0f} ms (configured {DELAY_MS}); forecast p95 "
         f"{base_p95 * 1000:.0f} ms -> {seen.get('p95', 0) * 1000:.0f} ms; "
         f"{result.failed_probes}/{result.total_probes} /health probes not 200"
     )
-    assert_drill(result)
+    drill.verify(result)
     assert 0.8 * DELAY_MS <= added <= 1.5 * DELAY_MS + 100, f"measured +{added:.0f} ms"
     assert seen["p95"] - base_p95 >= DELAY_MS / 1000 * 0.8
 
@@ -117,9 +111,7 @@ def test_db_latency_raises_forecast_p95(
 def test_db_connection_reset_is_detected_and_recovered(
     proxied: Target,
     proxy_hops: ProxyHops,
-    probes: Probes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    drill: StandardDrill,
 ) -> None:
     target = proxied
     api_pid = target.service("api").pid()
@@ -131,24 +123,19 @@ def test_db_connection_reset_is_detected_and_recovered(
             return True
         return False
 
-    spec = DrillSpec(
+    spec = drill.spec(
         name="db-connection-reset",
         title="Connections between the app and PostgreSQL reset",
-        runbook="5.2.2",
         severity="P1",
         fault=ResetPeer(target, proxy="postgres", timeout=0),
         effect=Detector(
             "connections through the app's database path are reset", app_path_refused, 10
         ),
-        detectors=[probes.health_is(503, timeout=10)],
-        steady=probes.steady(),
+        detectors=[drill.probes.health_is(503, timeout=10)],
         recover=restart_network_hop(target),
         hold=2.0,
-        availability_url=f"{target.endpoints.api_url}/health",
-        endpoints=target.endpoints,
     )
-    result = run_drill(spec, incident_dir)
-    assert_drill(result)
+    result = drill.run(spec)
     assert result.failed_probes > 0, "the availability probe never saw the outage"
     assert target.service("api").pid() == api_pid, "the app must recover without a restart"
 
@@ -158,9 +145,7 @@ def test_db_connection_reset_is_detected_and_recovered(
 def test_client_to_api_latency_is_what_clients_see(
     proxied: Target,
     proxy_hops: ProxyHops,
-    probes: Probes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    drill: StandardDrill,
 ) -> None:
     target = proxied
     front = proxy_hops.api_url
@@ -171,10 +156,9 @@ def test_client_to_api_latency_is_what_clients_see(
         seen["latency"] = min(health_latency(front) for _ in range(3))
         return seen["latency"] - base >= 0.8 * DELAY_MS / 1000
 
-    spec = DrillSpec(
+    spec = drill.spec(
         name="api-latency",
         title=f"{DELAY_MS} ms latency between clients and the API",
-        runbook="5.2.5",
         severity="P3",
         fault=Latency(target, proxy="api", latency=DELAY_MS),
         effect=Detector("clients see the delay", slow_for_clients, 10),
@@ -186,8 +170,7 @@ def test_client_to_api_latency_is_what_clients_see(
             )
         ],
         # Latency recovers_by_itself: clients get answers, only slower, while it lasts
-        steady=[
-            *probes.steady(),
+        also_steady=[
             Detector(
                 "/health answers through the proxy within 2 s",
                 lambda: health_latency(front) < 2.0,
@@ -195,11 +178,12 @@ def test_client_to_api_latency_is_what_clients_see(
             ),
         ],
         availability_url=f"{front}/health",
+        endpoints=None,  # as before: no integrity snapshot for a client-side delay
     )
-    result = run_drill(spec, incident_dir)
+    result = drill.run(spec, check=False)
     added = (seen["latency"] - base) * 1000
     print(f"  client-side /health +{added:.0f} ms (configured {DELAY_MS})")
-    assert_drill(result)
+    drill.verify(result)
     assert result.recovered_by.startswith("the stack itself"), result.recovered_by
     gone = Detector("the delay is gone", lambda: health_latency(front) - base < DELAY_MS / 2000)
     assert gone.wait(timeout=10) is not None, "the delay must be gone once the toxic is reverted"

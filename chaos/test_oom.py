@@ -8,21 +8,20 @@ and once the limit is restored the next run must complete.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from opsdrill.drill import Detector, DrillSpec, run_drill
-from opsdrill.faults.host_oom import HostOom, oom_kills
+from opsdrill.drill import Detector
+from opsdrill.errors import CapabilityMissing
+from opsdrill.faults.host_oom import HostOom
 from opsdrill.recovery.procedure import Procedure, Step
 from opsdrill.recovery.procedures import relieve_host_memory
 from opsdrill.targets.base import Target
 from opsdrill.targets.first_data import wait_for_run
-from opsdrill.targets.local import LocalTarget
 
-from .conftest import AssertDrill, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -34,20 +33,15 @@ RUN = {"series_id": "airpassengers", "model_name": "MLP", "horizon": 12, "max_st
 
 
 @pytest.fixture
-def cgroup_target(target: Target) -> LocalTarget:
-    if not isinstance(target, LocalTarget):
-        pytest.skip("the OOM drill limits the embedded stack's worker cgroup only")
-    cgroup = target.worker_cgroup
-    if cgroup is None or not cgroup.path.is_dir():
-        pytest.skip(
-            "the stack has no worker memory cgroup: it needs root and a memory controller "
-            "(cgroup v1, or v2 with memory delegated below opsdrill's own cgroup), and an app "
-            "started by 'opsdrill up' after this feature existed"
-        )
+def cgroup_target(target: Target) -> Target:
+    try:
+        target.memory("worker")
+    except CapabilityMissing as exc:
+        pytest.skip(f"the workers have no memory limit of their own: {exc}")
     return target
 
 
-def _submit(target: LocalTarget, name: str) -> int:
+def _submit(target: Target, name: str) -> int:
     ep = target.endpoints
     resp = httpx.post(
         f"{ep.api_url}/runs",
@@ -62,19 +56,16 @@ def _submit(target: LocalTarget, name: str) -> int:
 class OomWatch:
     """Submits a run on first use; then: has the cgroup's OOM killer struck, and the run failed?"""
 
-    def __init__(self, target: LocalTarget) -> None:
+    def __init__(self, target: Target) -> None:
         self.target = target
-        self.group = target.worker_cgroup
-        assert self.group is not None
-        self.cgroup = self.group.path
-        self.before = oom_kills(self.cgroup)
+        self.before = target.oom_kills("worker")
         self.run_id: int | None = None
         self.run: dict[str, Any] = {}
 
     def oom_killed(self) -> bool:
         if self.run_id is None:
             self.run_id = _submit(self.target, "opsdrill-oom")
-        return oom_kills(self.cgroup) > self.before
+        return self.target.oom_kills("worker") > self.before
 
     def run_failed_with_sigkill(self) -> bool:
         url = self.target.endpoints.api_url
@@ -82,23 +73,18 @@ class OomWatch:
         return self.run["status"] == "failed" and "SIGKILL" in (self.run["error_message"] or "")
 
 
-def _cgroup_tasks(cgroup: Path) -> list[str]:
-    return (cgroup / "cgroup.procs").read_text().split()
-
-
 def test_worker_oom_kill_fails_the_run_and_spares_the_api(
-    cgroup_target: LocalTarget, probes: Probes, incident_dir: Path, assert_drill: AssertDrill
+    cgroup_target: Target, drill: StandardDrill
 ) -> None:
     target = cgroup_target
     watch = OomWatch(target)
 
     def memory() -> str:  # §5.2.3 diagnose: memory, largest consumers, running runs
-        group = watch.group
-        assert group is not None
+        now = target.memory("worker")
         return (
-            f"worker cgroup (v{group.version}) limit {(group.limit_bytes() or 0) // 2**20} MiB, "
-            f"peak {group.peak_bytes() // 2**20} MiB, OOM kills "
-            f"{group.oom_kills() - watch.before} during the drill; run {watch.run_id} "
+            f"workers' memory limit {(now.limit_bytes or 0) // 2**20} MiB, "
+            f"peak {now.peak_bytes // 2**20} MiB, OOM kills "
+            f"{target.oom_kills('worker') - watch.before} during the drill; run {watch.run_id} "
             f"{watch.run.get('status')}: {watch.run.get('error_message')}"
         )
 
@@ -107,26 +93,24 @@ def test_worker_oom_kill_fails_the_run_and_spares_the_api(
     steps = (Step("diagnose: memory of the workers", memory), *runbook.steps)
     recover = Procedure(runbook.runbook, runbook.title, steps)
 
-    spec = DrillSpec(
+    spec = drill.spec(
         name="host-oom",
         title="Training worker killed by the kernel OOM killer (host out of memory)",
-        runbook="5.2.3",
         severity="P2",
         fault=HostOom(target, limit_mb=120),
         effect=Detector("the cgroup's OOM killer killed a worker", watch.oom_killed, 180),
         detectors=[Detector("run failed, SIGKILL named", watch.run_failed_with_sigkill, 60)],
-        steady=[
-            *probes.steady(),
-            Detector("no worker left in the memory group", lambda: not _cgroup_tasks(watch.cgroup)),
+        also_steady=[
+            Detector(
+                "no worker left in the memory group", lambda: target.memory("worker").processes == 0
+            ),
         ],
         recover=recover,
-        availability_url=f"{target.endpoints.api_url}/health",
-        endpoints=target.endpoints,
     )
-    result = run_drill(spec, incident_dir)
+    result = drill.run(spec, check=False)
     for action in result.actions:
         print(f"  {action}")
-    assert_drill(result)
+    drill.verify(result)
     assert result.failed_probes == 0, "the API must answer 200 while a worker is OOM-killed"
     after = wait_for_run(target.endpoints.api_url, _submit(target, "opsdrill-after-oom"), 300)
     assert after["status"] == "completed", f"the next run did not complete: {after}"

@@ -6,50 +6,47 @@ second here, as the embedded stack's alert durations are scaled down).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from opsdrill.drill import DrillSpec, run_drill
+from opsdrill.checks.dashboard_panels import panel_detector
 from opsdrill.faults import PoolExhaustion
 from opsdrill.recovery.procedures import terminate_idle_sessions
 from opsdrill.targets.base import Target
 
-from .conftest import AssertDrill, FaultProbes, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
     pytest.mark.runbook("5.2.2"),
+    pytest.mark.runbook("4.1.1"),  # the dashboard's DB connections panel shows the symptom
     pytest.mark.fault("pool_exhaustion"),
 ]
 
 
 def test_exhausted_connections_are_found_and_freed_by_terminating_idle_sessions(
     target: Target,
-    probes: Probes,
-    fault_probes: FaultProbes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    drill: StandardDrill,
 ) -> None:
     api_pid = target.service("api").pid()
     fault = PoolExhaustion(target)
 
-    spec = DrillSpec(
+    spec = drill.spec(
         name="pool-exhaustion",
         title="Database connections exhausted by idle sessions",
-        runbook="5.2.2",
         severity="P1",
         fault=fault,
-        effect=fault_probes.db_refuses_app_role(),
-        detectors=[probes.health_is(503), fault_probes.pool_probe_failing()],
-        steady=[*probes.steady(), fault_probes.no_run_running()],
+        effect=drill.faults.db_refuses_app_role(),
+        detectors=[
+            drill.probes.health_is(503),
+            drill.faults.pool_probe_failing(),
+            # the runbook's dashboard (§4.1.1) shows it: sessions pile up past 50
+            panel_detector(target.endpoints.prometheus_url, "DB connections", "B", 50),
+        ],
+        also_steady=[drill.faults.no_run_running()],
         recover=terminate_idle_sessions(target, idle_for=1.0),
         hold=1.0,  # every fault session idle for longer than the threshold
-        availability_url=f"{target.endpoints.api_url}/health",
-        endpoints=target.endpoints,
     )
-    result = run_drill(spec, incident_dir)
-    assert_drill(result)
+    result = drill.run(spec)
     assert fault.entry.undo["held"] > 50, "the slots must have been held by real sessions"
     assert any("terminated" in a and "opsdrill-fault" in a for a in result.actions)
     assert target.service("api").pid() == api_pid, "the app must recover without a restart"

@@ -7,17 +7,15 @@ that pid and the app restarted by §5.3.1.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.drill import Detector
 from opsdrill.faults import PortConflict
 from opsdrill.recovery.port_owner import listening_pids
 from opsdrill.recovery.procedures import free_port
 from opsdrill.targets.base import Target
 
-from .conftest import AssertDrill, FaultProbes, Probes
+from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,
@@ -28,10 +26,7 @@ pytestmark = [
 
 def test_port_taken_at_start_is_diagnosed_by_inode_and_freed(
     target: Target,
-    probes: Probes,
-    fault_probes: FaultProbes,
-    incident_dir: Path,
-    assert_drill: AssertDrill,
+    drill: StandardDrill,
 ) -> None:
     fault = PortConflict(target)
     port = fault.port
@@ -44,26 +39,22 @@ def test_port_taken_at_start_is_diagnosed_by_inode_and_freed(
         found[:] = listening_pids(port)
         return bool(found)
 
-    alerts, resolved = probes.alert_cycle("ServiceDown")  # the app is down
-    spec = DrillSpec(
+    alerts, resolved = drill.probes.alert_cycle("ServiceDown")  # the app is down
+    spec = drill.spec(
         name="port-conflict",
         title="API cannot start: its port is taken",
-        runbook="5.2.1",
         severity="P0",
         fault=fault,
         effect=Detector("the app's start is refused", start_refused, 5),
         detectors=[
-            fault_probes.api_silent(),
+            drill.faults.api_silent(),
             Detector(f"/proc: a process listens on port {port}", diagnosed, 5),
             *alerts,
         ],
-        steady=[*probes.steady(), fault_probes.no_run_running()],
+        also_steady=[drill.faults.no_run_running()],
         recover=free_port(target, port),
         resolved=resolved,
-        availability_url=f"{target.endpoints.api_url}/health",
-        endpoints=target.endpoints,
     )
-    result = run_drill(spec, incident_dir)
-    assert_drill(result)
+    drill.run(spec)
     assert "address already in use" in (fault.start_error or "").lower(), fault.start_error
-    assert found == [fault.entry.undo["holder_pid"]], "diagnosis must name exactly the holder"
+    assert found == [fault.entry.undo["holder"][1]], "diagnosis must name exactly the holder"

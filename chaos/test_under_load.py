@@ -11,6 +11,7 @@ rolling percentiles measured from send time) on the drill's clock, for the perce
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import shutil
 import time
@@ -20,14 +21,13 @@ from typing import Any
 
 import pytest
 
-from opsdrill.drill import DrillResult, DrillSpec, run_drill
-from opsdrill.faults import DbDown
+from opsdrill.drill import DrillResult
 from opsdrill.load import LoadHandle, LoadProfile, LoadResult, start_load
-from opsdrill.recovery.procedures import start_postgres
 from opsdrill.slo import SloFile, load_slo_file
 from opsdrill.targets.base import Target
 
-from .conftest import AssertDrill, Probes
+from .conftest import StandardDrill
+from .test_db_down import db_sigkill_spec
 
 pytestmark = [
     pytest.mark.destructive,
@@ -108,28 +108,17 @@ def load_during(
 
 def test_db_sigkill_under_load_reports_budget_burned(
     target: Target,
-    probes: Probes,
+    drill: StandardDrill,
     incident_dir: Path,
-    assert_drill: AssertDrill,
     record_property: Callable[[str, object], None],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     slos = load_slo_file(SLO_FILE)
-    alerts, resolved = probes.alert_cycle("DatabaseDown")
-    spec = DrillSpec(
+    spec = dataclasses.replace(
+        db_sigkill_spec(drill),  # §5.2.2's DB SIGKILL drill, as test_db_down.py runs it
         name="db-sigkill-under-load",
         title="PostgreSQL killed (SIGKILL of the postmaster) under 10 requests/s",
-        runbook="5.2.2",
-        severity="P0",
-        fault=DbDown(target, sig="SIGKILL"),
-        effect=probes.db_refuses(),
-        detectors=[probes.health_is(503, timeout=5), *alerts],
-        steady=probes.steady(),
-        resolved=resolved,
-        recover=start_postgres(target),
-        availability_url=f"{target.endpoints.api_url}/health",
-        endpoints=target.endpoints,
         recovery_timeout=20,
     )
     monkeypatch.setenv("LOCUST_CSV_FULL_HISTORY", "true")  # Locust reads its options from env
@@ -138,19 +127,19 @@ def test_db_sigkill_under_load_reports_budget_burned(
                         api_key=target.endpoints.api_key, reports_dir=work)  # fmt: skip
     try:
         wait_for_steady(handle)
-        drill = run_drill(spec, incident_dir)
+        result = drill.run(spec, check=False)
     finally:
         load = handle.wait()
-    data = load_during(drill, load, slos, work, handle.cfg.t0 + handle.cfg.ramp)
-    path = incident_dir / f"load-during-{drill.incident_id}.json"
+    data = load_during(result, load, slos, work, handle.cfg.t0 + handle.cfg.ramp)
+    path = incident_dir / f"load-during-{result.incident_id}.json"
     path.write_text(json.dumps(data, indent=2) + "\n")
-    kept = incident_dir / f"load-during-{drill.incident_id}"
+    kept = incident_dir / f"load-during-{result.incident_id}"
     shutil.copytree(work, kept, ignore=shutil.ignore_patterns("result.json"))
     record_property("load_during", str(path))
     for row in data["budget"]:
         record_property(f"budget_burned_{row['slo']}", row["budget_consumed"])
     print("\n" + load.summary() + "\n" + "\n".join(v.budget for v in load.verdicts))
-    assert_drill(drill)
+    drill.verify(result)
     steady, end = data["load"]["steady_from_s"], data["fault_window"][1] or 0
     assert steady <= 0 < end <= steady + LOAD.duration, (
         f"the load's steady phase ({steady:.1f} s + {LOAD.duration:g} s on the drill's clock) "

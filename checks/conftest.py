@@ -9,8 +9,6 @@ maintenance-mode round trip's 503s, the archive's and retention's planted rows) 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,7 +17,7 @@ import pytest
 
 from opsdrill.checks.metrics_text import AppMetrics, parse
 from opsdrill.target_locks import state_lock
-from opsdrill.targets.base import Target
+from opsdrill.targets.base import ExecResult, Target
 
 Read = Callable[..., list[dict[str, Any]]]
 
@@ -80,17 +78,12 @@ def app_metrics(api: httpx.Client) -> AppMetrics:
 
 
 @pytest.fixture(scope="session")
-def ops(target: Target) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """The stack's ops CLI (`python -m nf_auto_runner.ops`), where the target can run it."""
-    app_env = getattr(target, "app_env", None)
-    if app_env is None:
-        pytest.skip(f"target {target.name!r} gives no way to run the ops CLI here")
-    env = app_env()
+def ops(target: Target) -> Callable[..., ExecResult]:
+    """The stack's ops CLI (`Target.ops`), where the target runs it."""
+    if "ops_cli" not in target.capabilities:
+        pytest.skip(f"target {target.name!r} gives no way to run the ops CLI (ops_cli)")
 
-    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "nf_auto_runner.ops", *args]
-        return subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=timeout, check=False
-        )
+    def run(*args: str, timeout: float = 120) -> ExecResult:
+        return target.ops(*args, timeout=timeout)
 
     return run

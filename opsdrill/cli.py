@@ -1,4 +1,7 @@
-"""`opsdrill up | down | status | gameday`: the embedded stack and the game day from a shell.
+"""`opsdrill up | down | status | rollback | gameday`: a stack and its game day from a shell.
+
+Every command takes `--target SPEC` (default `local:.opsdrill`, the embedded stack;
+`--state-dir DIR` is short for `--target local:DIR`).
 
 Every failure ends in one line on stderr saying what is wrong and what to do, and an exit
 code from `opsdrill.exitcodes`; a traceback means a bug in opsdrill.
@@ -16,13 +19,9 @@ from typing import NoReturn
 
 from opsdrill.errors import OpsdrillError, UsageError
 from opsdrill.exitcodes import ExitCode, exit_code_for
-from opsdrill.targets import DEFAULT_STATE_DIR
-from opsdrill.targets.local import LocalTarget
+from opsdrill.targets import DEFAULT_SPEC, GAMEDAY_DATA_FS, Target, parse_spec
 
-__all__ = ["main"]
-
-#: the game day gives its stack a data filesystem this big, so the disk-full drill is real
-GAMEDAY_DATA_FS = "256m"
+__all__ = ["main", "target_spec"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,15 +32,26 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="opsdrill", description=__doc__.split("\n")[0])
     common = _Parser(add_help=False)
-    common.add_argument(
-        "--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-        help="where the embedded stack keeps its files (default: .opsdrill)",
+    where = common.add_mutually_exclusive_group()
+    where.add_argument(
+        "--target", metavar="SPEC", default=None,
+        help=f"the stack: local:DIR, docker:PROJECT or a target file (default: {DEFAULT_SPEC})",
+    )  # fmt: skip
+    where.add_argument(
+        "--state-dir", type=Path, default=None,
+        help="where the embedded stack keeps its files: short for --target local:DIR",
     )  # fmt: skip
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     up = sub.add_parser("up", parents=[common], help="start the embedded stack")
     up.add_argument("--no-monitoring", action="store_true", help="skip Prometheus & co.")
     up.add_argument("--no-train", action="store_true", help="skip training the first model")
+    up.add_argument(
+        "--no-redis",
+        action="store_true",
+        default=None,
+        help="no Redis forecast cache (on where redis-server is installed)",
+    )
     up.add_argument("--data-fs-size", metavar="SIZE",
                     help="put NF_HOME on a loop-mounted ext4 image of SIZE (e.g. 64m; root), "
                          "so the disk-full drill can really fill it")  # fmt: skip
@@ -90,10 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     doctest = sub.add_parser("doctest", help="check every SQL statement of a Markdown runbook")
     doctest.add_argument("path", type=Path, help="the runbook, e.g. docs/RUNBOOK.md")
-    where = doctest.add_mutually_exclusive_group()
-    where.add_argument("--target", default="local", metavar="SPEC",
-                       help="stack whose database is used: 'local' or 'local:DIR'")  # fmt: skip
-    where.add_argument("--dsn", help="any database; treated as production unless --sandbox")
+    db_where = doctest.add_mutually_exclusive_group()
+    db_where.add_argument("--target", default="local", metavar="SPEC",
+                          help="stack whose database is used: 'local' or 'local:DIR'")  # fmt: skip
+    db_where.add_argument("--dsn", help="any database; treated as production unless --sandbox")
     doctest.add_argument(
         "--sandbox", action="store_true", help="with --dsn: a disposable database (writes run)"
     )
@@ -102,16 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def target_spec(args: argparse.Namespace) -> str:
+    """The spec the command acts on: --target, --state-dir as local:DIR, else the default;
+    a local directory made absolute, so every process (a game day's suites) finds it."""
+    spec = f"local:{args.state_dir}" if args.state_dir is not None else args.target or DEFAULT_SPEC
+    scheme, _, rest = spec.partition(":")
+    if scheme == "local":
+        return f"local:{Path(rest or DEFAULT_SPEC.partition(':')[2]).absolute()}"
+    return spec
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-    target = LocalTarget(args.state_dir, monitoring=not args.no_monitoring,
-                         data_fs_size=args.data_fs_size, proxy=args.proxy)  # fmt: skip
+    target = parse_spec(target_spec(args), monitoring=False if args.no_monitoring else None,
+                        data_fs_size=args.data_fs_size, proxy=args.proxy,
+                        redis=False if args.no_redis else None)  # fmt: skip
     target.up(train=not args.no_train)
     print(f"stack up; API {target.endpoints.api_url}")
     return ExitCode.OK
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    LocalTarget(args.state_dir).down()
+    parse_spec(target_spec(args)).down()
     return ExitCode.OK
 
 
@@ -128,20 +149,21 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     from opsdrill.faults.rollback import rollback
 
-    reverted = rollback(LocalTarget(args.state_dir))
+    reverted = rollback(parse_spec(target_spec(args)))
     print(f"{len(reverted)} fault(s) reverted" if reverted else "no fault to revert")
     return ExitCode.OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    target = LocalTarget(args.state_dir)
+    target = parse_spec(target_spec(args))
     rows = target.status()
     if args.json:
         print(json.dumps({
-            "state_dir": str(target.state_dir),
+            "target": target.spec,
+            "kind": target.kind,
             "healthy": all(r.healthy for r in rows),
             "services": [vars(r) for r in rows],
-            "missing": target.missing_monitoring(),
+            "missing": target.absent_services(),
         }, indent=2))  # fmt: skip
     else:
         print(f"{'service':<18} {'state':<9} {'health':<9} {'pid':>7}  url")
@@ -149,28 +171,23 @@ def cmd_status(args: argparse.Namespace) -> int:
             state = "running" if r.running else "stopped"
             health = "healthy" if r.healthy else "-" if not r.running else "UNHEALTHY"
             print(f"{r.name:<18} {state:<9} {health:<9} {r.pid or '-':>7}  {r.url or ''}")
-        for name in target.missing_monitoring():
+        for name in target.absent_services():
             print(f"{name:<18} {'absent':<9} {'-':<9} {'-':>7}  (package not installed)")
     return ExitCode.OK if all(r.healthy for r in rows) else ExitCode.FAILED
 
 
-def gameday_target(args: argparse.Namespace) -> LocalTarget:
-    """A running stack as it is; a new one with everything the drills need to run for real."""
-    from opsdrill.targets.local import DataFilesystem
+def gameday_target(args: argparse.Namespace) -> Target:
+    """A running stack (or one deployed elsewhere) as it is; a new embedded one with
+    everything the drills need to run for real."""
+    from opsdrill.targets import gameday_stack
 
-    existing = LocalTarget(args.state_dir)
-    if any(s.is_running() for s in existing.services.values()):
-        return existing
-    if not args.reuse_state and (args.state_dir / "state.json").exists():
-        # each game day is its own exercise: the errors an earlier one's drills logged an
-        # hour ago are that day's findings, not today's
-        print(f"opsdrill gameday: starting fresh; removing the stopped stack in {args.state_dir}")
-        existing.destroy()
-    size = args.data_fs_size
-    if size is None and DataFilesystem.supported() is None:
-        size = GAMEDAY_DATA_FS
-    return LocalTarget(args.state_dir, monitoring=not args.no_monitoring, data_fs_size=size,
-                       proxy=not args.no_proxy)  # fmt: skip
+    return gameday_stack(
+        target_spec(args),
+        fresh=not args.reuse_state,
+        monitoring=not args.no_monitoring,
+        data_fs_size=args.data_fs_size,
+        proxy=not args.no_proxy,
+    )
 
 
 def cmd_gameday(args: argparse.Namespace) -> int:

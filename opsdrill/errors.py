@@ -11,6 +11,7 @@
     │   └── StartTimeout
     ├── FaultNotEffective          a fault was injected but had no observable effect
     ├── CapabilityMissing          the target cannot provide what a drill needs (it skips)
+    ├── WaitTimedOut               a condition polled for did not come within its deadline
     └── RevertFailed               undoing a fault failed; the state may be dirty
 
 The CLI maps each to an exit code in one place (`opsdrill.exitcodes`); anything else is a bug
@@ -32,6 +33,7 @@ __all__ = [
     "TargetBusy",
     "TargetUnreachable",
     "UsageError",
+    "WaitTimedOut",
 ]
 
 
@@ -81,3 +83,7 @@ class RevertFailed(OpsdrillError):
 
 class CapabilityMissing(OpsdrillError):
     """The target cannot provide what a drill needs; the drill skips with this sentence."""
+
+
+class WaitTimedOut(OpsdrillError):
+    """A condition polled for (`opsdrill.polling.wait_for`) did not come by its deadline."""

@@ -1,6 +1,6 @@
-"""The game day: bring the embedded stack up, run each suite in turn, report, tear down.
+"""The game day: bring the stack up, run each suite in turn, report, tear down.
 
-Each suite runs in its own pytest process against `--target local:<state dir>`, so a crash
+Each suite runs in its own pytest process against `--target <the target's spec>`, so a crash
 in one cannot take the narrator (and the teardown) with it. The stack is stopped in `finally`:
 a failed suite, Ctrl-C or SIGTERM all still end with every service down — unless the stack was
 already running before the game day began, in which case it is left as it was found.
@@ -24,7 +24,7 @@ from typing import Any
 
 from opsdrill.gameday_plan import Conditions, GameDayPlan, JudgedSkip
 from opsdrill.junit import read_junit
-from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.base import Target
 from opsdrill.verdict import Verdict
 
 __all__ = ["SUITES", "GameDay", "SuiteResult", "repo_root"]
@@ -96,7 +96,7 @@ def judge_suite(
 class GameDay:
     def __init__(
         self,
-        target: LocalTarget,
+        target: Target,
         *,
         reports_root: Path,
         keep_up: bool = False,
@@ -142,7 +142,8 @@ class GameDay:
     def run(self) -> int:
         self.planned = self.suites()
         self.out.mkdir(parents=True, exist_ok=True)
-        started_here = not self.target.is_up()
+        runs_itself = self.target.state_home() is not None  # else deployed elsewhere: as it is
+        started_here = runs_itself and not self.target.is_up()
         t0 = time.monotonic()
         self.say(f"game day {self.run_id}: suites {', '.join(self.planned)}; "
                  f"reports in {self.out}")  # fmt: skip
@@ -153,7 +154,8 @@ class GameDay:
             from opsdrill.faults.rollback import rollback
 
             rollback(self.target, say=lambda line: self.say(f"  {line}"))
-            self.target.up(say=lambda line: self.say(f"  {line}"))
+            if runs_itself:
+                self.target.up(say=lambda line: self.say(f"  {line}"))
             here = Conditions(self.target.endpoints.api_url)
             for name in self.planned:
                 self.results.append(self.run_suite(name, here))
@@ -178,7 +180,7 @@ class GameDay:
         cmd = [
             sys.executable, "-m", "pytest", str(self.root / name),
             f"--rootdir={self.root}",
-            f"--target=local:{self.target.state_dir}",
+            f"--target={self.target.spec}",
             f"--junitxml={junit}",
             f"--opsdrill-reports={self.out / name}",
             f"--alluredir={self.out / name / 'allure-results'}",
@@ -241,7 +243,8 @@ class GameDay:
         lines = [
             f"# Game day {self.run_id}",
             "",
-            f"**{verdict}** in {seconds:.0f} s on the embedded stack (`{self.target.state_dir}`)"
+            f"**{verdict}** in {seconds:.0f} s on the {self.target.kind} target "
+            f"`{self.target.spec}`"
             + (f": {len(unexpected)} skipped test(s) the plan does not expect on this machine."
                if verdict is Verdict.INCOMPLETE else "."),
             "",

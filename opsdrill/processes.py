@@ -16,7 +16,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ProcessRef", "pid_alive", "spawn", "start_ticks"]
+__all__ = ["ProcessRef", "pid_alive", "spawn", "start_ticks", "stat_start_ticks"]
+
+
+def stat_start_ticks(stat: str) -> int | None:
+    """The start time in a /proc/PID/stat line (clock ticks since boot); None for a zombie
+    or an unreadable line. Wherever the line was read: here, or where a service runs."""
+    # comm (field 2) may hold spaces and parentheses: split after its closing parenthesis.
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
 
 
 def start_ticks(pid: int) -> int | None:
@@ -25,12 +35,10 @@ def start_ticks(pid: int) -> int | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
-    # comm (field 2) may hold spaces and parentheses: split after its closing parenthesis.
-    fields = raw[raw.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
+    ticks = stat_start_ticks(raw)
+    if ticks is None:
         _reap(pid)
-        return None
-    return int(fields[19])
+    return ticks
 
 
 def pid_alive(pid: int) -> bool:

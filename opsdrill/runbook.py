@@ -16,6 +16,7 @@ PROCEDURES: dict[str, str] = {
     "3.3.1": "Monthly capacity review",
     "3.3.2": "Monthly security review",
     "3.3.3": "Monthly archive",
+    "4.1.1": "Dashboards",
     "4.1.2": "Metric thresholds",
     "4.2": "Alert rules",
     "4.3": "Log analysis",
@@ -40,8 +41,8 @@ PROCEDURES: dict[str, str] = {
 #: procedures no check can verify on a deployment, with the reason (for the coverage table)
 NOT_APPLICABLE: dict[str, str] = {
     "6.2.2": "caching is an implementation property: the config is read once at start-up "
-    "(nothing on a running target shows it), and the Redis result cache is optional and "
-    "future in the runbook (no Redis in the stack)",
+    "(nothing on a running target shows it); the Redis result cache is optional (checks/"
+    "test_redis.py covers it where the stack runs Redis)",
     "7": "scaling is capacity-planning advice for growing the stack (bigger hosts, Ray "
     "workers, app replicas, read replicas), not a state of a deployment; the one invariant "
     "in it, parallel runs sized to the machine, is checked under 6.2.1",

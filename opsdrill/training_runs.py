@@ -10,7 +10,6 @@ target's processes on this host (`Target.host_spec == "local://"`).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 
 from opsdrill.errors import TargetUnreachable
+from opsdrill.polling import poll
 from opsdrill.processes import ProcessRef
 from opsdrill.targets.base import Endpoints
 
@@ -128,12 +128,13 @@ class RunsClient:
 
     def wait_finished(self, run_id: int, timeout: float) -> dict[str, Any]:
         """The run once it has finished, or as it is when `timeout` seconds have passed."""
-        deadline = time.monotonic() + timeout
-        while True:
-            run = self.get(run_id)
-            if run["status"] in FINISHED or time.monotonic() >= deadline:
-                return run
-            time.sleep(0.25)
+        last: dict[str, Any] = {}
+
+        def finished() -> dict[str, Any] | None:
+            last.update(run := self.get(run_id))
+            return run if run["status"] in FINISHED else None
+
+        return poll(finished, timeout) or last
 
 
 class NextRun:

@@ -112,27 +112,29 @@ rm -rf "$CTX/src"
 mkdir -p "$CTX/src"
 git ls-files -co --exclude-standard -- pyproject.toml README.md opsdrill system \
     ':!system/docker' ':!system/compose.yaml' | tar -cf - -T - | tar -C "$CTX/src" -xf -
-SRC_HASH=$(cd "$CTX/src" && find . -type f | LC_ALL=C sort | xargs sha256sum | hash12)
+rm -rf "$CTX/toxiproxy"
+mkdir -p "$CTX/toxiproxy"
+cp system/docker/toxiproxy-entrypoint.sh system/docker/toxiproxy.json "$CTX/toxiproxy/"
+SRC_HASH=$(cd "$CTX" && find src toxiproxy -type f | LC_ALL=C sort | xargs sha256sum | hash12)
 DEPS_HASH=$( (cat "$CTX/requirements.txt"; ls -l "$CTX/wheelhouse" | awk '{print $5, $9}') | hash12)
 
 D=system/docker
 DB_TAG=opsdrill-db:$(cat $D/db.Dockerfile $D/db-entrypoint.sh | { cat; echo "$BASE_ID"; } | hash12)
 APP_TAG=opsdrill-app:$( (cat $D/app.Dockerfile; echo "$BASE_ID $DEPS_HASH $SRC_HASH") | hash12)
+MON_TAG=opsdrill-monitoring:$( (cat $D/monitoring.Dockerfile; echo "$BASE_ID") | hash12)
 build db $D/db.Dockerfile $D "$DB_TAG"
+build monitoring $D/monitoring.Dockerfile $D "$MON_TAG"
 build app $D/app.Dockerfile "$CTX" "$APP_TAG"
-APP_ID=$(docker image inspect -f '{{.Id}}' "$APP_TAG")
-TOXI_TAG=opsdrill-toxiproxy:$( (cat $D/toxiproxy.Dockerfile $D/toxiproxy-entrypoint.sh \
-    $D/toxiproxy.json; echo "$APP_ID") | hash12)
-build toxiproxy $D/toxiproxy.Dockerfile $D "$TOXI_TAG" --build-arg "APP_IMAGE=$APP_TAG"
 
 # older hashes of our images (an earlier source's app image) go: on vfs every image is a full
 # copy on disk; then whatever of ours no tag names any more
-for pair in "db $DB_TAG" "app $APP_TAG" "toxiproxy $TOXI_TAG"; do
+for pair in "db $DB_TAG" "monitoring $MON_TAG" "app $APP_TAG"; do
     set -- $pair
     docker images --format '{{.Repository}}:{{.Tag}}' "opsdrill-$1" |
         grep -vx -e "$2" -e "opsdrill-$1:local" | xargs -r docker rmi >/dev/null 2>&1 || true
 done
 docker image prune -f --filter label=org.opsdrill.image >/dev/null 2>&1 || true
+echo "OPSDRILL_BASE_IMAGE=$BASE"
 echo "OPSDRILL_DB_IMAGE=$DB_TAG"
+echo "OPSDRILL_MONITORING_IMAGE=$MON_TAG"
 echo "OPSDRILL_APP_IMAGE=$APP_TAG"
-echo "OPSDRILL_TOXIPROXY_IMAGE=$TOXI_TAG"

@@ -75,9 +75,8 @@ def failed(results: dict[str, tuple[str, str]]) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def healthy(stack: Any) -> Any:
     """The session stack with a first backup (`opsdrill up` takes none yet)."""
-    argv = [sys.executable, "-m", "nf_auto_runner.ops", "backup"]
-    done = subprocess.run(argv, env=stack.app_env(), capture_output=True, text=True, check=False)
-    assert done.returncode == 0, done.stderr
+    done = stack.ops("backup")
+    assert done.ok, done.output()
     return stack
 
 

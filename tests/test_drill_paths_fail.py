@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from chaos.conftest import FaultProbes, Probes
+from chaos.conftest import StandardDrill
 from chaos.test_alerts_live import high_error_rate_drill
 from chaos.test_app_crash_in_flight import LOST, app_crash_in_flight_drill
 from chaos.test_cancel_running import (
@@ -117,7 +117,7 @@ def test_cancel_drill_fails_when_the_worker_ignores_the_cancel(
 
     try:
         result, evidence = cancel_running_drill(
-            stack, Probes(stack), FaultProbes(stack), tmp_path,
+            StandardDrill(stack, "5.2.3", tmp_path),
             procedure=procedure_on_frozen_workers, next_run_timeout=20,
         )  # fmt: skip
         assert frozen, "the sabotage froze the runaway workers"
@@ -155,9 +155,7 @@ def test_crash_drill_fails_without_start_up_orphan_recovery(
 ) -> None:
     monkeypatch.setenv("NF_ORPHAN_RECOVERY_AT_START", "0")  # the app the drill restarts
     try:
-        result, flight = app_crash_in_flight_drill(
-            stack, Probes(stack), FaultProbes(stack), tmp_path
-        )
+        result, flight = app_crash_in_flight_drill(StandardDrill(stack, "5.3.1", tmp_path))
         assert not result.passed
         assert any(f"runs in flight read failed '{LOST}'" in e for e in result.errors), (
             result.errors
@@ -181,7 +179,7 @@ def test_alert_drill_fails_when_the_page_is_not_delivered(
     sink = stack.service("alert_sink")
     sink.stop()
     try:
-        result = high_error_rate_drill(stack, Probes(stack), tmp_path, alert_timeout=20)
+        result = high_error_rate_drill(StandardDrill(stack, "5.2.2", tmp_path), alert_timeout=20)
     finally:
         sink.start(timeout=30)
     assert not result.passed

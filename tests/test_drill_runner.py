@@ -21,8 +21,10 @@ BROKEN: dict[str, bool] = {"flag": False}
 
 
 class _Home:
+    """Just enough of a target for a fault that touches nothing: where to journal."""
+
     def __init__(self, path: Path) -> None:
-        self.state_dir = path
+        self.journal_dir = path
 
 
 @register

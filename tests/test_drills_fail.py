@@ -20,6 +20,7 @@ import pytest
 from chaos.conftest import FaultProbes, Probes
 from chaos.test_db_down import db_sigkill_spec
 from opsdrill.drill import RECOVERY_INCOMPLETE, Detector, DrillSpec, run_drill
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import DbDown, LockContention
 from opsdrill.faults.base import Fault, register
 from opsdrill.faults.journal import Journal
@@ -125,7 +126,7 @@ def test_a_fault_with_no_effect_fails_the_drill(stack: LocalTarget, tmp_path: Pa
 def test_db_sigkill_drill_fails_when_its_procedure_is_a_no_op(
     stack: LocalTarget, tmp_path: Path
 ) -> None:
-    spec = db_sigkill_spec(stack, Probes(stack))
+    spec = db_sigkill_spec(StandardDrill(stack, "5.2.2"))
     assert spec.recover is not None and spec.recover.title == "fix 1: start PostgreSQL"
     spec.recover = spec.recover.without_effect()
     spec.detectors, spec.resolved = spec.detectors[:1], []  # no alert wait: not under test

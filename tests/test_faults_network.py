@@ -91,6 +91,6 @@ def test_reset_peer_resets_and_a_missing_proxy_is_refused(
     with ResetPeer(target, proxy="postgres", timeout=0), pytest.raises(OSError):
         _round_trip(port)
     assert _round_trip(port) < 1.0
-    with pytest.raises(FaultNotEffective, match="no proxy named 'nope'"):
+    with pytest.raises(FaultNotEffective, match="no proxy 'nope': use one of postgres, api"):
         Latency(target, proxy="nope").__enter__()
     assert Journal(target.state_dir).entries() == []

@@ -93,11 +93,11 @@ def _left_behind(kind: str, stack: LocalTarget, info: dict[str, Any]) -> None:
     elif kind in ("app_crash", "port_conflict", "broken_config"):
         assert _status(health) == 0, "the app must still be down"
     if kind == "port_conflict":
-        assert ProcessRef(undo["holder_pid"], undo["holder_ticks"]).alive()
+        assert ProcessRef(*undo["holder"][1:]).alive()
     elif kind == "broken_config":
         assert "[4, 8" in Path(undo["path"]).read_text()
     elif kind == "cpu_hog":
-        assert all(ProcessRef(p, t).alive() for p, t in undo["hogs"]), "hogs outlive the runner"
+        assert all(ProcessRef(p, t).alive() for _, p, t in undo["hogs"]), "hogs outlive the runner"
     elif kind == "data_loss":
         assert _series_rows(stack) == 0
     elif kind in ("pool_exhaustion", "lock_contention"):
@@ -160,9 +160,9 @@ def test_sigkilled_runner_mid_fault_is_rolled_back_by_the_next_run(
     wait_for(lambda: _status(f"{stack.endpoints.api_url}/health") == 200, 60, "/health 200")
     wait_for(lambda: _forecast_ok(stack), 30, "a forecast succeeds")
     if kind == "cpu_hog":
-        assert not any(ProcessRef(p, t).alive() for p, t in info["undo"]["hogs"])
+        assert not any(ProcessRef(p, t).alive() for _, p, t in info["undo"]["hogs"])
     if kind == "port_conflict":
-        assert not ProcessRef(info["undo"]["holder_pid"], info["undo"]["holder_ticks"]).alive()
+        assert not ProcessRef(*info["undo"]["holder"][1:]).alive()
 
 
 @pytest.mark.parametrize("kind", ["lock_contention", "cpu_hog", "broken_config"])
@@ -175,4 +175,4 @@ def test_sigtermed_runner_reverts_before_it_exits(
     assert Journal(stack.state_dir).entries() == [], "SIGTERM must revert, not leave a journal"
     wait_for(lambda: _status(f"{stack.endpoints.api_url}/health") == 200, 60, "/health 200")
     if kind == "cpu_hog":
-        assert not any(ProcessRef(p, t).alive() for p, t in info["undo"]["hogs"])
+        assert not any(ProcessRef(p, t).alive() for _, p, t in info["undo"]["hogs"])

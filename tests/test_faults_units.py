@@ -70,7 +70,7 @@ def test_plan_lists_fault_target_blast_radius_and_undo_and_runs_nothing(
             "*runbook*5.2.5",
             "*fault*cpu_hog(count=3)",
             "*target*local:/nonexistent/state",
-            "*blast radius*every process on this host*",
+            "*blast radius*every process where the app runs*",
             "*undo*stop each hog by its journaled pid*",
             "*::test_undeclared",
             "*fault*(not declared*",
@@ -134,3 +134,16 @@ def test_sigterm_to_a_pytest_session_reverts_the_active_fault(
     proc.communicate(timeout=60)
     assert not hog.alive(), "SIGTERM must unwind the session and revert the fault"
     assert Journal(tmp_path).entries() == []
+
+
+def test_disk_full_refuses_a_filesystem_larger_than_a_data_filesystem(tmp_path: Path) -> None:
+    """The machine's own disk is never filled: its size gives it away, before any write."""
+    from opsdrill.errors import FaultNotEffective
+    from opsdrill.faults import DiskFull
+
+    target = LocalTarget(tmp_path / "state", worker_cgroup=False)
+    (tmp_path / "state" / "home").mkdir(parents=True)
+    with pytest.raises(FaultNotEffective, match="MiB, more than the 16 MiB"):
+        DiskFull(target, max_mb=16).__enter__()
+    assert not list((tmp_path / "state" / "home").rglob("opsdrill-ballast-*"))
+    assert Journal(target.journal_dir).entries() == []

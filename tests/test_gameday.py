@@ -342,6 +342,7 @@ def test_the_summary_shows_recovery_split_mttd_and_slo_evidence(tmp_path: Path) 
     (day.out / "load" / "load" / "slo.json").write_text(json.dumps(GATE))
     day.write_summary(12.0)
     md = (day.out / "summary.md").read_text()
+    assert f"on the embedded target `local:{tmp_path / 'state'}`" in md, md.splitlines()[2]
     assert ("| db-sigkill | 5.2.2 | PASS | §5.2.2 fix 1: start PostgreSQL | 0.40 | "
             "1.50 (production ≈ 60.50) | 0.40 | 5.10 | 3/20 |") in md  # fmt: skip
     assert "| latency | 5.2.5 | PASS | rode it out (no procedure) | 0.30 | – | 0.30 | 2.00 |" in md

@@ -23,11 +23,11 @@ from opsdrill.recovery.blocking_sessions import (
     terminate_blockers,
     waiting_sessions,
 )
-from opsdrill.recovery.db_recovery import newest_backup
 from opsdrill.recovery.idle_sessions import terminate_idle
 from opsdrill.recovery.port_owner import listening_pids
-from opsdrill.recovery.service_restart import app_pid_file, leftover_pid, restart_service
+from opsdrill.recovery.service_restart import app_pid_file, restart_service
 from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.pid_file import leftover_pid
 
 SLEEPER = "import time; time.sleep(120)"
 
@@ -51,14 +51,6 @@ def test_port_owner_finds_the_listening_pid_from_proc() -> None:
         assert listening_pids(port) == [os.getpid()]
         client.connect(("127.0.0.1", port))  # a connected socket is not a listener
         assert listening_pids(client.getsockname()[1]) == []
-
-
-def test_newest_backup_is_chosen_by_mtime_and_only_full_dumps(tmp_path: Path) -> None:
-    old, new = tmp_path / "full_20300101T000000Z.dump.gz", tmp_path / "full_20200101.dump.gz"
-    for i, path in enumerate([old, new, tmp_path / "pre_restore_x.dump.gz"]):
-        path.write_bytes(b"x")
-        os.utime(path, (1_000_000 + i, 1_000_000 + i))
-    assert newest_backup(tmp_path) == new
 
 
 @pytest.fixture

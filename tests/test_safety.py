@@ -159,7 +159,7 @@ def test_a_drill_is_refused_naming_the_capability_the_target_lacks(
     result.stdout.fnmatch_lines_random(
         ["*drill test_db_down (db_down) needs fault_journal, service_control, which target 't'*",
          "*drill test_cpu_hog (cpu_hog) needs exec, fault_journal, which target*",
-         "*drill test_gpu_oom (gpu_oom) needs exec, fault_journal, gpu, which*"]
+         "*drill test_gpu_oom (gpu_oom) needs exec, fault_journal, gpu, service_files, which*"]
     )  # fmt: skip
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from opsdrill.faults.base import Fault
-from opsdrill.faults.host_oom import HostOom, oom_kills
+from opsdrill.faults.host_oom import HostOom
 from opsdrill.faults.journal import Journal
 from opsdrill.targets import worker_cgroup as wc
 from opsdrill.targets.local import LocalTarget
@@ -119,16 +119,19 @@ def test_host_oom_fault_on_v2_lowers_and_rollback_restores(tmp_path: Path) -> No
     group = _v2_group(_v2_tree(tmp_path / "cg"))
     target = LocalTarget(tmp_path / "state", worker_cgroup=False)
     target.options.worker_cgroup = str(group)
+    target.options.save(target.state_dir)  # as `up` does: every later LocalTarget sees it
     fault = HostOom(target, limit_mb=100)
     fault.inject()  # never reverted by this process: as if its runner had been SIGKILLed
     assert (group / "memory.max").read_text() == str(100 * MB)
-    assert oom_kills(group) == 2
-    (entry,) = Journal(target.state_dir).entries()
-    assert entry.undo["cgroup_version"] == 2 and entry.undo["oom_kills_before"] == 2
-    Fault.from_entry(LocalTarget(tmp_path / "state", worker_cgroup=False), entry).revert()
+    assert (group / "memory.swap.max").read_text() == "0", "lowered, so no swapping either"
+    assert target.oom_kills("worker") == 2
+    assert target.memory("worker").limit_bytes == 100 * MB
+    (entry,) = Journal(target.journal_dir).entries()
+    assert entry.undo["previous_limit"] is None and entry.undo["oom_kills_before"] == 2
+    Fault.from_entry(LocalTarget(tmp_path / "state"), entry).revert()
     assert (group / "memory.max").read_text() == "max"
     assert (group / "memory.swap.max").read_text() == "max"
-    assert Journal(target.state_dir).entries() == []
+    assert Journal(target.journal_dir).entries() == []
 
 
 # -- cgroup v1: for real ------------------------------------------------------------------------

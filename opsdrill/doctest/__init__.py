@@ -19,6 +19,7 @@ from opsdrill.doctest.extract import Statement, extract, extract_file
 from opsdrill.doctest.report import Report
 from opsdrill.doctest.validate import Database, Validator, describe_dsn
 from opsdrill.errors import TargetUnreachable, UsageError
+from opsdrill.targets.base import Target
 
 __all__ = [
     "Database",
@@ -33,19 +34,19 @@ __all__ = [
 ]
 
 
-def database_for_target(target: object) -> Database:
+def database_for_target(target: Target) -> Database:
     """The database of a target, as its application role; production if the target says so."""
-    endpoints = target.endpoints  # type: ignore[attr-defined]
-    production = bool(getattr(target, "production", False))
-    name = getattr(target, "name", "target")
-    db_service = getattr(target, "services", {}).get("db")
+    endpoints = target.endpoints
+    db_service = target.services.get("db")
     if db_service is not None and not db_service.is_running():
-        state = getattr(target, "state_dir", None)
-        where = f" --state-dir {state}" if state else ""
-        raise TargetUnreachable(
-            f"the database of target {name!r} is not running: start it with 'opsdrill up{where}'"
+        how = (
+            f"start it with 'opsdrill up --target {target.spec}'"
+            if target.state_home() is not None
+            else "start it with the deployment's own tooling"
         )
-    return Database(endpoints.dsn, production, f"{name} ({describe_dsn(endpoints.dsn)})")
+        raise TargetUnreachable(f"the database of target {target.name!r} is not running: {how}")
+    label = f"{target.name} ({describe_dsn(endpoints.dsn)})"
+    return Database(endpoints.dsn, target.production, label)
 
 
 def database_for_dsn(dsn: str, *, sandbox: bool = False) -> Database:

@@ -1,4 +1,4 @@
-"""The one polling primitive of the drills: ask a yes/no question until yes or a deadline.
+"""The drills' yes/no questions, asked until yes or a deadline (on `opsdrill.polling`).
 
 Detectors are polled concurrently (`wait_all`, one thread each), so a slow probe — a forecast
 that takes seconds, a Prometheus query — cannot delay the timestamp of another. The time
@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from opsdrill.polling import poll
 
 __all__ = ["STEP", "Detection", "Detector", "Polling", "wait_all"]
 
@@ -60,16 +62,8 @@ class Detector:
     ) -> float | None:
         """Poll until yes; the `clock()` reading when the yes came back, or None at the
         deadline (or when `stop` is set)."""
-        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        while True:
-            if self.ask():
-                return clock()
-            if time.monotonic() >= deadline or (stop is not None and stop.is_set()):
-                return None
-            if stop is not None:
-                stop.wait(STEP)
-            else:
-                time.sleep(STEP)
+        limit = self.timeout if timeout is None else timeout
+        return poll(lambda: clock() if self.ask() else None, limit, interval=STEP, stop=stop)
 
     def with_timeout(self, timeout: float) -> Detector:
         return Detector(

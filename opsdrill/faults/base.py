@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Self
 from opsdrill import events
 from opsdrill.errors import RevertFailed
 from opsdrill.faults.journal import Journal, JournalEntry
-from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.base import Target
 
 __all__ = ["REGISTRY", "Fault", "register"]
 
@@ -38,16 +38,16 @@ class Fault(ABC):
     #: why it is transient by nature; required when `recovers_by_itself` is True
     recovers_reason: ClassVar[str] = ""
 
-    def __init__(self, target: LocalTarget, **params: Any) -> None:
+    def __init__(self, target: Target, **params: Any) -> None:
         self.target = target
         self.params = params
         self.entry = JournalEntry(kind=self.kind, params=params)
-        self.journal = Journal(target.state_dir)
+        self.journal = Journal(target.journal_dir)
         self.active = False
         self._lock = threading.Lock()
 
     @classmethod
-    def from_entry(cls, target: LocalTarget, entry: JournalEntry) -> Fault:
+    def from_entry(cls, target: Target, entry: JournalEntry) -> Fault:
         """Rebuild a fault from its journal entry, so another process can revert it."""
         fault = REGISTRY[entry.kind](target, **entry.params)
         fault.entry = entry

@@ -1,20 +1,19 @@
 """Busy-loop processes competing with the app for CPU: runbook §5.2.5 (slow API).
 
-Each hog is a real child process spinning in a loop. Their pids and start times are
-journaled before they run, they are stopped by pid with an identity check (a recycled pid is
-never signalled), and each exits by itself after `max_seconds` even if nobody reverts it.
+Each hog is a real process spinning in a loop where the app runs (`Target.exec`). Their pids
+and start times are journaled as they start, they are stopped by pid with an identity check
+(a recycled pid is never signalled; `ServiceProcess`), and each exits by itself after
+`max_seconds` even if nobody reverts it.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import sys
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
-from opsdrill.processes import ProcessRef, spawn
-from opsdrill.targets.local import LocalTarget
+from opsdrill.faults.service_process import ServiceProcess
+from opsdrill.targets.base import Target
 
 __all__ = ["HOG_CODE", "CpuHog"]
 
@@ -25,6 +24,8 @@ while time.monotonic() < end:
     for _ in range(100_000):
         pass
 """
+#: the hogs run beside the app, where its requests are served
+SERVICE = "api"
 
 
 @register
@@ -32,30 +33,29 @@ class CpuHog(Fault):
     """N processes burn CPU; requests queue for the processor and latency rises."""
 
     kind = "cpu_hog"
-    blast_radius = "every process on this host: API latency, training time, monitoring"
+    blast_radius = "every process where the app runs: API latency, training time, monitoring"
     undo_summary = "stop each hog by its journaled pid and start time"
 
     def __init__(
-        self, target: LocalTarget, *, count: int | None = None, max_seconds: float = 120.0
+        self, target: Target, *, count: int | None = None, max_seconds: float = 120.0
     ) -> None:
         count = count if count is not None else 2 * (os.cpu_count() or 1)
         super().__init__(target, count=count, max_seconds=max_seconds)
 
-    def refs(self) -> list[ProcessRef]:
-        return [ProcessRef(pid, ticks) for pid, ticks in self.entry.undo.get("hogs", [])]
+    def refs(self) -> list[ServiceProcess]:
+        return [ServiceProcess.of(self.target, rec) for rec in self.entry.undo.get("hogs", [])]
 
     def _inject(self) -> None:
-        hogs: list[list[int]] = []
-        log = self.target.state_dir / "logs" / "cpu_hog.log"
+        hogs: list[list[object]] = []
+        argv = [self.target.python, "-c", HOG_CODE, str(self.params["max_seconds"])]
         for _ in range(self.params["count"]):
-            ref = spawn([sys.executable, "-c", HOG_CODE, str(self.params["max_seconds"])], log=log)
-            hogs.append([ref.pid, ref.ticks])
+            hogs.append(ServiceProcess.start(self.target, SERVICE, argv).record())
             self.save_undo(hogs=hogs)  # journaled one by one: a kill mid-way loses none
         if not any(r.alive() for r in self.refs()):
             raise FaultNotEffective("no CPU hog process is running")
 
     def _revert(self) -> None:
         for ref in self.refs():
-            ref.signal(signal.SIGKILL)
+            ref.kill()
         for ref in self.refs():
             ref.wait_gone(5.0)

@@ -1,12 +1,13 @@
-"""Fill the stack's data filesystem with a ballast file: runbook §5.2.4 (disk full).
+"""Fill the app's data filesystem with a ballast file: runbook §5.2.4 (disk full).
 
-Real `ENOSPC`: the ballast takes every free block of the size-limited ext4 filesystem that
-holds NF_HOME (models and logs), so the next write there fails as it would on a full disk.
-The stack must have a data filesystem (`opsdrill up --data-fs-size 64m`, or one a drill put in
-place with `Target.ensure_data_fs`, undone by `DataFsInPlace` below); on the machine's own disk
-this fault refuses, since filling it would break everything else.
-The ballast is a forgotten temp file (`home/tmp/*.tmp`, mtime ten days ago), so the §5.2.4
-clean-up finds it; the revert deletes it by its journaled path whatever the clean-up did.
+Real `ENOSPC`: the ballast takes every free block of the size-limited filesystem that holds
+the app's data directory (NF_HOME: models and logs), written where the app runs through the
+target's file operations (`Target.files(...).fill`), so the next write there fails as it would
+on a full disk. The data directory must be on a filesystem of its own, as
+`Target.ensure_data_fs` puts it (or `opsdrill up --data-fs-size 64m`); a filesystem larger
+than `max_mb` is taken for a real disk and refused, since filling it would break everything
+else. The ballast is a forgotten temp file (`NF_HOME/tmp/*.tmp`, mtime ten days ago), so the
+§5.2.4 clean-up finds it; the revert deletes it by its journaled path whatever the clean-up did.
 """
 
 from __future__ import annotations
@@ -14,25 +15,27 @@ from __future__ import annotations
 import errno
 import os
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
-from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.base import Target
 
 __all__ = ["DiskFull", "probe_write"]
 
-CHUNK = 1024 * 1024
+MB = 1024 * 1024
 BALLAST_AGE_DAYS = 10
+SERVICE = "api"
+PROBE = "x" * 8192
 
 
 def probe_write(directory: Path) -> OSError | None:
-    """Write, fsync and delete a small file; the error it met (e.g. ENOSPC), or None."""
+    """Write, fsync and delete a small file on this machine; the error it met (e.g. ENOSPC)."""
     path = directory / f".opsdrill_write_probe_{os.getpid()}"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            os.write(fd, b"x" * 8192)
+            os.write(fd, PROBE.encode())
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -43,37 +46,6 @@ def probe_write(directory: Path) -> OSError | None:
     return None
 
 
-def _fill(path: Path) -> int:
-    """Allocate every free block into `path`: fallocate in one go, then top up by writes."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        st = os.fstatvfs(fd)
-        free = st.f_bavail * st.f_frsize
-        size = 0
-        while free > 0:
-            try:
-                os.posix_fallocate(fd, size, free)
-                size += free
-                break
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
-                free -= max(CHUNK, free // 16)  # metadata takes a little: retry smaller
-        os.lseek(fd, 0, os.SEEK_END)
-        block = b"\0" * 4096
-        while True:  # the last blocks fallocate could not take
-            try:
-                os.write(fd, block)
-                os.fsync(fd)
-            except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    break
-                raise
-        return os.fstat(fd).st_size
-    finally:
-        os.close(fd)
-
-
 @register
 class DiskFull(Fault):
     """The filesystem holding models and logs is full: every write there fails with ENOSPC."""
@@ -82,51 +54,54 @@ class DiskFull(Fault):
     blast_radius = "writes to models and logs: training runs, app log, /health storage check"
     undo_summary = "delete the ballast file by its journaled path"
 
-    def __init__(self, target: LocalTarget) -> None:
-        super().__init__(target)
+    def __init__(self, target: Target, *, max_mb: int = 1024) -> None:
+        super().__init__(target, max_mb=max_mb)
+
+    def _home(self) -> PurePosixPath:
+        home = self.target.endpoints.home
+        if home is None:
+            raise FaultNotEffective(f"target {self.target.name!r} names no data directory")
+        return PurePosixPath(home)
+
+    def _run(self, *argv: str) -> str:
+        done = self.target.exec(SERVICE, argv, timeout=30)
+        if not done.ok:
+            raise FaultNotEffective(f"{' '.join(argv)} failed where the app runs: {done.output()}")
+        return done.stdout
+
+    def _check_size_limited(self, home: PurePosixPath) -> None:
+        """Refuse a filesystem larger than `max_mb`: that is a real disk, not a ballast's."""
+        blocks, block_size = self._run("stat", "-f", "-c", "%b %S", str(home)).split()
+        size, limit = int(blocks) * int(block_size), self.params["max_mb"] * MB
+        if size > limit:
+            raise FaultNotEffective(
+                f"the filesystem holding {home} is {size // MB} MiB, more than the "
+                f"{limit // MB} MiB a size-limited data filesystem may be, so filling it would "
+                "fill a real disk; put the data directory on one (Target.ensure_data_fs, "
+                "'opsdrill up --data-fs-size 64m') to run this fault"
+            )
 
     def _inject(self) -> None:
-        fs = self.target.data_fs
-        if fs is None or not fs.mounted():
-            raise FaultNotEffective(
-                f"the stack in {self.target.state_dir} has no size-limited data filesystem, so "
-                "filling it would fill this machine's disk; start the stack with "
-                "'opsdrill up --data-fs-size 64m' to run this fault"
-            )
-        ballast = self.target.home / "tmp" / f"opsdrill-ballast-{self.entry.fault_id}.tmp"
+        home, files = self._home(), self.target.files(SERVICE)
+        self._check_size_limited(home)
+        ballast = home / "tmp" / f"opsdrill-ballast-{self.entry.fault_id}.tmp"
         self.save_undo(ballast=str(ballast))
-        ballast.parent.mkdir(exist_ok=True)
-        size = _fill(ballast)
-        old = time.time() - BALLAST_AGE_DAYS * 86400
-        os.utime(ballast, (old, old))
+        self._run("mkdir", "-p", str(ballast.parent))
+        size = files.fill(ballast, self.params["max_mb"] * MB)
+        old = int(time.time() - BALLAST_AGE_DAYS * 86400)
+        self._run("touch", "-d", f"@{old}", str(ballast))
         self.save_undo(ballast=str(ballast), ballast_bytes=size)
-        error = probe_write(self.target.home)
-        if error is None or error.errno != errno.ENOSPC:
-            raise FaultNotEffective(
-                f"{ballast} holds {size} bytes but a write in {self.target.home} still gives "
-                f"{error!r}, not ENOSPC"
-            )
+        probe = home / f".opsdrill_write_probe_{self.entry.fault_id}"
+        try:
+            files.write_text(probe, PROBE)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                return
+            raise
+        finally:
+            files.remove(probe)
+        raise FaultNotEffective(f"{ballast} holds {size} bytes but a write in {home} still works")
 
     def _revert(self) -> None:
         if path := self.entry.undo.get("ballast"):
-            Path(path).unlink(missing_ok=True)
-
-
-@register
-class DataFsInPlace(Fault):
-    """Not a fault: the stack's home moved onto a size-limited filesystem for the disk drill,
-    journaled like one so that a killed run's rollback moves it back
-    (`Target.ensure_data_fs`)."""
-
-    kind = "data_fs_in_place"
-    blast_radius = "the app restarts onto a size-limited copy of its home, and back"
-    undo_summary = "stop the app, copy its home back off the image, remove the image, start it"
-
-    def __init__(self, target: LocalTarget, *, size: str) -> None:
-        super().__init__(target, size=size)
-
-    def _inject(self) -> None:
-        self.target.install_data_fs(self.params["size"])
-
-    def _revert(self) -> None:
-        self.target.remove_data_fs()
+            self.target.files(SERVICE).remove(path)

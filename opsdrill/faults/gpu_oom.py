@@ -2,24 +2,28 @@
 
 A helper process allocates all but `leave_mb` of the free GPU memory and keeps it, so a
 training run's first CUDA allocations fail with `torch.cuda.OutOfMemoryError`. Its pid and
-start time are journaled before it allocates; the revert kills it by pid (the memory is
-freed with the process), and it exits by itself after `max_seconds` if nobody reverts it.
+start time are journaled as it starts where the app runs (`Target.exec`, the app's own torch);
+the revert kills it by pid (the memory is freed with the process; `ServiceProcess`), and it
+exits by itself after `max_seconds` if nobody reverts it. It says it holds the memory by
+creating a marker file in the app's data directory (`Target.files`).
 Without CUDA the fault refuses: there is no GPU memory to exhaust.
 """
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
+from pathlib import PurePosixPath
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
-from opsdrill.processes import ProcessRef, spawn
-from opsdrill.targets.local import LocalTarget
+from opsdrill.faults.service_process import ServiceProcess
+from opsdrill.targets.base import Target
 
 __all__ = ["HOLD_CODE", "GpuOom", "cuda_available"]
+
+SERVICE = "api"
 
 HOLD_CODE = """
 import sys, time, torch
@@ -27,6 +31,7 @@ free, _total = torch.cuda.mem_get_info()
 keep = max(0, free - int(sys.argv[1]) * 2**20)
 block = torch.empty(keep, dtype=torch.uint8, device="cuda")
 print(f"holding {keep // 2**20} MiB of GPU memory", flush=True)
+open(sys.argv[3], "w").close()
 time.sleep(float(sys.argv[2]))
 """
 
@@ -48,28 +53,37 @@ class GpuOom(Fault):
     blast_radius = "training runs that start while it lasts; forecasts on CPU are unaffected"
     undo_summary = "kill the process holding the GPU memory by its journaled pid"
 
-    def __init__(
-        self, target: LocalTarget, *, leave_mb: int = 16, max_seconds: float = 300.0
-    ) -> None:
+    def __init__(self, target: Target, *, leave_mb: int = 16, max_seconds: float = 300.0) -> None:
         super().__init__(target, leave_mb=leave_mb, max_seconds=max_seconds)
+
+    def _marker(self) -> PurePosixPath:
+        home = self.target.endpoints.home
+        if home is None:
+            raise FaultNotEffective(f"target {self.target.name!r} names no data directory")
+        return PurePosixPath(home) / f".opsdrill-gpu-holder-{self.entry.fault_id}"
 
     def _inject(self) -> None:
         if not cuda_available():
             raise FaultNotEffective("torch sees no CUDA device, so there is no GPU memory to fill")
-        log = self.target.state_dir / "logs" / "gpu_oom.log"
-        offset = log.stat().st_size if log.exists() else 0
-        argv = [sys.executable, "-c", HOLD_CODE, str(self.params["leave_mb"]),
-                str(self.params["max_seconds"])]  # fmt: skip
-        ref = spawn(argv, log=log)
-        self.save_undo(holder=[ref.pid, ref.ticks])
+        files, marker = self.target.files(SERVICE), self._marker()
+        argv = [self.target.python, "-c", HOLD_CODE, str(self.params["leave_mb"]),
+                str(self.params["max_seconds"]), str(marker)]  # fmt: skip
+        holder = ServiceProcess.start(self.target, SERVICE, argv)
+        self.save_undo(holder=holder.record(), marker=str(marker))
         deadline = time.monotonic() + 60
-        while "holding" not in log.read_text()[offset:]:
-            if not ref.alive() or time.monotonic() > deadline:
-                raise FaultNotEffective(f"the GPU memory holder did not start; see {log}")
+        while not files.exists(marker):
+            if not holder.alive() or time.monotonic() > deadline:
+                raise FaultNotEffective(
+                    f"the GPU memory holder (pid {holder.pid}) did not start; see the logs "
+                    f"of what ran where {SERVICE} runs"
+                )
             time.sleep(0.1)
 
     def _revert(self) -> None:
-        if holder := self.entry.undo.get("holder"):
-            ref = ProcessRef(*holder)
-            ref.signal(signal.SIGKILL)
-            ref.wait_gone(10.0)
+        undo = self.entry.undo
+        if holder := undo.get("holder"):
+            ref = ServiceProcess.of(self.target, holder)
+            if ref.kill():
+                ref.wait_gone(10.0)
+        if marker := undo.get("marker"):
+            self.target.files(SERVICE).remove(marker)

@@ -1,10 +1,11 @@
 """The fault journal: every fault on disk before it is injected, gone only once reverted.
 
-One JSON file per active fault in `<state dir>/faults/`. A run killed with SIGKILL cannot run
-its `finally`, but it cannot take the journal with it either: the next session, or
-`opsdrill rollback`, finds the entries and reverts them before anything else happens. Each
-entry names its runner by pid *and* start time, so a session reverts only what a dead runner
-left, never a drill another session is running now (nor one whose pid was recycled).
+One JSON file per active fault in `<Target.journal_dir>/faults/`, on the machine running
+opsdrill. A run killed with SIGKILL cannot run its `finally`, but it cannot take the journal
+with it either: the next session, or `opsdrill rollback`, finds the entries and reverts them
+before anything else happens. Each entry names its runner by pid *and* start time, so a
+session reverts only what a dead runner left, never a drill another session is running now
+(nor one whose pid was recycled).
 """
 
 from __future__ import annotations
@@ -45,8 +46,8 @@ class JournalEntry:
 
 
 class Journal:
-    def __init__(self, state_dir: Path) -> None:
-        self.dir = state_dir / "faults"
+    def __init__(self, journal_dir: Path) -> None:
+        self.dir = journal_dir / "faults"
 
     def _path(self, fault_id: str) -> Path:
         return self.dir / f"{fault_id}.json"

@@ -15,8 +15,7 @@ import psycopg
 
 from opsdrill.faults.base import Fault, register
 from opsdrill.faults.pool_exhaustion import fault_app_name, terminate_fault_sessions
-from opsdrill.targets.local import LocalTarget
-from opsdrill.targets.postgres import DATABASE
+from opsdrill.targets.base import Target
 
 __all__ = ["LOCK_MODES", "LockContention"]
 
@@ -34,7 +33,7 @@ class LockContention(Fault):
     undo_summary = "terminate the locking session (application_name opsdrill-fault-<id>)"
 
     def __init__(
-        self, target: LocalTarget, *, table: str = "runs", mode: str = "ACCESS EXCLUSIVE"
+        self, target: Target, *, table: str = "runs", mode: str = "ACCESS EXCLUSIVE"
     ) -> None:
         if mode not in LOCK_MODES:
             raise ValueError(f"lock mode {mode!r}: use one of {', '.join(LOCK_MODES)}")
@@ -46,7 +45,7 @@ class LockContention(Fault):
     def _inject(self) -> None:
         self.save_undo(application_name=fault_app_name(self.entry.fault_id))
         self.conn = psycopg.connect(
-            self.target.cluster.admin_conninfo(DATABASE),
+            self.target.admin_dsn,
             connect_timeout=5,
             application_name=fault_app_name(self.entry.fault_id),
         )
@@ -59,4 +58,4 @@ class LockContention(Fault):
                 self.conn.rollback()
                 self.conn.close()
             self.conn = None
-        terminate_fault_sessions(self.target.cluster.admin_conninfo(DATABASE), self.entry.fault_id)
+        terminate_fault_sessions(self.target.admin_dsn, self.entry.fault_id)

@@ -1,12 +1,13 @@
 """Network faults through Toxiproxy: runbook §5.2.5 (slow API) and §5.2.2 (app ↔ database).
 
-The stack started with a proxy (`opsdrill up --proxy`), or given one for a session by
-`Target.ensure_proxy` (undone by `ProxyInPlace` below), routes the app's DATABASE_URL through
-the Toxiproxy proxy `postgres` and offers the API behind the proxy `api`. Each fault adds one
-toxic (latency, timeout, reset_peer, bandwidth) to one proxy and stream, through the
-`toxiproxy-python` client. The toxic's name, proxy and server URL are journaled before it is
-added; the revert deletes it by name, so `opsdrill rollback` in another process undoes it too
-(the proxy outlives the runner). A proxy process that died took its toxics with it.
+A stack with Toxiproxy between its parts (`opsdrill up --proxy`, a composed stack's proxy, or
+one a drill put in place with `Target.ensure_proxy`) routes the app's database link through
+one proxy and offers the API behind another; `Target.proxy_for(link)` names the server and the
+proxy on each link (`postgres` is the app -> database link, `api` the clients -> API one).
+Each fault adds one toxic (latency, timeout, reset_peer, bandwidth) to one proxy and stream,
+through the `toxiproxy-python` client. The toxic's name, proxy and server URL are journaled
+before it is added; the revert deletes it by name, so `opsdrill rollback` in another process
+undoes it too (the proxy outlives the runner). A proxy process that died took its toxics with it.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ from urllib.parse import urlsplit
 
 from opsdrill.errors import FaultNotEffective, MissingDependency
 from opsdrill.faults.base import Fault, register
-from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.base import LINKS, ProxyLink, Target
 
-__all__ = ["Bandwidth", "Latency", "NetworkToxic", "ResetPeer", "Timeout", "toxics_on"]
+__all__ = ["PROXY_LINKS", "Bandwidth", "Latency", "NetworkToxic", "ResetPeer", "Timeout",
+           "toxics_on"]  # fmt: skip
+
+#: a fault's `proxy` parameter -> the link it sits on (`Target.proxy_for`); a link's own
+#: name works too
+PROXY_LINKS = {"postgres": "app_db", "api": "client_api"}
 
 #: the client keeps the server's host and port in class attributes: one user at a time
 _CLIENT_LOCK = threading.Lock()
@@ -56,7 +62,7 @@ class NetworkToxic(Fault):
 
     def __init__(
         self,
-        target: LocalTarget,
+        target: Target,
         *,
         proxy: str = "postgres",
         stream: str = "downstream",
@@ -73,19 +79,21 @@ class NetworkToxic(Fault):
         attrs = ", ".join(f"{k}={v}" for k, v in self.attributes.items())
         return f"{self.kind}({self.params['proxy']}/{self.params['stream']}: {attrs})"
 
-    def _url(self) -> str:
-        url = self.entry.undo.get("url") or self.target.toxiproxy_url
-        if not url:
+    def link(self) -> ProxyLink:
+        """The Toxiproxy hop this fault goes on, as the target names it now."""
+        proxy = self.params["proxy"]
+        link = PROXY_LINKS.get(proxy, proxy)
+        if link not in LINKS:
             raise FaultNotEffective(
-                f"the stack in {self.target.state_dir} has no Toxiproxy between its parts; "
-                "start it with 'opsdrill up --proxy' to run network faults"
+                f"no proxy {proxy!r}: use one of {', '.join([*PROXY_LINKS, *LINKS])}"
             )
-        return str(url)
+        return self.target.proxy_for(link)
 
     def _inject(self) -> None:
-        url, proxy = self._url(), self.params["proxy"]
+        hop = self.link()
+        url, proxy = hop.toxiproxy_url, hop.proxy
         name = f"opsdrill-{self.kind}-{self.entry.fault_id}"
-        self.save_undo(url=url, toxic=name)
+        self.save_undo(url=url, proxy=proxy, toxic=name)
 
         def add(client: Any) -> None:
             found = client.get_proxy(proxy)
@@ -104,10 +112,11 @@ class NetworkToxic(Fault):
             raise FaultNotEffective(f"toxic {name} was added but {proxy!r} does not list it")
 
     def _revert(self) -> None:
-        name = self.entry.undo.get("toxic")
+        undo = self.entry.undo
+        name = undo.get("toxic")
         if not name or self._proxy_gone():
             return
-        proxy = self.params["proxy"]
+        url, proxy = undo["url"], undo.get("proxy", self.params["proxy"])
 
         def remove(client: Any) -> None:
             from toxiproxy.exceptions import NotFound  # type: ignore[import-untyped]
@@ -117,7 +126,7 @@ class NetworkToxic(Fault):
                 with contextlib.suppress(NotFound):  # removed meanwhile: what we wanted
                     found.destroy_toxic(name)
 
-        _call(self._url(), remove)
+        _call(url, remove)
 
     def _proxy_gone(self) -> bool:
         """True when our embedded proxy process is not running: its toxics died with it."""
@@ -139,7 +148,7 @@ class Latency(NetworkToxic):
         "while the delay lasts, with no procedure"
     )
 
-    def __init__(self, target: LocalTarget, *, latency: int = 300, jitter: int = 0,
+    def __init__(self, target: Target, *, latency: int = 300, jitter: int = 0,
                  **kw: Any) -> None:  # fmt: skip
         super().__init__(target, latency=latency, jitter=jitter, **kw)
 
@@ -153,7 +162,7 @@ class Timeout(NetworkToxic):
     blast_radius = "every connection crossing the proxy hangs, then is closed"
     undo_summary = "remove the timeout toxic by name"
 
-    def __init__(self, target: LocalTarget, *, timeout: int = 0, **kw: Any) -> None:
+    def __init__(self, target: Target, *, timeout: int = 0, **kw: Any) -> None:
         super().__init__(target, timeout=timeout, **kw)
 
 
@@ -166,7 +175,7 @@ class ResetPeer(NetworkToxic):
     blast_radius = "every connection crossing the proxy is reset, new ones too"
     undo_summary = "remove the reset_peer toxic by name"
 
-    def __init__(self, target: LocalTarget, *, timeout: int = 0, **kw: Any) -> None:
+    def __init__(self, target: Target, *, timeout: int = 0, **kw: Any) -> None:
         super().__init__(target, timeout=timeout, **kw)
 
 
@@ -179,27 +188,5 @@ class Bandwidth(NetworkToxic):
     blast_radius = "large responses crossing the proxy slow down"
     undo_summary = "remove the bandwidth toxic by name"
 
-    def __init__(self, target: LocalTarget, *, rate: int = 1, **kw: Any) -> None:
+    def __init__(self, target: Target, *, rate: int = 1, **kw: Any) -> None:
         super().__init__(target, rate=rate, **kw)
-
-
-@register
-class ProxyInPlace(Fault):
-    """Not a fault: Toxiproxy put between the stack's parts for network drills, journaled like
-    one so that a killed run's rollback takes it out again (`Target.ensure_proxy`)."""
-
-    kind = "proxy_in_place"
-    blast_radius = "the app restarts onto the proxy, and back onto its direct database link"
-    undo_summary = "restart the app on its direct database link, then stop the proxy"
-
-    def __init__(self, target: LocalTarget) -> None:
-        super().__init__(target)
-
-    def describe(self) -> str:
-        return "proxy_in_place(app -> proxy -> db, clients -> proxy -> api)"
-
-    def _inject(self) -> None:
-        self.target.install_proxy()
-
-    def _revert(self) -> None:
-        self.target.remove_proxy()

@@ -20,8 +20,7 @@ import psycopg
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
-from opsdrill.targets.local import LocalTarget
-from opsdrill.targets.postgres import DATABASE
+from opsdrill.targets.base import Target
 
 __all__ = ["PoolExhaustion", "fault_app_name", "is_slot_refusal", "terminate_fault_sessions"]
 
@@ -62,7 +61,7 @@ class PoolExhaustion(Fault):
     blast_radius = "every new database connection of the app role: API requests, exporter, workers"
     undo_summary = "terminate the fault's sessions (application_name opsdrill-fault-<id>)"
 
-    def __init__(self, target: LocalTarget, *, limit: int = 400, settle: float = 10.0) -> None:
+    def __init__(self, target: Target, *, limit: int = 400, settle: float = 10.0) -> None:
         super().__init__(target, limit=limit, settle=settle)
         self.held: list[psycopg.Connection[Any]] = []
         self._closing = threading.Event()
@@ -113,9 +112,7 @@ class PoolExhaustion(Fault):
     def _keep_full(self) -> None:
         """Take every slot that frees up and keep the app's sessions out, until someone
         terminates one of ours (the operator's fix) or the fault is reverted."""
-        with psycopg.connect(
-            self.target.cluster.admin_conninfo(DATABASE), autocommit=True
-        ) as admin:
+        with psycopg.connect(self.target.admin_dsn, autocommit=True) as admin:
             while not self._closing.wait(0.05):
                 if self._ours(admin) < len(self.held):
                     break  # an intervention: a leak does not refill at once
@@ -144,4 +141,4 @@ class PoolExhaustion(Fault):
             with contextlib.suppress(Exception):
                 conn.close()
         self.held.clear()
-        terminate_fault_sessions(self.target.cluster.admin_conninfo(DATABASE), self.entry.fault_id)
+        terminate_fault_sessions(self.target.admin_dsn, self.entry.fault_id)

@@ -1,24 +1,22 @@
 """Another process holds the app's port when it starts: runbook §5.2.1.
 
-The app is stopped, a helper process binds and listens on its port (a real socket), and the
-app is started: uvicorn cannot bind, the start fails with a ServiceError naming the cause,
-and the app stays down. The helper runs in its own session so it outlives a killed runner;
-its pid and start time are journaled and it is stopped by pid (never by name), and it exits
-by itself after `max_seconds` even if nobody reverts it.
+The app is stopped, a helper process binds and listens on its port (a real socket) where the
+app runs (`Target.exec`), and the app is started: uvicorn cannot bind, the start fails with a
+ServiceError naming the cause, and the app stays down. The helper runs detached so it outlives
+a killed runner; its pid and start time are journaled and it is stopped by pid (never by
+name; `ServiceProcess`), and it exits by itself after `max_seconds` even if nobody reverts it.
 """
 
 from __future__ import annotations
 
-import socket
-import sys
 import time
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
-from opsdrill.processes import ProcessRef, spawn
-from opsdrill.targets.local import LocalTarget
+from opsdrill.faults.service_process import ServiceProcess
+from opsdrill.targets.base import Target
 
-__all__ = ["HOLDER_CODE", "PortConflict"]
+__all__ = ["HOLDER_CODE", "PORT_TAKEN_CODE", "PortConflict"]
 
 HOLDER_CODE = """
 import socket, sys, time
@@ -27,13 +25,13 @@ s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
 print("listening", flush=True)
 time.sleep(float(sys.argv[2]))
 """
-
-
-def port_taken(port: int) -> bool:
-    """True when something already listens on 127.0.0.1:port."""
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+#: exits 0 when something listens on 127.0.0.1:argv[1] (run where the app runs)
+PORT_TAKEN_CODE = """
+import socket, sys
+s = socket.socket(); s.settimeout(0.5)
+sys.exit(0 if s.connect_ex(("127.0.0.1", int(sys.argv[1]))) == 0 else 1)
+"""
+SERVICE = "api"
 
 
 @register
@@ -44,35 +42,46 @@ class PortConflict(Fault):
     blast_radius = "the whole API: it is stopped and cannot start again while the port is held"
     undo_summary = "stop the port holder by its journaled pid, then start the app"
 
-    def __init__(self, target: LocalTarget, *, max_seconds: float = 300.0) -> None:
+    def __init__(self, target: Target, *, max_seconds: float = 300.0) -> None:
         super().__init__(target, max_seconds=max_seconds)
         self.start_error: str | None = None
 
     @property
     def port(self) -> int:
-        url = self.target.service("api").url or ""
+        url = self.target.service(SERVICE).url or ""
         return int(url.rsplit(":", 1)[1])
 
+    def port_taken(self, port: int) -> bool:
+        """True when something listens on the port, as seen where the app runs."""
+        done = self.target.exec(SERVICE, [self.target.python, "-c", PORT_TAKEN_CODE, str(port)])
+        return done.ok
+
     def _inject(self) -> None:
-        api = self.target.service("api")
+        api = self.target.service(SERVICE)
         port = self.port
         api.stop()
-        holder = spawn(
-            [sys.executable, "-c", HOLDER_CODE, str(port), str(self.params["max_seconds"])],
-            log=self.target.state_dir / "logs" / "port_holder.log",
-        )
-        self.save_undo(holder_pid=holder.pid, holder_ticks=holder.ticks, port=port)
+        argv = [self.target.python, "-c", HOLDER_CODE, str(port), str(self.params["max_seconds"])]
+        holder = ServiceProcess.start(self.target, SERVICE, argv)
+        self.save_undo(holder=holder.record(), port=port)
         deadline = time.monotonic() + 10
-        while not port_taken(port):
+        while not self.port_taken(port):
             if not holder.alive() or time.monotonic() > deadline:
                 raise FaultNotEffective(f"the helper (pid {holder.pid}) never bound port {port}")
             time.sleep(0.05)
-        self.start_error = self.require_refused_start("api", f"port {port} was held")
+        self.start_error = self.require_refused_start(SERVICE, f"port {port} was held")
+
+    def holder(self) -> ServiceProcess | None:
+        """The port holder, from the journal."""
+        undo = self.entry.undo
+        if "holder" in undo:
+            return ServiceProcess.of(self.target, undo["holder"])
+        if "holder_pid" in undo:  # entries written before the holder ran through the seam
+            return ServiceProcess.of(self.target, [undo["holder_pid"], undo["holder_ticks"]])
+        return None
 
     def _revert(self) -> None:
-        undo = self.entry.undo
-        if "holder_pid" in undo:
-            ProcessRef(undo["holder_pid"], undo["holder_ticks"]).terminate(grace=5.0)
-        api = self.target.service("api")
+        if (holder := self.holder()) is not None and holder.kill():
+            holder.wait_gone(5.0)
+        api = self.target.service(SERVICE)
         if not api.is_running():
             api.start(timeout=120)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from opsdrill.errors import RevertFailed
+from opsdrill.errors import CapabilityMissing, RevertFailed
 from opsdrill.faults.base import REGISTRY, Fault
 from opsdrill.faults.journal import Journal
 from opsdrill.targets.base import Target
@@ -20,11 +20,12 @@ def rollback(target: Target, say: Callable[[str], None] = print) -> list[str]:
     """Revert journaled faults newest first; report every failure together at the end."""
     import opsdrill.faults  # noqa: F401  (registers every fault kind)
 
-    home = target.state_home()
-    if home is None:
+    try:
+        journal = Journal(target.journal_dir)
+    except CapabilityMissing:
         return []  # a target without a journal: no fault of ours can be left on it
     reverted, failures = [], []
-    for entry in reversed(Journal(home).entries()):
+    for entry in reversed(journal.entries()):
         if entry.runner_alive():
             params = ", ".join(f"{k}={v}" for k, v in entry.params.items())
             say(f"left alone: {entry.kind}({params}) belongs to pid {entry.runner_pid}, "
@@ -35,7 +36,7 @@ def rollback(target: Target, say: Callable[[str], None] = print) -> list[str]:
                 RevertFailed(f"journal entry {entry.fault_id}: unknown fault kind {entry.kind!r}")
             )
             continue
-        fault = Fault.from_entry(target, entry)  # type: ignore[arg-type]  # faults still name LocalTarget
+        fault = Fault.from_entry(target, entry)
         try:
             fault.revert()
         except RevertFailed as exc:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
-from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.base import Target
 from opsdrill.training_runs import ACTIVE, RunsClient
 
 __all__ = ["RunawayRuns"]
@@ -25,7 +25,7 @@ class RunawayRuns(Fault):
     undo_summary = "cancel every journaled run still scheduled or running (workers stopped)"
 
     def __init__(
-        self, target: LocalTarget, *, count: int = 2, max_steps: int = 5000, model: str = "MLP"
+        self, target: Target, *, count: int = 2, max_steps: int = 5000, model: str = "MLP"
     ) -> None:
         super().__init__(target, count=count, max_steps=max_steps, model=model)
 

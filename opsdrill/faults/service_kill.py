@@ -11,7 +11,7 @@ from typing import ClassVar
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
-from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.base import Target
 
 __all__ = ["AppCrash", "DbDown", "ServiceKill"]
 
@@ -19,7 +19,7 @@ __all__ = ["AppCrash", "DbDown", "ServiceKill"]
 class ServiceKill(Fault):
     service: ClassVar[str]
 
-    def __init__(self, target: LocalTarget, *, sig: str = "SIGKILL", stop: bool = False) -> None:
+    def __init__(self, target: Target, *, sig: str = "SIGKILL", stop: bool = False) -> None:
         super().__init__(target, sig=sig, stop=stop)
 
     def _inject(self) -> None:

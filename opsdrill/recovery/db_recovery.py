@@ -1,19 +1,19 @@
 """Runbook §5.3.2, database recovery from the newest backup.
 
-Newest `full_*.dump.gz`; a safety dump of the current database first (so the recovery itself
-can be undone); stop the app; terminate sessions, drop and recreate the database; restore
-(`gunzip | pg_restore`, as the superuser, so extensions and owners come back too); `ANALYZE`;
-start the app; confirm `/health`. Every step is one line in the returned actions.
+Stop the app; terminate the database's sessions (as the superuser: the exporter's and an
+operator's too); restore with the stack's own tool (`ops restore`, where the app runs:
+newest `full_*.dump.gz`, a safety dump of the current database first so the recovery itself
+can be undone, drop, recreate, `pg_restore`, `ANALYZE`); start the app; confirm `/health`.
+Every step is one line in the returned actions.
 """
 
 from __future__ import annotations
 
-import gzip
-import shutil
-import subprocess
+import json
 import time
-from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import PurePosixPath
+from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
@@ -21,66 +21,46 @@ from psycopg.conninfo import make_conninfo
 
 from opsdrill.errors import ServiceError
 from opsdrill.probes.http import http_ok
-from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.base import Target
 
-__all__ = ["newest_backup", "recover_database", "restore_into", "table_checksums"]
+__all__ = ["recover_database", "restore_into", "table_checksums"]
 
 DATABASE = "ts_forecast_system"
-OWNER = "nf_app"
 
 
-def newest_backup(backups_dir: Path) -> Path:
-    found = list(backups_dir.glob("full_*.dump.gz"))
-    if not found:
-        raise ServiceError(f"§5.3.2: no full_*.dump.gz in {backups_dir}; take a backup first")
-    return max(found, key=lambda p: (p.stat().st_mtime, p.name))
+def _restore(target: Target, backup: PurePosixPath | str | None, database: str) -> dict[str, Any]:
+    """`ops restore [BACKUP]` into `database`; what it says it did, or ServiceError."""
+    args = ["restore", *([str(backup)] if backup is not None else [])]
+    done = target.ops(*args, database=None if database == DATABASE else database)
+    if not done.ok:
+        raise ServiceError(f"§5.3.2: ops {' '.join(args)} failed: {done.output(300)}")
+    out = done.stdout
+    try:
+        return dict(json.loads(out[out.index("{") :]))
+    except ValueError:
+        raise ServiceError(f"§5.3.2: ops restore said something unexpected: {out[-300:]}") from None
 
 
-def _dsn(target: LocalTarget, dbname: str) -> str:
-    return make_conninfo(target.endpoints.admin_dsn or "", dbname=dbname)
-
-
-def _safety_dump(target: LocalTarget, out: Path) -> Path:
-    tmp = out.with_name(out.name + ".part")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) as gz:
-        proc = subprocess.Popen(
-            [str(target.cluster.bindir / "pg_dump"), "-Fc", "-d", _dsn(target, DATABASE)],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        assert proc.stdout is not None and proc.stderr is not None
-        shutil.copyfileobj(proc.stdout, gz)
-        if proc.wait() != 0:
-            tmp.unlink(missing_ok=True)
-            raise ServiceError(f"§5.3.2: the safety dump failed: {proc.stderr.read().decode()}")
-    tmp.replace(out)
-    return out
-
-
-def restore_into(target: LocalTarget, backup: Path, dbname: str) -> None:
-    """Terminate sessions of `dbname`, drop and recreate it, `gunzip | pg_restore` into it."""
-    with psycopg.connect(_dsn(target, "postgres"), autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+def _terminate_sessions(target: Target, dbname: str) -> int:
+    """Terminate every other session of `dbname`, as the superuser; how many."""
+    with psycopg.connect(make_conninfo(target.admin_dsn, dbname="postgres"), autocommit=True) as c:
+        row = c.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE datname = %s AND pid <> pg_backend_pid()",
             (dbname,),
-        )
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def restore_into(target: Target, backup: PurePosixPath | str, dbname: str) -> None:
+    """Restore `backup` into `dbname`, a scratch database (created empty first, owned by the
+    app's role, since the app's restore connects to it before it drops and recreates it)."""
+    owner = urlsplit(target.endpoints.dsn).username or "nf_app"
+    with psycopg.connect(make_conninfo(target.admin_dsn, dbname="postgres"), autocommit=True) as c:
         name = sql.Identifier(dbname)
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(name, sql.Identifier(OWNER)))
-    with gzip.open(backup, "rb") as gz:
-        proc = subprocess.Popen(
-            [str(target.cluster.bindir / "pg_restore"), "--exit-on-error",
-             "-d", _dsn(target, dbname)],
-            stdin=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-        assert proc.stdin is not None and proc.stderr is not None
-        shutil.copyfileobj(gz, proc.stdin)
-        proc.stdin.close()
-        err = proc.stderr.read().decode(errors="replace")
-        if proc.wait() != 0:
-            raise ServiceError(f"§5.3.2: pg_restore of {backup} failed: {err.strip()[-300:]}")
-    with psycopg.connect(_dsn(target, dbname), autocommit=True) as conn:
-        conn.execute("ANALYZE")
+        c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        c.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(name, sql.Identifier(owner)))
+    _restore(target, backup, dbname)
 
 
 def table_checksums(dsn: str, tables: list[str]) -> dict[str, str]:
@@ -99,20 +79,19 @@ def table_checksums(dsn: str, tables: list[str]) -> dict[str, str]:
 
 
 def recover_database(
-    target: LocalTarget, backup: Path | None = None, health_polls: int = 30
+    target: Target, backup: PurePosixPath | str | None = None, health_polls: int = 30
 ) -> list[str]:
     """The whole §5.3.2 procedure; returns the actions, or ServiceError naming the failed step."""
-    backups = target.endpoints.backups_dir or target.home / "backups"
-    source = backup or newest_backup(backups)
-    actions = [f"§5.3.2 newest backup: {source.name}"]
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    safety = _safety_dump(target, backups / f"pre_recovery_{stamp}.dump.gz")
-    actions.append(f"safety dump of the current database: {safety.name}")
     api = target.service("api")
     api.stop(timeout=30)
-    actions.append("app stopped")
-    restore_into(target, source, DATABASE)
-    actions.append(f"sessions terminated, {DATABASE} dropped, recreated, restored, ANALYZE done")
+    actions = ["app stopped"]
+    terminated = _terminate_sessions(target, DATABASE)
+    actions.append(f"{terminated} session(s) of {DATABASE} terminated")
+    done = _restore(target, backup, DATABASE)
+    source, safety = PurePosixPath(done["restored_from"]), PurePosixPath(done["safety_dump"])
+    actions.append(f"§5.3.2 newest backup: {source.name}")
+    actions.append(f"safety dump of the current database: {safety.name}")
+    actions.append(f"{DATABASE} dropped, recreated, restored from {source.name}, ANALYZE done")
     api.start(timeout=120)
     health = f"{target.endpoints.api_url}/health"
     for attempt in range(1, health_polls + 1):

@@ -28,11 +28,13 @@ from typing import Any
 import yaml
 
 from opsdrill.errors import ServiceError
+from opsdrill.targets.base import Target
 
 __all__ = [
     "GpuSettings",
     "confirm_lowered",
     "effective_settings",
+    "effective_settings_of",
     "is_cuda_oom",
     "lower_gpu_settings",
 ]
@@ -70,12 +72,22 @@ print(json.dumps({"gpu_memory_limit": s.gpu_memory_limit, "max_parallel_runs":
 
 def effective_settings(env: Mapping[str, str]) -> tuple[GpuSettings, Path]:
     """The settings the app's processes load with `env` (the app's environment), and where its
-    config file is, asked of the app's own config loader in a subprocess."""
+    config file is, asked of the app's own config loader in a subprocess on this machine."""
     done = subprocess.run([sys.executable, "-c", SETTINGS_CODE], env=dict(env),
                           capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
-    if done.returncode != 0:
-        raise ServiceError(f"could not read the app's settings: {done.stderr.strip()[-300:]}")
-    data = json.loads(done.stdout)
+    return _parse_settings(done.returncode, done.stdout, done.stderr)
+
+
+def effective_settings_of(target: Target) -> tuple[GpuSettings, Path]:
+    """The same, asked where the target's app runs (`Target.exec`), with its environment."""
+    done = target.exec("api", [target.python, "-c", SETTINGS_CODE], timeout=60)
+    return _parse_settings(done.returncode, done.stdout, done.stderr)
+
+
+def _parse_settings(returncode: int, stdout: str, stderr: str) -> tuple[GpuSettings, Path]:
+    if returncode != 0:
+        raise ServiceError(f"could not read the app's settings: {stderr.strip()[-300:]}")
+    data = json.loads(stdout)
     settings = GpuSettings(float(data["gpu_memory_limit"]), int(data["max_parallel_runs"]),
                            tuple(data["overridden"]))  # fmt: skip
     return settings, Path(data["config"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from opsdrill.drill.detector import Detector
@@ -24,7 +24,7 @@ from opsdrill.recovery.idle_sessions import connections_by_state, terminate_idle
 from opsdrill.recovery.port_owner import listening_pids, process_line
 from opsdrill.recovery.procedure import Procedure, StepOutput, procedure
 from opsdrill.recovery.runs_cancel import cancel_newest_running, running_runs
-from opsdrill.targets.base import Target
+from opsdrill.targets.base import ExecResult, Target
 
 __all__ = [
     "clean_disk",
@@ -37,6 +37,7 @@ __all__ = [
     "relieve_host_memory",
     "restart_app",
     "restart_network_hop",
+    "restart_redis",
     "restore_database",
     "service_pids",
     "start_postgres",
@@ -198,7 +199,7 @@ def terminate_blocking_session(target: Target) -> Procedure:
     )  # fmt: skip
 
 
-def restart_app(target: Any, interval: float = 0.5) -> Procedure:
+def restart_app(target: Target, interval: float = 0.5) -> Procedure:
     """§5.3.1 service restart (stop, kill leftovers by pid file, clean up, start, /health)."""
     from opsdrill.recovery.service_restart import restart_service
 
@@ -211,12 +212,13 @@ def restart_app(target: Any, interval: float = 0.5) -> Procedure:
 
 
 def correct_config(
-    target: Any,
-    check: Callable[[], subprocess.CompletedProcess[str]],
-    broken: Path,
+    target: Target,
+    check: Callable[[], ExecResult],
+    broken: PurePosixPath | str,
     keep: Path,
 ) -> Procedure:
-    """§5.2.1: --check-config names the file; it is moved aside (kept), checked, restarted."""
+    """§5.2.1: --check-config names the file; it is moved aside (kept here, on the machine
+    running opsdrill, with the incident), checked, restarted."""
     from opsdrill.recovery.service_restart import restart_service
 
     def diagnose() -> str:
@@ -224,8 +226,10 @@ def correct_config(
         return f"--check-config: {done.stderr.strip() or done.stdout.strip()}"
 
     def move_aside() -> str:
+        files = target.files("api")
         keep.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(broken, keep)  # the app's home may be its own filesystem
+        keep.write_text(files.read_text(broken))
+        files.remove(broken)
         done = check()
         return f"broken file moved to {keep}; --check-config now: " + (
             done.stdout.strip() or done.stderr.strip()
@@ -240,7 +244,7 @@ def correct_config(
     )
 
 
-def free_port(target: Any, port: int) -> Procedure:
+def free_port(target: Target, port: int) -> Procedure:
     """§5.2.1 "is the port taken": the holder found by socket inode, stopped by pid."""
     from opsdrill.recovery.service_restart import restart_service
 
@@ -273,7 +277,7 @@ def clean_disk(home: Path) -> Procedure:
                       lambda: clean_up(home).actions))  # fmt: skip
 
 
-def restore_database(target: Any) -> Procedure:
+def restore_database(target: Target) -> Procedure:
     """§5.3.2 database recovery from the newest backup, a safety dump first."""
     from opsdrill.recovery.db_recovery import recover_database
 
@@ -285,7 +289,7 @@ def restore_database(target: Any) -> Procedure:
     )  # fmt: skip
 
 
-def lower_gpu_memory(target: Any, read: Callable[[], tuple[Any, Path]]) -> Procedure:
+def lower_gpu_memory(target: Target, read: Callable[[], tuple[Any, Path]]) -> Procedure:
     """§5.2.3 fix 3 (GPU): diagnose GPU memory, lower GPU_MEMORY_LIMIT and MAX_PARALLEL_RUNS
     where the app reads them, restart, confirm the lower values are in effect. `read` returns
     the app's effective settings (gpu_memory.effective_settings with the app's environment)."""
@@ -319,3 +323,48 @@ def lower_gpu_memory(target: Any, read: Callable[[], tuple[Any, Path]]) -> Proce
         ("restart (§5.3.1)", lambda: restart_service(target, polls=120, interval=0.5)),
         ("confirm the lower settings are in effect", lambda: confirm_lowered(before[0], read()[0])),
     )  # fmt: skip
+
+
+def restart_redis(target: Target, confirm_timeout: float = 30.0) -> Procedure:
+    """§5.3.1-style restart of Redis, the forecast cache (§2.1, low priority): start it by the
+    service's own record (never by name), then confirm the app uses it again via /health."""
+    from opsdrill.probes import redis as redis_probe
+
+    redis = target.service("redis")
+    url = redis.url or ""
+
+    def status() -> str:
+        answers = "answers" if redis_probe.ping(url) else "does not answer"
+        return f"Redis running={redis.is_running()} (pid {redis.pid() or 'none'}); PING {answers}"
+
+    def start() -> str:
+        redis.start(timeout=30)
+        return f"Redis started (pid {redis.pid()}, {url})"
+
+    def confirm() -> str:
+        health = f"{target.endpoints.api_url}/health"
+        seen = Detector("/health says Redis ok", lambda: _redis_ok(health)).wait(
+            timeout=confirm_timeout
+        )
+        if seen is None:
+            raise ServiceError(f"{health} did not report Redis ok within {confirm_timeout:g} s")
+        return f"/health answers 200 with Redis ok ({health})"
+
+    return procedure(
+        "5.3.1",
+        "restart Redis (the forecast cache)",
+        ("diagnose: is Redis up, PING", status),
+        ("start Redis", start),
+        ("confirm /health reports Redis ok", confirm),
+    )
+
+
+def _redis_ok(health_url: str) -> bool:
+    import httpx
+
+    try:
+        resp = httpx.get(health_url, timeout=2.0)
+        redis = resp.json().get("components", {}).get("redis", {})
+    except (httpx.HTTPError, ValueError):
+        return False
+    return resp.status_code == 200 and redis.get("status") == "ok"

@@ -18,6 +18,7 @@ body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1000px;color
 h1{margin-bottom:.2rem} h2{border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
 table{border-collapse:collapse;width:100%;margin:.5rem 0}
 th,td{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:top}
+td{overflow-wrap:anywhere} /* long test ids and reasons wrap inside the page width */
 th{background:#f5f5f5} td.num{text-align:right;font-variant-numeric:tabular-nums}
 .pass{color:#1a7f37;font-weight:600} .fail{color:#cf222e;font-weight:600}
 .skip{color:#9a6700} .none{color:#888}

@@ -24,10 +24,12 @@ __all__ = [
     "SERVICE_NAMES",
     "Endpoints",
     "ExecResult",
+    "MemoryUsage",
     "ProxyHops",
     "ProxyLink",
     "Service",
     "ServiceFiles",
+    "ServiceStatus",
     "Target",
 ]
 
@@ -44,6 +46,7 @@ SERVICE_NAMES = (
     "cgroup_exporter",
     "postgres_exporter",
     "proxy",
+    "redis",
     "worker",
 )
 
@@ -59,7 +62,8 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
     "ops_cli": ("ops",),  # the stack's ops CLI (backup, restore, migrate, archive)
     "service_files": ("files",),  # read/write/remove/fill files where a service runs
     "data_filesystem": ("ensure_data_fs",),  # a size-limited filesystem that can really fill
-    "memory_limit": ("set_memory_limit",),  # lower a service's memory limit: a real OOM kill
+    # lower a service's memory limit (a real OOM kill), count the kills, read its memory
+    "memory_limit": ("set_memory_limit", "oom_kills", "memory"),
     "toxiproxy": ("proxy_for",),  # a proxy between the parts that can add latency, resets
     "service_control": ("service_control",),  # start/stop/kill the services themselves
     "gpu": ("has_gpu",),  # a CUDA device where the training runs
@@ -89,6 +93,29 @@ class ExecResult:
 
 
 @dataclass(frozen=True)
+class ServiceStatus:
+    """One service as `opsdrill status` shows it."""
+
+    name: str
+    running: bool
+    healthy: bool
+    pid: int | None
+    url: str | None
+
+
+@dataclass(frozen=True)
+class MemoryUsage:
+    """What the kernel says of a service's memory now (`Target.memory`)."""
+
+    #: the limit now; None when unlimited
+    limit_bytes: int | None
+    #: the most it has used (its current use where no peak is kept)
+    peak_bytes: int
+    #: processes counted against the limit now (0: none left, e.g. every worker gone)
+    processes: int
+
+
+@dataclass(frozen=True)
 class ProxyLink:
     """One Toxiproxy hop: the Toxiproxy API that controls it and the proxy's name there."""
 
@@ -111,7 +138,8 @@ class ServiceFiles(ABC):
 
     @abstractmethod
     def write_text(self, path: PurePosixPath | str, text: str, mode: int = 0o644) -> None:
-        """Replace the file atomically (temp file and rename in the same directory)."""
+        """Replace the file atomically (temp file and rename in the same directory), its
+        directory created first when missing."""
 
     @abstractmethod
     def remove(self, path: PurePosixPath | str) -> None:
@@ -208,6 +236,9 @@ class Target(DrillParts, ABC):
     #: False when the host also runs other work (opsdrill itself, CI): host-wide CPU then
     #: measures that work too, so CPU checks look at the stack's own processes instead
     dedicated_host: bool = True
+    #: the interpreter the app runs with, where it runs (`exec` of Python helpers: hogs,
+    #: port holders, the GPU memory holder, which needs the app's torch)
+    python: str = "python3"
 
     @property
     @abstractmethod
@@ -247,10 +278,9 @@ class Target(DrillParts, ABC):
 
     # -- lifecycle: what a session may do with the stack --------------------------------------
     def state_home(self) -> Path | None:
-        """Where opsdrill keeps this stack's state (journal, locks) when it runs the stack
-        itself (a backend's `state_dir`); None for a deployment managed elsewhere."""
-        home = getattr(self, "state_dir", None)
-        return Path(home) if home is not None else None
+        """Where opsdrill keeps this stack's state (ports, pids, journal) when it runs the
+        stack itself; None for a deployment managed elsewhere. Such a backend overrides it."""
+        return None
 
     def exists(self) -> bool:
         """True once the stack exists, running or not; a deployment managed elsewhere does."""
@@ -261,8 +291,28 @@ class Target(DrillParts, ABC):
         """True when every service runs."""
         return all(s.is_running() for s in self.services.values())
 
-    def up(self, *, say: Say = print) -> None:
-        """Create or start the stack; only a stack opsdrill runs itself can be."""
+    @property
+    def spec(self) -> str:
+        """The `--target` spec that builds this target again in another process (a game
+        day's suites); a backend whose name is not its spec overrides it."""
+        return self.name
+
+    def status(self) -> list[ServiceStatus]:
+        """Each service now; read-only: a stack that does not exist yet stays so."""
+        if not self.exists():
+            return [ServiceStatus(n, False, False, None, None) for n in self.services]
+        return [
+            ServiceStatus(n, s.is_running(), s.healthy(), s.pid(), s.url)
+            for n, s in self.services.items()
+        ]
+
+    def absent_services(self) -> list[str]:
+        """Services this target would have but lacks here (a package not installed)."""
+        return []
+
+    def up(self, *, train: bool = True, say: Say = print) -> None:
+        """Create or start the stack (first time: `train` its first model); only a stack
+        opsdrill runs itself can be."""
         raise UsageError(
             f"target {self.name!r} is deployed elsewhere: opsdrill does not start it; "
             "start it with its own tooling"
@@ -271,6 +321,10 @@ class Target(DrillParts, ABC):
     def down(self, say: Say = print) -> None:
         """Stop the stack; only a stack opsdrill runs itself can be."""
         raise UsageError(f"target {self.name!r} is deployed elsewhere: opsdrill does not stop it")
+
+    def destroy(self) -> None:
+        """Stop the stack and delete its state; only a stack opsdrill runs itself can be."""
+        raise UsageError(f"target {self.name!r} is deployed elsewhere: opsdrill does not delete it")
 
     # -- the seam: what faults, recovery procedures and detectors ask of any target ----------
     # Each raises CapabilityMissing (the sentence a drill skips with) unless a backend
@@ -308,10 +362,11 @@ class Target(DrillParts, ABC):
         pid). Never raises for a non-zero exit: the caller judges `ExecResult.ok`."""
         raise CapabilityMissing(f"target {self.name!r} cannot run commands where its services run")
 
-    def ops(self, *args: str, timeout: float = 600.0) -> ExecResult:
+    def ops(self, *args: str, timeout: float = 600.0, database: str | None = None) -> ExecResult:
         """The stack's ops CLI (`python -m nf_auto_runner.ops ARGS`), run as the app runs it
         (its environment, its user, the direct database link so a network fault on the proxy
-        does not stop a recovery procedure)."""
+        does not stop a recovery procedure). `database` names another database of the same
+        server to run against instead (a scratch copy to restore a backup into)."""
         raise CapabilityMissing(f"target {self.name!r} cannot run the stack's ops CLI")
 
     def files(self, service: str) -> ServiceFiles:
@@ -328,6 +383,25 @@ class Target(DrillParts, ABC):
         """How many times the kernel OOM-killed a process of `service` (a counter that only
         grows), so a drill can prove a kill happened rather than infer it."""
         raise CapabilityMissing(f"target {self.name!r} cannot count OOM kills")
+
+    def memory(self, service: str) -> MemoryUsage:
+        """`service`'s memory limit, peak use and process count now (the §5.2.3 diagnosis;
+        a drill waits for its processes to be gone)."""
+        raise CapabilityMissing(f"target {self.name!r} cannot read a service's memory use")
+
+    def clear_leftovers(self, service: str) -> list[str]:
+        """After `service` stopped: kill what is left of it by its pid file (checked to be
+        this stack's process, never a name matched), remove the pid file and stale sockets;
+        the actions taken. A backend whose stop leaves nothing behind (a container, a unit
+        with its cgroup) has nothing to do."""
+        return []
+
+    @property
+    def process_scope(self) -> Path | None:
+        """On a machine shared with other work: the directory under which the stack's own
+        processes (and those `exec` starts) write their output, so a `top` of this machine's
+        processes looks at the stack's only; None: every process here is the stack's."""
+        return None
 
     def proxy_for(self, link: str) -> ProxyLink:
         """The Toxiproxy hop on `link` (one of LINKS) as it is now; `ensure_proxy` puts the

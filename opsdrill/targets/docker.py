@@ -21,7 +21,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -33,7 +33,17 @@ from opsdrill.errors import (
     StartTimeout,
     UsageError,
 )
-from opsdrill.targets.base import Endpoints, ProxyHops, Service, Target
+from opsdrill.targets.base import (
+    Endpoints,
+    ExecResult,
+    ProxyHops,
+    ProxyLink,
+    Service,
+    ServiceFiles,
+    Target,
+    journal_home,
+)
+from opsdrill.targets.docker_files import ContainerFiles
 from opsdrill.targets.drill_parts import Say
 
 __all__ = ["ContainerService", "DockerTarget", "parse_docker_spec"]
@@ -176,11 +186,6 @@ class ContainerService(Service):
     def unpause(self) -> None:
         if self.paused():
             self._api_call("unpause", self.container.unpause)
-
-    def exec(self, argv: list[str], user: str | None = None) -> tuple[int, str]:
-        """Run `argv` in the container (`docker exec`): exit code and combined output."""
-        code, out = self.container.exec_run(argv, user=user or "", demux=False)
-        return int(code), (out or b"").decode(errors="replace")
 
     def _api_call(self, verb: str, call: Any) -> None:
         import docker.errors  # type: ignore[import-untyped]
@@ -328,13 +333,113 @@ class DockerTarget(Target):
             backups_dir=home / "backups",
         )
 
-    def ops(self, *args: str) -> tuple[int, str]:
-        """The stack's ops CLI (`nf-auto-runner ARGS`), run in the api container on the direct
-        database link, so a network fault on the proxy does not stop a recovery procedure."""
-        env = self.container_env("api")
-        direct = env.get("NF_DIRECT_DATABASE_URL")
-        argv = ["env", f"DATABASE_URL={direct}"] if direct else []
-        return self._services["api"].exec([*argv, "nf-auto-runner", *args])
+    # -- the seam (opsdrill.targets.base.Target) ----------------------------------------------
+    @property
+    def journal_dir(self) -> Path:
+        return journal_home("compose", self.project)
+
+    def _container(self, service: str) -> Any:
+        """The container a seam call acts on: "worker" is the api's (its training workers run
+        there, under the api container's memory limit)."""
+        name = "api" if service == "worker" else service
+        svc = self.service(name)
+        assert isinstance(svc, ContainerService)
+        return svc.container
+
+    def exec(
+        self,
+        service: str,
+        argv: Sequence[str],
+        *,
+        timeout: float = 60.0,
+        user: str | None = None,
+        env: Mapping[str, str] | None = None,
+        detach: bool = False,
+    ) -> ExecResult:
+        """`docker exec` in the service's container, as its image's user unless `user` says;
+        bounded by coreutils' `timeout` in the container (exit 124). `detach` starts argv in a
+        new session there and returns its pid, in the container's pid namespace, in stdout."""
+        import docker.errors  # type: ignore[import-untyped]
+
+        argv = tuple(argv)
+        if detach:
+            run = ["sh", "-c", 'setsid "$@" >/dev/null 2>&1 </dev/null & echo $!', "sh", *argv]
+        else:
+            run = ["timeout", "-k", "5", f"{timeout:g}", *argv]
+        container = self._container(service)
+        try:
+            code, (out, err) = container.exec_run(
+                run, user=user or "", environment=dict(env or {}), demux=True
+            )
+        except docker.errors.APIError as exc:
+            return ExecResult(argv, 126, "", f"docker exec in {container.name}: {exc.explanation}")
+        text = ((out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"))
+        if detach:
+            return ExecResult(argv, int(code), text[0].strip(), text[1])
+        if code == 124:
+            return ExecResult(argv, 124, text[0], f"timed out after {timeout:.0f} s")
+        return ExecResult(argv, int(code), *text)
+
+    def ops(self, *args: str, timeout: float = 600.0, database: str | None = None) -> ExecResult:
+        """The stack's ops CLI in the api container, on the direct database link, so a network
+        fault on the proxy does not stop a recovery procedure."""
+        api_env = self.container_env("api")
+        direct = api_env.get("NF_DIRECT_DATABASE_URL") or api_env.get("DATABASE_URL")
+        if direct and database is not None:
+            direct = urlsplit(direct)._replace(path=f"/{database}").geturl()
+        env = {"DATABASE_URL": direct} if direct else {}
+        return self.exec("api", ["python", "-m", "nf_auto_runner.ops", *args],
+                         timeout=timeout, env=env)  # fmt: skip
+
+    def files(self, service: str) -> ServiceFiles:
+        container = self._container(service)
+        return ContainerFiles(service, container, lambda argv: self.exec(service, argv))
+
+    def set_memory_limit(self, service: str, limit_bytes: int | None) -> int | None:
+        """The container's memory limit through the API (swap included, so the kernel
+        OOM-kills rather than swaps); None lifts it. Returns the previous one (None: none)."""
+        import docker.errors  # type: ignore[import-untyped]
+
+        self.require_destructive(f"change {service}'s memory limit", self.allow_destructive)
+        container = self._container(service)
+        container.reload()
+        before = int(container.attrs["HostConfig"].get("Memory") or 0) or None
+        if limit_bytes is None:  # the engine keeps a 0 as "unchanged": lift it to the host's
+            limit = int(self.client.info()["MemTotal"])
+            swap = -1
+        else:
+            limit = swap = int(limit_bytes)
+        deadline = time.monotonic() + 15  # a container mid-exit (OOM-killed) refuses updates
+        while True:
+            try:
+                container.update(mem_limit=limit, memswap_limit=swap)
+                break
+            except docker.errors.APIError as exc:
+                if "not running" in str(exc.explanation) and time.monotonic() < deadline:
+                    time.sleep(0.5)
+                    continue
+                raise ServiceError(
+                    f"docker update --memory {limit} {container.name} failed: {exc.explanation}"
+                ) from None
+        return before
+
+    def oom_kills(self, service: str) -> int:
+        """The container cgroup's oom_kill counter where the engine is local (cgroup v1 or
+        v2), else 1 when State.OOMKilled says its main process was OOM-killed."""
+        container = self._container(service)
+        container.reload()
+        counted = _cgroup_oom_kills(container.id) if self.engine_is_local() else None
+        flagged = int(bool(container.attrs["State"].get("OOMKilled")))
+        return max(counted or 0, flagged)
+
+    def proxy_for(self, link: str) -> ProxyLink:
+        names = {"app_db": "postgres", "client_api": "api"}
+        if link not in names:
+            raise UsageError(f"unknown link {link!r}: use one of {', '.join(names)}")
+        url = self.published("proxy", TOXIPROXY_PORT) if "proxy" in self._services else None
+        if url is None:
+            return super().proxy_for(link)
+        return ProxyLink(toxiproxy_url=f"http://{url}", proxy=names[link], link=link)
 
     @contextlib.contextmanager
     def ensure_proxy(self, say: Say = print) -> Iterator[ProxyHops]:
@@ -356,13 +461,32 @@ class DockerTarget(Target):
             api_url=f"http://{proxied}",
         )
 
-    def ensure_data_fs(
-        self, size: str, say: Say = print
-    ) -> contextlib.AbstractContextManager[Path]:
-        """The models and logs volumes already are size-limited tmpfs (compose.yaml), but they
-        live in the api container: the disk-full drill writes from this machine's filesystem."""
-        raise CapabilityMissing(
-            f"target {self.name!r} keeps its data directory inside the api container (a "
-            "size-limited tmpfs volume); the disk-full drill cannot fill it from here until "
-            "faults write through the target"
-        )
+    @contextlib.contextmanager
+    def ensure_data_fs(self, size: str, say: Say = print) -> Iterator[Path]:
+        """The models volume is a size-limited tmpfs (compose.yaml `NF_MODELS_SIZE`): its path
+        in the api container, filled through `files("api")`; `size` is the compose file's."""
+        models = self.endpoints.models_dir or HOME / "models"
+        done = self.exec("api", ["sh", "-c", 'stat -f -c %T "$1"', "sh", str(models)])
+        if done.stdout.strip() != "tmpfs":
+            raise CapabilityMissing(
+                f"target {self.name!r} has no size-limited filesystem at {models} in its api "
+                "container (compose.yaml mounts a tmpfs volume there)"
+            )
+        yield Path(models)
+
+
+def _cgroup_oom_kills(container_id: str) -> int | None:
+    """oom_kill from the container's memory cgroup on this machine, None when not found."""
+    root = Path("/sys/fs/cgroup")
+    candidates = [
+        (root / "memory" / "docker" / container_id / "memory.oom_control", "oom_kill"),
+        (root / "docker" / container_id / "memory.events", "oom_kill"),
+        (root / "system.slice" / f"docker-{container_id}.scope" / "memory.events", "oom_kill"),
+    ]
+    for path, key in candidates:
+        with contextlib.suppress(OSError):
+            for line in path.read_text().splitlines():
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+    return None

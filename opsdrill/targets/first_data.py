@@ -1,20 +1,19 @@
-"""What a new embedded stack needs before forecasts work: series data and one trained model.
+"""What a new stack needs before forecasts work: series data, one trained model, a backup.
 
-Training goes through the API and the executor, the same path every later run takes, so a
-stack that comes up has already proven its training path once.
+Target-neutral: the data and the backup come from the stack's own ops CLI (`Target.ops`),
+the model from the API. Training goes through the API and the executor, the same path every
+later run takes, so a stack that comes up has already proven its training path once.
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from typing import Any
 
 import httpx
 
 from opsdrill.errors import ServiceError, StartTimeout
-from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.base import Target
 
 __all__ = ["FIRST_MODEL", "backup", "ops", "seed", "train_first_model", "wait_for_run"]
 
@@ -23,33 +22,26 @@ FIRST_MODEL = {"series_id": "airpassengers", "model_name": "MLP", "horizon": 12,
 FINISHED = ("completed", "failed", "cancelled")
 
 
-def ops(target: LocalTarget, command: str, what: str) -> str:
+def ops(target: Target, command: str, what: str) -> str:
     """Run one of the stack's own ops commands; its last output line, or a clear error."""
-    done = subprocess.run(
-        [sys.executable, "-m", "nf_auto_runner.ops", command],
-        env=target.app_env(),
-        cwd=target.home,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise ServiceError(f"{what} failed: {done.stderr.strip()[-400:]}")
+    done = target.ops(command)
+    if not done.ok:
+        raise ServiceError(f"{what} failed: {done.output(400)}")
     lines = done.stdout.strip().splitlines()
     return lines[-1] if lines else "done"
 
 
-def seed(target: LocalTarget) -> None:
+def seed(target: Target) -> None:
     """Load the series data (the ops command is idempotent)."""
     ops(target, "seed", "seeding the database")
 
 
-def backup(target: LocalTarget) -> str:
+def backup(target: Target) -> str:
     """Take the stack's first backup, so the daily check's "backup < 24 h" holds from the start."""
     return ops(target, "backup", "the first backup")
 
 
-def train_first_model(target: LocalTarget, timeout: float = 300.0) -> dict[str, Any]:
+def train_first_model(target: Target, timeout: float = 300.0) -> dict[str, Any]:
     """Schedule one training run through the API and wait until it completes."""
     ep = target.endpoints
     resp = httpx.post(

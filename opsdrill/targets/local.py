@@ -41,21 +41,25 @@ from urllib.parse import urlsplit
 
 from opsdrill import ports
 from opsdrill.errors import CapabilityMissing, ServiceError, StartTimeout, UsageError
+from opsdrill.polling import poll
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
 from opsdrill.state import STATE_FILE, Secrets, ServiceRecord, StackState, write_json_atomic
-from opsdrill.targets import ray_service
+from opsdrill.targets import first_data, ray_service, redis_service
 from opsdrill.targets.base import (
     Endpoints,
     ExecResult,
+    MemoryUsage,
     ProxyHops,
     ProxyLink,
     Service,
     ServiceFiles,
+    ServiceStatus,
     Target,
     cuda_device_present,
 )
 from opsdrill.targets.local_files import LocalFiles
+from opsdrill.targets.local_parts import DataFsInPlace, ProxyInPlace
 from opsdrill.targets.postgres import Cluster, find_bindir, run_user
 from opsdrill.targets.process_service import ProcessService, ProcessSpec
 from opsdrill.targets.worker_cgroup import WorkerCgroup
@@ -73,22 +77,14 @@ MONITORING_BINARIES = {
 }
 CORE = ("db", "api")
 #: start order; stop order is the reverse. `proxy` exists only with the proxy opt-in.
-ORDER = ("db", "proxy", "ray_head", "ray_worker", "api", "node_exporter", "cgroup_exporter",
-         "postgres_exporter", "alert_sink", "alertmanager", "prometheus")  # fmt: skip
+ORDER = ("db", "proxy", "redis", "ray_head", "ray_worker", "api", "node_exporter",
+         "cgroup_exporter", "postgres_exporter", "alert_sink", "alertmanager",
+         "prometheus")  # fmt: skip
 OPTIONS_FILE = "options.json"
 #: Toxiproxy proxy name -> the service it fronts
 PROXIES = {"postgres": "db", "api": "api"}
 #: the embedded stack evaluates production rules 60x faster: 2m -> 2s.
 RULE_TIME_FACTOR = 1 / 60
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    name: str
-    running: bool
-    healthy: bool
-    pid: int | None
-    url: str | None
 
 
 @dataclass
@@ -99,6 +95,7 @@ class StackOptions:
     proxy: bool = False  # Toxiproxy between app and PostgreSQL, and in front of the API
     worker_cgroup: str | None = None  # memory cgroup directory the training workers join
     monitoring: bool = True  # Prometheus & co. where installed (off: alert detectors skip)
+    redis: bool = True  # Redis as the forecast cache where installed (redis_service)
 
     @classmethod
     def load(cls, state_dir: Path) -> StackOptions | None:
@@ -247,6 +244,7 @@ class LocalTarget(Target):
     name = "local"
     production = False
     dedicated_host = False  # shares the machine with opsdrill itself and the test runner
+    python = sys.executable  # the app runs with opsdrill's own interpreter
 
     def __init__(
         self,
@@ -256,11 +254,14 @@ class LocalTarget(Target):
         data_fs_size: str | None = None,
         proxy: bool | None = None,
         worker_cgroup: bool | None = None,
+        redis: bool | None = None,
     ) -> None:
         """Opt-ins left None come from the environment, else from the stack's options.json."""
         self.state_dir = state_dir.absolute()
         self._services: dict[str, Service] | None = None
         self.options = self._resolve_options(data_fs_size, proxy, worker_cgroup, monitoring)
+        saved = StackOptions.load(self.state_dir)
+        self.options.redis = redis_service.resolve_option(redis, saved and saved.redis)
         self.monitoring = self.options.monitoring
 
     def _resolve_options(
@@ -330,8 +331,20 @@ class LocalTarget(Target):
         ]  # fmt: skip
 
     # -- the seam (Target): what faults and procedures ask of any target ---------------------
+    def state_home(self) -> Path:
+        return self.state_dir
+
+    @property
+    def spec(self) -> str:
+        return f"local:{self.state_dir}"
+
     @property
     def journal_dir(self) -> Path:
+        return self.state_dir
+
+    @property
+    def process_scope(self) -> Path:
+        """Every service, and whatever `exec` starts, logs under the state directory."""
         return self.state_dir
 
     @property
@@ -359,28 +372,32 @@ class LocalTarget(Target):
         """Every service runs on this machine: a subprocess in the app's environment."""
         self.service(service)  # a clear error for a service this stack lacks
         full_env = {**self.app_env(), **(env or {})}
+        cwd = self.home if self.home.is_dir() else None  # a stack not created yet has none
         argv = tuple(argv)
         if detach:
             log = self.state_dir / "logs" / f"exec-{Path(argv[0]).name}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "ab") as out:
                 proc = subprocess.Popen(
-                    argv, env=full_env, cwd=self.home, stdout=out, stderr=subprocess.STDOUT,
+                    argv, env=full_env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, start_new_session=True,
                 )  # fmt: skip
             return ExecResult(argv, 0, str(proc.pid))
         try:
             done = subprocess.run(
-                argv, env=full_env, cwd=self.home, capture_output=True, text=True,
+                argv, env=full_env, cwd=cwd, capture_output=True, text=True,
                 timeout=timeout,
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
             return ExecResult(argv, 124, str(exc.stdout or ""), f"timed out after {timeout:.0f} s")
         return ExecResult(argv, done.returncode, done.stdout, done.stderr)
 
-    def ops(self, *args: str, timeout: float = 600.0) -> ExecResult:
+    def ops(self, *args: str, timeout: float = 600.0, database: str | None = None) -> ExecResult:
         """`python -m nf_auto_runner.ops ARGS` on the direct database link."""
-        env = {"DATABASE_URL": self.endpoints.dsn}
+        dsn = self.endpoints.dsn
+        if database is not None:
+            dsn = urlsplit(dsn)._replace(path=f"/{database}").geturl()
+        env = {"DATABASE_URL": dsn}
         return self.exec("api", [sys.executable, "-m", "nf_auto_runner.ops", *args],
                          timeout=timeout, env=env)  # fmt: skip
 
@@ -388,21 +405,36 @@ class LocalTarget(Target):
         self.service(service)
         return LocalFiles()
 
+    def clear_leftovers(self, service: str) -> list[str]:
+        """The app writes a pid file (NF_HOME/run/app.pid); the other services none."""
+        if service != "api":
+            return []
+        from opsdrill.targets import pid_file
+
+        return pid_file.clear_leftovers(self.home / "run" / "app.pid", self.home)
+
     def set_memory_limit(self, service: str, limit_bytes: int | None) -> int | None:
         """Only the training workers have a limit of their own here (their cgroup)."""
         cgroup = self._memory_cgroup(service)
         before = cgroup.limit_bytes()
-        if limit_bytes is None:
-            cgroup.restore(
-                {"max": "max", "swap_max": "max"} if cgroup.version == 2
-                else {"limit": "-1", "memsw": "-1" if cgroup.limits().get("memsw") else None}
-            )  # fmt: skip
-        else:
+        if limit_bytes is not None and (before is None or limit_bytes <= before):
             cgroup.lower_to(limit_bytes)
+            return before
+        value = str(limit_bytes) if limit_bytes is not None else None
+        # raising: restore() writes v1's memsw before the limit (memsw >= limit always)
+        cgroup.restore(
+            {"max": value or "max", "swap_max": None if value else "max"} if cgroup.version == 2
+            else {"limit": value or "-1", "memsw": (value or "-1") if cgroup.limits().get("memsw")
+                  else None}
+        )  # fmt: skip
         return before
 
     def oom_kills(self, service: str) -> int:
         return self._memory_cgroup(service).oom_kills()
+
+    def memory(self, service: str) -> MemoryUsage:
+        cgroup = self._memory_cgroup(service)
+        return MemoryUsage(cgroup.limit_bytes(), cgroup.peak_bytes(), len(cgroup.pids()))
 
     def _memory_cgroup(self, service: str) -> WorkerCgroup:
         cgroup = self.worker_cgroup
@@ -431,8 +463,6 @@ class LocalTarget(Target):
         if self.options.proxy:
             yield self._proxy_hops()
             return
-        from opsdrill.faults.network import ProxyInPlace
-
         say("the stack has no Toxiproxy: putting the embedded one between the app and "
             "PostgreSQL and in front of the API for this session (the app restarts onto it; "
             "its direct wiring is restored afterwards)")  # fmt: skip
@@ -476,8 +506,6 @@ class LocalTarget(Target):
             return
         if reason := DataFilesystem.supported():
             raise CapabilityMissing(f"cannot give the stack a data filesystem here: {reason}")
-        from opsdrill.faults.disk_full import DataFsInPlace
-
         say(f"the stack has no size-limited data filesystem: moving its home onto a {size} "
             "ext4 image for this session (the app restarts onto it; the home is moved back "
             "afterwards)")  # fmt: skip
@@ -605,6 +633,7 @@ class LocalTarget(Target):
             builders: dict[str, Callable[[], ProcessSpec]] = {
                 "db": self._db_spec,
                 "proxy": self._proxy_spec,
+                "redis": lambda: redis_service.spec(self._port("redis"), self.state_dir / "redis"),
                 "api": self._api_spec,
                 "node_exporter": self._node_exporter_spec,
                 "postgres_exporter": self._postgres_exporter_spec,
@@ -627,11 +656,16 @@ class LocalTarget(Target):
             return self.options.proxy and not os.environ.get("OPSDRILL_TOXIPROXY_URL")
         if name in ray_service.RAY_SERVICES:  # `ray[default]` installed, OPSDRILL_RAY not 0
             return ray_service.ray_enabled()
+        if name == "redis":
+            return self.options.redis and redis_service.installed()
         if name == "alert_sink":  # Alertmanager's receiver: only with an Alertmanager
             name = "alertmanager"
         if name == "cgroup_exporter":  # the workers' cgroup as a node: only with both
             return self.options.worker_cgroup is not None and self._optional_available("prometheus")
         return self.monitoring and shutil.which(MONITORING_BINARIES[name]) is not None
+
+    def absent_services(self) -> list[str]:
+        return self.missing_monitoring()
 
     def missing_monitoring(self) -> list[str]:
         """Monitoring services skipped because their package is not installed."""
@@ -653,6 +687,8 @@ class LocalTarget(Target):
             env["NF_RAY_ADDRESS"] = f"127.0.0.1:{self._port('ray_gcs')}"
         if (cgroup := self.worker_cgroup) is not None:
             env["NF_WORKER_CGROUP_PROCS"] = str(cgroup.procs_file)
+        if "redis" in self.services:
+            env["NF_REDIS_URL"] = redis_service.url(self._port("redis"))
         return env
 
     def app_dsn(self) -> str:
@@ -842,15 +878,6 @@ class LocalTarget(Target):
         )  # fmt: skip
 
     # -- whole-stack operations ------------------------------------------------------------
-    def status(self) -> list[ServiceStatus]:
-        """Each service now; read-only: a state directory that does not exist stays so."""
-        if not (self.state_dir / STATE_FILE).exists():
-            return [ServiceStatus(n, False, False, None, None) for n in self.services]
-        return [
-            ServiceStatus(n, s.is_running(), s.healthy(), s.pid(), s.url)
-            for n, s in self.services.items()
-        ]
-
     def is_up(self) -> bool:
         return all(s.healthy() for s in self.services.values())
 
@@ -935,8 +962,6 @@ class LocalTarget(Target):
                 conn.execute(sql)  # type: ignore[arg-type]
 
     def _first_data(self, *, train: bool, say: Say) -> None:
-        from opsdrill.targets import first_data
-
         t0 = time.monotonic()
         first_data.seed(self)
         say(f"{'seed':<18} series loaded in {time.monotonic() - t0:4.1f} s")
@@ -984,12 +1009,9 @@ class LocalTarget(Target):
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Poll until every service answers its readiness probe."""
-        deadline = time.monotonic() + timeout
-        while not self.is_up():
-            if time.monotonic() >= deadline:
-                bad = [s.name for s in self.status() if not s.healthy]
-                raise StartTimeout(f"services not healthy after {timeout:.0f} s: {', '.join(bad)}")
-            time.sleep(0.1)
+        if poll(lambda: self.is_up() or None, timeout, interval=0.1) is None:
+            bad = [s.name for s in self.status() if not s.healthy]
+            raise StartTimeout(f"services not healthy after {timeout:.0f} s: {', '.join(bad)}")
 
 
 def _alive(rec: ServiceRecord) -> bool:

@@ -23,6 +23,7 @@ class LocalFiles(ServiceFiles):
 
     def write_text(self, path: PurePosixPath | str, text: str, mode: int = 0o644) -> None:
         dest = Path(path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.")
         try:
             with os.fdopen(fd, "w") as out:
@@ -44,18 +45,33 @@ class LocalFiles(ServiceFiles):
         return Path(path).exists()
 
     def fill(self, path: PurePosixPath | str, max_bytes: int) -> int:
-        written = 0
-        block = b"\0" * CHUNK
-        with open(path, "ab") as out:
-            try:
-                while written < max_bytes:
-                    n = out.write(block[: min(CHUNK, max_bytes - written)])
-                    out.flush()
-                    os.fsync(out.fileno())
-                    written += n
-            except OSError as exc:
-                if exc.errno != errno.ENOSPC:
-                    raise
+        """Unbuffered writes, big, then of one filesystem block once it says ENOSPC; at that
+        size each ENOSPC is retried once after an fsync, which hands back the blocks the
+        filesystem held in reserve for delayed allocation, so the last ones are taken too."""
+        zeros = memoryview(bytes(CHUNK))
+        written, size, flushed = 0, CHUNK, False
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        block = os.fstatvfs(fd).f_frsize or 4096  # 1 KiB on a small ext4: a probe fits in one
+        try:
+            while written < max_bytes:
+                try:
+                    written += os.write(fd, zeros[: min(size, max_bytes - written)])
+                    flushed = False
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    if size > block:
+                        size = max(block, size // 16)
+                    elif flushed:
+                        break  # full even after the reserve came back
+                    else:
+                        with contextlib.suppress(OSError):
+                            os.fsync(fd)
+                        flushed = True
+            with contextlib.suppress(OSError):  # ENOSPC again on flush: it is full
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         return written
 
     def free_bytes(self, path: PurePosixPath | str) -> int:

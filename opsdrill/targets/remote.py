@@ -56,6 +56,10 @@ def load_target_file(path: Path) -> FileTarget:
         raise UsageError(f"target file {path} does not parse: {exc}") from None
     if not isinstance(raw, dict):
         raise UsageError(f"target file {path} must be a table of keys, not {type(raw).__name__}")
+    if str(raw.get("host", "")).startswith("ssh://"):
+        from opsdrill.targets.host import HostTarget
+
+        return HostTarget(path, raw)
     return FileTarget(path, raw)
 
 

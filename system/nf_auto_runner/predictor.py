@@ -7,7 +7,8 @@ concurrent requests share forward passes. Loaded models live in an LRU bounded i
 in the background — noticed by a watcher thread, or by the first request that sees it — and
 swapped in atomically: until it is loaded, requests keep being served by the model that was
 current, so no request pays the load. A computed forecast is cached per (run_id, last
-observation, number of points) for RESULT_TTL; `bypass_cache` skips that cache (measurement).
+observation, number of points) for RESULT_TTL, in Redis when the stack has it (`result_cache`);
+`bypass_cache` skips that cache (measurement).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import psycopg
 
 from nf_auto_runner.data import load_series
+from nf_auto_runner.result_cache import ResultCache
 
 __all__ = [
     "HorizonTooLong",
@@ -261,10 +263,8 @@ class Predictor:
         self._wanted: dict[tuple[str, str | None], int] = {}
         self._loading: dict[int, Future[_Served]] = {}
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-loader")
-        #: (run_id, last ds, points) -> (computed at, forecast); see RESULT_TTL
-        self._results: OrderedDict[tuple[int, str, int], tuple[float, list[dict[str, Any]]]] = (
-            OrderedDict()
-        )
+        #: (run_id, last ds, points) -> forecast, in Redis or in process; see RESULT_TTL
+        self.results = ResultCache(ttl=RESULT_TTL, size=RESULT_CACHE_SIZE)
         self._lock = threading.Lock()
         self.model_runs = 0  # forecasts computed by running a model (not from the cache)
         self.forward_passes = 0  # batched passes those took
@@ -444,12 +444,9 @@ class Predictor:
             )
         served = self._model_for(ref, model_name, horizon)
         key = (served.ref.run_id, last, n)
-        hit = None
-        if not bypass_cache:
-            with self._lock:
-                hit = self._results.get(key)
-        if hit is not None and time.monotonic() - hit[0] < RESULT_TTL:
-            full = hit[1]
+        hit = None if bypass_cache else self.results.get(key)
+        if hit is not None:
+            full = hit
         else:
             series = load_series(conn, series_id)
             if series is None or not series[1]:
@@ -463,10 +460,7 @@ class Predictor:
             if served.nf is not None:
                 self._passed(1)
             if not bypass_cache:
-                with self._lock:
-                    self._results[key] = (time.monotonic(), full)
-                    while len(self._results) > RESULT_CACHE_SIZE:
-                        self._results.popitem(last=False)
+                self.results.put(key, full)
         return {
             "series_id": series_id,
             "model": served.ref.model_name,

@@ -130,10 +130,9 @@ def _first_data(target: Target) -> None:
     ep = target.endpoints
     if httpx.get(f"{ep.api_url}/forecast/airpassengers", timeout=30).status_code == 200:
         return  # a kept project (OPSDRILL_DOCKER_PROJECT) has it all already
-    ops = target.ops  # type: ignore[attr-defined]
     for command in ("seed", "backup"):
-        code, out = ops(command)
-        assert code == 0, f"nf-auto-runner {command} in the api container failed: {out[-500:]}"
+        done = target.ops(command)
+        assert done.ok, f"the ops CLI's {command} in the api container failed: {done.output()}"
     resp = httpx.post(f"{ep.api_url}/runs", json=FIRST_MODEL,
                       headers={"X-API-Key": ep.api_key or ""}, timeout=30)  # fmt: skip
     assert resp.status_code == 201, f"scheduling the first run: {resp.status_code} {resp.text}"

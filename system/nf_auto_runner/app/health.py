@@ -2,7 +2,9 @@
 
 The database probe is `SELECT 1` with a hard 0.5 s deadline (see `Database.probe`); storage
 is a small file written, fsynced and deleted in the models and logs directories, so a full
-or read-only disk shows up here, with ENOSPC named.
+or read-only disk shows up here, with ENOSPC named. Redis, the forecast cache, is low priority
+(runbook §2.1): when it is down the component says `degraded` and is listed under `degraded`,
+but the answer stays 200 (forecasts are still served, cached in process meanwhile).
 """
 
 from __future__ import annotations
@@ -70,10 +72,13 @@ def health(request: Request) -> JSONResponse:
     storage = check_storage([state.settings.models_dir, state.settings.logs_dir])
     components = {"database": database, "storage": storage}
     failing = [name for name, c in components.items() if c["status"] != "ok"]
+    components["redis"] = state.predictor.results.status()
     body: dict[str, Any] = {
         "status": "ok" if not failing else "unhealthy",
         "components": components,
     }
+    if components["redis"]["status"] == "degraded":
+        body["degraded"] = ["redis"]
     if failing:
         body["failing"] = failing
         body["error"] = "; ".join(f"{n}: {components[n].get('error')}" for n in failing)

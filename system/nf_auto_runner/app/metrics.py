@@ -83,6 +83,30 @@ class _PredictorMetrics:
         yield GaugeMetricFamily(
             "ts_forecast_model_cache_max_bytes", "The cache's byte budget", p.cache_bytes
         )
+        yield from _result_cache_families(p.results)
+
+
+def _result_cache_families(cache: Any):  # type: ignore[no-untyped-def]
+    """Forecast result cache lookups by backend (redis | memory) and outcome, and whether
+    Redis is in use: the hit ratio is hits / (hits + misses)."""
+    lookups = CounterMetricFamily(
+        "ts_forecast_result_cache_lookups",
+        "Forecast result cache lookups by backend and outcome",
+        labels=["backend", "outcome"],
+    )
+    for backend in ("redis", "memory"):
+        for outcome in ("hit", "miss"):
+            lookups.add_metric([backend, outcome], cache.counts.get((backend, outcome), 0))
+    yield lookups
+    yield CounterMetricFamily(
+        "ts_forecast_redis_errors", "Redis calls that failed (then cached in process)",
+        value=cache.redis_errors,
+    )  # fmt: skip
+    if cache.redis_url:
+        yield GaugeMetricFamily(
+            "ts_forecast_redis_in_use", "1 while the shared Redis cache is in use",
+            1 if cache.redis_in_use and cache.last_error is None else 0,
+        )  # fmt: skip
 
 
 PREDICTOR = _PredictorMetrics()

@@ -1,0 +1,250 @@
+"""A systemd host reached over ssh (`host = "ssh://ops@HOST:PORT"` in a target file).
+
+The runbook's production layout: services are systemd units, controlled with
+`sudo systemctl ...` by a non-root ops user whose sudo rights name exactly those commands;
+commands run where the services run, as the unit's own user (`sudo -u`); the ops CLI is the
+command the target file names (`ops_command`, run as the app's user). Everything goes over one
+ssh connection (`opsdrill.targets.ssh`); the fault journal stays on opsdrill's machine.
+
+    host = "ssh://ops@127.0.0.1:2222"
+    ssh_key = "~/.ssh/opsdrill"             # the key, never a password
+    known_hosts = "~/.ssh/known_hosts"      # the host's key, recorded when it was created
+    ops_command = "ts-forecast-ops"         # run as the api unit's user
+"""
+
+from __future__ import annotations
+
+import functools
+import shlex
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from opsdrill.errors import CapabilityMissing, PrivilegeError, ServiceError, UsageError
+from opsdrill.targets.base import ExecResult, ServiceFiles, journal_home
+from opsdrill.targets.remote import FileTarget, HostService
+from opsdrill.targets.ssh import SshHost
+
+__all__ = ["HostTarget", "HostUnit", "SshFiles"]
+
+#: services whose processes live in another service's unit ("worker": the app's children)
+SAME_UNIT = {"worker": "api"}
+
+
+class HostUnit(HostService):
+    """A systemd unit on the host, controlled through `sudo -n systemctl`."""
+
+    target: HostTarget
+
+    def _control(self, verb: str) -> None:
+        self.target.require_destructive(f"{verb} {self.name}", self.target.allow_destructive)
+        self.target.systemctl(verb, self.unit)
+
+    @property
+    def unit(self) -> str:
+        assert self.systemd
+        return self.systemd
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._control("stop")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """`systemctl kill -s SIG UNIT`: every process of the unit, as a crash would."""
+        self.target.require_destructive(f"kill {self.name}", self.target.allow_destructive)
+        self.target.systemctl("kill", "-s", signal.Signals(sig).name, self.unit)
+
+    def healthy(self) -> bool:
+        return self.target.unit_property(self.unit, "ActiveState") == "active"
+
+
+class HostTarget(FileTarget):
+    """A target file whose host is reached over ssh: the seam implemented with systemd."""
+
+    def __init__(self, path: Path, raw: Mapping[str, Any]) -> None:
+        super().__init__(path, raw)
+        where = f"target file {path}"
+        for key in ("ssh_key", "known_hosts"):
+            if not isinstance(raw.get(key), str):
+                raise UsageError(f"{where}: an ssh:// host needs {key} = PATH")
+        base = path.parent
+        self.ssh = SshHost(
+            self.host_spec,
+            (base / Path(raw["ssh_key"]).expanduser()),
+            (base / Path(raw["known_hosts"]).expanduser()),
+        )
+        self.ops_command = shlex.split(str(raw.get("ops_command", "")))
+        self._services = {
+            name: HostUnit(name, self, svc.systemd, svc.pidfile)  # type: ignore[attr-defined]
+            for name, svc in self._services.items()
+        }
+
+    @property
+    def host(self) -> Any:
+        if self._host is None:
+            import testinfra
+
+            spec, kwargs = self.ssh.testinfra_spec()
+            self._host = testinfra.get_host(spec, **kwargs)
+        return self._host
+
+    @property
+    def kind(self) -> str:
+        return "host"
+
+    @property
+    def service_control(self) -> bool:
+        return True
+
+    @property
+    def journal_dir(self) -> Path:
+        return journal_home("host", self.name)
+
+    # -- systemd ---------------------------------------------------------------------------
+    def run(self, argv: Sequence[str], *, timeout: float = 60.0, **kw: Any) -> ExecResult:
+        return self.ssh.run(argv, timeout=timeout, **kw)
+
+    def systemctl(self, *args: str) -> ExecResult:
+        """`sudo -n systemctl ARGS`; a missing sudo right or a failure is one sentence."""
+        done = self.run(["sudo", "-n", "systemctl", *args])
+        if done.ok:
+            return done
+        command = shlex.join(["systemctl", *args])
+        if "password is required" in done.stderr or "not allowed" in done.stderr:
+            raise PrivilegeError(
+                f"the ssh user may not run `sudo {command}` on {self.ssh.spec}: "
+                "add it to the host's sudoers"
+            )
+        raise ServiceError(f"`{command}` failed on {self.ssh.spec}: {done.output(300)}")
+
+    def unit_property(self, unit: str, prop: str) -> str:
+        return self.run(["systemctl", "show", "-p", prop, "--value", unit]).stdout.strip()
+
+    def check_units(self) -> None:
+        """Every unit the target file names exists on the host (a typo is one sentence)."""
+        for svc in self._services.values():
+            if svc.systemd and self.unit_property(svc.systemd, "LoadState") == "not-found":
+                raise UsageError(
+                    f"target file {self.path}: services.{svc.name}.systemd = {svc.systemd!r} "
+                    f"is not a unit on {self.ssh.spec} (systemctl list-units)"
+                )
+
+    def _unit_of(self, service: str) -> str:
+        svc = self.service(SAME_UNIT.get(service, service))
+        if not svc.systemd:
+            raise CapabilityMissing(f"service {service!r} has no systemd unit in {self.path}")
+        return svc.systemd
+
+    @functools.cache  # noqa: B019 (a target lives for one session)
+    def unit_user(self, service: str) -> str:
+        return self.unit_property(self._unit_of(service), "User") or "root"
+
+    # -- the seam ----------------------------------------------------------------------------
+    def exec(
+        self,
+        service: str,
+        argv: Sequence[str],
+        *,
+        timeout: float = 60.0,
+        user: str | None = None,
+        env: Mapping[str, str] | None = None,
+        detach: bool = False,
+    ) -> ExecResult:
+        """`sudo -n -u USER` on the host; detached commands are started by `setsid`."""
+        who = user or self.unit_user(service)
+        cmd = ["env", *(f"{k}={v}" for k, v in (env or {}).items()), *argv]
+        if detach:
+            line = f"setsid {shlex.join(cmd)} >/dev/null 2>&1 </dev/null & echo $!"
+            cmd = ["sh", "-c", line]
+        return self.run(["sudo", "-n", "-u", who, "--", *cmd], timeout=timeout)
+
+    def ops(self, *args: str, timeout: float = 600.0) -> ExecResult:
+        if not self.ops_command:
+            raise CapabilityMissing(
+                f"target file {self.path} names no ops_command (the stack's ops CLI on the host)"
+            )
+        return self.exec("api", [*self.ops_command, *args], timeout=timeout)
+
+    def files(self, service: str) -> ServiceFiles:
+        return SshFiles(self, service)
+
+    def set_memory_limit(self, service: str, limit_bytes: int | None) -> int | None:
+        """`systemctl set-property --runtime UNIT MemoryMax=`: gone at the next reboot too."""
+        unit = self._unit_of(service)
+        before = self.unit_property(unit, "MemoryMax")
+        value = "infinity" if limit_bytes is None else str(int(limit_bytes))
+        self.systemctl("set-property", "--runtime", unit, f"MemoryMax={value}")
+        return None if before in ("", "infinity") else int(before)
+
+    def oom_kills(self, service: str) -> int:
+        """The unit's cgroup's OOM-kill counter (cgroup v2 memory.events, v1 oom_control)."""
+        unit = self._unit_of(service)
+        group = self.unit_property(unit, "ControlGroup")
+        if not group:
+            return 0
+        script = (
+            'for f in "/sys/fs/cgroup$1/memory.events" '
+            '"/sys/fs/cgroup/memory$1/memory.oom_control"; do '
+            '[ -r "$f" ] && exec awk \'$1 == "oom_kill" {print $2}\' "$f"; done; echo 0'
+        )
+        done = self.run(["sh", "-c", script, "oom", group])
+        return int(done.stdout.strip() or 0)
+
+
+class SshFiles(ServiceFiles):
+    """A service's files on the host, read and written as the service's user over ssh."""
+
+    def __init__(self, target: HostTarget, service: str) -> None:
+        self.target = target
+        self.service = service
+
+    def _sh(self, script: str, *args: str, stdin: bytes | None = None) -> ExecResult:
+        return self.target.exec(self.service, ["sh", "-c", script, "sh", *args]) if stdin is None \
+            else self.target.run(
+                ["sudo", "-n", "-u", self.target.unit_user(self.service), "--",
+                 "sh", "-c", script, "sh", *args], stdin=stdin,
+            )  # fmt: skip
+
+    def _check(self, done: ExecResult, what: str, path: PurePosixPath | str) -> ExecResult:
+        if "No such file" in done.stderr:
+            raise FileNotFoundError(f"{path} does not exist on {self.target.ssh.spec}")
+        if not done.ok:
+            raise OSError(f"{what} {path} on {self.target.ssh.spec}: {done.output(300)}")
+        return done
+
+    def read_text(self, path: PurePosixPath | str) -> str:
+        return self._check(self._sh('cat -- "$1"', str(path)), "reading", path).stdout
+
+    def write_text(self, path: PurePosixPath | str, text: str, mode: int = 0o644) -> None:
+        script = 'set -e; t=$(mktemp "$1.XXXXXX"); cat >"$t"; chmod "$2" "$t"; mv -f "$t" "$1"'
+        done = self._sh(script, str(path), f"{mode:o}", stdin=text.encode())
+        self._check(done, "writing", path)
+
+    def remove(self, path: PurePosixPath | str) -> None:
+        self._check(self._sh('rm -f -- "$1"', str(path)), "removing", path)
+
+    def exists(self, path: PurePosixPath | str) -> bool:
+        return self._sh('test -e "$1"', str(path)).ok
+
+    def fill(self, path: PurePosixPath | str, max_bytes: int) -> int:
+        script = (
+            'dd if=/dev/zero of="$1" bs=1M count="$2" oflag=append conv=notrunc,fsync '
+            '2>/dev/null; stat -c %s "$1"'
+        )
+        mb = max(1, max_bytes // (1024 * 1024))
+        done = self._sh(script, str(path), str(mb))
+        return int(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else 0
+
+    def free_bytes(self, path: PurePosixPath | str) -> int:
+        done = self._check(self._sh('df -B1 --output=avail "$1" | tail -1', str(path)), "df", path)
+        return int(done.stdout.strip())
+
+
+def wait_active(target: HostTarget, unit: str, timeout: float) -> None:
+    """Until systemd says the unit is active (a start job may still be running)."""
+    deadline = time.monotonic() + timeout
+    while target.unit_property(unit, "ActiveState") != "active":
+        if time.monotonic() >= deadline:
+            raise ServiceError(f"{unit} is not active {timeout:.0f} s after starting it")
+        time.sleep(0.5)

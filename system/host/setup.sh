@@ -1,0 +1,43 @@
+#!/bin/sh
+# Inside the host image's root (chroot, at build time): the runbook's layout and users.
+#   /opt/ts-forecast            the app's home (NF_HOME): venv/, lib/, models/, logs/app/, conf/
+#   /opt/ts-forecast/backups -> /var/backups/ts-forecast
+set -eu
+W=/tmp/host-setup
+useradd --system --user-group --home-dir /opt/ts-forecast --shell /usr/sbin/nologin ts-forecast
+useradd --create-home --user-group --shell /bin/bash --groups systemd-journal ops
+passwd -l ops >/dev/null
+install -d -o ts-forecast -g ts-forecast /opt/ts-forecast /opt/ts-forecast/models \
+    /opt/ts-forecast/logs /opt/ts-forecast/logs/app /opt/ts-forecast/run /opt/ts-forecast/conf \
+    /var/backups/ts-forecast
+ln -s /var/backups/ts-forecast /opt/ts-forecast/backups
+install -d -m 750 -g ts-forecast /etc/ts-forecast
+python3 -m venv /opt/ts-forecast/venv
+/opt/ts-forecast/venv/bin/pip install -q --no-index --no-compile --find-links "$W/wheelhouse" \
+    -r "$W/requirements.txt"
+find /opt/ts-forecast/venv -name '*.pyc' -delete
+install -d /opt/ts-forecast/lib
+cp -r "$W/nf_auto_runner" /opt/ts-forecast/lib/
+install -m 644 "$W/ts-forecast.service" "$W/ts-forecast-firstboot.service" /etc/systemd/system/
+install -m 755 "$W/ts-forecast-ops" /usr/local/bin/ts-forecast-ops
+install -m 755 "$W/firstboot.sh" /usr/local/sbin/opsdrill-firstboot
+install -m 440 "$W/sudoers" /etc/sudoers.d/ts-forecast
+visudo -cq -f /etc/sudoers.d/ts-forecast
+install -m 644 "$W/cron" /etc/cron.d/ts-forecast
+install -m 644 "$W/sshd.conf" /etc/ssh/sshd_config.d/opsdrill.conf
+rm -f /etc/ssh/ssh_host_*  # every host gets its own key from its seed at first boot
+# PostgreSQL: reachable from the published port with a password, pg_stat_statements loaded
+PG=/etc/postgresql/15/main
+echo "listen_addresses = '*'" >>$PG/postgresql.conf
+echo "shared_preload_libraries = 'pg_stat_statements'" >>$PG/postgresql.conf
+echo "pg_stat_statements.track = all" >>$PG/postgresql.conf
+echo "host all all 0.0.0.0/0 scram-sha-256" >>$PG/pg_hba.conf
+systemctl enable ts-forecast.service ts-forecast-firstboot.service ssh.service >/dev/null 2>&1
+# a container has no consoles or udev to wait for
+systemctl mask getty@tty1.service console-getty.service systemd-udevd.service \
+    systemd-udev-trigger.service systemd-firstboot.service \
+    >/dev/null 2>&1 || true
+# Debian's Prometheus units sandbox with user namespaces, which an unprivileged container
+# cannot create: masked here until a drop-in lifts the sandbox (a real host runs them)
+systemctl mask prometheus.service prometheus-postgres-exporter.service >/dev/null 2>&1
+echo ts-forecast-host >/etc/hostname

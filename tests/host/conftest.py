@@ -1,0 +1,175 @@
+"""A systemd host for the host-target suite, reached by ssh only, as a real machine would be.
+
+The session builds or reuses the host image (scripts/build-host-image.sh), generates an ssh
+key pair and the host's own key (so known_hosts holds it before the first connection:
+StrictHostKeyChecking, never trust on first use), and starts the container without
+--privileged on a bridge network of its own, every port published on 127.0.0.1 only. The seed
+(keys, secrets) is mounted read-only for the host's first-boot unit, as cloud-init's would be.
+After that, the tests reach the host by ssh and its published ports only.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from opsdrill.targets import parse_spec
+from opsdrill.targets.host import HostTarget
+
+ROOT = Path(__file__).resolve().parents[2]
+PORTS = {"ssh": 22, "api": 8000, "db": 5432, "prometheus": 9090, "alertmanager": 9093}
+
+pytestmark = pytest.mark.host
+
+
+def poll(condition, timeout: float, what: str, every: float = 0.3):  # type: ignore[no-untyped-def]
+    """condition()'s first truthy value, or fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"{what}: not within {timeout:.0f} s")
+        time.sleep(every)
+
+
+def health_status(url: str) -> int | None:
+    try:
+        return httpx.get(f"{url}/health", timeout=3).status_code
+    except httpx.HTTPError:
+        return None
+
+
+def docker(*args: str, check: bool = True) -> str:
+    done = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=300)
+    if check and done.returncode != 0:
+        raise AssertionError(f"docker {args[0]} failed: {done.stderr.strip()[-500:]}")
+    return done.stdout.strip()
+
+
+@dataclass
+class Host:
+    """The running host: where its target files and keys are, and how long it took."""
+
+    dir: Path
+    container: str
+    ports: dict[str, int]
+    env: dict[str, str]
+    timings: dict[str, float]
+
+    def target_file(self, name: str, *, production: bool, **extra: str) -> Path:
+        """A target file for this host (examples/staging.toml's shape, this host's ports)."""
+        lines = [
+            f'name = "{name}"',
+            f"production = {'true' if production else 'false'}",
+            f'host = "ssh://ops@127.0.0.1:{self.ports["ssh"]}"',
+            f'ssh_key = "{extra.get("ssh_key", self.dir / "id_ed25519")}"',
+            f'known_hosts = "{extra.get("known_hosts", self.dir / "known_hosts")}"',
+            'ops_command = "ts-forecast-ops"',
+            "[endpoints]",
+            f'api_url = "http://127.0.0.1:{self.ports["api"]}"',
+            'dsn_env = "OPSDRILL_HOST_DSN"',
+            'admin_dsn_env = "OPSDRILL_HOST_ADMIN_DSN"',
+            'api_key_env = "OPSDRILL_HOST_API_KEY"',
+            f'alertmanager_url = "http://127.0.0.1:{self.ports["alertmanager"]}"',
+            'home = "/opt/ts-forecast"',
+            'models_dir = "/opt/ts-forecast/models"',
+            'logs_dir = "/opt/ts-forecast/logs/app"',
+            'backups_dir = "/var/backups/ts-forecast"',
+            "[services.api]",
+            f'systemd = "{extra.get("api_unit", "ts-forecast")}"',
+            "[services.db]",
+            'systemd = "postgresql@15-main"',
+        ]
+        path = self.dir / f"{name}.toml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def target(self, name: str = "staging", production: bool = False) -> HostTarget:
+        tgt = parse_spec(str(self.target_file(name, production=production)))
+        assert isinstance(tgt, HostTarget)
+        return tgt
+
+
+def _image() -> str:
+    done = subprocess.run([str(ROOT / "scripts" / "build-host-image.sh")], capture_output=True,
+                          text=True, timeout=1800)  # fmt: skip
+    if done.returncode == 3:
+        pytest.skip(f"no Docker engine or image inputs here: {done.stderr.strip()[-300:]}")
+    assert done.returncode == 0, f"build-host-image.sh failed: {done.stderr.strip()[-800:]}"
+    return done.stdout.strip().rsplit("=", 1)[-1]
+
+
+def _seed(home: Path) -> dict[str, str]:
+    """The user's key pair, the host's key, the secrets; known_hosts is written on start."""
+    seed = home / "seed"
+    seed.mkdir(parents=True)
+    for key in (home / "id_ed25519", seed / "ssh_host_ed25519_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                       check=True)  # fmt: skip
+    shutil.copy(home / "id_ed25519.pub", seed / "authorized_keys")
+    found = {n: secrets.token_urlsafe(16) for n in ("DB_PASSWORD", "ADMIN_PASSWORD", "API_KEY")}
+    (seed / "secrets").write_text("".join(f"{k}={v}\n" for k, v in found.items()))
+    os.chmod(seed / "secrets", 0o644)  # read by the host's root only: the mount is the host's
+    return found
+
+
+@pytest.fixture(scope="session")
+def systemd_host() -> Iterator[Host]:
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    image = _image()
+    timings["image"] = time.monotonic() - t0
+    home = Path(f"/tmp/host-{os.getpid()}")
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(mode=0o700)
+    found = _seed(home)
+    name = f"host-test-{os.getpid()}"
+    docker("network", "create", name)
+    try:
+        t0 = time.monotonic()
+        publish = [a for p in PORTS.values() for a in ("-p", f"127.0.0.1::{p}")]
+        docker("run", "-d", "--name", name, "--hostname", "ts-forecast-host", "--network", name,
+               "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+               "-v", f"{home / 'seed'}:/etc/opsdrill-seed:ro", *publish, image)  # fmt: skip
+        ports = {
+            svc: int(docker("port", name, f"{p}/tcp").splitlines()[0].rsplit(":", 1)[1])
+            for svc, p in PORTS.items()
+        }
+        hostkey = (home / "seed" / "ssh_host_ed25519_key.pub").read_text().split()[:2]
+        (home / "known_hosts").write_text(f"[127.0.0.1]:{ports['ssh']} {' '.join(hostkey)}\n")
+        env = {
+            "OPSDRILL_HOST_DSN": f"postgresql://nf_app:{found['DB_PASSWORD']}@127.0.0.1:"
+            f"{ports['db']}/ts_forecast_system",
+            "OPSDRILL_HOST_ADMIN_DSN": f"postgresql://postgres:{found['ADMIN_PASSWORD']}@"
+            f"127.0.0.1:{ports['db']}/ts_forecast_system",
+            "OPSDRILL_HOST_API_KEY": found["API_KEY"],
+            "OPSDRILL_STATE_HOME": str(home / "state"),
+        }
+        os.environ.update(env)
+        api = f"http://127.0.0.1:{ports['api']}"
+        poll(lambda: health_status(api) == 200, 180, "the host's ts-forecast /health")
+        timings["boot"] = time.monotonic() - t0
+        t0 = time.monotonic()
+        first = Host(home, name, ports, env, timings).target("first-data")
+        for args in (["train-now"], ["backup"]):  # a model and a backup, as `opsdrill up` has
+            done = first.ops(*args)
+            assert done.ok, f"ts-forecast-ops {args[0]} over ssh: {done.output()}"
+        timings["first_data"] = time.monotonic() - t0
+        print(f"\n[host] {name}: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
+        yield Host(home, name, ports, env, timings)
+    finally:
+        if not os.environ.get("OPSDRILL_KEEP_HOST"):
+            docker("rm", "-f", "-v", name, check=False)
+            docker("network", "rm", name, check=False)
+            shutil.rmtree(home, ignore_errors=True)
