@@ -7,13 +7,13 @@ import importlib.util
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from opsdrill.probes import ray as ray_probe
 from opsdrill.targets import ray_service
 from opsdrill.targets.process_service import ProcessService
 
@@ -57,10 +57,14 @@ def test_head_and_worker_alive_with_resources(ray_stack: object) -> None:
     nodes = _wait_nodes(head.url, 2)
     assert sorted(n.cpus for n in nodes) == [0.0, 1.0], nodes
     gcs = ray_stack._port("ray_gcs")  # type: ignore[attr-defined]
-    out = subprocess.run([str(Path(sys.executable).parent / "ray"), "status",
-                          f"--address=127.0.0.1:{gcs}"], capture_output=True, text=True,
-                         timeout=120).stdout  # fmt: skip
-    assert "0.0/1.0 CPU" in out, out
+    # `ray status` reads the autoscaler's report, refreshed every few seconds: poll it
+    deadline = time.monotonic() + 60
+    while (status := ray_probe.ray_status(f"127.0.0.1:{gcs}")) is None or (
+        status.active < 2 and time.monotonic() < deadline
+    ):
+        assert time.monotonic() < deadline, "`ray status` never answered"
+        time.sleep(1)
+    assert (status.active, status.cpus_total) == (2, 1.0), status.text
 
 
 def test_runbook_7_2_1_adds_a_worker_and_it_appears(ray_stack: object, tmp_path: Path) -> None:

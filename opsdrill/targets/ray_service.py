@@ -24,10 +24,8 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
 
-import httpx
-
+from opsdrill.probes.ray import Node, alive_nodes
 from opsdrill.targets.process_service import ProcessSpec
 
 __all__ = ["RAY_SERVICES", "Node", "alive_nodes", "head_spec", "ray_enabled", "worker_spec"]
@@ -46,11 +44,6 @@ NODE_PORTS = (
 WORKER_PORTS = 8  # a small range of ports for the node's Python workers
 
 PortOf = Callable[[str], int]
-
-
-class Node(NamedTuple):
-    node_id: str
-    cpus: float
 
 
 def ray_enabled() -> bool:
@@ -111,19 +104,3 @@ def worker_spec(
         url=f"ray://127.0.0.1:{gcs}",
         stop_signal=signal.SIGTERM,
     )
-
-
-def alive_nodes(dashboard_url: str, timeout: float = 2.0) -> list[Node] | None:
-    """The cluster's alive nodes as {node_id, cpus} from the dashboard; None if it does not
-    answer."""
-    try:
-        reply = httpx.get(f"{dashboard_url}/nodes?view=summary", timeout=timeout)
-        summary = reply.json()["data"]["summary"]
-    except (httpx.HTTPError, ValueError, KeyError, TypeError):
-        return None
-    raylets = [node.get("raylet", {}) for node in summary]
-    return [
-        Node(str(r.get("nodeId")), float(r.get("resourcesTotal", {}).get("CPU", 0)))
-        for r in raylets
-        if r.get("state") == "ALIVE"
-    ]
