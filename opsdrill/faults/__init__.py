@@ -12,6 +12,7 @@ from opsdrill.faults.lock_contention import LockContention
 from opsdrill.faults.network import Bandwidth, Latency, ResetPeer, Timeout
 from opsdrill.faults.pool_exhaustion import PoolExhaustion
 from opsdrill.faults.port_conflict import PortConflict
+from opsdrill.faults.ray_down import RayHeadDown, RayWorkerDown
 from opsdrill.faults.redis_down import RedisDown
 from opsdrill.faults.runaway_runs import RunawayRuns
 from opsdrill.faults.service_kill import AppCrash, DbDown
@@ -33,6 +34,8 @@ __all__ = [
     "LockContention",
     "PoolExhaustion",
     "PortConflict",
+    "RayHeadDown",
+    "RayWorkerDown",
     "RedisDown",
     "ResetPeer",
     "RunawayRuns",
