@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from opsdrill import ports
+from opsdrill.recovery.ray_nodes import restart_ray_cluster
 from opsdrill.training_runs import RunsClient
 
 needs_ray = pytest.mark.skipif(
@@ -71,6 +72,22 @@ def test_task_options_one_attempt_and_parallel_runs_fit_one_cpu(
     assert task_options(2)["num_cpus"] == 1.0
     assert "SIGKILL" in describe_task_exit(-9) and "Ray node" in describe_task_exit(-9)
     assert "status 2" in describe_task_exit(2)
+
+
+def test_reason_keeps_what_happened_not_rays_advice() -> None:
+    from nf_auto_runner.ray_submit import reason
+
+    class NodeDiedError(Exception):
+        pass
+
+    text = (
+        "Task failed because the node it was running on is dead or unavailable. Node IP: "
+        "192.0.2.2, node ID: 99b1. This can happen if the node was preempted. To see ..."
+    )
+    assert reason(NodeDiedError(text)) == (
+        "NodeDiedError: Task failed because the node it was running on is dead or "
+        "unavailable. Node IP: 192.0.2.2, node ID: 99b1."
+    )
 
 
 def test_task_worker_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
@@ -168,6 +185,7 @@ def test_runs_refused_while_the_head_is_down(ray_target: object) -> None:
     head = ray_target.services["ray_head"]  # type: ignore[attr-defined]
     api = ray_target.endpoints.api_url  # type: ignore[attr-defined]
     key = {"X-API-Key": ray_target.endpoints.api_key or ""}  # type: ignore[attr-defined]
+    group = head.pid()
     # the head is its GCS server: SIGKILL to `ray start --block` alone would leave it serving
     ps = subprocess.run(["ps", "-o", "pid=,comm=", "--ppid", str(head.pid())],
                         capture_output=True, text=True).stdout  # fmt: skip
@@ -182,5 +200,4 @@ def test_runs_refused_while_the_head_is_down(ray_target: object) -> None:
         health = httpx.get(f"{api}/health", timeout=5)
         assert health.status_code == 200 and "ray" in health.json().get("degraded", [])
     finally:
-        head.stop()
-        head.start(timeout=180)
+        restart_ray_cluster(ray_target, {"ray_head": group})  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ from typing import Any
 from nf_auto_runner import config, ray_cluster, ray_task, runs
 from nf_auto_runner.db import connect
 
-__all__ = ["describe_task_exit", "main", "task_options"]
+__all__ = ["describe_task_exit", "main", "reason", "task_options"]
 
 log = logging.getLogger("nf_auto_runner.ray_submit")
 
@@ -69,6 +69,13 @@ def _fail(url: str, run_id: int, message: str, kind: str) -> None:
         log.error("could not record the failure of run %s: %s", run_id, exc)
 
 
+def reason(exc: BaseException, limit: int = 300) -> str:
+    """`Kind: first sentence(s)` of a Ray error, without its advice on where to look."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = text.split(" This can happen", 1)[0].split(" To see ", 1)[0]
+    return f"{type(exc).__name__}: {text}"[:limit]
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Cancelled()
 
@@ -79,10 +86,8 @@ def submit(run_id: int, settings: config.Settings, addr: str) -> int:
     try:
         ray.init(address=addr, log_to_driver=False, logging_level=logging.WARNING)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        _fail(settings.database_url, run_id,
-              f"Ray cluster at {addr} unavailable: {type(exc).__name__}: {first}",
-              "RayUnavailable")  # fmt: skip
+        message = f"Ray cluster at {addr} unavailable: {reason(exc)}"
+        _fail(settings.database_url, run_id, message, "RayUnavailable")
         return EXIT_FAILED
     env = {k: v for k, v in settings.child_env().items() if not k.startswith("RAY_")}
     log_path = str(settings.logs_dir / f"worker_{run_id}.log")
@@ -95,9 +100,7 @@ def submit(run_id: int, settings: config.Settings, addr: str) -> int:
         ray.wait([ref], timeout=CANCEL_WAIT)
         return EXIT_CANCELLED
     except ray.exceptions.RayError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        _fail(settings.database_url, run_id,
-              f"Ray task lost: {type(exc).__name__}: {first}", "RayTaskLost")  # fmt: skip
+        _fail(settings.database_url, run_id, f"Ray task lost: {reason(exc)}", "RayTaskLost")
         return EXIT_FAILED
     if code not in (0, EXIT_FAILED, EXIT_CANCELLED):  # 1 and 3: the worker recorded why
         _fail(settings.database_url, run_id, describe_task_exit(code),
