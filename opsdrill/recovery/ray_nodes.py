@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from opsdrill.targets.base import Target
 
-__all__ = ["restart_ray_cluster", "restart_ray_node"]
+__all__ = ["kill_leftovers", "restart_ray_cluster", "restart_ray_node"]
 
 
-def _kill_leftovers(target: Target, service: str, group: int | None) -> str:
+def kill_leftovers(target: Target, service: str, group: int | None) -> str:
+    """SIGKILL what is left of a dead node's process group; what was done, for the record."""
     if group is None:
         return ""
     done = target.exec(service, ["kill", "-s", "KILL", "--", f"-{group}"])
@@ -27,7 +28,7 @@ def restart_ray_node(target: Target, service: str, group: int | None = None) -> 
     kill the leftovers of the process group `group` (the node's old pid), start it again."""
     svc = target.service(service)
     svc.stop()
-    leftovers = _kill_leftovers(target, service, group)
+    leftovers = kill_leftovers(target, service, group)
     svc.start(timeout=180)
     return f"{service} started again (pid {svc.pid()}){leftovers}"
 
@@ -38,7 +39,7 @@ def restart_ray_cluster(target: Target, groups: dict[str, int | None]) -> list[s
     worker = target.service("ray_worker")
     worker.stop()
     actions = [
-        f"ray_worker stopped{_kill_leftovers(target, 'ray_worker', groups.get('ray_worker'))}"
+        f"ray_worker stopped{kill_leftovers(target, 'ray_worker', groups.get('ray_worker'))}"
     ]
     actions.append(restart_ray_node(target, "ray_head", groups.get("ray_head")))
     actions.append(restart_ray_node(target, "ray_worker"))

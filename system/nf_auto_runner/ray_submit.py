@@ -4,9 +4,11 @@ The executor starts this in place of `python -m nf_auto_runner.worker RUN_ID` wh
 execute on Ray, and supervises it the same way (reaped by exit status, SIGTERM to cancel).
 It connects to the cluster as a Ray driver in its own process, so a Ray head that dies never
 takes the API with it, submits `ray_task.run_worker` (one attempt: `max_retries=0`), and
-waits. SIGTERM becomes `ray.cancel` of the task. When the task is lost (its node died, the
-cluster went away) it fails the run with the reason, conditionally, as the executor does for
-a dead local worker. Exit status: the worker's, or 1 (failed here), or 3 (cancelled).
+waits. SIGTERM becomes `ray.cancel` of the task, and so does the death of the app (SIGTERM
+by PR_SET_PDEATHSIG), as a local worker's orphan would be killed at the app's restart. When
+the task is lost (its node died, the cluster went away) it fails the run with the reason,
+conditionally, as the executor does for a dead local worker. Exit status: the worker's, or
+1 (failed here), or 3 (cancelled).
 """
 
 from __future__ import annotations
@@ -119,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     signal.signal(signal.SIGTERM, _on_sigterm)
+    # the app dying (SIGKILL, OOM) cancels the task as a cancel would: the run's worker ends,
+    # and the app's start-up recovery fails the run as "worker lost at restart"
+    ray_task.die_with_parent(signal.SIGTERM)
+    supervisor = os.environ.get("NF_SUPERVISOR_PID", "")
+    if supervisor.isdigit() and os.getppid() != int(supervisor):  # it died before we asked
+        return EXIT_CANCELLED
     # ship ray_task by value: a Ray node need not have this package on its path
     import ray.cloudpickle
 

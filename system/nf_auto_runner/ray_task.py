@@ -19,15 +19,20 @@ import subprocess
 import sys
 from typing import IO
 
-__all__ = ["run_worker"]
+__all__ = ["die_with_parent", "run_worker"]
 
 PR_SET_PDEATHSIG = 1
 KILL_GRACE = 1.5
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+def die_with_parent(sig: int = signal.SIGKILL) -> None:
+    """Linux: this process gets `sig` when the thread that started it ends."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig))
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    die_with_parent(signal.SIGKILL)
 
 
 def _log(path: str) -> IO[bytes] | None:
