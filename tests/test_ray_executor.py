@@ -149,3 +149,21 @@ def test_ray_status_parsed() -> None:
     assert status is not None and (status.active, status.cpus_used, status.cpus_total) == (
         2, 0.5, 1.0)  # fmt: skip
     assert parse_status("ConnectionError: could not find any running Ray instance") is None
+
+
+def test_executor_claims_nothing_while_the_ray_head_does_not_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Runs claimed while the head is down could only fail: they stay scheduled."""
+    import socket
+
+    from nf_auto_runner.executor import Executor
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.delenv("NF_RAY_ADDRESS", raising=False)
+    assert Executor(None, None)._ray_answers()  # type: ignore[arg-type]  # no Ray: always
+    with socket.create_server(("127.0.0.1", 0)) as head:
+        monkeypatch.setenv("NF_RAY_ADDRESS", f"127.0.0.1:{head.getsockname()[1]}")
+        assert Executor(None, None)._ray_answers()  # type: ignore[arg-type]
+    monkeypatch.setenv("NF_RAY_ADDRESS", f"127.0.0.1:{ports.free_port()}")
+    assert not Executor(None, None)._ray_answers()  # type: ignore[arg-type]

@@ -75,6 +75,7 @@ class Executor:
         self._last_sweep = time.monotonic()
         self.claiming = True
         self.ray_address = ray_cluster.address()
+        self._ray_down_logged = False
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -127,7 +128,11 @@ class Executor:
         self._reap()
         if self.workers:
             self._enforce_cancellations()
-        while self.claiming and len(self.workers) < self.settings.max_parallel_runs:
+        while (
+            self.claiming
+            and len(self.workers) < self.settings.max_parallel_runs
+            and self._ray_answers()
+        ):
             if not self._claim_one():
                 break
         if time.monotonic() - self._last_sweep > SWEEP_SECONDS:
@@ -140,6 +145,18 @@ class Executor:
                     exclude=set(self.workers),
                 )
         self._refresh_gauges()
+
+    def _ray_answers(self) -> bool:
+        """Without Ray, always; with Ray, whether its head answers: runs claimed meanwhile
+        could only fail, so they stay `scheduled` until it is back."""
+        if self.ray_address is None:
+            return True
+        error = ray_cluster.probe(self.ray_address)
+        if error is not None and not self._ray_down_logged:
+            log.warning("not claiming runs: %s", ray_cluster.unavailable_message(
+                self.ray_address, error))  # fmt: skip
+        self._ray_down_logged = error is not None
+        return error is None
 
     def _reap(self) -> None:
         for run_id, w in list(self.workers.items()):
