@@ -167,3 +167,45 @@ def test_executor_claims_nothing_while_the_ray_head_does_not_answer(
         assert Executor(None, None)._ray_answers()  # type: ignore[arg-type]
     monkeypatch.setenv("NF_RAY_ADDRESS", f"127.0.0.1:{ports.free_port()}")
     assert not Executor(None, None)._ray_answers()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("components", "expected"),
+    [({"database": {}}, True), ({"database": {}, "ray": {"status": "ok"}}, False)],
+    ids=["app-without-ray", "app-with-ray"],
+)
+def test_game_day_expects_the_ray_skips_only_where_the_app_has_no_ray(
+    components: dict, expected: bool
+) -> None:
+    """The repo plan's `no_ray` entries, judged against a /health with and without Ray."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from opsdrill.gameday_plan import Conditions, GameDayPlan
+    from opsdrill.junit import SkippedTest
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"status": "ok", "components": components}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        here = Conditions(f"http://127.0.0.1:{server.server_address[1]}")
+        plan = GameDayPlan.load(Path(__file__).resolve().parents[1] / "gameday.yaml")
+        why = "target 'local' runs no Ray cluster (install 'ray[default]')"
+        for suite, test in (("checks", "checks/test_ray.py::test_nodes_alive_with_resources"),
+                            ("chaos", "chaos/test_ray_head_down.py::test_x")):  # fmt: skip
+            assert plan.judge(suite, SkippedTest(test, why), here).expected is expected
+        other = SkippedTest("checks/test_ray.py::test_x", "destructive: pass --allow-destructive")
+        assert not plan.judge("checks", other, here).expected, "only the no-Ray skip"
+    finally:
+        server.shutdown()
