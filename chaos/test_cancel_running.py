@@ -133,7 +133,9 @@ def cancel_running_drill(
         severity="P2",
         fault=fault,
         effect=Detector(f"each runaway worker trains (> {TRAINING_RSS // MiB} MiB)", training, 180),
-        detectors=[Detector("§5.2.3 diagnose: running runs' workers hold memory", held, 10)],
+        # from injection: a run on Ray gets its worker after the driver connects and a Ray
+        # worker process starts (15 s measured on a loaded 2-core machine)
+        detectors=[Detector("§5.2.3 diagnose: running runs' workers hold memory", held, 30)],
         also_steady=[fault_probes.no_run_running()],
         recover=runbook_procedure(
             "5.2.3",

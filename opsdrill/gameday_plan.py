@@ -48,6 +48,17 @@ def _command_missing(_machine: Conditions, arg: str) -> bool:
     return shutil.which(arg) is None
 
 
+def _no_ray(machine: Conditions, _arg: str) -> bool:
+    """The app trains without Ray: its /health lists no `ray` component (docs/RAY.md)."""
+    import httpx
+
+    try:
+        body = httpx.get(f"{machine.api_url}/health", timeout=5.0).json()
+    except (httpx.HTTPError, ValueError):
+        return False  # no answer is no evidence: the skip stays unexpected
+    return isinstance(body, dict) and "ray" not in (body.get("components") or {})
+
+
 def _gate_too_small(_machine: Conditions, arg: str) -> bool:
     """`PROFILE:SLO`: the SLO file's gate profile gives too few events to ever say MET."""
     from opsdrill.load.gate import size_statement
@@ -67,6 +78,7 @@ CONDITIONS: dict[str, tuple[str, bool, Callable[[Conditions, str], bool]]] = {
     "no_cuda": ("torch sees no CUDA device", False, _no_cuda),
     "api_not_https": ("the target's API is not served over https", False, _api_not_https),
     "command_missing": ("there is no '{arg}' command on PATH", True, _command_missing),
+    "no_ray": ("the app trains without Ray (its /health lists no Ray cluster)", False, _no_ray),
     "gate_too_small": (
         "slo.yaml's gate profile:SLO '{arg}' is too small to judge it",
         True,

@@ -36,6 +36,8 @@ FAULT_NEEDS: dict[str, frozenset[str]] = {
     "db_down": _CONTROL,
     "db_restart": _CONTROL,
     "redis_down": _CONTROL,
+    "ray_worker_down": _CONTROL | {"exec"},
+    "ray_head_down": _CONTROL | {"exec"},
     "broken_config": _CONTROL | {"service_files"},
     "data_loss": _JOURNAL | {"admin_sql"},
     "lock_contention": _JOURNAL | {"admin_sql"},

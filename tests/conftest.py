@@ -11,6 +11,10 @@ import pytest
 
 pytest_plugins = ["pytester"]
 
+# A Ray head and worker add 40-50 s and about 1 GiB to every embedded stack start on a 2-core
+# machine; tests that need Ray turn it on themselves (tests/test_ray_stack.py).
+os.environ.setdefault("OPSDRILL_RAY", "0")
+
 
 def world_traversable_tmpdir(prefix: str) -> Path:
     """A temp dir the `postgres` user can reach (pytest's tmp_path is private to root)."""

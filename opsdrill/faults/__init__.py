@@ -13,6 +13,7 @@ from opsdrill.faults.mlflow_down import MlflowDown
 from opsdrill.faults.network import Bandwidth, Latency, ResetPeer, Timeout
 from opsdrill.faults.pool_exhaustion import PoolExhaustion
 from opsdrill.faults.port_conflict import PortConflict
+from opsdrill.faults.ray_down import RayHeadDown, RayWorkerDown
 from opsdrill.faults.redis_down import RedisDown
 from opsdrill.faults.runaway_runs import RunawayRuns
 from opsdrill.faults.service_kill import AppCrash, DbDown
@@ -35,6 +36,8 @@ __all__ = [
     "MlflowDown",
     "PoolExhaustion",
     "PortConflict",
+    "RayHeadDown",
+    "RayWorkerDown",
     "RedisDown",
     "ResetPeer",
     "RunawayRuns",

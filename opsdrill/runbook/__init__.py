@@ -32,6 +32,7 @@ PROCEDURES: dict[str, str] = {
     "6.2.1": "Parallel runs",
     "6.2.2": "Config and result caching",
     "7": "Scaling",
+    "7.2.1": "Adding a Ray worker node",
     "8.1.2": "Maintenance mode",
     "8.3": "Vacuum and reindex",
     "9": "Incident records",

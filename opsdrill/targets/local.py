@@ -45,7 +45,7 @@ from opsdrill.polling import poll
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
 from opsdrill.state import STATE_FILE, Secrets, ServiceRecord, StackState, write_json_atomic
-from opsdrill.targets import first_data, mlflow_service, redis_service
+from opsdrill.targets import first_data, mlflow_service, ray_service, redis_service
 from opsdrill.targets.base import (
     Endpoints,
     ExecResult,
@@ -77,10 +77,11 @@ MONITORING_BINARIES = {
 }
 CORE = ("db", "api")
 #: start order; stop order is the reverse. `proxy` exists only with the proxy opt-in.
-ORDER = ("db", "proxy", "redis", "api", "mlflow", "node_exporter", "cgroup_exporter",
-         "postgres_exporter", "alert_sink", "alertmanager", "prometheus")  # fmt: skip
+ORDER = ("db", "proxy", "redis", "ray_head", "ray_worker", "api", "mlflow", "node_exporter",
+         "cgroup_exporter", "postgres_exporter", "alert_sink", "alertmanager",
+         "prometheus")  # fmt: skip
 #: services that may need two minutes to answer on a loaded 2-core machine (imports, migrations)
-SLOW_STARTERS = ("api", "mlflow")
+SLOW_STARTERS = ("api", "mlflow", *ray_service.RAY_SERVICES)
 #: services whose process tree needs more than ProcessService knows
 SERVICE_CLASSES: dict[str, type[ProcessService]] = {"mlflow": mlflow_service.MlflowService}
 OPTIONS_FILE = "options.json"
@@ -649,6 +650,8 @@ class LocalTarget(Target):
                 "cgroup_exporter": self._cgroup_exporter_spec,
                 "alertmanager": self._alertmanager_spec,
                 "prometheus": self._prometheus_spec,
+                "ray_head": lambda: ray_service.head_spec(self._port, self.state_dir),
+                "ray_worker": lambda: ray_service.worker_spec(self._port, self.state_dir),
             }
             names = [n for n in ORDER if n in CORE or self._optional_available(n)]
             self._services = {
@@ -662,6 +665,8 @@ class LocalTarget(Target):
     def _optional_available(self, name: str) -> bool:
         if name == "proxy":  # an external server (OPSDRILL_TOXIPROXY_URL) is not ours to run
             return self.options.proxy and not os.environ.get("OPSDRILL_TOXIPROXY_URL")
+        if name in ray_service.RAY_SERVICES:  # `ray[default]` installed, OPSDRILL_RAY not 0
+            return ray_service.ray_enabled()
         if name == "redis":
             return self.options.redis and redis_service.installed()
         if name == "mlflow":
@@ -693,6 +698,8 @@ class LocalTarget(Target):
         )
         if "mlflow" in self.services:  # the trainer logs every run there
             env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{self._port('mlflow')}"
+        if "ray_head" in self.services:  # where training runs can be sent (docs/RAY.md)
+            env["NF_RAY_ADDRESS"] = f"127.0.0.1:{self._port('ray_gcs')}"
         if (cgroup := self.worker_cgroup) is not None:
             env["NF_WORKER_CGROUP_PROCS"] = str(cgroup.procs_file)
         if "redis" in self.services:

@@ -5,6 +5,9 @@ naming the signal; (2) kills workers whose run was cancelled; (3) claims runs wh
 than MAX_PARALLEL_RUNS are active here; (4) refreshes the run gauges for /metrics.
 Claiming is `FOR UPDATE SKIP LOCKED`, so several app processes never train a run twice.
 On shutdown, workers are terminated and their runs go back to `scheduled`.
+
+With a Ray cluster (NF_RAY_ADDRESS, see `ray_cluster`) each run's process is
+`nf_auto_runner.ray_submit`, which trains it as a Ray task and is supervised the same way.
 """
 
 from __future__ import annotations
@@ -20,12 +23,12 @@ import time
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from nf_auto_runner import runs, tracking
+from nf_auto_runner import ray_cluster, runs, tracking
 from nf_auto_runner.app import metrics
 from nf_auto_runner.config import Settings
 from nf_auto_runner.db import Database
 
-__all__ = ["Executor", "describe_exit"]
+__all__ = ["Executor", "describe_exit", "worker_argv"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,12 @@ def describe_exit(code: int) -> str:
     return f"worker exited with status {code} without recording a result"
 
 
+def worker_argv(run_id: int, ray_address: str | None) -> list[str]:
+    """The process that trains run_id: here, or sent to the Ray cluster at ray_address."""
+    module = "nf_auto_runner.ray_submit" if ray_address else "nf_auto_runner.worker"
+    return [sys.executable, "-m", module, str(run_id)]
+
+
 class Executor:
     """Claims and supervises training runs for one app process."""
 
@@ -65,6 +74,8 @@ class Executor:
         self._thread: threading.Thread | None = None
         self._last_sweep = time.monotonic()
         self.claiming = True
+        self.ray_address = ray_cluster.address()
+        self._ray_down_logged = False
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -117,7 +128,11 @@ class Executor:
         self._reap()
         if self.workers:
             self._enforce_cancellations()
-        while self.claiming and len(self.workers) < self.settings.max_parallel_runs:
+        while (
+            self.claiming
+            and len(self.workers) < self.settings.max_parallel_runs
+            and self._ray_answers()
+        ):
             if not self._claim_one():
                 break
         if time.monotonic() - self._last_sweep > SWEEP_SECONDS:
@@ -133,6 +148,18 @@ class Executor:
                     conn, self.settings.child_env(), self.settings.logs_dir / "tracking.log"
                 )
         self._refresh_gauges()
+
+    def _ray_answers(self) -> bool:
+        """Without Ray, always; with Ray, whether its head answers: runs claimed meanwhile
+        could only fail, so they stay `scheduled` until it is back."""
+        if self.ray_address is None:
+            return True
+        error = ray_cluster.probe(self.ray_address)
+        if error is not None and not self._ray_down_logged:
+            log.warning("not claiming runs: %s", ray_cluster.unavailable_message(
+                self.ray_address, error))  # fmt: skip
+        self._ray_down_logged = error is not None
+        return error is None
 
     def _reap(self) -> None:
         for run_id, w in list(self.workers.items()):
@@ -200,7 +227,7 @@ class Executor:
         try:
             log_file = open(path, "ab")  # noqa: SIM115 - closed when the worker is reaped
             proc = subprocess.Popen(
-                [sys.executable, "-m", "nf_auto_runner.worker", str(run_id)],
+                worker_argv(run_id, self.ray_address),
                 # who supervises it: start-up recovery tells an orphan by a different parent
                 env={**self.settings.child_env(), "NF_SUPERVISOR_PID": str(os.getpid())},
                 cwd=self.settings.home,
@@ -226,11 +253,12 @@ class Executor:
                 (proc.pid, run_id),
             )
         log.info(
-            "run %s claimed: %s on %s, worker pid %s",
+            "run %s claimed: %s on %s, worker pid %s%s",
             run_id,
             row["model_name"],
             row["series_id"],
             proc.pid,
+            f" (Ray task on {self.ray_address})" if self.ray_address else "",
         )
 
     def _refresh_gauges(self) -> None:

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
-from nf_auto_runner import runs
+from nf_auto_runner import ray_cluster, runs
 from nf_auto_runner.batcher import Overloaded
 from nf_auto_runner.predictor import HorizonTooLong, ModelNotFound
 
@@ -149,6 +149,10 @@ def forecast(
 
 @router.post("/runs", status_code=201, dependencies=[Depends(require_api_key)])
 def create_run(request: Request, body: RunRequest) -> JSONResponse:
+    if (ray_address := ray_cluster.address()) and (error := ray_cluster.probe(ray_address)):
+        raise HTTPException(
+            503, ray_cluster.unavailable_message(ray_address, error), headers={"Retry-After": "5"}
+        )
     with request.app.state.db.connection() as conn:
         n = conn.execute(
             "SELECT count(s.ds) AS n, bool_or(c.series_id IS NOT NULL) AS known "

@@ -4,7 +4,8 @@ The database probe is `SELECT 1` with a hard 0.5 s deadline (see `Database.probe
 is a small file written, fsynced and deleted in the models and logs directories, so a full
 or read-only disk shows up here, with ENOSPC named. Redis, the forecast cache, is low priority
 (runbook §2.1): when it is down the component says `degraded` and is listed under `degraded`,
-but the answer stays 200 (forecasts are still served, cached in process meanwhile).
+but the answer stays 200 (forecasts are still served, cached in process meanwhile). So is
+the Ray cluster when runs train on it (`ray_cluster`): new runs are refused meanwhile.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+
+from nf_auto_runner import ray_cluster
 
 __all__ = ["check_storage", "router"]
 
@@ -73,12 +76,16 @@ def health(request: Request) -> JSONResponse:
     components = {"database": database, "storage": storage}
     failing = [name for name, c in components.items() if c["status"] != "ok"]
     components["redis"] = state.predictor.results.status()
+    if (ray := ray_cluster.status()) is not None:  # training on Ray: new runs need it
+        components["ray"] = ray
     body: dict[str, Any] = {
         "status": "ok" if not failing else "unhealthy",
         "components": components,
     }
-    if components["redis"]["status"] == "degraded":
-        body["degraded"] = ["redis"]
+    degraded = [n for n in ("redis", "ray") if n in components and
+                components[n]["status"] == "degraded"]  # fmt: skip
+    if degraded:
+        body["degraded"] = degraded
     if failing:
         body["failing"] = failing
         body["error"] = "; ".join(f"{n}: {components[n].get('error')}" for n in failing)
