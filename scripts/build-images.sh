@@ -107,6 +107,18 @@ if ! cmp -s "$CTX/requirements.txt.new" "$CTX/wheelhouse/.requirements"; then
     cp "$CTX/requirements.txt.new" "$CTX/wheelhouse/.requirements"
     say "wheelhouse built in $(($(date +%s) - t0)) s"
 fi
+# pip resolved the markers for this host's Python; add what the image's Python (Debian
+# bookworm's python3, OPSDRILL_IMAGE_PYTHON) needs besides (redis's async-timeout < 3.11.3)
+IMAGE_PYTHON=${OPSDRILL_IMAGE_PYTHON:-3.11.2}
+for _ in 1 2 3; do
+    gaps=$("$(dirname "$PIP")/python" scripts/wheelhouse_gaps.py "$CTX/wheelhouse" "$IMAGE_PYTHON") ||
+        fail "reading the wheelhouse's requirements failed (needs the packaging module)"
+    [ -n "$gaps" ] || break
+    # shellcheck disable=SC2086 # one requirement a line, none with spaces
+    "$PIP" wheel -q -c constraints/cpu-torch.txt $gaps -w "$CTX/wheelhouse" >>"$LOG" 2>&1 ||
+        fail "pip wheel of the image Python's extra requirements failed: see $LOG"
+    say "wheelhouse: added for Python $IMAGE_PYTHON: $(echo $gaps)"
+done
 mv "$CTX/requirements.txt.new" "$CTX/requirements.txt"
 rm -rf "$CTX/src"
 mkdir -p "$CTX/src"
