@@ -36,6 +36,7 @@ FAULT_NEEDS: dict[str, frozenset[str]] = {
     "db_down": _CONTROL,
     "db_restart": _CONTROL,
     "redis_down": _CONTROL,
+    "service_pause": _CONTROL,  # a backend whose services cannot freeze says so at inject
     "broken_config": _CONTROL | {"service_files"},
     "data_loss": _JOURNAL | {"admin_sql"},
     "lock_contention": _JOURNAL | {"admin_sql"},

@@ -15,6 +15,7 @@ from opsdrill.faults.port_conflict import PortConflict
 from opsdrill.faults.redis_down import RedisDown
 from opsdrill.faults.runaway_runs import RunawayRuns
 from opsdrill.faults.service_kill import AppCrash, DbDown
+from opsdrill.faults.service_pause import ServicePause
 
 __all__ = [
     "REGISTRY",
@@ -36,5 +37,6 @@ __all__ = [
     "RedisDown",
     "ResetPeer",
     "RunawayRuns",
+    "ServicePause",
     "Timeout",
 ]
