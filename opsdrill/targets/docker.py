@@ -166,6 +166,7 @@ class ContainerService(Service):
             self.container.unpause()
         elif not state.get("Running"):
             self._api_call("start", self.container.start)
+            self.target.forget_endpoints()  # a started container gets new ephemeral host ports
         self._wait(True, timeout, "healthy")
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -181,6 +182,7 @@ class ContainerService(Service):
 
     def restart(self, timeout: float = 60.0) -> None:
         self._api_call("restart", lambda: self.container.restart(timeout=10))
+        self.target.forget_endpoints()
         self._wait(True, timeout, "healthy")
 
     def pause(self) -> None:
@@ -295,6 +297,11 @@ class DockerTarget(Target):
         if self._endpoints is None:
             self._endpoints = self._find_endpoints()
         return self._endpoints
+
+    def forget_endpoints(self) -> None:
+        """Find the endpoints again on next use: a container (re)started by the engine is
+        published on new ephemeral host ports (`127.0.0.1::5432`)."""
+        self._endpoints = None
 
     def _find_endpoints(self) -> Endpoints:
         api = self.published("api", API_PORT)
