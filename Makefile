@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup gameday test test-docker test-host lint up down status bench clean
+.PHONY: setup gameday test test-docker test-docker-quick test-host lint up down status bench clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -19,6 +19,10 @@ test: setup
 # The composed stack on a Docker engine (Debian's docker.io) alone.
 test-docker: setup
 	$(PY) -m pytest tests/docker -m docker
+
+# The CI variant: without the slow ones (read-only checks, training OOM kill, game day).
+test-docker-quick: setup
+	$(PY) -m pytest tests/docker -m "docker and not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check .

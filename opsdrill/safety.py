@@ -38,6 +38,7 @@ FAULT_NEEDS: dict[str, frozenset[str]] = {
     "redis_down": _CONTROL,
     "ray_worker_down": _CONTROL | {"exec"},
     "ray_head_down": _CONTROL | {"exec"},
+    "service_pause": _CONTROL,  # a backend whose services cannot freeze says so at inject
     "broken_config": _CONTROL | {"service_files"},
     "data_loss": _JOURNAL | {"admin_sql"},
     "lock_contention": _JOURNAL | {"admin_sql"},

@@ -96,17 +96,12 @@ done
 [ -n "$PIP" ] || fail "no pip to build the wheelhouse with: set OPSDRILL_PIP"
 CTX=$OUT/app
 mkdir -p "$CTX/wheelhouse"
-# The image runs Debian's Python 3.11.2, this host may run another: dependencies behind a
-# version marker that is false here but true there are named explicitly (redis needs
-# async-timeout below 3.11.3), or the offline install in the image finds no wheel for them.
-IMAGE_ONLY="async-timeout>=4.0.3"
 PYTHON="$(dirname "$PIP")/python"
 [ -x "$PYTHON" ] || PYTHON=python3
 "$PYTHON" -c '
 import sys, tomllib
 deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
-print("\n".join(["setuptools>=68", "wheel", *deps, *sys.argv[1:]]))' $IMAGE_ONLY \
-    >"$CTX/requirements.txt.new"
+print("\n".join(["setuptools>=68", "wheel", *deps]))' >"$CTX/requirements.txt.new"
 if ! cmp -s "$CTX/requirements.txt.new" "$CTX/wheelhouse/.requirements"; then
     t0=$(date +%s)
     "$PIP" wheel -q -c constraints/cpu-torch.txt -r "$CTX/requirements.txt.new" \
@@ -114,6 +109,18 @@ if ! cmp -s "$CTX/requirements.txt.new" "$CTX/wheelhouse/.requirements"; then
     cp "$CTX/requirements.txt.new" "$CTX/wheelhouse/.requirements"
     say "wheelhouse built in $(($(date +%s) - t0)) s"
 fi
+# pip resolved the markers for this host's Python; add what the image's Python (Debian
+# bookworm's python3, OPSDRILL_IMAGE_PYTHON) needs besides (redis's async-timeout < 3.11.3)
+IMAGE_PYTHON=${OPSDRILL_IMAGE_PYTHON:-3.11.2}
+for _ in 1 2 3; do
+    gaps=$("$(dirname "$PIP")/python" scripts/wheelhouse_gaps.py "$CTX/wheelhouse" "$IMAGE_PYTHON") ||
+        fail "reading the wheelhouse's requirements failed (needs the packaging module)"
+    [ -n "$gaps" ] || break
+    # shellcheck disable=SC2086 # one requirement a line, none with spaces
+    "$PIP" wheel -q -c constraints/cpu-torch.txt $gaps -w "$CTX/wheelhouse" >>"$LOG" 2>&1 ||
+        fail "pip wheel of the image Python's extra requirements failed: see $LOG"
+    say "wheelhouse: added for Python $IMAGE_PYTHON: $(echo $gaps)"
+done
 mv "$CTX/requirements.txt.new" "$CTX/requirements.txt"
 rm -rf "$CTX/src"
 mkdir -p "$CTX/src"

@@ -17,6 +17,7 @@ from opsdrill.faults.ray_down import RayHeadDown, RayWorkerDown
 from opsdrill.faults.redis_down import RedisDown
 from opsdrill.faults.runaway_runs import RunawayRuns
 from opsdrill.faults.service_kill import AppCrash, DbDown
+from opsdrill.faults.service_pause import ServicePause
 
 __all__ = [
     "REGISTRY",
@@ -41,5 +42,6 @@ __all__ = [
     "RedisDown",
     "ResetPeer",
     "RunawayRuns",
+    "ServicePause",
     "Timeout",
 ]

@@ -17,7 +17,7 @@ import threading
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from opsdrill.errors import FaultNotEffective, MissingDependency
+from opsdrill.errors import FaultNotEffective, MissingDependency, OpsdrillError
 from opsdrill.faults.base import Fault, register
 from opsdrill.targets.base import LINKS, ProxyLink, Target
 
@@ -116,7 +116,7 @@ class NetworkToxic(Fault):
         name = undo.get("toxic")
         if not name or self._proxy_gone():
             return
-        url, proxy = undo["url"], undo.get("proxy", self.params["proxy"])
+        url, proxy = self._url_now(undo["url"]), undo.get("proxy", self.params["proxy"])
 
         def remove(client: Any) -> None:
             from toxiproxy.exceptions import NotFound  # type: ignore[import-untyped]
@@ -127,6 +127,14 @@ class NetworkToxic(Fault):
                     found.destroy_toxic(name)
 
         _call(url, remove)
+
+    def _url_now(self, journaled: str) -> str:
+        """Toxiproxy's API where the target says it is now, else where it was journaled: a
+        restarted container is published on a new ephemeral host port."""
+        try:
+            return self.link().toxiproxy_url
+        except OpsdrillError:
+            return journaled
 
     def _proxy_gone(self) -> bool:
         """True when our embedded proxy process is not running: its toxics died with it."""

@@ -220,6 +220,19 @@ class Service(ABC):
         self.stop()
         self.start(timeout=timeout)
 
+    def pause(self) -> None:
+        """Freeze every process of the service: alive, answering nothing. A backend that can
+        (a container's cgroup freezer) overrides it, with `unpause` and `paused`."""
+        raise CapabilityMissing(f"service {self.name!r} cannot be paused on this target")
+
+    def unpause(self) -> None:
+        """Thaw what `pause` froze; a no-op when it is not paused."""
+        raise CapabilityMissing(f"service {self.name!r} cannot be paused on this target")
+
+    def paused(self) -> bool:
+        """True while `pause` holds it frozen."""
+        return False
+
     @property
     def url(self) -> str | None:
         """Where it listens, when it is a network service."""

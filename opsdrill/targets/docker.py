@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+import httpx
+
 from opsdrill.errors import (
     CapabilityMissing,
     MissingDependency,
@@ -33,9 +35,11 @@ from opsdrill.errors import (
     StartTimeout,
     UsageError,
 )
+from opsdrill.targets import first_data
 from opsdrill.targets.base import (
     Endpoints,
     ExecResult,
+    MemoryUsage,
     ProxyHops,
     ProxyLink,
     Service,
@@ -44,6 +48,7 @@ from opsdrill.targets.base import (
     journal_home,
 )
 from opsdrill.targets.docker_files import ContainerFiles
+from opsdrill.targets.docker_memory import cgroup_oom_kills, limit_of, memory_of, set_limit
 from opsdrill.targets.drill_parts import Say
 
 __all__ = ["ContainerService", "DockerTarget", "parse_docker_spec"]
@@ -161,6 +166,7 @@ class ContainerService(Service):
             self.container.unpause()
         elif not state.get("Running"):
             self._api_call("start", self.container.start)
+            self.target.forget_endpoints()  # a started container gets new ephemeral host ports
         self._wait(True, timeout, "healthy")
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -176,6 +182,7 @@ class ContainerService(Service):
 
     def restart(self, timeout: float = 60.0) -> None:
         self._api_call("restart", lambda: self.container.restart(timeout=10))
+        self.target.forget_endpoints()
         self._wait(True, timeout, "healthy")
 
     def pause(self) -> None:
@@ -234,6 +241,7 @@ class DockerTarget(Target):
         # checks then measure the containers' processes (host pids) instead of the whole host
         self.dedicated_host = not self.engine_is_local()
         self._endpoints: Endpoints | None = None
+        self._mem_total: int | None = None
 
     @property
     def services(self) -> Mapping[str, Service]:
@@ -290,6 +298,11 @@ class DockerTarget(Target):
             self._endpoints = self._find_endpoints()
         return self._endpoints
 
+    def forget_endpoints(self) -> None:
+        """Find the endpoints again on next use: a container (re)started by the engine is
+        published on new ephemeral host ports (`127.0.0.1::5432`)."""
+        self._endpoints = None
+
     def _find_endpoints(self) -> Endpoints:
         api = self.published("api", API_PORT)
         if api is None:
@@ -332,6 +345,19 @@ class DockerTarget(Target):
             logs_dir=home / "logs" / "app",
             backups_dir=home / "backups",
         )
+
+    def up(self, *, train: bool = True, say: Say = print) -> None:
+        """Give a composed stack (`docker compose -p PROJECT up -d`) what `opsdrill up` gives
+        the embedded one: its api healthy, the series loaded, a first model, a first backup.
+        Compose starts the containers; a second run finds the model and only backs up."""
+        self._services["api"]._wait(True, 300, "healthy")
+        first_data.seed(self)
+        say(f"{'series data':<18} loaded (ops seed in {self._services['api'].container.name})")
+        forecast = httpx.get(f"{self.endpoints.api_url}/forecast/airpassengers", timeout=60)
+        if train and forecast.status_code != 200:
+            run = first_data.train_first_model(self, timeout=900)
+            say(f"{'first model':<18} run {run['run_id']} {run['status']}")
+        say(f"{'first backup':<18} {first_data.backup(self)}")
 
     # -- the seam (opsdrill.targets.base.Target) ----------------------------------------------
     @property
@@ -396,39 +422,31 @@ class DockerTarget(Target):
         return ContainerFiles(service, container, lambda argv: self.exec(service, argv))
 
     def set_memory_limit(self, service: str, limit_bytes: int | None) -> int | None:
-        """The container's memory limit through the API (swap included, so the kernel
-        OOM-kills rather than swaps); None lifts it. Returns the previous one (None: none)."""
-        import docker.errors  # type: ignore[import-untyped]
-
-        self.require_destructive(f"change {service}'s memory limit", self.allow_destructive)
+        """The container's memory limit through the API; None lifts it. Returns the previous
+        one (None: none). Only lowering it needs --allow-destructive: raising or lifting it is
+        what a revert (and `opsdrill rollback`) does."""
         container = self._container(service)
-        container.reload()
-        before = int(container.attrs["HostConfig"].get("Memory") or 0) or None
-        if limit_bytes is None:  # the engine keeps a 0 as "unchanged": lift it to the host's
-            limit = int(self.client.info()["MemTotal"])
-            swap = -1
-        else:
-            limit = swap = int(limit_bytes)
-        deadline = time.monotonic() + 15  # a container mid-exit (OOM-killed) refuses updates
-        while True:
-            try:
-                container.update(mem_limit=limit, memswap_limit=swap)
-                break
-            except docker.errors.APIError as exc:
-                if "not running" in str(exc.explanation) and time.monotonic() < deadline:
-                    time.sleep(0.5)
-                    continue
-                raise ServiceError(
-                    f"docker update --memory {limit} {container.name} failed: {exc.explanation}"
-                ) from None
+        before = limit_of(container, self._host_total())
+        if limit_bytes is not None and (before is None or limit_bytes < before):
+            self.require_destructive(f"lower {service}'s memory limit", self.allow_destructive)
+        set_limit(container, limit_bytes, self._host_total())
         return before
+
+    def memory(self, service: str) -> MemoryUsage:
+        return memory_of(self._container(service), self._host_total())
+
+    def _host_total(self) -> int:
+        """The engine host's memory, what a container without a limit may use."""
+        if self._mem_total is None:
+            self._mem_total = int(self.client.info()["MemTotal"])
+        return self._mem_total
 
     def oom_kills(self, service: str) -> int:
         """The container cgroup's oom_kill counter where the engine is local (cgroup v1 or
         v2), else 1 when State.OOMKilled says its main process was OOM-killed."""
         container = self._container(service)
         container.reload()
-        counted = _cgroup_oom_kills(container.id) if self.engine_is_local() else None
+        counted = cgroup_oom_kills(container.id) if self.engine_is_local() else None
         flagged = int(bool(container.attrs["State"].get("OOMKilled")))
         return max(counted or 0, flagged)
 
@@ -473,20 +491,3 @@ class DockerTarget(Target):
                 "container (compose.yaml mounts a tmpfs volume there)"
             )
         yield Path(models)
-
-
-def _cgroup_oom_kills(container_id: str) -> int | None:
-    """oom_kill from the container's memory cgroup on this machine, None when not found."""
-    root = Path("/sys/fs/cgroup")
-    candidates = [
-        (root / "memory" / "docker" / container_id / "memory.oom_control", "oom_kill"),
-        (root / "docker" / container_id / "memory.events", "oom_kill"),
-        (root / "system.slice" / f"docker-{container_id}.scope" / "memory.events", "oom_kill"),
-    ]
-    for path, key in candidates:
-        with contextlib.suppress(OSError):
-            for line in path.read_text().splitlines():
-                name, _, value = line.partition(" ")
-                if name == key:
-                    return int(value)
-    return None

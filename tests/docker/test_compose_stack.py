@@ -43,6 +43,7 @@ def test_proxy_hops_are_toxiproxy_in_front_of_the_api(docker_target: Target) -> 
         assert "127.0.0.1:15432" in hops.app_dsn, "the app reaches the db through the proxy"
 
 
+@pytest.mark.slow  # every read-only check in its own pytest: minutes
 def test_readonly_checks_against_the_composed_stack(composed: ComposedStack) -> None:
     """Every read-only check passes on the Docker target, or skips saying what it lacks."""
     argv = ["pytest", "checks", "--target", composed.spec, "-m", "not slow", "-q", "-rA"]

@@ -105,6 +105,7 @@ def test_disk_full_is_a_real_enospc_the_app_reports_and_recovers(docker_target: 
         print(f"\n[disk full] MTTD {mttd:.1f} s  MTTR {time.monotonic() - t0 - mttd:.1f} s")
 
 
+@pytest.mark.slow  # a training run grown into the limit: minutes on a loaded machine
 def test_lowered_memory_limit_oom_kills_a_training_run(docker_target: Target) -> None:
     """The api container's limit set just above its usage: the training worker (a child in the
     container) outgrows it and the kernel OOM-kills it; the run fails saying so, or the
