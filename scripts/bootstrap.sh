@@ -12,6 +12,7 @@ APT_PACKAGES=(
   prometheus-node-exporter prometheus-postgres-exporter
   redis-server                            # the forecast cache (opsdrill.targets.redis_service)
   wrk                                     # load-generator baseline for bench/
+  debootstrap                             # the Docker and host images' base (scripts/build-*)
 )
 
 say() { printf '[bootstrap] %s\n' "$*"; }
@@ -46,6 +47,6 @@ fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 say "installing the project into $VENV (torch pinned by $CONSTRAINTS)"
 "$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q -c "$CONSTRAINTS" -e ".[dev,mlflow]"
+"$VENV/bin/python" -m pip install -q -c "$CONSTRAINTS" -e ".[dev,mlflow,ray]"
 echo "$want" >"$stamp"
 say "done"
