@@ -15,7 +15,6 @@ import pytest
 from opsdrill.checks.host_figures import cpu_percent, disk_usage, memory_usage
 from opsdrill.checks.metrics_text import AppMetrics
 from opsdrill.checks.prometheus_api import query_max
-from opsdrill.checks.stack_cpu import stack_cpu_percent
 from opsdrill.checks.thresholds import RUNBOOK_ROWS, evaluate
 from opsdrill.targets.base import Target
 
@@ -50,8 +49,7 @@ def _from_stack(
     key: str, target: Target, host: Any, metrics: AppMetrics, read, paths: list[str]
 ) -> Figure:
     if key == "cpu" and not target.dedicated_host:
-        pids = [p for s in target.services.values() if (p := s.pid()) is not None]
-        return stack_cpu_percent(pids), "the stack's processes (shared host)"
+        return target.stack_cpu_percent(), "the stack's processes (shared host)"
     if key == "cpu":
         return cpu_percent(host), "the host (/proc/stat)"
     if key == "memory":

@@ -23,7 +23,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from opsdrill.errors import CapabilityMissing, PrivilegeError, ServiceError, UsageError
-from opsdrill.targets.base import ExecResult, ServiceFiles, journal_home
+from opsdrill.targets.base import ExecResult, MemoryUsage, ServiceFiles, journal_home
 from opsdrill.targets.remote import FileTarget, HostService
 from opsdrill.targets.ssh import SshHost
 
@@ -31,6 +31,40 @@ __all__ = ["HostTarget", "HostUnit", "SshFiles"]
 
 #: services whose processes live in another service's unit ("worker": the app's children)
 SAME_UNIT = {"worker": "api"}
+#: a memory limit at least this large is no limit (v1 says 2^63 rounded to pages, v2 "max")
+UNLIMITED = 2**62
+PAGE = 4096  # the kernel keeps a limit in whole pages
+#: `before after t0 t1 cpus hz`: the CPU ticks (utime+stime, and their reaped children's) of
+#: every process of the units ($2...) $1 seconds apart: read from /proc, as cgroup v1 hosts
+#: with cpu and cpuacct mounted apart give systemd no CPUUsageNSec
+CPU_SCRIPT = r"""
+w=$1; shift
+ticks() {
+  for u in "$@"; do
+    g=$(systemctl show -p ControlGroup --value "$u")
+    [ -n "$g" ] || continue
+    for f in "/sys/fs/cgroup/systemd$g/cgroup.procs" "/sys/fs/cgroup$g/cgroup.procs"; do
+      [ -r "$f" ] && { cat "$f"; break; }
+    done
+  done | while read -r p; do cat "/proc/$p/stat" 2>/dev/null; done |
+  awk '{sub(/^.*\) /, ""); s += $12 + $13 + $14 + $15} END {print s + 0}'
+}
+a=$(ticks "$@"); t0=$(date +%s%N); sleep "$w"; b=$(ticks "$@"); t1=$(date +%s%N)
+echo "$a" "$b" "$t0" "$t1" "$(nproc)" "$(getconf CLK_TCK)"
+"""
+#: `limit peak processes used` of the cgroup $1 (cgroup v2, else v1's memory hierarchy)
+MEMORY_SCRIPT = r"""
+d=/sys/fs/cgroup$1
+if [ -r "$d/memory.max" ]; then
+  l=$(cat "$d/memory.max"); c=$(cat "$d/memory.current"); p=$(cat "$d/memory.peak" || echo "$c")
+else
+  d=/sys/fs/cgroup/memory$1
+  l=$(cat "$d/memory.limit_in_bytes"); p=$(cat "$d/memory.max_usage_in_bytes")
+  c=$(cat "$d/memory.usage_in_bytes")
+fi
+[ "$l" = max ] && l=9223372036854775807
+echo "$l" "$p" "$(wc -l <"$d/cgroup.procs")" "$c"
+"""
 
 
 class HostUnit(HostService):
@@ -170,12 +204,51 @@ class HostTarget(FileTarget):
         return SshFiles(self, service)
 
     def set_memory_limit(self, service: str, limit_bytes: int | None) -> int | None:
-        """`systemctl set-property --runtime UNIT MemoryMax=`: gone at the next reboot too."""
+        """`systemctl set-property --runtime UNIT MemoryMax=`: gone at the next reboot too.
+
+        On cgroup v1 the kernel refuses a limit below what the group uses now (EBUSY, which
+        systemd only logs), so the limit is read back: one that did not take is an error."""
+        self.require_destructive(f"change {service}'s memory limit", self.allow_destructive)
         unit = self._unit_of(service)
         before = self.unit_property(unit, "MemoryMax")
         value = "infinity" if limit_bytes is None else str(int(limit_bytes))
         self.systemctl("set-property", "--runtime", unit, f"MemoryMax={value}")
+        now = self.memory(service).limit_bytes
+        if limit_bytes is not None and (now is None or abs(now - limit_bytes) >= PAGE):
+            raise ServiceError(
+                f"MemoryMax={value} on {unit} did not reach the kernel (its limit is {now}): "
+                "the unit uses more memory than that now (cgroup v1 refuses it)"
+            )
         return None if before in ("", "infinity") else int(before)
+
+    def stack_cpu_percent(self, window: float = 1.0) -> float:
+        """The units' processes' CPU time over `window` seconds, as a share of the host's CPUs."""
+        units = sorted({s.systemd for s in self._services.values() if s.systemd})
+        done = self.run(["sh", "-c", CPU_SCRIPT, "cpu", str(window), *units])
+        fields = done.stdout.split()
+        if not done.ok or len(fields) != 6:
+            raise CapabilityMissing(
+                f"no CPU figure for {', '.join(units)} on {self.ssh.spec}: {done.output(200)}"
+            )
+        before, after, t0, t1, cpus, hz = (int(f) for f in fields)
+        return 100.0 * (after - before) / hz / ((t1 - t0) / 1e9 * cpus)
+
+    def memory(self, service: str) -> MemoryUsage:
+        """The unit's memory cgroup as the kernel has it: limit, peak, processes."""
+        limit, peak, procs, _ = self._memory_figures(service)
+        return MemoryUsage(None if limit >= UNLIMITED else limit, peak, procs)
+
+    def memory_used(self, service: str) -> int:
+        """What the unit's memory cgroup is charged now (a limit below it is refused on v1)."""
+        return self._memory_figures(service)[3]
+
+    def _memory_figures(self, service: str) -> tuple[int, int, int, int]:
+        group = self.unit_property(self._unit_of(service), "ControlGroup")
+        done = self.run(["sh", "-c", MEMORY_SCRIPT, "memory", group]) if group else None
+        if done is None or not done.ok:
+            return UNLIMITED, 0, 0, 0
+        limit, peak, procs, used = (int(x) for x in done.stdout.split())
+        return limit, peak, procs, used
 
     def oom_kills(self, service: str) -> int:
         """The unit's cgroup's OOM-kill counter (cgroup v2 memory.events, v1 oom_control)."""
