@@ -26,8 +26,9 @@ def join_cgroup() -> None:
 
 
 #: oom_score_adj of a worker (-1000..1000; the API keeps 0): under a limit they share, the
-#: kernel kills the largest by RSS plus this share of the memory, so a worker goes first
-OOM_SCORE_ADJ = 500
+#: kernel kills the process with the largest RSS plus this thousandth of the limit, so at 1000
+#: a worker (even one just started) always goes before the API
+OOM_SCORE_ADJ = 1000
 
 
 def prefer_oom_kill() -> None:
