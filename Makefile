@@ -3,7 +3,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup gameday test test-docker test-host lint up down status bench clean
+.PHONY: setup gameday test test-docker test-host test-host-quick lint up down status bench clean
 
 setup:
 	bash scripts/bootstrap.sh
@@ -44,3 +44,8 @@ clean: down
 # longer on a loaded machine; seconds warm), boots it without --privileged, runs the suite.
 test-host: setup
 	$(PY) -m pytest tests/host -m host
+
+# CI's quick variant: the smoke, the guard, the SIGKILL drills and the rollback (not the OOM
+# drill's training run nor the stopped-app smoke pair); OPSDRILL_HOST_IMAGE skips the build.
+test-host-quick: setup
+	$(PY) -m pytest tests/host -m "host and not slow"
