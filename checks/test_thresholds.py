@@ -15,7 +15,6 @@ import pytest
 from opsdrill.probes.host_figures import cpu_percent, disk_usage, memory_usage
 from opsdrill.probes.metrics_text import AppMetrics
 from opsdrill.probes.prometheus import query_max
-from opsdrill.probes.stack_cpu import stack_cpu_percent
 from opsdrill.runbook.thresholds import RUNBOOK_ROWS, evaluate
 from opsdrill.targets.base import Target
 
@@ -23,12 +22,15 @@ pytestmark = pytest.mark.readonly
 
 Figure = tuple[float, str] | None
 FSTYPES = "tmpfs|ramfs|devtmpfs|overlay|squashfs|iso9660|nsfs|autofs|fuse\\\\..*"
+_FS = f'{{job="node", fstype!~"{FSTYPES}"}}'
+_USED = f"node_filesystem_size_bytes{_FS} - node_filesystem_free_bytes{_FS}"
 PROMQL = {
     "cpu": '100 * (1 - avg(rate(node_cpu_seconds_total{job="node", mode="idle"}[1m])))',
     "memory": '100 * (1 - node_memory_MemAvailable_bytes{job="node"} '
     '/ node_memory_MemTotal_bytes{job="node"})',
-    "disk": f'100 * (1 - node_filesystem_avail_bytes{{job="node", fstype!~"{FSTYPES}"}} '
-    f'/ node_filesystem_size_bytes{{job="node", fstype!~"{FSTYPES}"}})',
+    # df's Use%, used / (used + available): blocks reserved for root (or, with resv_strict,
+    # for nobody) are neither, where 1 - avail / size would count them as used
+    "disk": f"100 * ({_USED}) / ({_USED} + node_filesystem_avail_bytes{_FS})",
     "api_p95": "histogram_quantile(0.95, sum by (le) "
     '(rate(http_request_duration_seconds_bucket{job="ts-forecast-app"}[5m])))',
     "error_rate": '100 * sum(rate(http_requests_total{job="ts-forecast-app", status=~"5.."}[5m]))'
@@ -50,8 +52,7 @@ def _from_stack(
     key: str, target: Target, host: Any, metrics: AppMetrics, read, paths: list[str]
 ) -> Figure:
     if key == "cpu" and not target.dedicated_host:
-        pids = [p for s in target.services.values() if (p := s.pid()) is not None]
-        return stack_cpu_percent(pids), "the stack's processes (shared host)"
+        return target.stack_cpu_percent(), "the stack's processes (shared host)"
     if key == "cpu":
         return cpu_percent(host), "the host (/proc/stat)"
     if key == "memory":

@@ -9,7 +9,8 @@
 # One layer, no Dockerfile: debootstrap --include=... into a directory, the app's venv from a
 # local wheelhouse in a chroot, then `docker import` (on the vfs driver every layer is a full
 # copy). Tagged by a hash of its inputs, so a second run only prints the tag.
-# Environment: OPSDRILL_DEBIAN_MIRROR, OPSDRILL_PIP (as scripts/build-images.sh).
+# Environment: OPSDRILL_DEBIAN_MIRROR, OPSDRILL_PIP (as scripts/build-images.sh),
+# OPSDRILL_HOST_IMAGE_KEEP=1 (keep earlier host images).
 # Exit 3 with one line when the environment is missing a piece.
 set -eu
 cd "$(dirname "$0")/.."
@@ -34,10 +35,10 @@ scripts/docker-engine.sh
 PACKAGES=systemd,systemd-sysv,dbus,openssh-server,sudo,cron,procps,iproute2,ca-certificates
 PACKAGES=$PACKAGES,python3,python3-venv,postgresql-15,postgresql-client-15
 PACKAGES=$PACKAGES,prometheus,prometheus-alertmanager,prometheus-node-exporter
-PACKAGES=$PACKAGES,prometheus-postgres-exporter
+PACKAGES=$PACKAGES,prometheus-postgres-exporter,redis-server
 REQUIREMENTS='fastapi>=0.110 uvicorn>=0.29 psycopg[binary]>=3.1 psycopg-pool>=3.2
 prometheus-client>=0.20 numpy>=1.26 pandas>=2.1 torch>=2.2 neuralforecast>=3.3
-safetensors>=0.4 pyyaml>=6'
+safetensors>=0.4 pyyaml>=6 redis>=5.0 async-timeout>=4.0.3'
 
 MIRROR=${OPSDRILL_DEBIAN_MIRROR:-$(grep -rhoE '(URIs:|deb) +https?://[^ ]+/debian/?( |$)' \
     /etc/apt/sources.list /etc/apt/sources.list.d 2>/dev/null | head -1 |
@@ -47,6 +48,7 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 INPUTS=$( (
     echo "$PACKAGES $MIRROR $REQUIREMENTS"
     cat scripts/build-host-image.sh system/systemd/ts-forecast.service system/host/*
+    cat system/prometheus/*.yml
     find system/nf_auto_runner -type f -not -name '*.pyc' | LC_ALL=C sort | xargs cat
 ) | hash12)
 TAG=opsdrill-host:$INPUTS
@@ -85,6 +87,7 @@ W=$rootfs/tmp/host-setup
 mkdir -p "$W"
 cp -r "$OUT/wheelhouse" "$OUT/requirements.txt" system/nf_auto_runner system/host/* \
     system/systemd/ts-forecast.service "$W/"
+mkdir "$W/prometheus" && cp system/prometheus/*.yml "$W/prometheus/"
 find "$W/nf_auto_runner" -name __pycache__ -prune -exec rm -rf {} +
 mount -t proc proc "$rootfs/proc"
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 chroot "$rootfs" /bin/sh /tmp/host-setup/setup.sh >>"$LOG" 2>&1 ||
@@ -95,6 +98,8 @@ tar -C "$rootfs" -c . | docker import -c 'CMD ["/sbin/init"]' \
     -c 'LABEL org.opsdrill.image=host' - "$TAG" >>"$LOG" || fail "docker import failed: see $LOG"
 say "$TAG made in $(($(date +%s) - t0)) s"
 # an earlier input's host image goes: on vfs every image is a full copy on disk
-docker images --format '{{.Repository}}:{{.Tag}}' opsdrill-host | grep -vx "$TAG" |
+# (OPSDRILL_HOST_IMAGE_KEEP=1 keeps them: another checkout on this engine may still use one)
+[ -n "${OPSDRILL_HOST_IMAGE_KEEP:-}" ] ||
+    docker images --format '{{.Repository}}:{{.Tag}}' opsdrill-host | grep -vx "$TAG" |
     xargs -r docker rmi >/dev/null 2>&1 || true
 echo "OPSDRILL_HOST_IMAGE=$TAG"

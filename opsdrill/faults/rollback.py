@@ -24,6 +24,16 @@ def rollback(target: Target, say: Callable[[str], None] = print) -> list[str]:
         journal = Journal(target.journal_dir)
     except CapabilityMissing:
         return []  # a target without a journal: no fault of ours can be left on it
+    # undoing a journaled fault restores what a drill that was allowed changed, so it needs no
+    # --allow-destructive of its own (a production target still refuses: it has no faults)
+    allowed, target.allow_destructive = target.allow_destructive, True
+    try:
+        return _revert_all(target, journal, say)
+    finally:
+        target.allow_destructive = allowed
+
+
+def _revert_all(target: Target, journal: Journal, say: Callable[[str], None]) -> list[str]:
     reverted, failures = [], []
     for entry in reversed(journal.entries()):
         if entry.runner_alive():

@@ -404,6 +404,14 @@ class Target(DrillParts, ABC):
         a drill waits for its processes to be gone)."""
         raise CapabilityMissing(f"target {self.name!r} cannot read a service's memory use")
 
+    def stack_cpu_percent(self, window: float = 1.0) -> float:
+        """Percent of the host's CPUs the stack's own processes used over `window` seconds:
+        the CPU row where the host is shared with other work (`dedicated_host` False)."""
+        from opsdrill.probes.stack_cpu import stack_cpu_percent
+
+        pids = [p for s in self.services.values() if (p := s.pid()) is not None]
+        return stack_cpu_percent(pids, window)
+
     def clear_leftovers(self, service: str) -> list[str]:
         """After `service` stopped: kill what is left of it by its pid file (checked to be
         this stack's process, never a name matched), remove the pid file and stale sockets;

@@ -23,7 +23,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from opsdrill.errors import CapabilityMissing, PrivilegeError, ServiceError, UsageError
-from opsdrill.targets.base import ExecResult, ServiceFiles, journal_home
+from opsdrill.targets.base import ExecResult, MemoryUsage, ServiceFiles, journal_home
+from opsdrill.targets.host_cgroup import CPU_SCRIPT, MEMORY_SCRIPT, PAGE, UNLIMITED
 from opsdrill.targets.remote import FileTarget, HostService
 from opsdrill.targets.ssh import SshHost
 
@@ -170,12 +171,51 @@ class HostTarget(FileTarget):
         return SshFiles(self, service)
 
     def set_memory_limit(self, service: str, limit_bytes: int | None) -> int | None:
-        """`systemctl set-property --runtime UNIT MemoryMax=`: gone at the next reboot too."""
+        """`systemctl set-property --runtime UNIT MemoryMax=`: gone at the next reboot too.
+
+        On cgroup v1 the kernel refuses a limit below what the group uses now (EBUSY, which
+        systemd only logs), so the limit is read back: one that did not take is an error."""
+        self.require_destructive(f"change {service}'s memory limit", self.allow_destructive)
         unit = self._unit_of(service)
         before = self.unit_property(unit, "MemoryMax")
         value = "infinity" if limit_bytes is None else str(int(limit_bytes))
         self.systemctl("set-property", "--runtime", unit, f"MemoryMax={value}")
+        now = self.memory(service).limit_bytes
+        if limit_bytes is not None and (now is None or abs(now - limit_bytes) >= PAGE):
+            raise ServiceError(
+                f"MemoryMax={value} on {unit} did not reach the kernel (its limit is {now}): "
+                "the unit uses more memory than that now (cgroup v1 refuses it)"
+            )
         return None if before in ("", "infinity") else int(before)
+
+    def stack_cpu_percent(self, window: float = 1.0) -> float:
+        """The units' processes' CPU time over `window` seconds, as a share of the host's CPUs."""
+        units = sorted({s.systemd for s in self._services.values() if s.systemd})
+        done = self.run(["sh", "-c", CPU_SCRIPT, "cpu", str(window), *units])
+        fields = done.stdout.split()
+        if not done.ok or len(fields) != 6:
+            raise CapabilityMissing(
+                f"no CPU figure for {', '.join(units)} on {self.ssh.spec}: {done.output(200)}"
+            )
+        before, after, t0, t1, cpus, hz = (int(f) for f in fields)
+        return 100.0 * (after - before) / hz / ((t1 - t0) / 1e9 * cpus)
+
+    def memory(self, service: str) -> MemoryUsage:
+        """The unit's memory cgroup as the kernel has it: limit, peak, processes."""
+        limit, peak, procs, _ = self._memory_figures(service)
+        return MemoryUsage(None if limit >= UNLIMITED else limit, peak, procs)
+
+    def memory_used(self, service: str) -> int:
+        """What the unit's memory cgroup is charged now (a limit below it is refused on v1)."""
+        return self._memory_figures(service)[3]
+
+    def _memory_figures(self, service: str) -> tuple[int, int, int, int]:
+        group = self.unit_property(self._unit_of(service), "ControlGroup")
+        done = self.run(["sh", "-c", MEMORY_SCRIPT, "memory", group]) if group else None
+        if done is None or not done.ok:
+            return UNLIMITED, 0, 0, 0
+        limit, peak, procs, used = (int(x) for x in done.stdout.split())
+        return limit, peak, procs, used
 
     def oom_kills(self, service: str) -> int:
         """The unit's cgroup's OOM-kill counter (cgroup v2 memory.events, v1 oom_control)."""

@@ -126,6 +126,9 @@ class FileTarget(Target):
         self.name = str(raw.get("name", path.stem))
         self.production = bool(raw.get("production", True))  # unknown means careful
         self.allow_destructive = False
+        # false: the host shares its CPUs with other work (a container on a shared machine),
+        # so the CPU row reads the stack's own processes, not the whole host
+        self.dedicated_host = bool(raw.get("dedicated_host", True))
         self.host_spec = str(raw.get("host", "local://"))
         self._endpoints = self._parse_endpoints(raw.get("endpoints"))
         self._services = self._parse_services(raw.get("services", {}))

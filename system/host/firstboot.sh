@@ -15,6 +15,7 @@ umask 027
 cat >/etc/ts-forecast/env.new <<ENV
 DATABASE_URL=postgresql://nf_app:$DB_PASSWORD@127.0.0.1:5432/ts_forecast_system
 NF_API_KEY=$API_KEY
+NF_REDIS_URL=redis://127.0.0.1:6379/0
 ENV
 chgrp ts-forecast /etc/ts-forecast/env.new && mv /etc/ts-forecast/env.new /etc/ts-forecast/env
 runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -v pw="$DB_PASSWORD" -v apw="$ADMIN_PASSWORD" <<'SQL'
@@ -23,6 +24,9 @@ SELECT format('CREATE ROLE nf_app LOGIN CREATEDB PASSWORD %L', :'pw')
 ALTER ROLE nf_app PASSWORD :'pw';
 ALTER ROLE postgres PASSWORD :'apw';
 GRANT pg_monitor, pg_signal_backend TO nf_app;
+SELECT 'CREATE ROLE prometheus LOGIN'
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'prometheus') \gexec
+GRANT pg_monitor TO prometheus;
 SELECT 'CREATE DATABASE ts_forecast_system OWNER nf_app'
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'ts_forecast_system') \gexec
 \c ts_forecast_system

@@ -37,7 +37,24 @@ systemctl enable ts-forecast.service ts-forecast-firstboot.service ssh.service >
 systemctl mask getty@tty1.service console-getty.service systemd-udevd.service \
     systemd-udev-trigger.service systemd-firstboot.service \
     >/dev/null 2>&1 || true
-# Debian's Prometheus units sandbox with user namespaces, which an unprivileged container
-# cannot create: masked here until a drop-in lifts the sandbox (a real host runs them)
-systemctl mask prometheus.service prometheus-postgres-exporter.service >/dev/null 2>&1
+# Debian's Prometheus and Redis units sandbox with namespaces, which an unprivileged container
+# cannot create (no CAP_SYS_ADMIN): a drop-in lifts the sandbox in this image only
+for unit in prometheus redis-server; do
+    install -d /etc/systemd/system/$unit.service.d
+    install -m 644 "$W/sandbox.conf" /etc/systemd/system/$unit.service.d/container.conf
+done
+install -d /etc/systemd/system.conf.d
+install -m 644 "$W/accounting.conf" /etc/systemd/system.conf.d/opsdrill.conf
+# Prometheus and Alertmanager: the production files (system/prometheus), this host's targets
+sed -e 's/"api:8000"/"127.0.0.1:8000"/; s/"postgres-exporter:9187"/"127.0.0.1:9187"/' \
+    -e 's/"node-exporter:9100"/"127.0.0.1:9100"/; s/"alertmanager:9093"/"127.0.0.1:9093"/' \
+    "$W/prometheus/prometheus.yml" >/etc/prometheus/prometheus.yml
+install -m 644 "$W/prometheus/alerts.yml" "$W/prometheus/slo_rules.yml" /etc/prometheus/
+install -m 644 "$W/prometheus/alertmanager.yml" /etc/prometheus/alertmanager.yml
+# the exporter reads PostgreSQL as the prometheus role (peer auth; firstboot creates it)
+echo "DATA_SOURCE_NAME='user=prometheus host=/run/postgresql dbname=postgres sslmode=disable'" \
+    >/etc/default/prometheus-postgres-exporter
+systemctl enable prometheus.service prometheus-postgres-exporter.service \
+    prometheus-alertmanager.service prometheus-node-exporter.service redis-server.service \
+    >/dev/null 2>&1
 echo ts-forecast-host >/etc/hostname

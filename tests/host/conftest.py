@@ -76,11 +76,13 @@ class Host:
             f'ssh_key = "{extra.get("ssh_key", self.dir / "id_ed25519")}"',
             f'known_hosts = "{extra.get("known_hosts", self.dir / "known_hosts")}"',
             'ops_command = "ts-forecast-ops"',
+            "dedicated_host = false  # a container: its CPUs are the shared machine's",
             "[endpoints]",
             f'api_url = "http://127.0.0.1:{self.ports["api"]}"',
             'dsn_env = "OPSDRILL_HOST_DSN"',
             'admin_dsn_env = "OPSDRILL_HOST_ADMIN_DSN"',
             'api_key_env = "OPSDRILL_HOST_API_KEY"',
+            f'prometheus_url = "http://127.0.0.1:{self.ports["prometheus"]}"',
             f'alertmanager_url = "http://127.0.0.1:{self.ports["alertmanager"]}"',
             'home = "/opt/ts-forecast"',
             'models_dir = "/opt/ts-forecast/models"',
@@ -90,6 +92,14 @@ class Host:
             f'systemd = "{extra.get("api_unit", "ts-forecast")}"',
             "[services.db]",
             'systemd = "postgresql@15-main"',
+            "[services.prometheus]",
+            'systemd = "prometheus"',
+            "[services.alertmanager]",
+            'systemd = "prometheus-alertmanager"',
+            "[services.node_exporter]",
+            'systemd = "prometheus-node-exporter"',
+            "[services.postgres_exporter]",
+            'systemd = "prometheus-postgres-exporter"',
         ]
         path = self.dir / f"{name}.toml"
         path.write_text("\n".join(lines) + "\n")
@@ -102,6 +112,9 @@ class Host:
 
 
 def _image() -> str:
+    """$OPSDRILL_HOST_IMAGE as given (an image built earlier), else build or reuse one."""
+    if given := os.environ.get("OPSDRILL_HOST_IMAGE"):
+        return given
     done = subprocess.run([str(ROOT / "scripts" / "build-host-image.sh")], capture_output=True,
                           text=True, timeout=1800)  # fmt: skip
     if done.returncode == 3:
