@@ -40,6 +40,14 @@ COLOURS = ("green", "yellow", "orange", "red")
 PSEUDO_FS = 'fstype!~"tmpfs|ramfs|devtmpfs|overlay|squashfs|iso9660|nsfs|autofs|fuse\\\\..*"'
 APP = f'job="{APP_JOB}"'
 PREDICTION_PATHS = 'path=~"/predict|/forecast/\\\\{series_id\\\\}"'
+_FS = f'{{job="{NODE_JOB}", {PSEUDO_FS}}}'
+_DISK_USED = f"node_filesystem_size_bytes{_FS} - node_filesystem_free_bytes{_FS}"
+#: df's Use%, used / (used + available), as the §4.1.2 check and the HighDiskUsage alert read
+#: it: reserved blocks are neither (1 - avail / size counted them as used)
+_DISK_USED_PERCENT = (
+    f"100 * max by (instance, mountpoint) "
+    f"(({_DISK_USED}) / ({_DISK_USED} + node_filesystem_avail_bytes{_FS}))"
+)
 
 
 @dataclass(frozen=True)
@@ -74,10 +82,7 @@ ROWS: dict[str, tuple[PanelSpec, ...]] = {
                   f'100 * (1 - node_memory_MemAvailable_bytes{{job="{NODE_JOB}"}} '
                   f'/ node_memory_MemTotal_bytes{{job="{NODE_JOB}"}})'),),
                   unit="percent", threshold="memory"),
-        PanelSpec("Disk usage", (("{{instance}} {{mountpoint}}",
-                  f"100 * max by (instance, mountpoint) (1 - node_filesystem_avail_bytes"
-                  f'{{job="{NODE_JOB}", {PSEUDO_FS}}} / node_filesystem_size_bytes'
-                  f'{{job="{NODE_JOB}", {PSEUDO_FS}}})'),),
+        PanelSpec("Disk usage", (("{{instance}} {{mountpoint}}", _DISK_USED_PERCENT),),
                   unit="percent", threshold="disk"),
     ),
     "Application Metrics": (
