@@ -209,3 +209,18 @@ def test_game_day_expects_the_ray_skips_only_where_the_app_has_no_ray(
         assert not plan.judge("checks", other, here).expected, "only the no-Ray skip"
     finally:
         server.shutdown()
+
+
+def test_ray_temp_dir_stays_under_the_socket_path_limit(tmp_path: Path) -> None:
+    """Ray refuses to start where its object store's socket path passes 107 bytes (a bench
+    stack under /var/tmp/opsdrill-bench-parts-XXXXXXXX/state did): a long state directory
+    gets a short temp dir, the same one for every target built on it."""
+    from opsdrill.targets import ray_service
+
+    short = Path("/var/tmp/s")
+    assert ray_service.temp_dir(short) == short / "ray"
+    long = tmp_path / ("x" * 60) / "state"
+    chosen = ray_service.temp_dir(long)
+    assert chosen == ray_service.temp_dir(long) and not chosen.is_relative_to(long)
+    plasma = f"{chosen}/session_2026-12-04_17-36-31_230319_4194304/sockets/plasma_store"
+    assert len(plasma) <= ray_service.SOCKET_PATH_MAX, plasma

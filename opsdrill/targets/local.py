@@ -1032,6 +1032,7 @@ class LocalTarget(Target):
             raise ServiceError(f"{fs.mountpoint} is still mounted; not deleting {self.state_dir}")
         if (self.state_dir / STATE_FILE).exists():
             shutil.rmtree(self.state_dir)
+        shutil.rmtree(ray_service.temp_dir(self.state_dir), ignore_errors=True)  # if outside
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
         """Poll until every service answers its readiness probe."""

@@ -17,11 +17,13 @@ installed and OPSDRILL_RAY is not 0.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -55,6 +57,22 @@ def ray_enabled() -> bool:
     )
 
 
+#: what Ray appends to its temp dir for its longest socket (the object store's)
+_SOCKET_SUFFIX = len("/session_2026-12-04_17-36-31_230319_4194304/sockets/plasma_store")
+SOCKET_PATH_MAX = 107  # AF_UNIX: Ray refuses to start past it
+
+
+def temp_dir(state_dir: Path) -> Path:
+    """Ray's temp dir (sessions, logs, sockets): `ray/` in the state directory, unless a
+    socket path there would pass AF_UNIX's 107 bytes; then a short one in the system's temp
+    directory, named by a hash of the state directory (found again by every later target)."""
+    local = state_dir / "ray"
+    if len(str(local)) + _SOCKET_SUFFIX <= SOCKET_PATH_MAX:
+        return local
+    digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"opsdrill-ray-{digest}"
+
+
 def _ray() -> str:
     return str(Path(sys.executable).parent / "ray")
 
@@ -76,7 +94,7 @@ def head_spec(port_of: PortOf, state_dir: Path) -> ProcessSpec:
     """The head node: GCS on its own port, the dashboard on loopback; it runs no tasks."""
     gcs, dash = port_of("ray_gcs"), port_of("ray_dashboard")
     url = f"http://127.0.0.1:{dash}"
-    argv = _node_argv("ray_head", port_of, state_dir / "ray")
+    argv = _node_argv("ray_head", port_of, temp_dir(state_dir))
     argv += ["--head", f"--port={gcs}", "--num-cpus=0", "--include-dashboard=true",
              "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}"]  # fmt: skip
     return ProcessSpec(
@@ -85,7 +103,7 @@ def head_spec(port_of: PortOf, state_dir: Path) -> ProcessSpec:
         ready=lambda: alive_nodes(url) is not None,
         url=url,
         port=gcs,
-        before_start=lambda: (state_dir / "ray").mkdir(parents=True, exist_ok=True),
+        before_start=lambda: temp_dir(state_dir).mkdir(parents=True, exist_ok=True),
     )
 
 
@@ -94,7 +112,7 @@ def worker_spec(
 ) -> ProcessSpec:
     """A worker node joining the head the runbook's way (§7.2.1); `name` keys its ports."""
     gcs, dash = port_of("ray_gcs"), port_of("ray_dashboard")
-    argv = _node_argv(name, port_of, state_dir / "ray")
+    argv = _node_argv(name, port_of, temp_dir(state_dir))
     argv += [f"--address=127.0.0.1:{gcs}", f"--num-cpus={num_cpus}"]
     url = f"http://127.0.0.1:{dash}"
     return ProcessSpec(
