@@ -83,8 +83,11 @@ class SessionTarget:
         """Revert what dead sessions left, create the stack if there is none; never repair."""
         if self.home is None:
             if (check_units := getattr(self.target, "check_units", None)) is not None:
-                check_units()  # a host over ssh: the login, the host key and the unit names
-            require_reachable(self.target.endpoints.api_url)
+                # a host over ssh: the login, the host key and the unit names are proven, so
+                # an API that does not answer there is a finding for the checks to report
+                check_units()
+            else:
+                require_reachable(self.target.endpoints.api_url)
             return self.target
         from opsdrill.faults.rollback import rollback
 
