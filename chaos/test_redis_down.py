@@ -84,7 +84,10 @@ def test_redis_sigkill_forecasts_still_served_and_cache_refills(
     target: Target, drill: StandardDrill
 ) -> None:
     if "redis" not in target.services:
-        pytest.skip(f"target {target.name!r} runs no Redis (install redis-server)")
+        pytest.skip(
+            f"target {target.name!r} has no Redis service: the embedded stack runs one where "
+            "redis-server is installed; a target file names it under [services.redis]"
+        )
     api_url = target.endpoints.api_url
     api_pid = target.service("api").pid()
     memory_before = _lookups(api_url, "memory")

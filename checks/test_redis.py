@@ -27,7 +27,8 @@ MEMORY_HEADROOM = 0.9
 def redis_client(target: Target) -> Iterator[Any]:
     if "redis" not in target.services:
         pytest.skip(
-            f"target {target.name!r} runs no Redis (install redis-server; it is on by default)"
+            f"target {target.name!r} has no Redis service: the embedded stack runs one where "
+            "redis-server is installed; a target file names it under [services.redis]"
         )
     url = target.service("redis").url
     assert url, "the redis service has no URL"
