@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from opsdrill.targets import Target, parse_spec
+from tests.waiting import first
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "system" / "compose.yaml"
@@ -65,18 +66,6 @@ class ComposedStack:
         return parse_spec(self.spec)
 
 
-def poll(condition, timeout: float, what: str, every: float = 0.2):  # type: ignore[no-untyped-def]
-    """condition()'s first truthy value, or fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s")
-        time.sleep(every)
-
-
 def health_status(url: str) -> int | None:
     """GET /health's status code, None when nothing answers."""
     try:
@@ -114,7 +103,7 @@ def composed() -> Iterator[ComposedStack]:
         t0 = time.monotonic()
         stack.run("up", "-d")
         target = stack.target()
-        poll(lambda: target.service("api").healthy(), 300, "the api container healthy")
+        first(lambda: target.service("api").healthy(), 300, "the api container healthy")
         timings["up"] = time.monotonic() - t0
         t0 = time.monotonic()
         _first_data(stack)

@@ -15,7 +15,8 @@ import pytest
 from opsdrill.errors import MissingDependency, UsageError
 from opsdrill.exitcodes import ExitCode, exit_code_for
 from opsdrill.targets import Target, parse_spec
-from tests.docker.conftest import ROOT, ComposedStack, health_status, poll
+from tests.docker.conftest import ROOT, ComposedStack, health_status
+from tests.waiting import first
 
 pytestmark = pytest.mark.docker
 
@@ -74,11 +75,11 @@ def _kill_and_recover(
     pid_before = service.pid()
     t0 = time.monotonic()
     service.kill()
-    poll(lambda: health_status(url) in down_means, 60, f"/health noticing {name} killed")
+    first(lambda: health_status(url) in down_means, 60, f"/health noticing {name} killed")
     detected = time.monotonic() - t0
     assert not service.is_running(), f"{name}'s container survived SIGKILL of its main process"
     service.start(timeout=180)
-    poll(lambda: health_status(url) == 200, 180, f"/health 200 after restarting {name}")
+    first(lambda: health_status(url) == 200, 180, f"/health 200 after restarting {name}")
     recovered = time.monotonic() - t0
     assert service.pid() not in (None, pid_before)
     return detected, recovered
@@ -106,7 +107,7 @@ def test_paused_api_stops_answering_until_unpaused(docker_target: Target) -> Non
         assert api.is_running() and not api.healthy() and api.pid() == pid
     finally:
         api.unpause()  # type: ignore[attr-defined]
-    poll(lambda: health_status(url) == 200, 60, "/health 200 after unpause")
+    first(lambda: health_status(url) == 200, 60, "/health 200 after unpause")
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,8 @@ import pytest
 from opsdrill.faults.journal import Journal
 from opsdrill.faults.network import toxics_on
 from opsdrill.targets import Target
-from tests.docker.conftest import ROOT, ComposedStack, health_status, poll
+from tests.docker.conftest import ROOT, ComposedStack, health_status
+from tests.waiting import first
 
 pytestmark = pytest.mark.docker
 
@@ -103,7 +104,7 @@ def test_sigkilled_runner_container_faults_are_rolled_back(
         assert docker_target.memory("worker").limit_bytes == limit_before
         assert toxics_on(link.toxiproxy_url, link.proxy) == [], "rollback left the toxic"
         assert journal.entries() == [], "rollback left journal entries"
-        poll(lambda: health_status(url) == 200, 60, "/health 200 after the rollback")
+        first(lambda: health_status(url) == 200, 60, "/health 200 after the rollback")
 
         again = subprocess.run(
             [sys.executable, "-m", "opsdrill", "rollback", "--target", composed.spec],

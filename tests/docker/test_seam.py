@@ -14,7 +14,8 @@ import pytest
 
 from opsdrill.errors import UsageError
 from opsdrill.targets import Target
-from tests.docker.conftest import FIRST_MODEL, health_status, poll
+from tests.docker.conftest import FIRST_MODEL, health_status
+from tests.waiting import first
 
 pytestmark = pytest.mark.docker
 
@@ -51,7 +52,7 @@ def test_detached_exec_returns_a_pid_that_runs_until_killed(docker_target: Targe
     assert signal("9")
     # gone, or a zombie: the container's PID 1 (the api) inherits it and need not reap it
     state = ["sh", "-c", f"awk '{{print $3}}' /proc/{pid}/stat 2>/dev/null || echo gone"]
-    poll(lambda: docker_target.exec("api", state).stdout.strip() in ("Z", "gone"), 10,
+    first(lambda: docker_target.exec("api", state).stdout.strip() in ("Z", "gone"), 10,
          "the detached sleep killed")  # fmt: skip
 
 
@@ -95,13 +96,13 @@ def test_disk_full_is_a_real_enospc_the_app_reports_and_recovers(docker_target: 
             written = files.fill(ballast, free + 64 * 1024 * 1024)
             assert written >= free - 1024 * 1024, (written, free)
             assert files.free_bytes(models) < 1024 * 1024
-            poll(lambda: health_status(url) == 503, 30, "/health 503 on a full models volume")
+            first(lambda: health_status(url) == 503, 30, "/health 503 on a full models volume")
             mttd = time.monotonic() - t0
             body = httpx.get(f"{url}/health", timeout=5).json()
             assert "storage" in body["failing"] and "ENOSPC" in body["error"], body
         finally:
             files.remove(ballast)
-        poll(lambda: health_status(url) == 200, 30, "/health 200 once the ballast is gone")
+        first(lambda: health_status(url) == 200, 30, "/health 200 once the ballast is gone")
         print(f"\n[disk full] MTTD {mttd:.1f} s  MTTR {time.monotonic() - t0 - mttd:.1f} s")
 
 
@@ -121,9 +122,9 @@ def test_lowered_memory_limit_oom_kills_a_training_run(docker_target: Target) ->
                           headers={"X-API-Key": ep.api_key or ""}, timeout=30)  # fmt: skip
         assert resp.status_code == 201, resp.text
         run_id = resp.json()["run_id"]
-        poll(lambda: docker_target.oom_kills("api") > kills_before, 300, "a kernel OOM kill")
+        first(lambda: docker_target.oom_kills("api") > kills_before, 300, "a kernel OOM kill")
         api = docker_target.service("api")
-        run = poll(lambda: not api.is_running() or _finished(ep.api_url, run_id), 120,
+        run = first(lambda: not api.is_running() or _finished(ep.api_url, run_id), 120,
                    "the OOM-killed run failed or the api exited")  # fmt: skip
         if api.is_running():
             assert run["status"] == "failed", run
@@ -137,7 +138,7 @@ def test_lowered_memory_limit_oom_kills_a_training_run(docker_target: Target) ->
         docker_target.set_memory_limit("worker", previous)
         if not api.is_running():
             api.start(timeout=180)
-    poll(lambda: health_status(ep.api_url) == 200, 180, "/health 200 after lifting the limit")
+    first(lambda: health_status(ep.api_url) == 200, 180, "/health 200 after lifting the limit")
 
 
 def _finished(url: str, run_id: str) -> dict | None:  # type: ignore[type-arg]
@@ -157,11 +158,11 @@ def test_latency_toxic_on_the_app_db_link_is_measured_by_health(docker_target: T
     assert httpx.post(toxics, json=toxic, timeout=5).status_code in (200, 201)
     try:
         t0 = time.monotonic()
-        slow = poll(lambda: _db_latency(url) >= 800, 30, "/health's db latency >= 800 ms")
+        slow = first(lambda: _db_latency(url) >= 800, 30, "/health's db latency >= 800 ms")
         print(f"\n[db latency toxic] MTTD {time.monotonic() - t0:.1f} s ({slow})")
     finally:
         httpx.delete(f"{toxics}/{toxic['name']}", timeout=5)
-    poll(lambda: _db_latency(url) < 800, 30, "/health's db latency back under 800 ms")
+    first(lambda: _db_latency(url) < 800, 30, "/health's db latency back under 800 ms")
     with pytest.raises(UsageError, match="unknown link"):
         docker_target.proxy_for("nowhere")
 

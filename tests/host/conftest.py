@@ -24,23 +24,12 @@ import pytest
 
 from opsdrill.targets import parse_spec
 from opsdrill.targets.host import HostTarget
+from tests.waiting import first
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = {"ssh": 22, "api": 8000, "db": 5432, "prometheus": 9090, "alertmanager": 9093}
 
 pytestmark = pytest.mark.host
-
-
-def poll(condition, timeout: float, what: str, every: float = 0.3):  # type: ignore[no-untyped-def]
-    """condition()'s first truthy value, or fail naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"{what}: not within {timeout:.0f} s")
-        time.sleep(every)
 
 
 def health_status(url: str) -> int | None:
@@ -171,12 +160,12 @@ def systemd_host() -> Iterator[Host]:
         }
         os.environ.update(env)
         api = f"http://127.0.0.1:{ports['api']}"
-        poll(lambda: health_status(api) == 200, 180, "the host's ts-forecast /health")
+        first(lambda: health_status(api) == 200, 180, "the host's ts-forecast /health")
         timings["boot"] = time.monotonic() - t0
         t0 = time.monotonic()
-        first = Host(home, name, ports, env, timings).target("first-data")
+        seeding = Host(home, name, ports, env, timings).target("first-data")
         for args in (["train-now"], ["backup"]):  # a model and a backup, as `opsdrill up` has
-            done = first.ops(*args)
+            done = seeding.ops(*args)
             assert done.ok, f"ts-forecast-ops {args[0]} over ssh: {done.output()}"
         timings["first_data"] = time.monotonic() - t0
         print(f"\n[host] {name}: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))

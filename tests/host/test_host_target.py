@@ -21,7 +21,8 @@ from opsdrill.targets import parse_spec
 from opsdrill.targets.host import HostTarget
 from opsdrill.targets.host_cgroup import PAGE
 from opsdrill.training_runs import RunsClient
-from tests.host.conftest import ROOT, Host, health_status, poll
+from tests.host.conftest import ROOT, Host, health_status
+from tests.waiting import first
 
 pytestmark = pytest.mark.host
 
@@ -64,7 +65,7 @@ def test_prometheus_disk_figure_is_dfs_use_percent(systemd_host: Host) -> None:
     57.6 % here, 85 % is the warning), so the row failed with nothing of the host's own."""
     tgt = systemd_host.target("prod-disk", production=True)
     url = str(tgt.endpoints.prometheus_url)
-    found = poll(lambda: query_max(url, PROMQL["disk"]), 90, "node_exporter's filesystems")
+    found = first(lambda: query_max(url, PROMQL["disk"]), 90, "node_exporter's filesystems")
     mount = found[1]["mountpoint"]
     df = disk_usage(tgt.host, [mount])[0]
     print(f"\n[host] disk {mount}: Prometheus {found[0]:.1f} %, df {df.percent:.1f} %")
@@ -110,7 +111,7 @@ def test_a_stopped_app_fails_exactly_the_service_checks(systemd_host: Host) -> N
         failed = outcomes(out, "FAILED") | outcomes(out, "ERROR")
     finally:
         tgt.service("api").start()
-        poll(lambda: health_status(tgt.endpoints.api_url) == 200, 120, "ts-forecast back")
+        first(lambda: health_status(tgt.endpoints.api_url) == 200, 120, "ts-forecast back")
     assert not healthy
     assert failed, "a stopped ts-forecast must fail the service checks"
     assert failed == API_DOWN, "\n".join(sorted(failed ^ API_DOWN))
@@ -135,12 +136,14 @@ def test_sigkill_is_seen_and_recovered_by_restart(
     api = tgt.endpoints.api_url
     t0 = time.monotonic()
     tgt.service(service).kill()
-    poll(lambda: health_status(api) != 200, 60, f"/health noticing the killed {unit}", 0.1)
+    first(
+        lambda: health_status(api) != 200, 60, f"/health noticing the killed {unit}", interval=0.1
+    )
     mttd = time.monotonic() - t0
     tgt.service(service).restart()
     if service == "db":
         tgt.service("api").restart()  # §5.3.1 after the database: the app reconnects fresh
-    poll(lambda: health_status(api) == 200, 120, f"/health after restarting {unit}")
+    first(lambda: health_status(api) == 200, 120, f"/health after restarting {unit}")
     mttr = time.monotonic() - t0
     print(f"\n[host] {service} SIGKILL: MTTD {mttd:.1f} s, MTTR {mttr:.1f} s")
     assert tgt.unit_property(unit, "ActiveState") == "active"
@@ -166,12 +169,12 @@ def test_memory_max_oom_kills_a_training_run_and_is_undone(systemd_host: Host) -
     (OOMPolicy=continue) keeps serving; the limit lifted, a new run is accepted."""
     tgt = systemd_host.target("staging-oom")
     tgt.allow_destructive = True
-    poll(lambda: health_status(tgt.endpoints.api_url) == 200, 120, "ts-forecast before the drill")
+    first(lambda: health_status(tgt.endpoints.api_url) == 200, 120, "ts-forecast before the drill")
     runs = RunsClient(tgt.endpoints)
     assert not runs.running(), "another run trains: the OOM killer could take its worker"
     restarts = tgt.unit_property("ts-forecast", "NRestarts")
     run_id = runs.submit("oom-drill", max_steps=5000)
-    poll(lambda: _worker_outgrew_the_app(tgt, runs, run_id), 180, "the run's worker training")
+    first(lambda: _worker_outgrew_the_app(tgt, runs, run_id), 180, "the run's worker training")
     before = tgt.oom_kills("api")
     t0 = time.monotonic()
     # on cgroup v1 a limit below the group's charge is refused: a little above it, so the
@@ -180,7 +183,7 @@ def test_memory_max_oom_kills_a_training_run_and_is_undone(systemd_host: Host) -
     previous = tgt.set_memory_limit("api", limit)
     try:
         assert tgt.memory("api").limit_bytes == limit
-        poll(lambda: tgt.oom_kills("api") > before, 120, "an OOM kill in ts-forecast's cgroup")
+        first(lambda: tgt.oom_kills("api") > before, 120, "an OOM kill in ts-forecast's cgroup")
         mttd = time.monotonic() - t0
         failed = runs.wait_finished(run_id, 60)
     finally:
@@ -191,7 +194,7 @@ def test_memory_max_oom_kills_a_training_run_and_is_undone(systemd_host: Host) -
     assert tgt.memory("api").limit_bytes is None, "the kernel still holds the lowered limit"
     assert tgt.unit_property("ts-forecast", "ActiveState") == "active"
     assert tgt.unit_property("ts-forecast", "NRestarts") == restarts, "the API itself died"
-    poll(lambda: health_status(tgt.endpoints.api_url) == 200, 60, "ts-forecast after the OOM")
+    first(lambda: health_status(tgt.endpoints.api_url) == 200, 60, "ts-forecast after the OOM")
     print(f"\n[host] MemoryMax OOM: kill seen {mttd:.1f} s after the limit, run {run_id}: "
           f"{failed['error_message']}")  # fmt: skip
 
@@ -222,7 +225,7 @@ def test_rollback_undoes_the_fault_of_a_sigkilled_runner(systemd_host: Host, kin
     stopped unit); `opsdrill rollback --target FILE` reverts it from the journal alone."""
     spec = systemd_host.target_file(f"staging-rollback-{kind}", production=False)
     tgt = systemd_host.target(f"staging-rollback-{kind}")
-    poll(lambda: health_status(tgt.endpoints.api_url) == 200, 120, "ts-forecast before the drill")
+    first(lambda: health_status(tgt.endpoints.api_url) == 200, 120, "ts-forecast before the drill")
     params = _memory_max_lowered(tgt) if kind == "host_oom" else {"stop": True}
     runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(spec), kind, json.dumps(params)],
                               cwd=ROOT, stdout=subprocess.PIPE, text=True)  # fmt: skip
@@ -248,7 +251,7 @@ def test_rollback_undoes_the_fault_of_a_sigkilled_runner(systemd_host: Host, kin
     assert tgt.unit_property("ts-forecast", "MemoryMax") == "infinity"
     assert tgt.memory("api").limit_bytes is None
     assert tgt.unit_property("ts-forecast", "ActiveState") == "active"
-    poll(lambda: health_status(tgt.endpoints.api_url) == 200, 120, "ts-forecast after rollback")
+    first(lambda: health_status(tgt.endpoints.api_url) == 200, 120, "ts-forecast after rollback")
 
 
 def test_user_errors_are_one_sentence(systemd_host: Host, tmp_path: Path) -> None:
