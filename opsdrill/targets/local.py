@@ -85,6 +85,7 @@ SLOW_STARTERS = ("api", "mlflow", *ray_service.RAY_SERVICES)
 #: services whose process tree needs more than ProcessService knows
 SERVICE_CLASSES: dict[str, type[ProcessService]] = {"mlflow": mlflow_service.MlflowService}
 OPTIONS_FILE = "options.json"
+PG_DIR = "pg"  # the cluster's root under the state directory (data/, socket/)
 #: Toxiproxy proxy name -> the service it fronts
 PROXIES = {"postgres": "db", "api": "api"}
 #: the embedded stack evaluates production rules 60x faster: 2m -> 2s.
@@ -613,7 +614,7 @@ class LocalTarget(Target):
 
     @property
     def cluster(self) -> Cluster:
-        return Cluster(self.state_dir / "pg", self._port("db"), find_bindir(), run_user())
+        return Cluster(self.state_dir / PG_DIR, self._port("db"), find_bindir(), run_user())
 
     @property
     def endpoints(self) -> Endpoints:
@@ -901,8 +902,9 @@ class LocalTarget(Target):
     # -- whole-stack operations ------------------------------------------------------------
     def exists(self) -> bool:
         """True once the stack's database cluster was created. Not the state file: asking for
-        an endpoint (the capability check at collection does) records ports in it first."""
-        return self.cluster.initialized
+        an endpoint (the capability check at collection does) records ports in it first.
+        Read from the path alone: `self.cluster` would allocate a port, creating the dir."""
+        return (self.state_dir / PG_DIR / "data" / "PG_VERSION").exists()
 
     def is_up(self) -> bool:
         return all(s.healthy() for s in self.services.values())
