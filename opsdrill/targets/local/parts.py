@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from opsdrill.faults.base import Fault, register
 
 if TYPE_CHECKING:
-    from opsdrill.targets.local import LocalTarget
+    from opsdrill.targets.local.target import LocalTarget
 
 __all__ = ["DataFsInPlace", "ProxyInPlace"]
 
