@@ -20,11 +20,19 @@ turn it off) runs Prometheus, Alertmanager and the exporters where installed;
 `opsdrill.targets.worker_cgroup`) gives training workers a memory cgroup, unlimited until a
 fault lowers its limit. A drill that needs the proxy or the data filesystem on a stack started
 without them puts them in place for its session (`ensure_proxy`, `ensure_data_fs`).
+
+The modules, one part each: target (LocalTarget: the seam, up/down/destroy), options
+(StackOptions and how each opt-in is resolved), records (state.json: ports, pids), specs
+(which services, in what order, and how each is run), proxies (the Toxiproxy hops),
+data_fs (the loop-mounted image), parts (the in-place parts, journaled like faults), files
+(ServiceFiles on this machine). Outside opsdrill/targets/ none of them is imported by name:
+the seam test holds it.
 """
 
 from __future__ import annotations
 
-from opsdrill.targets.local.target import DataFilesystem, LocalTarget, parse_size
+from opsdrill.targets.local.data_fs import DataFilesystem, parse_size
+from opsdrill.targets.local.target import LocalTarget
 from opsdrill.targets.worker_cgroup import WorkerCgroup
 
 __all__ = ["DataFilesystem", "LocalTarget", "WorkerCgroup", "parse_size"]
