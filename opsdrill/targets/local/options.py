@@ -63,14 +63,6 @@ def resolve(
         data_fs_size = saved.data_fs_size
     if data_fs_size is not None:
         parse_size(data_fs_size)
-    if proxy is None and os.environ.get("OPSDRILL_PROXY"):
-        proxy = os.environ["OPSDRILL_PROXY"] not in ("0", "false", "no")
-    if proxy is None:
-        proxy = saved.proxy if saved is not None else False
-    if monitoring is None and os.environ.get("OPSDRILL_MONITORING"):
-        monitoring = os.environ["OPSDRILL_MONITORING"] not in ("0", "false", "no")
-    if monitoring is None:
-        monitoring = saved.monitoring if saved is not None else True
     if saved is not None and worker_cgroup is None:
         cgroup = saved.worker_cgroup
     elif worker_cgroup is False:
@@ -80,9 +72,20 @@ def resolve(
         cgroup = str(found.path) if found is not None else None
     return StackOptions(
         data_fs_size=data_fs_size,
-        proxy=proxy,
+        proxy=_flag(proxy, "OPSDRILL_PROXY", saved.proxy if saved else None, default=False),
         worker_cgroup=cgroup,
-        monitoring=monitoring,
+        monitoring=_flag(
+            monitoring, "OPSDRILL_MONITORING", saved.monitoring if saved else None, default=True
+        ),
         redis=redis_service.resolve_option(redis, saved.redis if saved else None),
         mlflow=mlflow_service.resolve_option(mlflow, saved.mlflow if saved else None),
     )
+
+
+def _flag(asked: bool | None, env: str, saved: bool | None, *, default: bool) -> bool:
+    """Asked > $env (0, false or no: off; anything else: on) > saved > default."""
+    if asked is not None:
+        return asked
+    if os.environ.get(env):
+        return os.environ[env] not in ("0", "false", "no")
+    return default if saved is None else saved

@@ -15,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from opsdrill.errors import ServiceError
-from opsdrill.probes.http import http_ok
+from opsdrill.targets.local.specs import http_spec
 from opsdrill.targets.process_service import ProcessSpec
 
 __all__ = ["LINKS", "PROXIES", "config", "populate_external", "spec", "through"]
@@ -52,13 +52,7 @@ def spec(ports: Callable[[str], int], state_dir: Path) -> ProcessSpec:
         config_file.parent.mkdir(parents=True, exist_ok=True)
         config_file.write_text(json.dumps(config(ports), indent=2) + "\n")
 
-    return ProcessSpec(
-        argv=argv,
-        ready=lambda: http_ok(f"http://127.0.0.1:{port}/proxies"),
-        url=f"http://127.0.0.1:{port}",
-        port=port,
-        before_start=write_config,
-    )
+    return http_spec(argv, port, "/proxies", before_start=write_config)
 
 
 def populate_external(url: str | None, proxies: Proxies) -> None:

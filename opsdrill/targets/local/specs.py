@@ -11,7 +11,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from opsdrill.probes.http import http_ok
@@ -31,6 +31,7 @@ __all__ = [
     "api_spec",
     "cgroup_exporter_spec",
     "db_spec",
+    "http_spec",
     "mlflow_spec",
     "node_exporter_spec",
     "postgres_exporter_spec",
@@ -59,6 +60,23 @@ Ports = Callable[[str], int]
 RULE_TIME_FACTOR = 1 / 60
 
 
+def http_spec(
+    argv: Sequence[str],
+    port: int,
+    ready_path: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    before_start: Callable[[], None] | None = None,
+) -> ProcessSpec:
+    """A service answering HTTP on 127.0.0.1:`port`: ready once `ready_path` answers 2xx."""
+    url = f"http://127.0.0.1:{port}"
+    return ProcessSpec(
+        argv=argv, ready=lambda: http_ok(url + ready_path), url=url, port=port, env=env, cwd=cwd,
+        before_start=before_start,
+    )  # fmt: skip
+
+
 def db_spec(cluster: Cluster, dead_pid: Callable[[str], int | None]) -> ProcessSpec:
     """PostgreSQL; a pid file left by a killed server is removed before it starts."""
     return ProcessSpec(
@@ -75,15 +93,10 @@ def db_spec(cluster: Cluster, dead_pid: Callable[[str], int | None]) -> ProcessS
 
 def api_spec(port: int, home: Path, env: dict[str, str]) -> ProcessSpec:
     """The app, in its home, with the environment `LocalTarget.app_env` gives it."""
-    url = f"http://127.0.0.1:{port}"
-    return ProcessSpec(
-        argv=[sys.executable, "-m", "nf_auto_runner.app.main",
-              "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=home,
-        ready=lambda: http_ok(f"{url}/health"),
-        url=url,
-        port=port,
+    return http_spec(
+        [sys.executable, "-m", "nf_auto_runner.app.main",
+         "--host", "127.0.0.1", "--port", str(port)],
+        port, "/health", env=env, cwd=home,
         before_start=lambda: home.mkdir(parents=True, exist_ok=True),
     )  # fmt: skip
 
@@ -94,56 +107,41 @@ def mlflow_spec(cluster: Cluster, port: int, home: Path, db_password: str) -> Pr
                                cluster.admin_conninfo("postgres"), APP_ROLE)  # fmt: skip
 
 
-def _exporter_ready(port: int) -> bool:
-    return http_ok(f"http://127.0.0.1:{port}/metrics")
-
-
 def node_exporter_spec(port: int) -> ProcessSpec:
     """The node exporter, with only the collectors the alert rules read."""
-    return ProcessSpec(
-        argv=[MONITORING_BINARIES["node_exporter"],
-              f"--web.listen-address=127.0.0.1:{port}",
-              "--collector.disable-defaults", "--collector.meminfo",
-              "--collector.filesystem", "--collector.cpu", "--collector.loadavg"],
-        ready=lambda: _exporter_ready(port),
-        url=f"http://127.0.0.1:{port}",
-        port=port,
+    return http_spec(
+        [MONITORING_BINARIES["node_exporter"], f"--web.listen-address=127.0.0.1:{port}",
+         "--collector.disable-defaults", "--collector.meminfo", "--collector.filesystem",
+         "--collector.cpu", "--collector.loadavg"],
+        port, "/metrics",
     )  # fmt: skip
 
 
 def postgres_exporter_spec(port: int, dsn: str) -> ProcessSpec:
     """The postgres exporter on the app's own database link."""
     env = dict(os.environ, DATA_SOURCE_NAME=dsn + "?sslmode=disable")
-    return ProcessSpec(
-        argv=[MONITORING_BINARIES["postgres_exporter"],
-              f"--web.listen-address=127.0.0.1:{port}"],
-        env=env,
-        ready=lambda: _exporter_ready(port),
-        url=f"http://127.0.0.1:{port}",
-        port=port,
+    return http_spec(
+        [MONITORING_BINARIES["postgres_exporter"], f"--web.listen-address=127.0.0.1:{port}"],
+        port, "/metrics", env=env,
     )  # fmt: skip
 
 
 def alert_sink_spec(port: int, state_dir: Path) -> ProcessSpec:
     """The webhook receiver Alertmanager delivers to: a drill sees each page arrive."""
     record = state_dir / "monitoring" / "alert_sink" / "received.jsonl"
-    return ProcessSpec(
-        argv=[sys.executable, "-m", "opsdrill.alert_sink", "--host", "127.0.0.1",
-              "--port", str(port), "--file", str(record)],
-        ready=lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"),
-        url=f"http://127.0.0.1:{port}",
-        port=port,
+    return http_spec(
+        [sys.executable, "-m", "opsdrill.alert_sink", "--host", "127.0.0.1",
+         "--port", str(port), "--file", str(record)],
+        port, "/-/ready",
     )  # fmt: skip
 
 
 def cgroup_exporter_spec(port: int, cgroup: str | None) -> ProcessSpec:
     """The workers' memory cgroup as a node for HighMemoryUsage (opsdrill.cgroup_exporter)."""
-    return ProcessSpec(
-        argv=[sys.executable, "-m", "opsdrill.cgroup_exporter", "--cgroup",
-              str(cgroup), "--port", str(port)],
-        ready=lambda: _exporter_ready(port),
-        url=f"http://127.0.0.1:{port}",
-        port=port,
+    return http_spec(
+        [sys.executable, "-m", "opsdrill.cgroup_exporter", "--cgroup", str(cgroup),
+         "--port", str(port)],
+        port, "/metrics",
     )  # fmt: skip
 
 
@@ -159,17 +157,9 @@ def alertmanager_spec(ports: Ports, state_dir: Path) -> ProcessSpec:
         root.mkdir(parents=True, exist_ok=True)
         (root / "alertmanager.yml").write_text(prometheus_files.render_alertmanager_config(sink))
 
-    return ProcessSpec(
-        argv=[MONITORING_BINARIES["alertmanager"],
-              f"--config.file={root / 'alertmanager.yml'}",
-              f"--storage.path={root / 'data'}",
-              f"--web.listen-address=127.0.0.1:{port}",
-              "--cluster.listen-address="],
-        ready=lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"),
-        url=f"http://127.0.0.1:{port}",
-        port=port,
-        before_start=write_config,
-    )  # fmt: skip
+    return _prometheus_tool_spec(
+        "alertmanager", port, root, "--storage.path", "--cluster.listen-address=", write_config
+    )
 
 
 def prometheus_spec(
@@ -203,14 +193,19 @@ def prometheus_spec(
             )
         )
 
-    return ProcessSpec(
-        argv=[MONITORING_BINARIES["prometheus"],
-              f"--config.file={root / 'prometheus.yml'}",
-              f"--storage.tsdb.path={root / 'data'}",
-              f"--web.listen-address=127.0.0.1:{port}",
-              "--web.enable-lifecycle"],
-        ready=lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"),
-        url=f"http://127.0.0.1:{port}",
-        port=port,
-        before_start=write_config,
+    return _prometheus_tool_spec(
+        "prometheus", port, root, "--storage.tsdb.path", "--web.enable-lifecycle", write_config
+    )
+
+
+def _prometheus_tool_spec(
+    name: str, port: int, root: Path, storage_flag: str, last_flag: str,
+    write_config: Callable[[], None],
+) -> ProcessSpec:  # fmt: skip
+    """Prometheus and Alertmanager take their config, data and address alike (NAME.yml and
+    data/ under `root`) and both answer /-/ready; they differ in one flag each."""
+    return http_spec(
+        [MONITORING_BINARIES[name], f"--config.file={root / f'{name}.yml'}",
+         f"{storage_flag}={root / 'data'}", f"--web.listen-address=127.0.0.1:{port}", last_flag],
+        port, "/-/ready", before_start=write_config,
     )  # fmt: skip
