@@ -12,7 +12,7 @@ from tests.host.conftest import Host, health_status
 from tests.host.test_host_target import outcomes, run_checks
 from tests.waiting import first
 
-pytestmark = pytest.mark.host
+pytestmark = [pytest.mark.host, pytest.mark.fleet]  # its quick variant: tests/test_fleet.py
 
 PER_HOST = {
     "checks/test_daily.py::test_1_every_service_is_running",
