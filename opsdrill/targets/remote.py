@@ -194,6 +194,11 @@ class FileTarget(Target):
         return self.host  # with its ssh options (key, known_hosts) when it is a host
 
     @property
+    def spec(self) -> str:
+        """The file's path: its name alone would not build it again in a game day's suites."""
+        return str(self.path.absolute())
+
+    @property
     def host(self) -> Any:
         """The testinfra host, connected on first use."""
         if self._host is None:
