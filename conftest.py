@@ -39,14 +39,9 @@ def db(target: Target) -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def host(target: Target) -> object:
-    """testinfra's host for the target's machine: local here, ssh or docker elsewhere.
+    """testinfra's host for the target's machine: local here, ssh or docker elsewhere (the
+    first host of a fleet; checks of every host take `machine` instead).
 
     Overrides testinfra's own `host` fixture, so `--target` alone decides where checks look.
     """
-    import testinfra
-
-    from opsdrill.targets.remote import FileTarget
-
-    if isinstance(target, FileTarget):
-        return target.host  # with its ssh options (key, known_hosts) when it is a host
-    return testinfra.get_host(target.host_spec)
+    return target.testinfra_host()

@@ -20,16 +20,17 @@ from opsdrill.targets.base import Target
 pytestmark = [pytest.mark.runbook("3.1.1"), pytest.mark.readonly]
 
 
-def test_1_every_service_is_running(target: Target) -> None:
-    down = [name for name, service in target.services.items() if not service.is_running()]
+def test_1_every_service_is_running(machine: Target) -> None:
+    down = [name for name, service in machine.services.items() if not service.is_running()]
     assert not down, (
-        f"services not running: {', '.join(down)} (expected all of "
-        f"{', '.join(target.services)}); fix: start them (`opsdrill up` on the embedded "
+        f"services not running on {machine.name}: {', '.join(down)} (expected all of "
+        f"{', '.join(machine.services)}); fix: start them (`opsdrill up` on the embedded "
         "stack, `systemctl start UNIT` on a host) and read their logs for why they stopped"
     )
 
 
-def test_2_disk_usage_below_thresholds(host: object, disk_paths: list[str]) -> None:
+def test_2_disk_usage_below_thresholds(machine: Target, disk_paths: list[str]) -> None:
+    host = machine.testinfra_host()
     usage = disk_usage(host, disk_paths)
     verdicts = [evaluate("disk", d.percent, f"{d.mount} (holds {d.path})") for d in usage]
     bad = [v.message for v in verdicts if v.level.fails]
@@ -73,7 +74,8 @@ def test_6_error_rows_in_24h_below_threshold(read) -> None:
     assert not verdict.level.fails, verdict.message
 
 
-def test_7_memory_usage_below_threshold(host: object) -> None:
+def test_7_memory_usage_below_threshold(machine: Target) -> None:
+    host = machine.testinfra_host()
     mem = memory_usage(host)
     verdict = evaluate("memory", mem.percent, f"the host ({mem.total_bytes / 2**30:.1f} GiB)")
     assert not verdict.level.fails, verdict.message

@@ -21,10 +21,11 @@ LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)[,.]\d+ (CRITICAL|ERROR
 
 
 @pytest.mark.runbook("3.1.2")
-def test_error_log_has_no_critical_in_the_last_hour(target: Target, host: object) -> None:
-    if target.endpoints.logs_dir is None:
-        pytest.skip(f"target {target.name!r} names no logs_dir")
-    log = host.file(f"{target.endpoints.logs_dir}/error.log")
+def test_error_log_has_no_critical_in_the_last_hour(machine: Target) -> None:
+    host = machine.testinfra_host()
+    if machine.endpoints.logs_dir is None:
+        pytest.skip(f"target {machine.name!r} names no logs_dir")
+    log = host.file(f"{machine.endpoints.logs_dir}/error.log")
     assert log.exists, (
         f"{log.path} does not exist (expected the app's ERROR+ log); fix: check the app's "
         "logging configuration and that it can write to its logs directory"

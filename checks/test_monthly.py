@@ -89,9 +89,10 @@ def test_model_storage_matches_the_files(read, host: object) -> None:
 
 
 @pytest.mark.runbook("3.3.2")
-def test_secrets_are_not_on_command_lines(target: Target, host: object) -> None:
+def test_secrets_are_not_on_command_lines(machine: Target) -> None:
     """Secrets belong in the environment (named here, never shown), not in `ps` output."""
-    pid = target.service("api").pid() if "api" in target.services else None
+    host = machine.testinfra_host()
+    pid = machine.service("api").pid() if "api" in machine.services else None
     if pid is None:
         pytest.skip("the API's pid is unknown here: cannot read its environment")
     environ = host.run(f"cat /proc/{pid}/environ | tr '\\0' '\\n'").stdout.splitlines()
@@ -108,10 +109,11 @@ def test_secrets_are_not_on_command_lines(target: Target, host: object) -> None:
 
 
 @pytest.mark.runbook("3.3.2")
-def test_no_group_or_world_writable_files(target: Target, host: object) -> None:
-    home = target.endpoints.home
+def test_no_group_or_world_writable_files(machine: Target) -> None:
+    host = machine.testinfra_host()
+    home = machine.endpoints.home
     if home is None:
-        pytest.skip(f"target {target.name!r} names no home directory")
+        pytest.skip(f"target {machine.name!r} names no home directory")
     found = host.run(f"find {home} -xdev \\( -type f -o -type d \\) -perm /022 "
                      "! -path '*/lost+found' -print").stdout.split()  # fmt: skip
     assert not found, (

@@ -20,10 +20,11 @@ BYTES_PER_RUN = 4 * 10**9
 RUNS_PER_GPU = 2
 
 
-def test_max_parallel_runs_fits_cpus_gpus_and_memory(target: Target, host: object) -> None:
-    logs = target.endpoints.logs_dir
+def test_max_parallel_runs_fits_cpus_gpus_and_memory(machine: Target) -> None:
+    host = machine.testinfra_host()
+    logs = machine.endpoints.logs_dir
     if logs is None:
-        pytest.skip(f"target {target.name!r} names no logs_dir: cannot read the app's setting")
+        pytest.skip(f"target {machine.name!r} names no logs_dir: cannot read the app's setting")
     lines = host.run(f"grep -h 'parallel runs)' {logs}/app.log").stdout.splitlines()
     found = [int(m[1]) for line in lines if (m := STARTED.search(line))]
     if not found:

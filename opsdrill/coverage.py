@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from opsdrill.fleet import HOST_KEY
 from opsdrill.runbook import NOT_APPLICABLE, PROCEDURES, check_id, title
 
 __all__ = ["RunbookCoverage"]
@@ -39,6 +40,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 class _Procedure:
     tests: dict[str, str] = field(default_factory=dict)  # nodeid -> outcome
     ran: set[str] = field(default_factory=set)  # nodeids that passed or failed in their call
+    hosts: dict[str, str] = field(default_factory=dict)  # a fleet's host -> its worst outcome
 
     @property
     def covered(self) -> bool:
@@ -64,6 +66,12 @@ def _outcome(report: pytest.TestReport) -> tuple[str, bool] | None:
     if report.when == "teardown" and report.failed:
         return "error", False
     return None
+
+
+def _keep_worst(seen: dict[str, str], key: str, outcome: str) -> None:
+    previous = seen.get(key)
+    if previous is None or RANK.get(outcome, 0) > RANK.get(previous, 0):
+        seen[key] = outcome
 
 
 class RunbookCoverage:
@@ -97,11 +105,12 @@ class RunbookCoverage:
         if seen is None:
             return
         outcome, ran = seen
+        host = next((str(v) for k, v in report.user_properties if k == HOST_KEY), None)
         for pid in dict.fromkeys(ids):
             proc = self.procedures[pid]
-            previous = proc.tests.get(report.nodeid)
-            if previous is None or RANK.get(outcome, 0) > RANK.get(previous, 0):
-                proc.tests[report.nodeid] = outcome
+            _keep_worst(proc.tests, report.nodeid, outcome)
+            if host is not None:
+                _keep_worst(proc.hosts, host, outcome)
             if ran:
                 proc.ran.add(report.nodeid)
 
@@ -143,6 +152,7 @@ class RunbookCoverage:
                 "reason": NOT_APPLICABLE[pid] if inapplicable else None,
                 "covered": proc.covered,
                 "tests": dict(proc.tests),
+                "hosts": dict(proc.hosts),
             })  # fmt: skip
         return rows
 
@@ -168,6 +178,9 @@ class RunbookCoverage:
             for outcome in tests.values():
                 counts[outcome] += 1
             detail = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+            hosts: dict[str, str] = r["hosts"]  # type: ignore[assignment]
+            if hosts:
+                detail += "; per host: " + ", ".join(f"{h} {o}" for h, o in hosts.items())
             tr.write_line(f"{r['procedure']:<7} {r['title']:<32} {r['result']:<11} ({detail})")
         skipped = [str(r["procedure"]) for r in rows if r["result"] == "skipped"]
         if skipped:

@@ -24,11 +24,13 @@ MARKERS = (
     "fault(kind, **params): the fault a drill injects (its Fault.kind), shown by --plan",
 )
 #: --plan and --chaos-seed; --coverage-min; the session's `target` (reused as it is, never
-#: repaired); the production guard (which marks may run where, refused at collection)
+#: repaired); per-host checks in a fleet; the production guard (which marks may run where,
+#: refused at collection)
 pytest_plugins = [
     "opsdrill.chaos_plan",
     "opsdrill.coverage",
     "opsdrill.session_target",
+    "opsdrill.fleet",
     "opsdrill.safety",
 ]
 

@@ -82,12 +82,13 @@ class SessionTarget:
     def open(self) -> Target:
         """Revert what dead sessions left, create the stack if there is none; never repair."""
         if self.home is None:
-            if (check_units := getattr(self.target, "check_units", None)) is not None:
-                # a host over ssh: the login, the host key and the unit names are proven, so
-                # an API that does not answer there is a finding for the checks to report
-                check_units()
-            else:
-                require_reachable(self.target.endpoints.api_url)
+            for machine in self.target.fleet():  # every host of a fleet, the first one first
+                if (check_units := getattr(machine, "check_units", None)) is not None:
+                    # a host over ssh: the login, the host key and the unit names are proven,
+                    # so an API that does not answer there is a finding for the checks
+                    check_units()
+                else:
+                    require_reachable(machine.endpoints.api_url)
             return self.target
         from opsdrill.faults.rollback import rollback
 

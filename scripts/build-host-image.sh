@@ -13,24 +13,8 @@
 # OPSDRILL_HOST_IMAGE_KEEP=1 (keep earlier host images).
 # Exit 3 with one line when the environment is missing a piece.
 set -eu
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-OUT=$ROOT/build/host
-mkdir -p "$OUT"
-LOG=$OUT/build.log
-# One build at a time per checkout: a second caller (the test session after a build started
-# early in the background) waits here, then finds the images made and reuses them.
-exec 9>"$OUT/.lock"
-flock 9
-: >"$LOG"
-fail() {
-    echo "build-host-image: $*" >&2
-    exit 3
-}
-say() { echo "build-host-image: $*" >&2; }
-hash12() { sha256sum | cut -c1-12; }
-
-scripts/docker-engine.sh
+BUILDER=build-host-image OUT_NAME=host
+. "$(dirname "$0")/build-common.sh"
 
 PACKAGES=systemd,systemd-sysv,dbus,openssh-server,sudo,cron,procps,iproute2,ca-certificates
 PACKAGES=$PACKAGES,python3,python3-venv,postgresql-15,postgresql-client-15

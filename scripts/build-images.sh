@@ -15,26 +15,8 @@
 # style URI in /etc/apt/sources.list*), OPSDRILL_PIP (pip used for the wheelhouse).
 # Exit 3 with one line when the environment is missing a piece (engine, debootstrap, pip).
 set -eu
-cd "$(dirname "$0")/.."
-ROOT=$PWD
-OUT=$ROOT/build/docker
-mkdir -p "$OUT"
-LOG=$OUT/build.log
-# One build at a time per checkout: a second caller (the test session after a build started
-# early in the background) waits here, then finds the images made and reuses them.
-exec 9>"$OUT/.lock"
-flock 9
-: >"$LOG"
-
-fail() {
-    echo "build-images: $*" >&2
-    exit 3
-}
-say() { echo "build-images: $*" >&2; }
-hash12() { sha256sum | cut -c1-12; }
-have() { docker image inspect "$1" >/dev/null 2>&1; }
-
-scripts/docker-engine.sh
+BUILDER=build-images OUT_NAME=docker
+. "$(dirname "$0")/build-common.sh"
 
 # 1. base image ---------------------------------------------------------------------------
 BASE=${OPSDRILL_BASE_IMAGE:-}

@@ -122,3 +122,14 @@ def test_production_target_skips_sandbox_tests(pytester: pytest.Pytester) -> Non
         result.stdout.fnmatch_lines(["*refused on production target 'target'*"])
     finally:
         server.shutdown()
+
+
+def test_spec_builds_the_target_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A game day hands its suites `--target SPEC`: a file target's spec is its path, not its
+    name (with the name, every suite of `opsdrill gameday --target FILE` ended at collection)."""
+    monkeypatch.setenv("OPSDRILL_TEST_DSN", "postgresql://ro@db/ts")
+    path = write(tmp_path, GOOD.format(pidfile=tmp_path / "app.pid"))
+    target = parse_spec(str(path))
+    again = parse_spec(target.spec)
+    assert target.spec == str(path.absolute()) and again.name == target.name == "prod-eu"
+    assert again.endpoints == target.endpoints

@@ -354,18 +354,29 @@ def _coverage(run: RunArtefacts) -> str:
     covered = sum(1 for r in run.coverage.values() if r.get("covered"))
     applicable = sum(1 for r in run.coverage.values() if r["result"] != "not applicable")
     skipped = [p for p, r in run.coverage.items() if r["result"] == "skipped"]
+    fleet = any(r.get("hosts") for r in run.coverage.values())  # checks ran once per host
     rows = "".join(
         f"<tr><td>{_e(r['procedure'])}</td><td>{_e(r.get('title', ''))}</td>"
         f"<td class='{_cls(r['result'])}'>{_e(r['result'])}"
         + (f"<br><small>{_e(r['reason'])}</small>" if r.get("reason") else "")
         + "</td>"
-        f"<td class=num>{len(r.get('tests', {}))}</td></tr>"
+        f"<td class=num>{len(r.get('tests', {}))}</td>"
+        + (f"<td>{_hosts(r.get('hosts') or {})}</td>" if fleet else "")
+        + "</tr>"
         for r in run.coverage.values()
     )
     return (
         f"<h2>Runbook coverage</h2><p>{covered} of {applicable} applicable procedures covered "
         "by a test that ran"
         + (f"; skipped, no test ran: {_e(', '.join(skipped))}" if skipped else "")
-        + ".</p><table><tr><th>procedure</th><th>title</th><th>result</th><th>tests</th></tr>"
-        f"{rows}</table>"
+        + ".</p><table><tr><th>procedure</th><th>title</th><th>result</th><th>tests</th>"
+        + ("<th>per host</th>" if fleet else "")
+        + f"</tr>{rows}</table>"
+    )
+
+
+def _hosts(hosts: dict[str, str]) -> str:
+    """A fleet's hosts with each one's result (checks of one machine ran on every host)."""
+    return "<br>".join(
+        f"<span class='{_cls(o)}'>{_e(h)}: {_e(o)}</span>" for h, o in sorted(hosts.items())
     )

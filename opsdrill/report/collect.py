@@ -62,8 +62,12 @@ class RunArtefacts:
         }
         pid = row["procedure"]
         covered = bool(row.get("covered", row["result"] in ("passed", "failed")))
-        have = self.coverage.setdefault(pid, {**row, "tests": {}, "covered": False})
+        have = self.coverage.setdefault(pid, {**row, "tests": {}, "hosts": {}, "covered": False})
         have["tests"].update(row.get("tests", {}))
+        hosts = have.setdefault("hosts", {})
+        for host, outcome in (row.get("hosts") or {}).items():  # a fleet's host: worst wins
+            if rank.get(outcome, 0) > rank.get(hosts.get(host, "not covered"), -1):
+                hosts[host] = outcome
         have["covered"] = have["covered"] or covered  # a test that ran, in any suite
         if rank.get(row["result"], 0) > rank.get(have["result"], 0):
             have["result"] = row["result"]

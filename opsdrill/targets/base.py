@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from opsdrill.errors import CapabilityMissing, DestructiveRefused, UsageError
 from opsdrill.state import STATE_FILE
@@ -264,6 +265,20 @@ class Target(DrillParts, ABC):
     @abstractmethod
     def services(self) -> Mapping[str, Service]:
         """The services this target has (a subset of SERVICE_NAMES)."""
+
+    def fleet(self) -> Sequence[Target]:
+        """The machines the deployment runs on, each a target of its own, this one first.
+
+        One machine unless a target file lists more api hosts (runbook §7, several app
+        servers behind a balancer): checks of one machine (`machine` fixture) run per host.
+        """
+        return (self,)
+
+    def testinfra_host(self) -> Any:
+        """testinfra's host for this target's machine (disk, memory, files, processes)."""
+        import testinfra
+
+        return testinfra.get_host(self.host_spec)
 
     def service(self, name: str) -> Service:
         """The named service, or a clear error listing the ones this target has."""

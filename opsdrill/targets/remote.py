@@ -12,6 +12,14 @@
     systemd = "ts-forecast"           # or: pidfile = "/opt/ts-forecast/run/app.pid"
     [services.db]
     systemd = "postgresql"
+    [[api_hosts]]                     # more app servers behind the balancer (runbook §7)
+    name = "forecast-2"
+    host = "ssh://ops@forecast-2"
+    api_url = "http://forecast-2:8000"  # this server's own API, past the balancer
+
+A fleet's extra api hosts share the file's keys but for their name, host and api_url, and run
+the api unit named in [services.api] (or the services of their own [api_hosts.services]).
+Checks of one machine (the `machine` fixture) run once per host; the rest once.
 
 Every service is controlled through the testinfra host, so the same check runs over ssh, in a
 container or locally; a production target refuses start/stop/kill always, any other target
@@ -25,7 +33,7 @@ import os
 import signal
 import time
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +51,7 @@ ENDPOINT_KEYS = {
     "alertmanager_url", "mlflow_url", "home", "models_dir", "logs_dir", "backups_dir",
 }  # fmt: skip
 PATH_KEYS = ("home", "models_dir", "logs_dir", "backups_dir")
+FLEET_KEYS = {"name", "host", "api_url", "services"}
 
 
 def load_target_file(path: Path) -> FileTarget:
@@ -56,11 +65,49 @@ def load_target_file(path: Path) -> FileTarget:
         raise UsageError(f"target file {path} does not parse: {exc}") from None
     if not isinstance(raw, dict):
         raise UsageError(f"target file {path} must be a table of keys, not {type(raw).__name__}")
+    return _target_for(path, raw)
+
+
+def _target_for(path: Path, raw: Mapping[str, Any]) -> FileTarget:
     if str(raw.get("host", "")).startswith("ssh://"):
         from opsdrill.targets.host import HostTarget
 
         return HostTarget(path, raw)
     return FileTarget(path, raw)
+
+
+def _fleet_entries(path: Path, raw: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The target files of the extra api hosts: the file's own keys with the host's name,
+    host, api_url and services; each mistake is one sentence naming the key."""
+    entries = raw.get("api_hosts", [])
+    where = f"target file {path}"
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise UsageError(f"{where}: api_hosts must be a list of tables ([[api_hosts]])")
+    base = {k: v for k, v in raw.items() if k != "api_hosts"}
+    names = {str(raw.get("name", path.stem))}
+    members = []
+    for i, entry in enumerate(entries, 1):
+        if unknown := set(entry) - FLEET_KEYS:
+            raise UsageError(
+                f"{where}: api_hosts #{i}: unknown key(s) {', '.join(sorted(unknown))}"
+            )
+        for key in ("name", "host", "api_url"):
+            if not isinstance(entry.get(key), str) or not entry[key]:
+                raise UsageError(f'{where}: api_hosts #{i} needs {key} = "..."')
+        if entry["name"] in names:
+            raise UsageError(f"{where}: api_hosts #{i}: the name {entry['name']!r} is taken")
+        names.add(entry["name"])
+        if entry["host"].startswith("ssh://") != str(raw.get("host", "")).startswith("ssh://"):
+            raise UsageError(
+                f"{where}: api_hosts #{i}: host {entry['host']!r} is not reached like the "
+                f"file's host {raw.get('host')!r}; a fleet is all ssh:// or none"
+            )
+        api = (raw.get("services") or {}).get("api")
+        services = entry.get("services", {"api": api} if api else {})
+        endpoints = {**(raw.get("endpoints") or {}), "api_url": entry["api_url"]}
+        members.append({**base, "name": entry["name"], "host": entry["host"],
+                        "endpoints": endpoints, "services": services})  # fmt: skip
+    return members
 
 
 @dataclass(frozen=True)
@@ -133,6 +180,23 @@ class FileTarget(Target):
         self._endpoints = self._parse_endpoints(raw.get("endpoints"))
         self._services = self._parse_services(raw.get("services", {}))
         self._host: Any = None
+        self._fleet_files = _fleet_entries(path, raw)
+        self._members: list[FileTarget] | None = None
+
+    def fleet(self) -> Sequence[Target]:
+        if self._members is None:
+            self._members = [_target_for(self.path, m) for m in self._fleet_files]
+        for member in self._members:  # one session's rights hold on every host
+            member.allow_destructive = self.allow_destructive
+        return (self, *self._members)
+
+    def testinfra_host(self) -> Any:
+        return self.host  # with its ssh options (key, known_hosts) when it is a host
+
+    @property
+    def spec(self) -> str:
+        """The file's path: its name alone would not build it again in a game day's suites."""
+        return str(self.path.absolute())
 
     @property
     def host(self) -> Any:

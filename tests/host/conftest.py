@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,31 +113,35 @@ def _image() -> str:
     return done.stdout.strip().rsplit("=", 1)[-1]
 
 
-def _seed(home: Path) -> dict[str, str]:
-    """The user's key pair, the host's key, the secrets; known_hosts is written on start."""
+def _seed(home: Path, user_key: Path | None = None) -> dict[str, str]:
+    """The user's key pair (or, for another host of a fleet, the first host's public key),
+    the host's key, the secrets; known_hosts is written on start."""
     seed = home / "seed"
     seed.mkdir(parents=True)
-    for key in (home / "id_ed25519", seed / "ssh_host_ed25519_key"):
+    keys = [seed / "ssh_host_ed25519_key"]
+    if user_key is None:
+        keys.append(home / "id_ed25519")
+        user_key = home / "id_ed25519.pub"
+    for key in keys:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
                        check=True)  # fmt: skip
-    shutil.copy(home / "id_ed25519.pub", seed / "authorized_keys")
+    shutil.copy(user_key, seed / "authorized_keys")
     found = {n: secrets.token_urlsafe(16) for n in ("DB_PASSWORD", "ADMIN_PASSWORD", "API_KEY")}
     (seed / "secrets").write_text("".join(f"{k}={v}\n" for k, v in found.items()))
     os.chmod(seed / "secrets", 0o644)  # read by the host's root only: the mount is the host's
     return found
 
 
-@pytest.fixture(scope="session")
-def systemd_host() -> Iterator[Host]:
+@contextmanager
+def booted(image: str, tag: str, user_key: Path | None = None) -> Iterator[Host]:
+    """A host container on a bridge network of its own, up to a healthy /health; removed with
+    its network and seed on exit (unless $OPSDRILL_KEEP_HOST)."""
     timings: dict[str, float] = {}
-    t0 = time.monotonic()
-    image = _image()
-    timings["image"] = time.monotonic() - t0
-    home = Path(f"/tmp/host-{os.getpid()}")
+    home = Path(f"/tmp/{tag}-{os.getpid()}")
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(mode=0o700)
-    found = _seed(home)
-    name = f"host-test-{os.getpid()}"
+    found = _seed(home, user_key)
+    name = f"{tag}-test-{os.getpid()}"
     docker("network", "create", name)
     try:
         t0 = time.monotonic()
@@ -158,20 +163,39 @@ def systemd_host() -> Iterator[Host]:
             "OPSDRILL_HOST_API_KEY": found["API_KEY"],
             "OPSDRILL_STATE_HOME": str(home / "state"),
         }
-        os.environ.update(env)
         api = f"http://127.0.0.1:{ports['api']}"
-        first(lambda: health_status(api) == 200, 180, "the host's ts-forecast /health")
+        first(lambda: health_status(api) == 200, 180, f"{name}'s ts-forecast /health")
         timings["boot"] = time.monotonic() - t0
-        t0 = time.monotonic()
-        seeding = Host(home, name, ports, env, timings).target("first-data")
-        for args in (["train-now"], ["backup"]):  # a model and a backup, as `opsdrill up` has
-            done = seeding.ops(*args)
-            assert done.ok, f"ts-forecast-ops {args[0]} over ssh: {done.output()}"
-        timings["first_data"] = time.monotonic() - t0
-        print(f"\n[host] {name}: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
         yield Host(home, name, ports, env, timings)
     finally:
         if not os.environ.get("OPSDRILL_KEEP_HOST"):
             docker("rm", "-f", "-v", name, check=False)
             docker("network", "rm", name, check=False)
             shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def systemd_host() -> Iterator[Host]:
+    t0 = time.monotonic()
+    image = _image()
+    took = time.monotonic() - t0
+    with booted(image, "host") as host:
+        host.timings["image"] = took
+        os.environ.update(host.env)
+        t0 = time.monotonic()
+        seeding = host.target("first-data")
+        for args in (["train-now"], ["backup"]):  # a model and a backup, as `opsdrill up` has
+            done = seeding.ops(*args)
+            assert done.ok, f"ts-forecast-ops {args[0]} over ssh: {done.output()}"
+        host.timings["first_data"] = time.monotonic() - t0
+        print(f"\n[host] {host.container}: "
+              + ", ".join(f"{k} {v:.0f} s" for k, v in host.timings.items()))  # fmt: skip
+        yield host
+
+
+@pytest.fixture(scope="session")
+def second_api_host(systemd_host: Host) -> Iterator[Host]:
+    """Another host of the image, for a fleet: it lets in the first host's key (one ops user
+    and key for the fleet, as a fleet's hosts would); its own secrets stay its own."""
+    with booted(_image(), "host2", user_key=systemd_host.dir / "id_ed25519.pub") as host:
+        yield host
