@@ -157,8 +157,8 @@ def test_timeout_zero_stops_data_and_removal_closes(proxy, connect):
 
 def test_timeout_closes_after_delay(proxy, connect):
     sock = connect()
+    start = time.monotonic()  # the toxic's clock starts when it reaches the open link
     proxy.add_toxic(type="timeout", stream="upstream", attributes={"timeout": 200})
-    start = time.monotonic()
     sock.sendall(b"dropped")
     received, closed_at = read_until_closed(sock)
     assert received == b""
