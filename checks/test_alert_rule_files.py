@@ -1,8 +1,9 @@
 """Runbook §4.2: the target's alert rules pass `promtool check rules` and the unit tests.
 
-The rules are the ones the target's Prometheus is configured with, read from its host; the
-unit tests are the stack's (`system/prometheus/tests/alerts_test.yml`): for every alert, it
-fires once its `for` has elapsed, stays silent below its threshold, and resolves.
+The rules are the ones the target's Prometheus is configured with, read where Prometheus runs
+(this machine, its container, its host: `Target.files("prometheus")`); the unit tests are the
+stack's (`system/prometheus/tests/alerts_test.yml`): for every alert, it fires once its `for`
+has elapsed, stays silent below its threshold, and resolves.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import yaml
 from opsdrill.probes.prometheus import config_yaml, loaded_rules
 from opsdrill.runbook import alert_rules
 from opsdrill.runbook.alert_rules import alert_names, promtool_check, promtool_test
-from opsdrill.targets.base import Target
+from opsdrill.targets.base import ServiceFiles, Target
 
 TESTS_DIR = Path(__file__).resolve().parents[1] / "system/prometheus/tests"
 #: each production rule file and the promtool unit tests that go with it
@@ -44,34 +45,44 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def rule_files(target: Target, host: object) -> dict[str, str]:
-    """path -> text of every rule file the target's Prometheus loads."""
-    url = target.endpoints.prometheus_url
-    if url is None:
+def prometheus_files(target: Target) -> ServiceFiles:
+    """The files where the target's Prometheus runs (its container, its host, this machine)."""
+    if target.endpoints.prometheus_url is None:
         pytest.skip(f"target {target.name!r} has no prometheus_url")
+    if "service_files" not in target.capabilities:
+        pytest.skip(f"target {target.name!r} cannot read its services' files (service_files)")
+    if "prometheus" not in target.services:
+        pytest.skip(f"target {target.name!r} names no prometheus service to read the rules from")
+    return target.files("prometheus")
+
+
+@pytest.fixture(scope="module")
+def rule_files(target: Target, prometheus_files: ServiceFiles) -> dict[str, str]:
+    """path -> text of every rule file the target's Prometheus loads."""
+    url = str(target.endpoints.prometheus_url)
     patterns = yaml.safe_load(config_yaml(url)).get("rule_files") or []
     files = {}
     for pattern in patterns:
-        listed = host.run(f"ls -1 {pattern}").stdout.split() if glob.has_magic(pattern) \
-            else [pattern]  # fmt: skip
+        listed = prometheus_files.glob(pattern) if glob.has_magic(pattern) else [pattern]
         for path in listed:
-            f = host.file(path)
-            assert f.exists, f"Prometheus loads rule file {path}, which does not exist"
-            files[path] = f.content_string
+            assert prometheus_files.exists(path), (
+                f"Prometheus loads rule file {path}, which does not exist where it runs"
+            )
+            files[path] = prometheus_files.read_text(path)
     assert files, f"Prometheus at {url} loads no rule files (expected the §4.2 alerts)"
     return files
 
 
 @pytest.fixture(scope="module")
-def production_rules(rule_files: dict[str, str], host: object) -> dict[str, str]:
+def production_rules(rule_files: dict[str, str], prometheus_files: ServiceFiles) -> dict[str, str]:
     """The rule files with any recorded shortening (embedded stack) undone."""
     restored = {}
     for path, text in rule_files.items():
         shortened = []
         for folder in (Path(path).parent, Path(path).parent.parent):  # beside, or one up
-            note = host.file(str(folder / "shortened.json"))
-            if note.exists:
-                shortened = [c for c in json.loads(note.content_string)
+            note = str(folder / "shortened.json")
+            if prometheus_files.exists(note):
+                shortened = [c for c in json.loads(prometheus_files.read_text(note))
                              if c.get("file", Path(path).name) == Path(path).name]  # fmt: skip
                 break
         restored[path] = alert_rules.restore_durations(text, shortened)

@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
+import os
 import re
 import shlex
 import shutil
 import socket
 import ssl
 import subprocess
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,7 +30,7 @@ import pytest
 
 from opsdrill.runbook import queries
 from opsdrill.runbook.thresholds import evaluate
-from opsdrill.targets.base import Target
+from opsdrill.targets.base import ServiceFiles, Target
 
 pytestmark = pytest.mark.readonly  # the few that write are marked sandbox, which wins
 
@@ -194,19 +198,42 @@ def _same(db_value: Any, file_value: Any) -> bool:
     return json.loads(json.dumps(db_value, default=str)) == file_value
 
 
-def _read_archive(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    with gzip.open(path, "rt", newline="", encoding="utf-8") as fh:
-        reader = csv.reader(fh)
-        assert next(reader) == ["table", "key", "row"], f"{path} has no archive header"
-        return {(table, key): json.loads(row) for table, key, row in reader}
+def _read_archive(path: str, data: bytes) -> dict[tuple[str, str], dict[str, Any]]:
+    text = gzip.decompress(data).decode("utf-8")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    assert next(reader) == ["table", "key", "row"], f"{path} has no archive header"
+    return {(table, key): json.loads(row) for table, key, row in reader}
+
+
+@pytest.fixture
+def archive_dir(target: Target) -> Iterator[tuple[ServiceFiles, PurePosixPath]]:
+    """A directory of its own where the ops CLI runs (beside the backups), and the files there
+    as the app sees them; it and what the archive left in it are removed afterwards."""
+    if "service_files" not in target.capabilities:
+        pytest.skip(f"target {target.name!r} cannot read its services' files (service_files)")
+    base = target.endpoints.backups_dir or target.endpoints.home
+    if base is None:
+        pytest.skip(f"target {target.name!r} names no backups_dir or home for the archive")
+    files = target.files("api")
+    out = PurePosixPath(base) / f"opsdrill-archive-probe-{os.getpid()}-{time.time_ns()}"
+    try:
+        yield files, out
+    finally:
+        for path in files.glob(out / "*"):
+            files.remove(path)
+        files.remove(out)
 
 
 @pytest.mark.sandbox
 @pytest.mark.exclusive  # its planted runs would fail the model-files check running beside it
 @pytest.mark.runbook("3.3.3")
-def test_archive_exports_exactly_what_it_deletes(ops, db, tmp_path: Path) -> None:
-    """Judged by the file read back, row by row, against the rows the database held before,
-    and by those rows being gone: never by the archive's own summary."""
+def test_archive_exports_exactly_what_it_deletes(
+    ops, db, archive_dir: tuple[ServiceFiles, PurePosixPath]
+) -> None:
+    """Judged by the file read back from where the ops CLI wrote it, row by row, against the
+    rows the database held before, and by those rows being gone: never by the archive's own
+    summary."""
+    files, out = archive_dir
     run_ids = [
         db.execute(
             "INSERT INTO runs (run_name, experiment_id, status, model_name, series_id, horizon,"
@@ -230,11 +257,11 @@ def test_archive_exports_exactly_what_it_deletes(ops, db, tmp_path: Path) -> Non
     try:
         eligible = [r[0] for r in db.execute(ELIGIBLE, (180,))]
         before = _rows(db, eligible)
-        done = ops("archive", "--older-than-days", "180", "--out", str(tmp_path))
+        done = ops("archive", "--older-than-days", "180", "--out", str(out))
         assert done.returncode == 0, f"archive failed: {done.stderr.strip()}"
         summary = json.loads(done.stdout)
         assert set(run_ids) <= set(summary["run_ids"]), f"{run_ids} not archived: {summary}"
-        in_file = _read_archive(Path(summary["file"]))
+        in_file = _read_archive(summary["file"], files.read_bytes(summary["file"]))
         left = _rows(db, eligible)
         assert not left, f"{len(left)} archived row(s) still in the database: {sorted(left)[:5]}"
         lost = sorted(set(before) - set(in_file))

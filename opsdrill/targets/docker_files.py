@@ -4,6 +4,8 @@ a remote engine as on a local one."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import io
 import tarfile
 import time
@@ -11,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 
 from opsdrill.errors import ServiceError
-from opsdrill.targets.base import ExecResult, ServiceFiles
+from opsdrill.targets.base import SHELL_GLOB, SHELL_REMOVE, ExecResult, ServiceFiles
 
 __all__ = ["ContainerFiles"]
 
@@ -40,6 +42,24 @@ class ContainerFiles(ServiceFiles):
             raise self._fail("reading", path, done)
         return done.stdout
 
+    def read_bytes(self, path: PurePosixPath | str) -> bytes:
+        """Through base64, since `docker exec` hands back text."""
+        done = self.run(["base64", "--", str(path)])
+        if not done.ok:
+            if "No such file" in done.stderr:
+                raise FileNotFoundError(f"{path} is not there in {self.service}")
+            raise self._fail("reading", path, done)
+        try:
+            return base64.b64decode(done.stdout)
+        except binascii.Error as exc:
+            raise ServiceError(f"reading {path} in {self.service}: bad base64 ({exc})") from None
+
+    def glob(self, pattern: PurePosixPath | str) -> list[str]:
+        done = self._sh(SHELL_GLOB, str(pattern))
+        if not done.ok:
+            raise self._fail("listing", pattern, done)
+        return sorted(done.stdout.splitlines())
+
     def write_text(self, path: PurePosixPath | str, text: str, mode: int = 0o644) -> None:
         """The bytes go in as a temp file beside `path` (put_archive, owned like the file or
         its directory), then `mv` replaces the file atomically."""
@@ -65,7 +85,7 @@ class ContainerFiles(ServiceFiles):
             raise self._fail("replacing", dest, moved)
 
     def remove(self, path: PurePosixPath | str) -> None:
-        done = self.run(["rm", "-f", "--", str(path)])
+        done = self._sh(SHELL_REMOVE, str(path))
         if not done.ok:
             raise self._fail("removing", path, done)
 

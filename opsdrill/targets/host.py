@@ -14,6 +14,8 @@ ssh connection (`opsdrill.targets.ssh`); the fault journal stays on opsdrill's m
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import shlex
 import signal
@@ -23,7 +25,14 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from opsdrill.errors import CapabilityMissing, PrivilegeError, ServiceError, UsageError
-from opsdrill.targets.base import ExecResult, MemoryUsage, ServiceFiles, journal_home
+from opsdrill.targets.base import (
+    SHELL_GLOB,
+    SHELL_REMOVE,
+    ExecResult,
+    MemoryUsage,
+    ServiceFiles,
+    journal_home,
+)
 from opsdrill.targets.host_cgroup import CPU_SCRIPT, MEMORY_SCRIPT, PAGE, UNLIMITED
 from opsdrill.targets.remote import FileTarget, HostService
 from opsdrill.targets.ssh import SshHost
@@ -141,6 +150,15 @@ class HostTarget(FileTarget):
     def unit_user(self, service: str) -> str:
         return self.unit_property(self._unit_of(service), "User") or "root"
 
+    @functools.cache  # noqa: B019 (a target lives for one session)
+    def files_user(self, service: str) -> str | None:
+        """Whom a service's files are read and written as: the unit's own user when the ssh
+        user may become it (sudoers: the app's and the database's), else None, the ssh user
+        itself, who reads what the unit's configuration leaves readable (Prometheus's rule
+        files, which the ops user may not `sudo -u prometheus` to read)."""
+        user = self.unit_user(service)
+        return user if self.run(["sudo", "-n", "-l", "-u", user, "sh"]).ok else None
+
     # -- the seam ----------------------------------------------------------------------------
     def exec(
         self,
@@ -233,18 +251,18 @@ class HostTarget(FileTarget):
 
 
 class SshFiles(ServiceFiles):
-    """A service's files on the host, read and written as the service's user over ssh."""
+    """A service's files on the host, read and written over ssh as the service's user (or the
+    ssh user, where sudoers gives no way to become it: `HostTarget.files_user`)."""
 
     def __init__(self, target: HostTarget, service: str) -> None:
         self.target = target
         self.service = service
 
     def _sh(self, script: str, *args: str, stdin: bytes | None = None) -> ExecResult:
-        return self.target.exec(self.service, ["sh", "-c", script, "sh", *args]) if stdin is None \
-            else self.target.run(
-                ["sudo", "-n", "-u", self.target.unit_user(self.service), "--",
-                 "sh", "-c", script, "sh", *args], stdin=stdin,
-            )  # fmt: skip
+        argv = ["sh", "-c", script, "sh", *args]
+        if (user := self.target.files_user(self.service)) is not None:
+            argv = ["sudo", "-n", "-u", user, "--", *argv]
+        return self.target.run(argv, stdin=stdin)
 
     def _check(self, done: ExecResult, what: str, path: PurePosixPath | str) -> ExecResult:
         if "No such file" in done.stderr:
@@ -256,13 +274,25 @@ class SshFiles(ServiceFiles):
     def read_text(self, path: PurePosixPath | str) -> str:
         return self._check(self._sh('cat -- "$1"', str(path)), "reading", path).stdout
 
+    def read_bytes(self, path: PurePosixPath | str) -> bytes:
+        """Through base64, since the remote command's output comes back as text."""
+        done = self._check(self._sh('base64 -- "$1"', str(path)), "reading", path)
+        try:
+            return base64.b64decode(done.stdout)
+        except binascii.Error as exc:
+            raise OSError(f"reading {path} on {self.target.ssh.spec}: bad base64 ({exc})") from None
+
+    def glob(self, pattern: PurePosixPath | str) -> list[str]:
+        done = self._check(self._sh(SHELL_GLOB, str(pattern)), "listing", pattern)
+        return sorted(done.stdout.splitlines())
+
     def write_text(self, path: PurePosixPath | str, text: str, mode: int = 0o644) -> None:
         script = 'set -e; t=$(mktemp "$1.XXXXXX"); cat >"$t"; chmod "$2" "$t"; mv -f "$t" "$1"'
         done = self._sh(script, str(path), f"{mode:o}", stdin=text.encode())
         self._check(done, "writing", path)
 
     def remove(self, path: PurePosixPath | str) -> None:
-        self._check(self._sh('rm -f -- "$1"', str(path)), "removing", path)
+        self._check(self._sh(SHELL_REMOVE, str(path)), "removing", path)
 
     def exists(self, path: PurePosixPath | str) -> bool:
         return self._sh('test -e "$1"', str(path)).ok

@@ -82,6 +82,28 @@ def test_files_round_trip_is_atomic_and_keeps_the_owner(docker_target: Target) -
     files.remove(path)  # a no-op when not there
 
 
+def test_files_glob_bytes_and_directories_where_each_service_runs(docker_target: Target) -> None:
+    """Prometheus's rule files are listed in its own container (not the api's); a binary file
+    comes back byte for byte; an emptied directory is removed."""
+    rules = docker_target.files("prometheus").glob("/etc/prometheus/rules/*.yml")
+    assert rules == ["/etc/prometheus/rules/alerts.yml", "/etc/prometheus/rules/slo_rules.yml"]
+    assert docker_target.files("api").glob("/etc/prometheus/rules/*.yml") == []
+    files = docker_target.files("api")
+    folder = PurePosixPath("/var/lib/nf_auto_runner/backups/opsdrill-seam-dir")
+    path = folder / "all-bytes.bin"
+    make = 'mkdir -p "$1" && printf "$(printf "\\%03o" $(seq 0 255))" >"$2"'
+    assert docker_target.exec("api", ["sh", "-c", make, "sh", str(folder), str(path)]).ok
+    try:
+        assert files.read_bytes(path) == bytes(range(256))
+        assert files.glob(folder / "*") == [str(path)]
+    finally:
+        files.remove(path)
+        files.remove(folder)
+    assert not files.exists(folder)
+    with pytest.raises(FileNotFoundError):
+        files.read_bytes(path)
+
+
 def test_disk_full_is_a_real_enospc_the_app_reports_and_recovers(docker_target: Target) -> None:
     """Fill the models tmpfs to ENOSPC: /health names it with 503; removing the ballast
     brings 200 back."""

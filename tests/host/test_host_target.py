@@ -56,6 +56,9 @@ def test_smoke_over_ssh_passes_on_a_healthy_host_and_writes_nothing(systemd_host
     print(f"\n[host] smoke over ssh: {wall:.1f} s")
     assert done.returncode == 0, f"smoke failed on a healthy host:\n{done.stdout[-4000:]}"
     assert len(outcomes(done.stdout, "PASSED")) >= 20, done.stdout[-2000:]
+    # Prometheus's rule files, read over ssh as the ops user (sudoers gives no `-u prometheus`)
+    rules = "checks/test_alert_rule_files.py::test_promtool_check_rules"
+    assert rules in outcomes(done.stdout, "PASSED"), done.stdout[-2000:]
 
 
 def test_prometheus_disk_figure_is_dfs_use_percent(systemd_host: Host) -> None:

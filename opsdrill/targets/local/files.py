@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import os
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -20,6 +21,12 @@ class LocalFiles(ServiceFiles):
 
     def read_text(self, path: PurePosixPath | str) -> str:
         return Path(path).read_text()
+
+    def read_bytes(self, path: PurePosixPath | str) -> bytes:
+        return Path(path).read_bytes()
+
+    def glob(self, pattern: PurePosixPath | str) -> list[str]:
+        return sorted(glob.glob(str(pattern)))
 
     def write_text(self, path: PurePosixPath | str, text: str, mode: int = 0o644) -> None:
         dest = Path(path)
@@ -39,7 +46,10 @@ class LocalFiles(ServiceFiles):
             raise
 
     def remove(self, path: PurePosixPath | str) -> None:
-        Path(path).unlink(missing_ok=True)
+        if Path(path).is_dir() and not Path(path).is_symlink():
+            Path(path).rmdir()
+        else:
+            Path(path).unlink(missing_ok=True)
 
     def exists(self, path: PurePosixPath | str) -> bool:
         return Path(path).exists()
