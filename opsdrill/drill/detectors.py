@@ -37,7 +37,12 @@ class Probes:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self.api = target.endpoints.api_url
+
+    @property
+    def api(self) -> str:
+        """The API's URL now: read at each ask, since a restarted container may be published
+        on a new port (`DockerTarget.forget_endpoints`)."""
+        return self.target.endpoints.api_url
 
     def health_is(self, code: int, timeout: float = 10.0) -> Detector:
         return Detector(f"/health answers {code}", lambda: _status(f"{self.api}/health") == code,
@@ -52,8 +57,8 @@ class Probes:
         return Detector("a forecast succeeds", check, timeout)
 
     def db_refuses(self, timeout: float = 5.0) -> Detector:
-        dsn = self.target.endpoints.dsn
-        return Detector("PostgreSQL refuses connections", lambda: not sql_ok(dsn), timeout)
+        return Detector("PostgreSQL refuses connections",
+                        lambda: not sql_ok(self.target.endpoints.dsn), timeout)  # fmt: skip
 
     def alert(self, name: str, state: str | None = "firing", timeout: float = 30.0) -> Detector:
         """The runbook's alert as a detector: kind "alert", with its `for:` scaling noted."""
@@ -133,8 +138,16 @@ class FaultProbes:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self.api = target.endpoints.api_url
-        self.admin = target.endpoints.admin_dsn or ""
+
+    @property
+    def api(self) -> str:
+        """The API's URL now (read at each ask, as `Probes.api`)."""
+        return self.target.endpoints.api_url
+
+    @property
+    def admin(self) -> str:
+        """The admin DSN now: a restarted database container may be published on a new port."""
+        return self.target.endpoints.admin_dsn or ""
 
     def api_silent(self, timeout: float = 10.0) -> Detector:
         return Detector("/health gets no answer", lambda: _status(f"{self.api}/health") == 0,
