@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import httpx
 
-from opsdrill.drill.alert_scale import alert_scaling
+from opsdrill.drill.alert_scale import target_alert_scaling
 from opsdrill.drill.detector import Detector
 from opsdrill.probes.alertmanager import delivered
 from opsdrill.probes.prometheus import alert_state
@@ -64,7 +64,7 @@ class Probes:
         """The runbook's alert as a detector: kind "alert", with its `for:` scaling noted."""
         prom = self.target.endpoints.prometheus_url
         label = f"alert {name} {state or 'resolved'}"
-        scaled = alert_scaling(self.target.state_home()).get(name)
+        scaled = target_alert_scaling(self.target).get(name)
         return Detector(label, lambda: alert_state(prom, name) == state, timeout,  # type: ignore[arg-type]
                         kind="alert", note=scaled.note() if scaled else "",
                         production_offset=scaled.offset if scaled else 0.0)  # fmt: skip

@@ -70,6 +70,8 @@ SERVICE_ALIASES = {
 }
 #: container ports of the composed stack (system/compose.yaml)
 API_PORT, PROXIED_API_PORT, TOXIPROXY_PORT, DB_PORT = 8000, 8001, 8475, 5432
+#: where compose.yaml mounts Prometheus' shortened.json (its rules at drill scale)
+SHORTENED_JSON = "/etc/prometheus/shortened.json"
 DATABASE = "ts_forecast_system"
 HOME = Path("/var/lib/nf_auto_runner")
 SECRET_KEYS = ("api_key_env", "dsn_env", "admin_dsn_env")
@@ -449,6 +451,15 @@ class DockerTarget(Target):
         counted = cgroup_oom_kills(container.id) if self.engine_is_local() else None
         flagged = int(bool(container.attrs["State"].get("OOMKilled")))
         return max(counted or 0, flagged)
+
+    def rule_scaling_text(self) -> str | None:
+        """Prometheus' shortened.json, read in its container (compose.yaml mounts it)."""
+        if "prometheus" not in self._services:
+            return None
+        try:
+            return self.files("prometheus").read_text(SHORTENED_JSON)
+        except (FileNotFoundError, ServiceError):
+            return None
 
     def proxy_for(self, link: str) -> ProxyLink:
         names = {"app_db": "postgres", "client_api": "api"}
