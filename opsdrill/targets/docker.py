@@ -70,6 +70,8 @@ SERVICE_ALIASES = {
 }
 #: container ports of the composed stack (system/compose.yaml)
 API_PORT, PROXIED_API_PORT, TOXIPROXY_PORT, DB_PORT = 8000, 8001, 8475, 5432
+#: where the api writes its pid under NF_HOME (Settings.pid_file)
+PID_FILE = Path("run") / "app.pid"
 #: where compose.yaml mounts Prometheus' shortened.json (its rules at drill scale)
 SHORTENED_JSON = "/etc/prometheus/shortened.json"
 DATABASE = "ts_forecast_system"
@@ -451,6 +453,31 @@ class DockerTarget(Target):
         counted = cgroup_oom_kills(container.id) if self.engine_is_local() else None
         flagged = int(bool(container.attrs["State"].get("OOMKilled")))
         return max(counted or 0, flagged)
+
+    def clear_leftovers(self, service: str) -> list[str]:
+        """A stopped container leaves no process behind; for the api, say where its pid file
+        went: compose.yaml keeps it on a tmpfs that goes with the container's stop (read from
+        the stopped container's filesystem through the Engine API, never assumed)."""
+        if service != "api":
+            return []
+        import docker.errors  # type: ignore[import-untyped]
+
+        home = self.endpoints.home or HOME
+        path = home / PID_FILE
+        container = self._container("api")
+        try:
+            container.get_archive(str(path))
+        except docker.errors.NotFound:
+            return [
+                f"no pid file left: {path} went with the stopped container (its run directory "
+                "is a tmpfs); no process is left behind a stopped container"
+            ]
+        except docker.errors.APIError as exc:
+            return [f"pid file {path}: not readable in the stopped container ({exc.explanation})"]
+        return [
+            f"stale pid file {path} left in the stopped container: mount its run directory on "
+            "a tmpfs (system/compose.yaml) so a stop discards it"
+        ]
 
     def rule_scaling_text(self) -> str | None:
         """Prometheus' shortened.json, read in its container (compose.yaml mounts it)."""
