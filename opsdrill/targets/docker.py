@@ -70,6 +70,8 @@ SERVICE_ALIASES = {
 }
 #: container ports of the composed stack (system/compose.yaml)
 API_PORT, PROXIED_API_PORT, TOXIPROXY_PORT, DB_PORT = 8000, 8001, 8475, 5432
+#: the app's own path to the database (Toxiproxy's `postgres` proxy), bridged for this machine
+PROXIED_DB_PORT = 15433
 #: where the api writes its pid under NF_HOME (Settings.pid_file)
 PID_FILE = Path("run") / "app.pid"
 #: where compose.yaml mounts Prometheus' shortened.json (its rules at drill scale)
@@ -506,14 +508,20 @@ class DockerTarget(Target):
             return
         toxiproxy = self.published("proxy", TOXIPROXY_PORT)
         proxied = self.published("proxy", PROXIED_API_PORT)
-        if toxiproxy is None or proxied is None:
+        proxied_db = self.published("proxy", PROXIED_DB_PORT)
+        if toxiproxy is None or proxied is None or proxied_db is None:
             raise UsageError(
-                f"{self.name}: toxiproxy's ports {TOXIPROXY_PORT} and {PROXIED_API_PORT} "
-                "are not published on the host"
+                f"{self.name}: toxiproxy's ports {TOXIPROXY_PORT}, {PROXIED_API_PORT} and "
+                f"{PROXIED_DB_PORT} are not published on the host (system/compose.yaml's "
+                "netns service publishes them)"
             )
+        # the app's DATABASE_URL (127.0.0.1:15432 in its network namespace) at the port that
+        # bridges this machine to the same proxy
+        app = urlsplit(self.container_env("api")["DATABASE_URL"])
+        auth = app.netloc.rpartition("@")[0]
         yield ProxyHops(
             toxiproxy_url=f"http://{toxiproxy}",
-            app_dsn=self.container_env("api")["DATABASE_URL"],
+            app_dsn=app._replace(netloc=f"{auth}@{proxied_db}").geturl(),
             api_url=f"http://{proxied}",
         )
 
