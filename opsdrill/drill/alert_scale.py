@@ -12,10 +12,20 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opsdrill.durations import milliseconds
 
-__all__ = ["ScaledRule", "alert_scaling", "load_shortened"]
+if TYPE_CHECKING:
+    from opsdrill.targets.base import Target
+
+__all__ = [
+    "ScaledRule",
+    "alert_scaling",
+    "load_shortened",
+    "parse_shortened",
+    "target_alert_scaling",
+]
 
 SHORTENED = Path("monitoring") / "prometheus" / "shortened.json"
 
@@ -49,8 +59,16 @@ class ScaledRule:
 def load_shortened(path: Path) -> dict[str, ScaledRule]:
     """alert name -> its scaled `for:`, from a shortened.json; empty when there is none."""
     try:
-        changes = json.loads(path.read_text())
-    except (OSError, ValueError):
+        return parse_shortened(path.read_text())
+    except OSError:
+        return {}
+
+
+def parse_shortened(text: str | None) -> dict[str, ScaledRule]:
+    """alert name -> its scaled `for:`, from a shortened.json's text; empty when none."""
+    try:
+        changes = json.loads(text or "[]")
+    except ValueError:
         return {}
     return {
         c["alert"]: ScaledRule(c["alert"], c["after"], c["before"])
@@ -62,3 +80,8 @@ def load_shortened(path: Path) -> dict[str, ScaledRule]:
 def alert_scaling(state_dir: Path | None) -> dict[str, ScaledRule]:
     """The scaled alerts of a stack whose state directory is `state_dir` (None: none known)."""
     return {} if state_dir is None else load_shortened(state_dir / SHORTENED)
+
+
+def target_alert_scaling(target: Target) -> dict[str, ScaledRule]:
+    """The scaled alerts of `target`'s Prometheus (`Target.rule_scaling_text`)."""
+    return parse_shortened(target.rule_scaling_text())

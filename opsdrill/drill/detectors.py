@@ -9,7 +9,7 @@ from typing import ClassVar
 
 import httpx
 
-from opsdrill.drill.alert_scale import alert_scaling
+from opsdrill.drill.alert_scale import target_alert_scaling
 from opsdrill.drill.detector import Detector
 from opsdrill.probes.alertmanager import delivered
 from opsdrill.probes.prometheus import alert_state
@@ -37,7 +37,12 @@ class Probes:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self.api = target.endpoints.api_url
+
+    @property
+    def api(self) -> str:
+        """The API's URL now: read at each ask, since a restarted container may be published
+        on a new port (`DockerTarget.forget_endpoints`)."""
+        return self.target.endpoints.api_url
 
     def health_is(self, code: int, timeout: float = 10.0) -> Detector:
         return Detector(f"/health answers {code}", lambda: _status(f"{self.api}/health") == code,
@@ -52,14 +57,14 @@ class Probes:
         return Detector("a forecast succeeds", check, timeout)
 
     def db_refuses(self, timeout: float = 5.0) -> Detector:
-        dsn = self.target.endpoints.dsn
-        return Detector("PostgreSQL refuses connections", lambda: not sql_ok(dsn), timeout)
+        return Detector("PostgreSQL refuses connections",
+                        lambda: not sql_ok(self.target.endpoints.dsn), timeout)  # fmt: skip
 
     def alert(self, name: str, state: str | None = "firing", timeout: float = 30.0) -> Detector:
         """The runbook's alert as a detector: kind "alert", with its `for:` scaling noted."""
         prom = self.target.endpoints.prometheus_url
         label = f"alert {name} {state or 'resolved'}"
-        scaled = alert_scaling(self.target.state_home()).get(name)
+        scaled = target_alert_scaling(self.target).get(name)
         return Detector(label, lambda: alert_state(prom, name) == state, timeout,  # type: ignore[arg-type]
                         kind="alert", note=scaled.note() if scaled else "",
                         production_offset=scaled.offset if scaled else 0.0)  # fmt: skip
@@ -133,8 +138,16 @@ class FaultProbes:
 
     def __init__(self, target: Target) -> None:
         self.target = target
-        self.api = target.endpoints.api_url
-        self.admin = target.endpoints.admin_dsn or ""
+
+    @property
+    def api(self) -> str:
+        """The API's URL now (read at each ask, as `Probes.api`)."""
+        return self.target.endpoints.api_url
+
+    @property
+    def admin(self) -> str:
+        """The admin DSN now: a restarted database container may be published on a new port."""
+        return self.target.endpoints.admin_dsn or ""
 
     def api_silent(self, timeout: float = 10.0) -> Detector:
         return Detector("/health gets no answer", lambda: _status(f"{self.api}/health") == 0,

@@ -54,6 +54,9 @@ class DrillSpec:
     #: the target's endpoints: the integrity snapshot then covers the model files under
     #: models_dir and the newest backup in backups_dir too
     endpoints: Endpoints | None = None
+    #: the target's endpoints as they are now, read again for the snapshot after recovery:
+    #: a restarted container may be published on a new port (its DSN then differs)
+    endpoints_now: Callable[[], Endpoints] | None = None
     #: the runbook's recovery procedure. It must bring the steady state back with the fault's
     #: effect in place; the revert afterwards only removes what is left. None only for a
     #: fault that `recovers_by_itself`.
@@ -282,6 +285,8 @@ def _mark_skipped(detectors: list[Detector], tl: Timeline, event: str) -> set[st
 def _snapshot(spec: DrillSpec, before: IntegritySnapshot | None = None) -> IntegritySnapshot | None:
     """Checksums of every table, model file and the newest backup (None without a DSN)."""
     ep = spec.endpoints
+    if ep is not None and spec.endpoints_now is not None:
+        ep = spec.endpoints_now()
     dsn = spec.dsn or (ep.dsn if ep is not None else None)
     if dsn is None:
         return None

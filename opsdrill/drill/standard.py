@@ -50,8 +50,9 @@ class StandardDrill:
         fields.setdefault("runbook", self.runbook)
         fields.setdefault("steady", [*self.steady(), *(also_steady or [])])
         fields.setdefault("availability_url", f"{self.target.endpoints.api_url}/health")
-        if "dsn" not in fields:
-            fields.setdefault("endpoints", self.target.endpoints)
+        if "dsn" not in fields and "endpoints" not in fields:
+            fields["endpoints"] = self.target.endpoints
+            fields.setdefault("endpoints_now", lambda: self.target.endpoints)
         return DrillSpec(**fields)
 
     def run(self, spec: DrillSpec, *, check: bool = True) -> DrillResult:

@@ -86,14 +86,18 @@ def start_postgres(target: Target, confirm_timeout: float = 60.0) -> Procedure:
 
 def diagnose_database(target: Target) -> Procedure:
     """§5.2.2 diagnosis only: for a restart the database is back by itself; nothing to fix
-    unless the diagnosis finds PostgreSQL down or the pool exhausted."""
-    admin = target.endpoints.admin_dsn or target.endpoints.dsn
+    unless the diagnosis finds PostgreSQL down or the pool exhausted. The DSN is read when
+    the step runs: a restarted database container may be published on a new port."""
+
+    def admin() -> str:
+        return target.endpoints.admin_dsn or target.endpoints.dsn
+
     return procedure(
         "5.2.2",
         "diagnose: database connection errors",
         ("is PostgreSQL up, SELECT 1", lambda: _db_status(target)),
         ("connections by state (pg_stat_activity)",
-         lambda: f"client sessions by state {connections_by_state(admin)}"),
+         lambda: f"client sessions by state {connections_by_state(admin())}"),
         ("confirm /health", _confirm_health(target)),
     )  # fmt: skip
 

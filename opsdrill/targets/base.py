@@ -454,6 +454,18 @@ class Target(DrillParts, ABC):
         with its cgroup) has nothing to do."""
         return []
 
+    def rule_scaling_text(self) -> str | None:
+        """The text of the `shortened.json` beside the rules this target's Prometheus runs
+        (every `for:` and window it runs shorter than production), or None when its rules
+        are production's. An alert's MTTD at production scale is read from it."""
+        from opsdrill.drill.alert_scale import SHORTENED
+
+        home = self.state_home()
+        try:
+            return None if home is None else (home / SHORTENED).read_text()
+        except OSError:
+            return None
+
     @property
     def process_scope(self) -> Path | None:
         """On a machine shared with other work: the directory under which the stack's own

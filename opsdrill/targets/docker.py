@@ -70,6 +70,12 @@ SERVICE_ALIASES = {
 }
 #: container ports of the composed stack (system/compose.yaml)
 API_PORT, PROXIED_API_PORT, TOXIPROXY_PORT, DB_PORT = 8000, 8001, 8475, 5432
+#: the app's own path to the database (Toxiproxy's `postgres` proxy), bridged for this machine
+PROXIED_DB_PORT = 15433
+#: where the api writes its pid under NF_HOME (Settings.pid_file)
+PID_FILE = Path("run") / "app.pid"
+#: where compose.yaml mounts Prometheus' shortened.json (its rules at drill scale)
+SHORTENED_JSON = "/etc/prometheus/shortened.json"
 DATABASE = "ts_forecast_system"
 HOME = Path("/var/lib/nf_auto_runner")
 SECRET_KEYS = ("api_key_env", "dsn_env", "admin_dsn_env")
@@ -450,6 +456,40 @@ class DockerTarget(Target):
         flagged = int(bool(container.attrs["State"].get("OOMKilled")))
         return max(counted or 0, flagged)
 
+    def clear_leftovers(self, service: str) -> list[str]:
+        """A stopped container leaves no process behind; for the api, say where its pid file
+        went: compose.yaml keeps it on a tmpfs that goes with the container's stop (read from
+        the stopped container's filesystem through the Engine API, never assumed)."""
+        if service != "api":
+            return []
+        import docker.errors  # type: ignore[import-untyped]
+
+        home = self.endpoints.home or HOME
+        path = home / PID_FILE
+        container = self._container("api")
+        try:
+            container.get_archive(str(path))
+        except docker.errors.NotFound:
+            return [
+                f"no pid file left: {path} went with the stopped container (its run directory "
+                "is a tmpfs); no process is left behind a stopped container"
+            ]
+        except docker.errors.APIError as exc:
+            return [f"pid file {path}: not readable in the stopped container ({exc.explanation})"]
+        return [
+            f"stale pid file {path} left in the stopped container: mount its run directory on "
+            "a tmpfs (system/compose.yaml) so a stop discards it"
+        ]
+
+    def rule_scaling_text(self) -> str | None:
+        """Prometheus' shortened.json, read in its container (compose.yaml mounts it)."""
+        if "prometheus" not in self._services:
+            return None
+        try:
+            return self.files("prometheus").read_text(SHORTENED_JSON)
+        except (FileNotFoundError, ServiceError):
+            return None
+
     def proxy_for(self, link: str) -> ProxyLink:
         names = {"app_db": "postgres", "client_api": "api"}
         if link not in names:
@@ -468,14 +508,20 @@ class DockerTarget(Target):
             return
         toxiproxy = self.published("proxy", TOXIPROXY_PORT)
         proxied = self.published("proxy", PROXIED_API_PORT)
-        if toxiproxy is None or proxied is None:
+        proxied_db = self.published("proxy", PROXIED_DB_PORT)
+        if toxiproxy is None or proxied is None or proxied_db is None:
             raise UsageError(
-                f"{self.name}: toxiproxy's ports {TOXIPROXY_PORT} and {PROXIED_API_PORT} "
-                "are not published on the host"
+                f"{self.name}: toxiproxy's ports {TOXIPROXY_PORT}, {PROXIED_API_PORT} and "
+                f"{PROXIED_DB_PORT} are not published on the host (system/compose.yaml's "
+                "netns service publishes them)"
             )
+        # the app's DATABASE_URL (127.0.0.1:15432 in its network namespace) at the port that
+        # bridges this machine to the same proxy
+        app = urlsplit(self.container_env("api")["DATABASE_URL"])
+        auth = app.netloc.rpartition("@")[0]
         yield ProxyHops(
             toxiproxy_url=f"http://{toxiproxy}",
-            app_dsn=self.container_env("api")["DATABASE_URL"],
+            app_dsn=app._replace(netloc=f"{auth}@{proxied_db}").geturl(),
             api_url=f"http://{proxied}",
         )
 

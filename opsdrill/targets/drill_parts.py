@@ -26,7 +26,9 @@ class ProxyHops:
     """The Toxiproxy hops of a stack: the server's API and the two links faults go on."""
 
     toxiproxy_url: str
-    #: the database as the app reaches it: through the proxy `postgres` (app -> database)
+    #: the database as the app reaches it, through the proxy `postgres` (app -> database),
+    #: usable from the machine running opsdrill: the same proxy, so a toxic on it is measured
+    #: as the app meets it
     app_dsn: str = field(repr=False)
     #: the API as clients behind the proxy `api` reach it (clients -> app)
     api_url: str

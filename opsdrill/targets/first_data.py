@@ -7,6 +7,7 @@ later run takes, so a stack that comes up has already proven its training path o
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -62,8 +63,11 @@ def train_first_model(target: Target, timeout: float = 300.0) -> dict[str, Any]:
 def wait_for_run(api_url: str, run_id: int, timeout: float) -> dict[str, Any]:
     """Poll GET /runs/{id} until the run has finished, or raise after `timeout` seconds."""
     deadline = time.monotonic() + timeout
+    run: dict[str, Any] = {"status": "unanswered"}
     while True:
-        run = httpx.get(f"{api_url}/runs/{run_id}", timeout=5).json()
+        # one poll the loaded API answers late is not the end of the wait
+        with contextlib.suppress(httpx.TimeoutException):
+            run = httpx.get(f"{api_url}/runs/{run_id}", timeout=5).json()
         if run["status"] in FINISHED:
             return run
         if time.monotonic() >= deadline:

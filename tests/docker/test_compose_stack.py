@@ -41,7 +41,20 @@ def test_proxy_hops_are_toxiproxy_in_front_of_the_api(docker_target: Target) -> 
             "postgres", "api"
         }  # fmt: skip
         assert health_status(hops.api_url) == 200, "the api through its proxy"
-        assert "127.0.0.1:15432" in hops.app_dsn, "the app reaches the db through the proxy"
+        # the app's DATABASE_URL is 127.0.0.1:15432 (Toxiproxy's `postgres`) in its network
+        # namespace; the hop gives this machine the same proxy at a published port
+        assert "127.0.0.1:15432" in docker_target.container_env("api")["DATABASE_URL"]
+        with psycopg.connect(hops.app_dsn, connect_timeout=10) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        toxic = {"name": "opsdrill-hop-reset", "type": "reset_peer", "stream": "downstream",
+                 "toxicity": 1.0, "attributes": {"timeout": 0}}  # fmt: skip
+        toxics = f"{hops.toxiproxy_url}/proxies/postgres/toxics"
+        assert httpx.post(toxics, json=toxic, timeout=5).status_code in (200, 201)
+        try:
+            with pytest.raises(psycopg.OperationalError):
+                psycopg.connect(hops.app_dsn, connect_timeout=5).close()
+        finally:
+            httpx.delete(f"{toxics}/{toxic['name']}", timeout=5)
 
 
 # In the quick subset: about 90 s on the shared 2-core machine, on the session's stack. It runs
