@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opsdrill.targets.local_files import LocalFiles
+from opsdrill.targets.local.files import LocalFiles
 
 
 def test_glob_lists_what_a_shell_pattern_matches_sorted(tmp_path: Path) -> None:
