@@ -1,14 +1,16 @@
 """Runbook §5.2.4: the disk holding models and logs is full. Real ENOSPC, detected, cleaned up.
 
-Needs the app's data directory on a size-limited filesystem: filling the machine's own disk is
-never an option. A stack started with `opsdrill up --data-fs-size 64m` has one; on one started
-without, the `data_fs` fixture moves the home onto a 64 MB ext4 image for the session and back
-at its end. The ballast is a forgotten temp file; the §5.2.4 clean-up finds and deletes it.
+Needs the app's data on a size-limited filesystem: filling the machine's own disk is never an
+option. A stack started with `opsdrill up --data-fs-size 64m` has one; on one started without,
+the `data_fs` fixture moves the home onto a 64 MB ext4 image for the session and back at its
+end; the composed stack's models volume is a size-limited tmpfs. The ballast is a forgotten
+temp file; the §5.2.4 clean-up, run where the app runs, finds and deletes it. HighDiskUsage
+ignores pseudo filesystems (tmpfs) by design, so on a tmpfs its detectors are recorded as
+skipped with that reason, never passed.
 """
 
 from __future__ import annotations
 
-import errno
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import psycopg
 import pytest
 
 from opsdrill.drill import Detector
-from opsdrill.faults.disk_full import DiskFull, probe_write
+from opsdrill.faults.disk_full import ENOSPC, DiskFull, filesystem_type, probe_write
 from opsdrill.recovery.procedures import clean_disk
 from opsdrill.targets.base import Target
 
@@ -28,6 +30,9 @@ pytestmark = [
     pytest.mark.runbook("5.2.4"),
     pytest.mark.fault("disk_full"),
 ]
+
+#: filesystems HighDiskUsage leaves out (system/prometheus/alerts.yml's fstype filter)
+UNWATCHED_FILESYSTEMS = {"tmpfs", "ramfs"}
 
 RUN = {
     "series_id": "airpassengers",
@@ -89,12 +94,12 @@ def test_disk_full_is_detected_and_cleaned_up(
     drill: StandardDrill,
 ) -> None:
     target = data_fs_target
-    home = data_fs
+    data = data_fs
     training = TrainingDuringFault(target)
 
     def enospc() -> bool:
-        error = probe_write(home)
-        return error is not None and error.errno == errno.ENOSPC
+        error = probe_write(target, data)
+        return error is not None and ENOSPC in error
 
     detectors = [
         Detector(
@@ -106,18 +111,21 @@ def test_disk_full_is_detected_and_cleaned_up(
             "a training run fails with ENOSPC in system_logs", training.failed_with_enospc, 180
         ),
     ]
-    alerts, resolved = drill.probes.alert_cycle("HighDiskUsage", timeout=60)
+    fstype = filesystem_type(target, data)
+    unwatched = (f"{data} is a {fstype}, which HighDiskUsage ignores by design"
+                 if fstype in UNWATCHED_FILESYSTEMS else None)  # fmt: skip
+    alerts, resolved = drill.probes.alert_cycle("HighDiskUsage", timeout=60, unwatched=unwatched)
     detectors += alerts
     spec = drill.spec(
         name="disk-full",
         title="Data filesystem full (No space left on device)",
         severity="P2",
-        fault=DiskFull(target),
-        effect=Detector("a write in NF_HOME fails with ENOSPC", enospc, 10),
+        fault=DiskFull(target, directory=str(data)),
+        effect=Detector(f"a write in {data} fails with ENOSPC", enospc, 10),
         detectors=detectors,
-        also_steady=[Detector("a write in NF_HOME works", lambda: not enospc())],
+        also_steady=[Detector(f"a write in {data} works", lambda: not enospc())],
         resolved=resolved,
-        recover=clean_disk(home),
+        recover=clean_disk(target, data),
     )
     result = drill.run(spec, check=False)
     for action in result.actions:

@@ -6,12 +6,14 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from opsdrill.errors import UsageError
 from opsdrill.recovery.disk_cleanup import clean_up
+from opsdrill.targets.base import ExecResult
 from opsdrill.targets.local import DataFilesystem, LocalTarget, WorkerCgroup, parse_size
 
 root_only = pytest.mark.skipif(
@@ -65,7 +67,12 @@ def test_data_fs_mount_reuse_and_unmount(tmp_path: Path) -> None:
         fs.unmount(said.append)
 
 
-@root_only
+def _here(argv: Sequence[str]) -> ExecResult:
+    """Run a command on this machine, as `Target.exec` does where the app runs."""
+    done = subprocess.run(list(argv), capture_output=True, text=True, timeout=30)
+    return ExecResult(tuple(argv), done.returncode, done.stdout, done.stderr)
+
+
 def test_clean_up_removes_old_temp_logs_and_models_but_never_the_newest(tmp_path: Path) -> None:
     home = tmp_path
     old = time.time() - 100 * 86400
@@ -82,7 +89,7 @@ def test_clean_up_removes_old_temp_logs_and_models_but_never_the_newest(tmp_path
     for rel in ("tmp/x.tmp", "logs/app/app.log.3", "logs/app/old.log", "models/1", "models/2"):
         os.utime(home / rel, (old, old))
     os.utime(home / "models" / "2", (old + 1, old + 1))
-    report = clean_up(home)
+    report = clean_up(_here, home)
     gone = {str(p.relative_to(home)) for p in report.deleted}
     assert gone == {"tmp/x.tmp", "logs/app/app.log.3", "logs/app/old.log", "models/1"}
     assert (home / "models" / "2").exists() and (home / "logs/app/app.log").exists()

@@ -206,20 +206,25 @@ def test_restart_service_fails_loudly_when_health_never_answers(
 BUSY = "import time\nend = time.monotonic() + 60\nwhile time.monotonic() < end: pass"
 
 
-def test_top_finds_busy_processes_in_scope_and_kills_them_by_pid(tmp_path: Path) -> None:
+def test_top_finds_busy_processes_in_scope_and_kills_them_by_pid(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from opsdrill.recovery.cpu_hogs import kill_offenders, offenders
 
-    scope, elsewhere = tmp_path / "stack", tmp_path / "other"
+    target = LocalTarget(tmp_path / "stack")
+    scope, elsewhere = target.process_scope, tmp_path / "other"
     hog = spawn([sys.executable, "-c", BUSY], log=scope / "logs" / "hog.log")
     stranger = spawn([sys.executable, "-c", BUSY], log=elsewhere / "busy.log")
     spared = spawn([sys.executable, "-c", BUSY], log=scope / "logs" / "service.log")
+    # the stack's service: a busy process that top must leave alone
+    monkeypatch.setattr(LocalTarget, "stack_pids", lambda self, service: {spared.pid})
     try:
-        found = offenders(scope, spare={spared.pid})
+        found = offenders(target, scope)
         assert [u.pid for u in found] == [hog.pid], "only the busy process in scope, not spared"
-        actions = kill_offenders(found)
+        actions = kill_offenders(target, found)
         assert actions[0].startswith(f"killed pid {hog.pid} "), actions
         assert hog.wait_gone(5) and stranger.alive() and spared.alive()
-        assert offenders(scope, spare={spared.pid}) == []
+        assert offenders(target, scope) == []
     finally:
         for ref in (hog, stranger, spared):
             ref.signal(signal.SIGKILL)

@@ -70,14 +70,15 @@ class Probes:
                         production_offset=scaled.offset if scaled else 0.0)  # fmt: skip
 
     def alert_cycle(
-        self, name: str, timeout: float = 30.0
+        self, name: str, timeout: float = 30.0, *, unwatched: str | None = None
     ) -> tuple[list[Detector], list[Detector]]:
         """(detectors, resolved) for an alert that must fire, then resolve. Without
-        Prometheus both are recorded as skipped, with the reason, on the drill's timeline, in
-        its incident record and in the JUnit properties: the drill still runs on its other
-        detectors, and the game day can count what it did not show."""
-        if not self.has_prometheus:
-            why = NO_PROMETHEUS
+        Prometheus, or when the rule by design does not watch what the fault hits
+        (`unwatched`: why), both are recorded as skipped, with the reason, on the drill's
+        timeline, in its incident record and in the JUnit properties: the drill still runs on
+        its other detectors, and the game day can count what it did not show."""
+        if unwatched is not None or not self.has_prometheus:
+            why = unwatched if unwatched is not None else NO_PROMETHEUS
             return [Detector(f"alert {name} firing", _never, timeout, skipped=why)], [
                 Detector(f"alert {name} resolved", _never, timeout, skipped=why)
             ]

@@ -21,10 +21,15 @@ from opsdrill.targets.base import Target
 __all__ = ["ServiceProcess"]
 
 
+def _stat(target: Target, service: str, pid: int) -> str | None:
+    done = target.exec(service, ["cat", f"/proc/{pid}/stat"], timeout=10)
+    return done.stdout if done.ok else None
+
+
 def _ticks(target: Target, service: str, pid: int) -> int | None:
     """`pid`'s start time where `service` runs; None once it is gone (or a zombie)."""
-    done = target.exec(service, ["cat", f"/proc/{pid}/stat"], timeout=10)
-    return stat_start_ticks(done.stdout) if done.ok else None
+    stat = _stat(target, service, pid)
+    return stat_start_ticks(stat) if stat is not None else None
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,14 @@ class ServiceProcess:
     def alive(self) -> bool:
         """True while the pid still names the process started (same start time)."""
         return self.ticks >= 0 and _ticks(self.target, self.service, self.pid) == self.ticks
+
+    def cpu_ticks(self) -> int | None:
+        """CPU time it has used (utime+stime, clock ticks); None once it is gone."""
+        stat = _stat(self.target, self.service, self.pid)
+        if stat is None or stat_start_ticks(stat) != self.ticks:
+            return None
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return int(fields[11]) + int(fields[12])
 
     def kill(self) -> bool:
         """SIGKILL it by pid if it is still the same process; False when already gone."""

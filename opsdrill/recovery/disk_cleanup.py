@@ -1,111 +1,148 @@
 """Runbook §5.2.4: the disk is full. Diagnose what takes the space, delete what is old.
 
-Diagnose: filesystem usage, the biggest directories and files. Fix, as the runbook orders
-it: logs older than 30 days (rotated logs older than 7), models older than 90 days, old temp
-files; then confirm free space. `VACUUM FULL` frees space only on the database's own
+Diagnose: filesystem usage (df), the biggest directories and files (du). Fix, as the runbook
+orders it: logs older than 30 days (rotated logs older than 7), models older than 90 days, old
+temp files; then confirm free space. `VACUUM FULL` frees space only on the database's own
 filesystem, which is not the data filesystem here, so it is reported and not run.
-Deviation from the runbook, on purpose: the newest model directory is never deleted, however
-old, because the app would have nothing left to forecast with.
+Every step is a shell command where the app runs (`find`, `stat -f`, `rm`), through whatever
+runs it there (`Target.exec`: this machine, a container, a host over ssh), as an operator would
+type it. Deviation from the runbook, on purpose: the newest model directory is never deleted,
+however old, because the app would have nothing left to forecast with.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import PurePosixPath
 
-__all__ = ["CleanupReport", "biggest_files", "clean_up", "usage"]
+from opsdrill.errors import ServiceError
+from opsdrill.targets.base import ExecResult
+
+__all__ = ["CleanupReport", "Entry", "Run", "clean_up", "listing", "usage"]
+
+#: runs a command where the app runs (e.g. `lambda argv: target.exec("api", argv)`)
+Run = Callable[[Sequence[str]], ExecResult]
 
 DAY = 86400.0
 LOG_DAYS, ROTATED_LOG_DAYS, MODEL_DAYS, TEMP_DAYS = 30, 7, 90, 1
 ROTATED = re.compile(r"\.log\.\d+(\.gz)?$|\.log\.gz$|\.log-\d{8}(\.gz)?$")
+#: one line per path: type, allocated bytes (512-byte blocks), mtime, path
+FIND_FORMAT = r"%y\t%b\t%T@\t%p\n"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One path under the data directory, as `find -printf` reports it."""
+
+    kind: str  # "f" file, "d" directory, ...
+    allocated: int  # bytes the filesystem gave it (blocks, not length)
+    mtime: float
+    path: PurePosixPath
 
 
 @dataclass
 class CleanupReport:
     actions: list[str] = field(default_factory=list)
     freed_bytes: int = 0
-    deleted: list[Path] = field(default_factory=list)
+    deleted: list[PurePosixPath] = field(default_factory=list)
 
 
-def usage(path: Path) -> tuple[int, int]:
+def _ok(done: ExecResult, what: str) -> str:
+    if not done.ok:
+        raise ServiceError(f"§5.2.4 {what} failed where the app runs: {done.output(300)}")
+    return done.stdout
+
+
+def usage(run: Run, path: PurePosixPath | str) -> tuple[int, int]:
     """(used, size) bytes of the filesystem holding `path`, as df counts them."""
-    st = os.statvfs(path)
-    return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_blocks * st.f_frsize
+    out = _ok(run(["stat", "-f", "-c", "%b %f %S", str(path)]), f"stat -f {path}")
+    blocks, free, block_size = (int(x) for x in out.split())
+    return (blocks - free) * block_size, blocks * block_size
 
 
-def _size(path: Path) -> int:
-    if path.is_file() and not path.is_symlink():
-        return path.stat().st_blocks * 512
-    return sum(p.stat().st_blocks * 512 for p in path.rglob("*") if p.is_file())
-
-
-def biggest_files(root: Path, count: int = 5) -> list[tuple[int, Path]]:
-    """The `count` files taking most space under `root` (allocated blocks, not length)."""
-    found = [(p.stat().st_blocks * 512, p) for p in root.rglob("*") if p.is_file()]
-    return sorted(found, key=lambda item: item[0], reverse=True)[:count]
+def listing(run: Run, root: PurePosixPath | str) -> list[Entry]:
+    """Everything under `root` (find), with allocated size and mtime."""
+    out = _ok(run(["find", str(root), "-mindepth", "1", "-printf", FIND_FORMAT]), f"find {root}")
+    entries = []
+    for line in out.splitlines():
+        kind, blocks, mtime, path = line.split("\t", 3)
+        entries.append(Entry(kind, int(blocks) * 512, float(mtime), PurePosixPath(path)))
+    return entries
 
 
 def _human(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
-def _older(path: Path, days: float, now: float) -> bool:
-    return now - path.stat().st_mtime > days * DAY
+def _under(path: PurePosixPath, top: PurePosixPath) -> bool:
+    return path == top or top in path.parents
 
 
-def _delete(path: Path, why: str, report: CleanupReport) -> None:
-    size = _size(path)
-    if path.is_dir():
-        shutil.rmtree(path)
-    else:
-        path.unlink()
-    report.freed_bytes += size
-    report.deleted.append(path)
-    report.actions.append(f"§5.2.4: deleted {path} ({_human(size)}): {why}")
+def _size(entry: Entry, entries: list[Entry]) -> int:
+    if entry.kind != "d":
+        return entry.allocated
+    return sum(e.allocated for e in entries if e.kind == "f" and _under(e.path, entry.path))
 
 
-def _candidates(home: Path, now: float) -> list[tuple[Path, str]]:
-    out: list[tuple[Path, str]] = []
-    for log in sorted((home / "logs").rglob("*")) if (home / "logs").exists() else []:
-        if not log.is_file():
-            continue
-        if ROTATED.search(log.name) and _older(log, ROTATED_LOG_DAYS, now):
+def _candidates(home: PurePosixPath, entries: list[Entry], now: float) -> list[tuple[Entry, str]]:
+    def older(entry: Entry, days: float) -> bool:
+        return now - entry.mtime > days * DAY
+
+    files = [e for e in entries if e.kind == "f"]
+    out: list[tuple[Entry, str]] = []
+    for log in sorted((e for e in files if _under(e.path, home / "logs")), key=lambda e: e.path):
+        if ROTATED.search(log.path.name) and older(log, ROTATED_LOG_DAYS):
             out.append((log, f"rotated log older than {ROTATED_LOG_DAYS} days"))
-        elif log.suffix == ".log" and _older(log, LOG_DAYS, now):
+        elif log.path.suffix == ".log" and older(log, LOG_DAYS):
             out.append((log, f"log older than {LOG_DAYS} days"))
-    models = home / "models"
-    dirs = [d for d in models.iterdir() if d.is_dir()] if models.exists() else []
-    for model in sorted(dirs, key=lambda d: d.stat().st_mtime)[:-1]:  # never the newest
-        if _older(model, MODEL_DAYS, now):
+    models = [
+        e
+        for e in entries
+        if e.kind == "d" and e.path.parent == home / "models" and e.path.name != "tmp"
+    ]
+    for model in sorted(models, key=lambda e: e.mtime)[:-1]:  # never the newest
+        if older(model, MODEL_DAYS):
             out.append((model, f"model older than {MODEL_DAYS} days"))
-    temps = [p for p in home.rglob("*.tmp") if p.is_file()]
-    if (home / "tmp").is_dir():
-        temps += [p for p in (home / "tmp").rglob("*") if p.is_file() and p not in temps]
-    out += [(p, f"temp file older than {TEMP_DAYS} day") for p in temps
-            if _older(p, TEMP_DAYS, now)]  # fmt: skip
+    temps = [e for e in files if e.path.suffix == ".tmp" or _under(e.path, home / "tmp")]
+    out += [(t, f"temp file older than {TEMP_DAYS} day") for t in temps if older(t, TEMP_DAYS)]
     return out
 
 
-def clean_up(home: Path, *, now: float | None = None) -> CleanupReport:
-    """Diagnose and clean the filesystem holding `home` (NF_HOME); say what was done."""
-    now = time.time() if now is None else now
+def clean_up(
+    run: Run,
+    home: PurePosixPath | str,
+    *,
+    data_dir: PurePosixPath | str | None = None,
+    now: float | None = None,
+) -> CleanupReport:
+    """Diagnose and clean NF_HOME (`home`) where the app runs; df reads the filesystem of
+    `data_dir` (the one that filled: NF_HOME itself, or its models volume). Says what it did."""
+    home = PurePosixPath(home)
+    disk = PurePosixPath(data_dir) if data_dir is not None else home
     report = CleanupReport()
-    used, size = usage(home)
-    report.actions.append(f"§5.2.4 diagnose: {home} filesystem {_human(used)} of "
+    used, size = usage(run, disk)
+    report.actions.append(f"§5.2.4 diagnose: {disk} filesystem {_human(used)} of "
                           f"{_human(size)} used ({100 * used / max(size, 1):.0f} %)")  # fmt: skip
-    dirs = sorted(((_size(d), d.name) for d in home.iterdir() if d.is_dir()), reverse=True)
+    entries = listing(run, home)
+    if now is None:
+        now = float(_ok(run(["date", "+%s"]), "date"))  # the clock where the files are
+    dirs = sorted(((_size(e, entries), e.path.name) for e in entries
+                   if e.kind == "d" and e.path.parent == home), reverse=True)  # fmt: skip
     report.actions.append("§5.2.4 diagnose: biggest directories: "
                           + ", ".join(f"{n}/ {_human(s)}" for s, n in dirs[:5]))  # fmt: skip
+    biggest = sorted((e for e in entries if e.kind == "f"), key=lambda e: -e.allocated)[:5]
     report.actions.append("§5.2.4 diagnose: biggest files: " + ", ".join(
-        f"{p.relative_to(home)} {_human(s)}" for s, p in biggest_files(home)))  # fmt: skip
-    for path, why in _candidates(home, now):
-        _delete(path, why, report)
+        f"{e.path.relative_to(home)} {_human(e.allocated)}" for e in biggest))  # fmt: skip
+    for entry, why in _candidates(home, entries, now):
+        size_of = _size(entry, entries)
+        _ok(run(["rm", "-rf", "--", str(entry.path)]), f"rm {entry.path}")
+        report.freed_bytes += size_of
+        report.deleted.append(entry.path)
+        report.actions.append(f"§5.2.4: deleted {entry.path} ({_human(size_of)}): {why}")
     report.actions.append("§5.2.4: VACUUM FULL not run: the database is not on this filesystem")
-    used, size = usage(home)
+    used, size = usage(run, disk)
     report.actions.append(f"§5.2.4 confirm: freed {_human(report.freed_bytes)}; now "
                           f"{_human(used)} of {_human(size)} used, "
                           f"{_human(size - used)} free")  # fmt: skip

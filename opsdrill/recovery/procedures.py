@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from opsdrill.drill.detector import Detector
-from opsdrill.errors import ServiceError
+from opsdrill.errors import ServiceError, UsageError
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
 from opsdrill.processes import ProcessRef
@@ -41,7 +41,6 @@ __all__ = [
     "restart_network_hop",
     "restart_redis",
     "restore_database",
-    "service_pids",
     "start_postgres",
     "terminate_blocking_session",
     "terminate_idle_sessions",
@@ -136,25 +135,22 @@ def diagnose_network_latency(measure: Callable[[], float], baseline: float) -> P
 def kill_cpu_hogs(
     target: Target, within: Path | None, threshold: float = OFFENDER_SHARE
 ) -> Procedure:
-    """§5.2.5 "CPU": find the busy processes (top), kill the offenders by pid."""
+    """§5.2.5 "CPU": find the busy processes (top) where the app runs, kill the offenders by
+    pid."""
     found: list[CpuUser] = []
 
     def top() -> list[str]:
-        found[:] = top_cpu(within, service_pids(target))
+        found[:] = top_cpu(target, within)
         return [f"top: {', '.join(f'pid {u.pid} {u.cpu:.0%}' for u in found[:8]) or 'nothing'}"]
 
     return procedure(
         "5.2.5",
         "CPU taken by other processes: find them (top) and kill them by pid",
         ("diagnose: CPU by process (top)", top),
-        ("kill the offending processes by pid", lambda: kill_offenders(found, threshold)),
+        ("kill the offending processes by pid",
+         lambda: kill_offenders(target, found, threshold)),
         ("confirm /health", _confirm_health(target)),
-    )
-
-
-def service_pids(target: Target) -> set[int]:
-    """Pids of the stack's running services: never an offender, nor are their children."""
-    return {pid for s in target.services.values() if s.is_running() and (pid := s.pid())}
+    )  # fmt: skip
 
 
 def relieve_host_memory(target: Target, count: int = 5) -> Procedure:
@@ -274,13 +270,21 @@ def free_port(target: Target, port: int) -> Procedure:
     )
 
 
-def clean_disk(home: Path) -> Procedure:
-    """§5.2.4 disk full: diagnose, delete old logs, models and temp files, confirm."""
+def clean_disk(target: Target, data_dir: PurePosixPath | str | None = None) -> Procedure:
+    """§5.2.4 disk full: diagnose, delete old logs, models and temp files, confirm; where
+    the app runs, with df on `data_dir` (the filesystem that filled; NF_HOME by default)."""
     from opsdrill.recovery.disk_cleanup import clean_up
 
+    home = target.endpoints.home
+    if home is None:
+        raise UsageError(f"target {target.name!r} names no data directory (NF_HOME)")
+
+    def clean() -> list[str]:
+        return clean_up(lambda argv: target.exec("api", argv), PurePosixPath(home),
+                        data_dir=data_dir).actions  # fmt: skip
+
     return procedure("5.2.4", "disk full: clean up",
-                     ("diagnose, delete what is old, confirm free space",
-                      lambda: clean_up(home).actions))  # fmt: skip
+                     ("diagnose, delete what is old, confirm free space", clean))  # fmt: skip
 
 
 def restore_database(target: Target) -> Procedure:

@@ -447,6 +447,12 @@ class Target(DrillParts, ABC):
         pids = [p for s in self.services.values() if (p := s.pid()) is not None]
         return stack_cpu_percent(pids, window)
 
+    def stack_pids(self, service: str) -> set[int]:
+        """The pids of the stack's running services as seen where `service` runs: never an
+        offender of `top` there, nor are their descendants. By default every service shares
+        one pid namespace (this machine, a host); a container sees only its own main process."""
+        return {pid for s in self.services.values() if s.is_running() and (pid := s.pid())}
+
     def clear_leftovers(self, service: str) -> list[str]:
         """After `service` stopped: kill what is left of it by its pid file (checked to be
         this stack's process, never a name matched), remove the pid file and stale sockets;

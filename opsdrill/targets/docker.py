@@ -394,11 +394,10 @@ class DockerTarget(Target):
         import docker.errors  # type: ignore[import-untyped]
 
         argv = tuple(argv)
-        if detach:
-            run = ["sh", "-c", 'setsid "$@" >/dev/null 2>&1 </dev/null & echo $!', "sh", *argv]
-        else:
-            run = ["timeout", "-k", "5", f"{timeout:g}", *argv]
         container = self._container(service)
+        if detach:
+            return self._exec_detached(service, argv, user=user, env=env)
+        run = ["timeout", "-k", "5", f"{timeout:g}", *argv]
         try:
             code, (out, err) = container.exec_run(
                 run, user=user or "", environment=dict(env or {}), demux=True
@@ -406,11 +405,45 @@ class DockerTarget(Target):
         except docker.errors.APIError as exc:
             return ExecResult(argv, 126, "", f"docker exec in {container.name}: {exc.explanation}")
         text = ((out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"))
-        if detach:
-            return ExecResult(argv, int(code), text[0].strip(), text[1])
         if code == 124:
             return ExecResult(argv, 124, text[0], f"timed out after {timeout:.0f} s")
         return ExecResult(argv, int(code), *text)
+
+    def _exec_detached(
+        self,
+        service: str,
+        argv: tuple[str, ...],
+        *,
+        user: str | None,
+        env: Mapping[str, str] | None,
+    ) -> ExecResult:
+        """A detached exec of its own: the process is the exec's (its parent outside the
+        container), never an orphan adopted by the container's main process, so `top` there
+        does not take it for one of the app's children. Its pid, in the container's pid
+        namespace, is written by the shell that then becomes it, and read back."""
+        import docker.errors  # type: ignore[import-untyped]
+
+        container = self._container(service)
+        marker = f"/tmp/.opsdrill-exec-{time.monotonic_ns()}.pid"
+        script = 'echo $$ > "$0" && exec "$@" >/dev/null 2>&1 </dev/null'
+        try:
+            container.exec_run(["sh", "-c", script, marker, *argv], user=user or "",
+                               environment=dict(env or {}), detach=True)  # fmt: skip
+        except docker.errors.APIError as exc:
+            return ExecResult(argv, 126, "", f"docker exec in {container.name}: {exc.explanation}")
+        deadline = time.monotonic() + 10.0
+        while True:
+            done = self.exec(service, ["sh", "-c", 'cat "$0" && rm -f "$0"', marker], timeout=10)
+            if done.ok and done.stdout.strip().isdigit():
+                return ExecResult(argv, 0, done.stdout.strip(), "")
+            if time.monotonic() >= deadline:
+                return ExecResult(argv, 1, "", f"{argv[0]} did not start in {container.name}")
+            time.sleep(0.1)
+
+    def stack_pids(self, service: str) -> set[int]:
+        """In a container only its own main process (pid 1) is the stack's."""
+        name = "api" if service == "worker" else service
+        return {1} if self.service(name).is_running() else set()
 
     def ops(self, *args: str, timeout: float = 600.0, database: str | None = None) -> ExecResult:
         """The stack's ops CLI in the api container, on the direct database link, so a network
