@@ -74,8 +74,7 @@ def high_error_rate_drill(drill: StandardDrill, alert_timeout: float = 60) -> Dr
         detectors=detectors,
         recover=start_postgres(target),
         resolved=resolved,
-        dsn=target.endpoints.dsn,
-    )
+    )  # the integrity snapshot reads the endpoints again: a restarted db container moves
     return drill.run(spec, check=False)
 
 
@@ -87,13 +86,13 @@ def long_running_job_drill(drill: StandardDrill) -> DrillResult:
     run's worker (SIGSTOP, by pid) once it trains: the run is running and nothing finishes
     it. The §3.1.3 cancel kills the worker (SIGKILL ends a stopped process too)."""
     target, probes, fault_probes = drill.target, drill.probes, drill.faults
-    client = RunsClient(target.endpoints)
+    client = RunsClient(target)
     fault = RunawayRuns(target, count=1, max_steps=5000, model="NHITS")  # type: ignore[arg-type]
     detectors, resolved = _alert_spec(probes, "LongRunningJob", 240)
 
     def training() -> bool:  # the worker is there: stop it, so the run gets stuck
         workers = [w for r in fault.run_ids if (w := client.worker(r)) is not None]
-        return bool(workers) and all(w.ref.signal(signal.SIGSTOP) for w in workers)
+        return bool(workers) and all(w.signal(signal.SIGSTOP) for w in workers)
 
     spec = drill.spec(
         name="alert-long-running-job",
@@ -121,7 +120,7 @@ def long_running_job_drill(drill: StandardDrill) -> DrillResult:
 def queue_backlog_drill(drill: StandardDrill) -> DrillResult:
     """More runs than the slots can take: over 50 wait; §3.1.3: cancel the backlog."""
     target, probes, fault_probes = drill.target, drill.probes, drill.faults
-    client = RunsClient(target.endpoints)
+    client = RunsClient(target)
     fault = RunawayRuns(target, count=BACKLOG_RUNS, max_steps=5000)  # type: ignore[arg-type]
     detectors, resolved = _alert_spec(probes, "QueueBacklog", 90)
     api = target.endpoints.api_url

@@ -85,7 +85,7 @@ def app_crash_in_flight_drill(
 ) -> tuple[DrillResult, InFlight]:
     """Run the drill with two runs in flight; their own fault is reverted whatever happens."""
     target, probes, fault_probes = drill.target, drill.probes, drill.faults
-    client = RunsClient(target.endpoints)
+    client = RunsClient(target)
     runaway = RunawayRuns(target, count=2, max_steps=5000)  # type: ignore[arg-type]
     try:
         flight = start_runs_in_flight(client, runaway)
@@ -129,8 +129,6 @@ def app_crash_in_flight_drill(
 def test_app_killed_with_runs_in_flight_fails_them_at_start_up(
     target: Target, drill: StandardDrill
 ) -> None:
-    if target.host_spec != "local://":
-        pytest.skip("the drill reads the workers' processes from /proc: local targets only")
     result, flight = app_crash_in_flight_drill(drill)
     for action in result.actions:
         print(f"  {action}")

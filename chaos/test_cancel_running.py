@@ -76,9 +76,11 @@ def cancel_newest_running(
     actions = []
     started: list[tuple[Cancellation, float]] = []
     for run in client.running()[:newest]:
-        worker = Worker.find(run["run_id"], run.get("worker_pid"))
+        worker = Worker.find(client.target, run["run_id"], run.get("worker_pid"))
         if worker is None:
-            actions.append(f"run {run['run_id']} is running but has no live worker on this host")
+            actions.append(
+                f"run {run['run_id']} is running but has no live worker where the app runs"
+            )
             continue
         item = Cancellation(worker, worker.rss())
         t0 = time.monotonic()
@@ -108,13 +110,13 @@ def cancel_running_drill(
 ) -> tuple[DrillResult, CancelEvidence]:
     """Run the drill; `procedure` is the §5.2.3 fix (the meta-test wraps it)."""
     target, fault_probes = drill.target, drill.faults
-    client = RunsClient(target.endpoints)
+    client = RunsClient(target)
     fault = RunawayRuns(target, count=2, max_steps=5000)  # type: ignore[arg-type]
     evidence = CancelEvidence()
     nxt = NextRun(client, "opsdrill-after-cancel")
 
     def training() -> bool:
-        workers = [Worker.find(r, client.get(r).get("worker_pid")) for r in fault.run_ids]
+        workers = [Worker.find(target, r, client.get(r).get("worker_pid")) for r in fault.run_ids]
         return bool(workers) and all(w is not None and w.rss() > TRAINING_RSS for w in workers)
 
     def held() -> bool:  # §5.2.3 diagnose: largest processes, running runs
@@ -156,8 +158,6 @@ def cancel_running_drill(
 def test_cancelling_running_runs_stops_their_workers_and_frees_memory(
     target: Target, drill: StandardDrill
 ) -> None:
-    if target.host_spec != "local://":
-        pytest.skip("the drill reads the workers' processes from /proc: local targets only")
     result, evidence = cancel_running_drill(drill)
     for action in result.actions:
         print(f"  {action}")

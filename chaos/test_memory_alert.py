@@ -75,7 +75,7 @@ def wait_training_settled(client: RunsClient, fault: RunawayRuns, timeout: float
 def memory_alert_drill(drill: StandardDrill) -> DrillResult:
     """Run the drill; the training run behind it is cancelled whatever happens."""
     target, probes = drill.target, drill.probes
-    client = RunsClient(target.endpoints)
+    client = RunsClient(target)
     node = target.service("cgroup_exporter").url or ""
     runaway = RunawayRuns(target, count=1, max_steps=5000)  # type: ignore[arg-type]
     fired, cleared = probes.alert_cycle("HighMemoryUsage", 60)

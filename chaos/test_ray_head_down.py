@@ -33,7 +33,7 @@ def test_ray_head_sigkill_refuses_training_keeps_the_api_healthy(
     if "ray_head" not in target.services:
         pytest.skip(f"target {target.name!r} runs no Ray cluster (install 'ray[default]')")
     ray = RayCluster(target)
-    client = RunsClient(target.endpoints)
+    client = RunsClient(target)
     api_pid = target.service("api").pid()
     refusals: list[str] = []
 

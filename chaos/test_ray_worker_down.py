@@ -36,7 +36,7 @@ def test_ray_worker_sigkill_fails_the_run_and_the_next_succeeds(
     if "ray_worker" not in target.services:
         pytest.skip(f"target {target.name!r} runs no Ray cluster (install 'ray[default]')")
     ray = RayCluster(target)
-    client = RunsClient(target.endpoints)
+    client = RunsClient(target)
     api_pid = target.service("api").pid()
     run_id, worker = training_run(client, "opsdrill-ray-worker-kill")
 

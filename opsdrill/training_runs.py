@@ -2,78 +2,88 @@
 
 Drills submit, read and cancel runs through the API (`POST /runs`, `GET /runs/{id}`,
 `POST /runs/{id}/cancel`), as an operator would, and find a run's worker by the pid the
-database records for it (`runs.worker_pid`). A pid alone can be recycled, so a worker is held
-as a `ProcessRef` (pid + start time) and only counted as the run's worker while its command line
-still says `nf_auto_runner.worker <run_id>`. Process facts are read from /proc: they need the
-target's processes on this host (`Target.host_spec == "local://"`).
+database records for it (`runs.worker_pid`, a pid where the app runs: this machine, the api
+container, a host). A pid alone can be recycled, so a worker is held as a `ServiceProcess` (pid
++ start time, read where it runs through `Target.exec`) and only counted as the run's worker
+while its command line still says `nf_auto_runner.worker <run_id>`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from opsdrill.errors import TargetUnreachable
 from opsdrill.polling import poll
-from opsdrill.processes import ProcessRef
-from opsdrill.targets.base import Endpoints
+from opsdrill.service_process import ServiceProcess
+from opsdrill.targets.base import Target
 
-__all__ = ["ACTIVE", "FINISHED", "NextRun", "RunsClient", "Worker", "rss_bytes"]
+__all__ = ["ACTIVE", "FINISHED", "NextRun", "RunsClient", "Worker"]
+
+#: where a run's worker runs: beside the app (its child, in its container or unit)
+WHERE = "api"
 
 ACTIVE = ("scheduled", "running")
 FINISHED = ("completed", "failed", "cancelled")
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of `pid` now (VmRSS); 0 once it is gone or a zombie."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+def _status_rss(status: str) -> int:
+    """VmRSS in a /proc/PID/status text, in bytes; 0 when absent (a zombie)."""
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
     return 0
 
 
 @dataclass(frozen=True)
 class Worker:
-    """The training process of one run, identified beyond its pid."""
+    """The training process of one run, identified beyond its pid, where it runs."""
 
     run_id: int
-    ref: ProcessRef
+    process: ServiceProcess
 
     @property
     def pid(self) -> int:
-        return self.ref.pid
+        return self.process.pid
 
     def alive(self) -> bool:
         """True while this exact process lives (a recycled pid is not it)."""
-        return self.ref.alive()
+        return self.process.alive()
 
     def rss(self) -> int:
-        return rss_bytes(self.pid) if self.alive() else 0
+        """Resident memory now (VmRSS); 0 once it is gone."""
+        if not self.alive():
+            return 0
+        done = self.process.target.exec(WHERE, ["cat", f"/proc/{self.pid}/status"], timeout=10)
+        return _status_rss(done.stdout) if done.ok else 0
+
+    def signal(self, sig: int) -> bool:
+        """Send `sig` by pid where it runs, if it is still this process."""
+        return self.process.signal(sig)
 
     @classmethod
-    def find(cls, run_id: int, pid: int | None) -> Worker | None:
-        """The live worker process of `run_id` at `pid`, or None."""
-        if pid is None or (ref := ProcessRef.of(pid)) is None:
+    def find(cls, target: Target, run_id: int, pid: int | None) -> Worker | None:
+        """The live worker process of `run_id` at `pid` where the app runs, or None."""
+        if pid is None:
             return None
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
+        process = ServiceProcess.at(target, WHERE, pid)
+        if process is None:
             return None
-        if b"nf_auto_runner.worker" not in argv or str(run_id).encode() not in argv:
+        done = target.exec(WHERE, ["cat", f"/proc/{pid}/cmdline"], timeout=10)
+        argv = done.stdout.split("\0") if done.ok else []
+        if "nf_auto_runner.worker" not in argv or str(run_id) not in argv:
             return None
-        return cls(run_id, ref)
+        return cls(run_id, process)
 
 
 class RunsClient:
     """The run endpoints of one stack's API, with its key for the mutating ones."""
 
-    def __init__(self, endpoints: Endpoints, timeout: float = 10.0) -> None:
+    def __init__(self, target: Target, timeout: float = 10.0) -> None:
+        self.target = target
+        endpoints = target.endpoints
         self.url = endpoints.api_url
         self.headers = {"X-API-Key": endpoints.api_key or ""}
         self.timeout = timeout
@@ -124,7 +134,9 @@ class RunsClient:
     def worker(self, run_id: int) -> Worker | None:
         """The live worker of a running run, found through the pid the database records."""
         run = self.get(run_id)
-        return Worker.find(run_id, run.get("worker_pid")) if run["status"] == "running" else None
+        if run["status"] != "running":
+            return None
+        return Worker.find(self.target, run_id, run.get("worker_pid"))
 
     def wait_finished(self, run_id: int, timeout: float) -> dict[str, Any]:
         """The run once it has finished, or as it is when `timeout` seconds have passed."""

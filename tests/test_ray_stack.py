@@ -90,7 +90,7 @@ def test_head_and_worker_alive_with_resources(stack: Any) -> None:
 
 
 def test_a_run_trains_as_a_ray_task(stack: Any) -> None:
-    client = RunsClient(stack.endpoints)
+    client = RunsClient(stack)
     run = client.wait_finished(client.submit("ray-one", max_steps=5), timeout=240)
     assert run["status"] == "completed", run
     assert _wait(lambda: _tasks(stack, "FINISHED"), 30), (
@@ -99,7 +99,7 @@ def test_a_run_trains_as_a_ray_task(stack: Any) -> None:
 
 
 def test_cancel_reaches_the_ray_task(stack: Any) -> None:
-    client = RunsClient(stack.endpoints)
+    client = RunsClient(stack)
     run_id = client.submit("ray-cancel", max_steps=5000)
     worker = _wait(lambda: client.worker(run_id), 120)
     assert worker is not None, f"run {run_id} never got a live worker: {client.get(run_id)}"
@@ -110,7 +110,7 @@ def test_cancel_reaches_the_ray_task(stack: Any) -> None:
 
 
 def test_worker_node_killed_during_a_run_fails_it_with_the_reason(stack: Any) -> None:
-    client = RunsClient(stack.endpoints)
+    client = RunsClient(stack)
     run_id = client.submit("ray-node-dies", max_steps=5000)
     worker = _wait(lambda: client.worker(run_id), 120)
     assert worker is not None, f"run {run_id} never got a live worker: {client.get(run_id)}"

@@ -133,3 +133,28 @@ def test_spec_builds_the_target_again(tmp_path: Path, monkeypatch: pytest.Monkey
     again = parse_spec(target.spec)
     assert target.spec == str(path.absolute()) and again.name == target.name == "prod-eu"
     assert again.endpoints == target.endpoints
+
+
+def _host_file(tmp_path: Path, extra: str = "") -> Path:
+    for name in ("key", "known_hosts"):
+        (tmp_path / name).write_text("")
+    path = tmp_path / "staging.toml"
+    path.write_text(
+        'name = "staging"\nhost = "ssh://ops@127.0.0.1:2222"\nssh_key = "key"\n'
+        f'known_hosts = "known_hosts"\n{extra}[endpoints]\napi_url = "http://127.0.0.1:1"\n'
+        'dsn = "postgresql://x@127.0.0.1:1/db"\n[services.api]\nsystemd = "ts-forecast"\n'
+    )
+    return path
+
+
+def test_a_host_fills_only_the_data_filesystem_its_file_names(tmp_path: Path) -> None:
+    """No `data_filesystem`: the disk-full drill's capability is absent (skipped at
+    collection, naming it); a relative path is one sentence naming the key."""
+
+    without = parse_spec(str(_host_file(tmp_path)))
+    assert "data_filesystem" not in without.capabilities
+    assert "exec" in without.capabilities
+    named = parse_spec(str(_host_file(tmp_path, 'data_filesystem = "/opt/ts-forecast/models"\n')))
+    assert "data_filesystem" in named.capabilities
+    with pytest.raises(UsageError, match="data_filesystem must be an absolute path"):
+        parse_spec(str(_host_file(tmp_path, 'data_filesystem = "models"\n')))

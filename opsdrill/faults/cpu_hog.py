@@ -12,7 +12,7 @@ import os
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
-from opsdrill.faults.service_process import ServiceProcess
+from opsdrill.service_process import ServiceProcess
 from opsdrill.targets.base import Target
 
 __all__ = ["HOG_CODE", "CpuHog"]

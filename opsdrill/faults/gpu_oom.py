@@ -18,7 +18,7 @@ from pathlib import PurePosixPath
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
-from opsdrill.faults.service_process import ServiceProcess
+from opsdrill.service_process import ServiceProcess
 from opsdrill.targets.base import Target
 
 __all__ = ["HOLD_CODE", "GpuOom", "cuda_available"]

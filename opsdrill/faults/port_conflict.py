@@ -13,7 +13,7 @@ import time
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
-from opsdrill.faults.service_process import ServiceProcess
+from opsdrill.service_process import ServiceProcess
 from opsdrill.targets.base import Target
 
 __all__ = ["HOLDER_CODE", "PORT_TAKEN_CODE", "PortConflict"]

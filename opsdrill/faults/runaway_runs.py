@@ -34,7 +34,7 @@ class RunawayRuns(Fault):
         return list(self.entry.undo.get("runs", []))
 
     def _inject(self) -> None:
-        client = RunsClient(self.target.endpoints)
+        client = RunsClient(self.target)
         ids: list[int] = []
         for i in range(self.params["count"]):
             self.save_undo(runs=ids, submitting=i)  # a kill mid-submit leaves the ids known
@@ -45,7 +45,7 @@ class RunawayRuns(Fault):
             raise FaultNotEffective("no runaway run was submitted")
 
     def _revert(self) -> None:
-        client = RunsClient(self.target.endpoints)
+        client = RunsClient(self.target)
         for run_id in self.run_ids:
             if client.get(run_id)["status"] in ACTIVE:
                 client.cancel(run_id, "opsdrill reverted the runaway_runs fault")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opsdrill.errors import ServiceError
-from opsdrill.faults.service_process import ServiceProcess
+from opsdrill.service_process import ServiceProcess
 from opsdrill.targets.base import Target
 
 __all__ = ["SERVICE", "CpuUser", "kill_offenders", "offenders", "top_cpu"]

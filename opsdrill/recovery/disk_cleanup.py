@@ -20,7 +20,7 @@ from pathlib import PurePosixPath
 from opsdrill.errors import ServiceError
 from opsdrill.targets.base import ExecResult
 
-__all__ = ["CleanupReport", "Entry", "Run", "clean_up", "listing", "usage"]
+__all__ = ["CleanupReport", "Entry", "Run", "biggest_directories", "clean_up", "listing", "usage"]
 
 #: runs a command where the app runs (e.g. `lambda argv: target.exec("api", argv)`)
 Run = Callable[[Sequence[str]], ExecResult]
@@ -62,14 +62,25 @@ def usage(run: Run, path: PurePosixPath | str) -> tuple[int, int]:
     return (blocks - free) * block_size, blocks * block_size
 
 
-def listing(run: Run, root: PurePosixPath | str) -> list[Entry]:
-    """Everything under `root` (find), with allocated size and mtime."""
-    out = _ok(run(["find", str(root), "-mindepth", "1", "-printf", FIND_FORMAT]), f"find {root}")
+def listing(run: Run, *roots: PurePosixPath | str) -> list[Entry]:
+    """Everything under each root that exists (find), with allocated size and mtime."""
+    script = f'for d; do [ -e "$d" ] && find "$d" -mindepth 1 -printf \'{FIND_FORMAT}\'; done; true'
+    out = _ok(run(["sh", "-c", script, "sh", *map(str, roots)]), "find")
     entries = []
     for line in out.splitlines():
         kind, blocks, mtime, path = line.split("\t", 3)
         entries.append(Entry(kind, int(blocks) * 512, float(mtime), PurePosixPath(path)))
     return entries
+
+
+def biggest_directories(run: Run, home: PurePosixPath) -> list[tuple[int, str]]:
+    """(bytes, name) of NF_HOME's directories, biggest first (du -sk)."""
+    done = run(["sh", "-c", 'cd "$0" && du -sk -- */ 2>/dev/null; true', str(home)])
+    found = []
+    for line in _ok(done, "du").splitlines():
+        size, _, name = line.partition("\t")
+        found.append((int(size) * 1024, name.rstrip("/")))
+    return sorted(found, reverse=True)
 
 
 def _human(n: int) -> str:
@@ -125,11 +136,11 @@ def clean_up(
     used, size = usage(run, disk)
     report.actions.append(f"§5.2.4 diagnose: {disk} filesystem {_human(used)} of "
                           f"{_human(size)} used ({100 * used / max(size, 1):.0f} %)")  # fmt: skip
-    entries = listing(run, home)
+    # where §5.2.4 deletes: logs, models, temp files (a venv under NF_HOME is not walked)
+    entries = listing(run, *(home / d for d in ("logs", "models", "tmp")))
     if now is None:
         now = float(_ok(run(["date", "+%s"]), "date"))  # the clock where the files are
-    dirs = sorted(((_size(e, entries), e.path.name) for e in entries
-                   if e.kind == "d" and e.path.parent == home), reverse=True)  # fmt: skip
+    dirs = biggest_directories(run, home)
     report.actions.append("§5.2.4 diagnose: biggest directories: "
                           + ", ".join(f"{n}/ {_human(s)}" for s, n in dirs[:5]))  # fmt: skip
     biggest = sorted((e for e in entries if e.kind == "f"), key=lambda e: -e.allocated)[:5]

@@ -395,6 +395,11 @@ class DockerTarget(Target):
 
         argv = tuple(argv)
         container = self._container(service)
+        container.reload()
+        if container.status != "running":
+            if detach:
+                return ExecResult(argv, 126, "", f"{container.name} is not running")
+            return self._exec_oneoff(container, argv, timeout=timeout, user=user, env=env)
         if detach:
             return self._exec_detached(service, argv, user=user, env=env)
         run = ["timeout", "-k", "5", f"{timeout:g}", *argv]
@@ -408,6 +413,46 @@ class DockerTarget(Target):
         if code == 124:
             return ExecResult(argv, 124, text[0], f"timed out after {timeout:.0f} s")
         return ExecResult(argv, int(code), *text)
+
+    def _exec_oneoff(
+        self,
+        container: Any,
+        argv: tuple[str, ...],
+        *,
+        timeout: float,
+        user: str | None,
+        env: Mapping[str, str] | None,
+    ) -> ExecResult:
+        """A command for a stopped service, as `docker compose run --rm` runs one: a container
+        of the same image, environment and volumes (so the config it refuses to start on, and
+        its data), with no network, removed afterwards."""
+        import docker.errors  # type: ignore[import-untyped]
+
+        config = container.attrs["Config"]
+        run = ["timeout", "-k", "5", f"{timeout:g}", *argv]
+        try:
+            oneoff = self.client.containers.run(
+                config["Image"], run, entrypoint=[], user=user or config.get("User") or "",
+                environment=[*(config.get("Env") or []), *(f"{k}={v}" for k, v in
+                                                           (env or {}).items())],
+                working_dir=config.get("WorkingDir") or None,
+                volumes_from=[container.id], network_mode="none", detach=True,
+                labels={"opsdrill.oneoff": container.name},
+            )  # fmt: skip
+        except docker.errors.APIError as exc:
+            return ExecResult(argv, 126, "", f"docker run for {container.name}: {exc.explanation}")
+        try:
+            code = int(oneoff.wait(timeout=timeout + 30)["StatusCode"])
+            out = oneoff.logs(stdout=True, stderr=False).decode(errors="replace")
+            err = oneoff.logs(stdout=False, stderr=True).decode(errors="replace")
+        except (docker.errors.APIError, OSError) as exc:  # requests' timeouts are OSErrors
+            return ExecResult(argv, 124, "", f"{argv[0]} for {container.name}: {exc}")
+        finally:
+            with contextlib.suppress(docker.errors.APIError):
+                oneoff.remove(force=True)
+        if code == 124:
+            return ExecResult(argv, 124, out, f"timed out after {timeout:.0f} s")
+        return ExecResult(argv, code, out, err)
 
     def _exec_detached(
         self,

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import shlex
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -33,6 +34,7 @@ from opsdrill.targets.base import (
     ServiceFiles,
     journal_home,
 )
+from opsdrill.targets.drill_parts import Say
 from opsdrill.targets.host_cgroup import CPU_SCRIPT, MEMORY_SCRIPT, PAGE, UNLIMITED
 from opsdrill.targets.remote import FileTarget, HostService
 from opsdrill.targets.ssh import SshHost
@@ -85,6 +87,13 @@ class HostTarget(FileTarget):
             (base / Path(raw["known_hosts"]).expanduser()),
         )
         self.ops_command = shlex.split(str(raw.get("ops_command", "")))
+        data_fs = raw.get("data_filesystem")
+        if data_fs is not None and not (isinstance(data_fs, str) and data_fs.startswith("/")):
+            raise UsageError(
+                f"{where}: data_filesystem must be an absolute path on the host, the mount "
+                "point of a size-limited filesystem holding the app's data (e.g. its models)"
+            )
+        self.data_filesystem = data_fs
         self._services = {
             name: HostUnit(name, self, svc.systemd, svc.pidfile)  # type: ignore[attr-defined]
             for name, svc in self._services.items()
@@ -110,6 +119,33 @@ class HostTarget(FileTarget):
     @property
     def journal_dir(self) -> Path:
         return journal_home("host", self.name)
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """A host fills only a filesystem its target file names (`data_filesystem`)."""
+        have = super().capabilities
+        return have if self.data_filesystem else have - {"data_filesystem"}
+
+    @contextlib.contextmanager
+    def ensure_data_fs(self, size: str, say: Say = print) -> Iterator[Path]:
+        """The filesystem the target file names as `data_filesystem`, checked to be a mount of
+        its own (a real disk is never filled: DiskFull refuses one over its size limit);
+        `size` is the host's, not opsdrill's to choose."""
+        path = self.data_filesystem
+        if path is None:
+            raise CapabilityMissing(
+                f"target file {self.path} names no data_filesystem (a size-limited mount "
+                "holding the app's data) for the disk-full drill"
+            )
+        done = self.run(["findmnt", "-n", "-o", "FSTYPE,SIZE", "--target", path])
+        mounted = self.run(["mountpoint", "-q", path]).ok
+        if not done.ok or not mounted:
+            raise CapabilityMissing(
+                f"{path} on {self.ssh.spec} is not a mount point of its own "
+                f"({done.output(200) or 'not mounted'}): data_filesystem must name one"
+            )
+        say(f"data filesystem {path} on {self.ssh.spec}: {done.stdout.strip()}")
+        yield Path(path)
 
     # -- systemd ---------------------------------------------------------------------------
     def run(self, argv: Sequence[str], *, timeout: float = 60.0, **kw: Any) -> ExecResult:

@@ -19,7 +19,7 @@ RUN apt-get update -q \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /opt/venv \
     && useradd --system --uid 10001 --user-group --create-home --home-dir "$NF_HOME" nf \
-    && mkdir -p "$NF_HOME/models" "$NF_HOME/logs/app" "$NF_HOME/backups" \
+    && mkdir -p "$NF_HOME/models" "$NF_HOME/logs/app" "$NF_HOME/backups" "$NF_HOME/conf" \
     && chown -R nf:nf "$NF_HOME"
 RUN --mount=type=bind,target=/ctx \
     pip install -q --no-index --find-links /ctx/wheelhouse -r /ctx/requirements.txt

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from opsdrill.errors import UsageError
+from opsdrill.service_process import ServiceProcess
 from opsdrill.targets import Target
 from tests.docker.conftest import FIRST_MODEL, health_status
 from tests.waiting import first
@@ -126,6 +127,41 @@ def test_disk_full_is_a_real_enospc_the_app_reports_and_recovers(docker_target: 
             files.remove(ballast)
         first(lambda: health_status(url) == 200, 30, "/health 200 once the ballast is gone")
         print(f"\n[disk full] MTTD {mttd:.1f} s  MTTR {time.monotonic() - t0 - mttd:.1f} s")
+
+
+#: grows by 16 MiB every 10 ms until something stops it (the kernel, at the limit)
+GROW = ("import time\nheld = []\nfor _ in range(400):\n"
+        "    held.append(bytearray(16 << 20))\n    time.sleep(0.01)\n")  # fmt: skip
+
+
+def test_lowered_memory_limit_oom_kills_a_process_in_the_api_container(
+    docker_target: Target,
+) -> None:
+    """CI's quick variant of the OOM drill: the api container's limit lowered through the API
+    to 64 MiB above its use, a process in it grows into the limit, and the kernel OOM-kills it
+    (the container cgroup's oom_kill counter); it asks to go first (oom_score_adj 1000), so
+    the api lives on, and lifting the limit leaves /health at 200."""
+    container = docker_target.service("api").container  # type: ignore[attr-defined]
+    usage = container.stats(stream=False)["memory_stats"]["usage"]
+    kills_before = docker_target.oom_kills("api")
+    previous = docker_target.set_memory_limit("api", usage + 64 * 1024 * 1024)
+    hog = None
+    try:
+        assert docker_target.memory("api").limit_bytes == usage + 64 * 1024 * 1024
+        argv = ["sh", "-c", 'echo 1000 > /proc/self/oom_score_adj && exec python -c "$0"', GROW]
+        hog = ServiceProcess.start(docker_target, "api", argv)
+        t0 = time.monotonic()
+        first(lambda: docker_target.oom_kills("api") > kills_before, 60,
+              "a kernel OOM kill in the api container")  # fmt: skip
+        print(f"\n[container OOM] kill seen {time.monotonic() - t0:.1f} s after the start")
+        first(lambda: not hog.alive(), 10, "the growing process is gone")
+        assert docker_target.service("api").is_running(), "the api itself was OOM-killed"
+    finally:
+        docker_target.set_memory_limit("api", previous)
+        if hog is not None:
+            hog.kill()
+    assert docker_target.memory("api").limit_bytes == previous
+    first(lambda: health_status(docker_target.endpoints.api_url) == 200, 60, "/health 200")
 
 
 @pytest.mark.slow  # a training run grown into the limit: minutes on a loaded machine

@@ -28,6 +28,8 @@ from opsdrill.targets.host import HostTarget
 from tests.waiting import first
 
 ROOT = Path(__file__).resolve().parents[2]
+#: the app's models, on a tmpfs of their own in the host container (data_filesystem)
+MODELS = "/opt/ts-forecast/models"
 PORTS = {"ssh": 22, "api": 8000, "db": 5432, "prometheus": 9090, "alertmanager": 9093}
 
 pytestmark = pytest.mark.host
@@ -66,6 +68,7 @@ class Host:
             f'ssh_key = "{extra.get("ssh_key", self.dir / "id_ed25519")}"',
             f'known_hosts = "{extra.get("known_hosts", self.dir / "known_hosts")}"',
             'ops_command = "ts-forecast-ops"',
+            f'data_filesystem = "{MODELS}"',
             "dedicated_host = false  # a container: its CPUs are the shared machine's",
             "[endpoints]",
             f'api_url = "http://127.0.0.1:{self.ports["api"]}"',
@@ -75,7 +78,7 @@ class Host:
             f'prometheus_url = "http://127.0.0.1:{self.ports["prometheus"]}"',
             f'alertmanager_url = "http://127.0.0.1:{self.ports["alertmanager"]}"',
             'home = "/opt/ts-forecast"',
-            'models_dir = "/opt/ts-forecast/models"',
+            f'models_dir = "{MODELS}"',
             'logs_dir = "/opt/ts-forecast/logs/app"',
             'backups_dir = "/var/backups/ts-forecast"',
             "[services.api]",
@@ -146,8 +149,25 @@ def booted(image: str, tag: str, user_key: Path | None = None) -> Iterator[Host]
     try:
         t0 = time.monotonic()
         publish = [a for p in PORTS.values() for a in ("-p", f"127.0.0.1::{p}")]
+        # the models on a size-limited filesystem of their own (the target file's
+        # data_filesystem), owned by the app's user, so the disk-full drill meets a real ENOSPC
+        owner = (
+            docker(
+                "run",
+                "--rm",
+                "--entrypoint",
+                "sh",
+                image,
+                "-c",
+                "echo $(id -u ts-forecast),$(id -g ts-forecast)",
+            )
+            .strip()
+            .split(",")
+        )
+        models = f"{MODELS}:size=256m,mode=0755,uid={owner[0]},gid={owner[1]}"
         docker("run", "-d", "--name", name, "--hostname", "ts-forecast-host", "--network", name,
-               "--tmpfs", "/run", "--tmpfs", "/run/lock", "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+               "--tmpfs", "/run", "--tmpfs", "/run/lock", "--tmpfs", models,
+               "-v", "/sys/fs/cgroup:/sys/fs/cgroup:ro",
                "-v", f"{home / 'seed'}:/etc/opsdrill-seed:ro", *publish, image)  # fmt: skip
         ports = {
             svc: int(docker("port", name, f"{p}/tcp").splitlines()[0].rsplit(":", 1)[1])

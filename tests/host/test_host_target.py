@@ -173,7 +173,7 @@ def test_memory_max_oom_kills_a_training_run_and_is_undone(systemd_host: Host) -
     tgt = systemd_host.target("staging-oom")
     tgt.allow_destructive = True
     first(lambda: health_status(tgt.endpoints.api_url) == 200, 120, "ts-forecast before the drill")
-    runs = RunsClient(tgt.endpoints)
+    runs = RunsClient(tgt)
     assert not runs.running(), "another run trains: the OOM killer could take its worker"
     restarts = tgt.unit_property("ts-forecast", "NRestarts")
     run_id = runs.submit("oom-drill", max_steps=5000)

@@ -10,6 +10,7 @@ ones it sees.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -54,6 +55,13 @@ class ServiceProcess:
         return cls(target, service, pid, -1 if ticks is None else ticks)
 
     @classmethod
+    def at(cls, target: Target, service: str, pid: int) -> ServiceProcess | None:
+        """The process now at `pid` where `service` runs (its start time read there), or None
+        when there is none."""
+        ticks = _ticks(target, service, pid)
+        return None if ticks is None else cls(target, service, pid, ticks)
+
+    @classmethod
     def of(cls, target: Target, record: Sequence[object]) -> ServiceProcess:
         """From its journal record ([service, pid, ticks]; [pid, ticks] means "api")."""
         service, pid, ticks = record if len(record) == 3 else ("api", *record)
@@ -77,9 +85,14 @@ class ServiceProcess:
 
     def kill(self) -> bool:
         """SIGKILL it by pid if it is still the same process; False when already gone."""
+        return self.signal(signal.SIGKILL)
+
+    def signal(self, sig: int) -> bool:
+        """Send `sig` by pid if it is still the same process; False when already gone."""
         if not self.alive():
             return False
-        done = self.target.exec(self.service, ["sh", "-c", 'kill -KILL "$0"', str(self.pid)])
+        name = signal.Signals(sig).name.removeprefix("SIG")
+        done = self.target.exec(self.service, ["sh", "-c", f'kill -{name} "$0"', str(self.pid)])
         return done.ok
 
     def wait_gone(self, timeout: float) -> bool:
