@@ -3,13 +3,19 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup gameday test test-docker test-docker-quick test-host test-host-quick lint up down status bench clean
+.PHONY: setup gameday gameday-compose test test-docker test-docker-quick test-host test-host-quick lint up down status bench clean
 
 setup:
 	bash scripts/bootstrap.sh
 
 gameday: setup
 	$(VENV)/bin/opsdrill gameday --plan-file gameday.yaml
+
+# The same game day on the composed stack (system/compose.yaml): engine, images (built or
+# reused), a project of its own with fresh secrets, first data, the game day with
+# gameday-compose.yaml's plan, the project taken down with its volumes.
+gameday-compose: setup
+	VENV=$(VENV) bash scripts/compose-gameday.sh
 
 # Three parts: the suite on the embedded stack, then the quick subsets on the composed stack
 # (Docker) and on a systemd host over ssh. Their images are built (or reused) in the

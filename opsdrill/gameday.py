@@ -156,7 +156,7 @@ class GameDay:
             rollback(self.target, say=lambda line: self.say(f"  {line}"))
             if runs_itself:
                 self.target.up(say=lambda line: self.say(f"  {line}"))
-            here = Conditions(self.target.endpoints.api_url)
+            here = Conditions(self.target.endpoints.api_url, self.target.services)
             for name in self.planned:
                 self.results.append(self.run_suite(name, here))
         finally:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,11 @@ def _no_ray(machine: Conditions, _arg: str) -> bool:
     return isinstance(body, dict) and "ray" not in (body.get("components") or {})
 
 
+def _no_service(machine: Conditions, arg: str) -> bool:
+    """The target runs no such service (the composed stack has no MLflow, Redis or Ray)."""
+    return machine.services is not None and arg not in machine.services
+
+
 def _gate_too_small(_machine: Conditions, arg: str) -> bool:
     """`PROFILE:SLO`: the SLO file's gate profile gives too few events to ever say MET."""
     from opsdrill.load.gate import size_statement
@@ -79,6 +84,7 @@ CONDITIONS: dict[str, tuple[str, bool, Callable[[Conditions, str], bool]]] = {
     "api_not_https": ("the target's API is not served over https", False, _api_not_https),
     "command_missing": ("there is no '{arg}' command on PATH", True, _command_missing),
     "no_ray": ("the app trains without Ray (its /health lists no Ray cluster)", False, _no_ray),
+    "no_service": ("the target runs no '{arg}' service", True, _no_service),
     "gate_too_small": (
         "slo.yaml's gate profile:SLO '{arg}' is too small to judge it",
         True,
@@ -90,8 +96,10 @@ CONDITIONS: dict[str, tuple[str, bool, Callable[[Conditions, str], bool]]] = {
 class Conditions:
     """Evaluates plan conditions on this machine, each at most once per game day."""
 
-    def __init__(self, api_url: str) -> None:
+    def __init__(self, api_url: str, services: Iterable[str] | None = None) -> None:
         self.api_url = api_url
+        #: the target's services; None: unknown, so no_service never holds
+        self.services = frozenset(services) if services is not None else None
         self._seen: dict[str, bool] = {}
 
     def holds(self, when: str) -> bool:

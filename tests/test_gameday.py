@@ -359,3 +359,21 @@ def test_the_summary_shows_recovery_split_mttd_and_slo_evidence(tmp_path: Path) 
     assert d1["mttd_alert_production_seconds"] == 60.5 and d1["steps"][0]["duration"] == 2.5
     assert [p["median_seconds"] for p in data["mttr_by_procedure"]] == [5.1, 2.0]
     assert data["slo"]["gate_verdict"] == "FAIL" and len(data["slo"]["profiles"]) == 3
+
+
+def test_no_service_excuses_a_skip_only_where_the_target_lacks_the_service(tmp_path: Path) -> None:
+    """The composed stack runs no MLflow: its drill's skip is expected there, and not on a
+    target that runs one (nor where the services are unknown)."""
+    no_mlflow = plan(tmp_path, """
+        expected_skips:
+          - test: "sub/test_probe.py::*"
+            when: no_service:mlflow
+            reason: the composed stack runs no MLflow
+    """)  # fmt: skip
+    compose = Conditions("http://127.0.0.1:8000", ["api", "db", "prometheus"])
+    result = judge_suite("chaos", 0, 1.0, junit(tmp_path), no_mlflow, compose)
+    assert result.verdict is Verdict.PASSED, result.unexpected_skips
+    embedded = Conditions("http://127.0.0.1:8000", ["api", "db", "mlflow"])
+    for here in (embedded, HERE):
+        result = judge_suite("chaos", 0, 1.0, junit(tmp_path), no_mlflow, here)
+        assert result.verdict is Verdict.INCOMPLETE

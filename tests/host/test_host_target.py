@@ -276,3 +276,19 @@ def test_user_errors_are_one_sentence(systemd_host: Host, tmp_path: Path) -> Non
     tgt = systemd_host.target("no-sudo")
     with pytest.raises(PrivilegeError, match="sudoers"):
         tgt.systemctl("restart", "cron")
+
+
+@pytest.mark.slow  # two drills end to end over ssh: minutes
+@pytest.mark.parametrize("drill", ["chaos/test_disk_full.py", "chaos/test_cpu_hog.py"])
+def test_drills_run_where_the_app_runs_over_ssh(systemd_host: Host, drill: str) -> None:
+    """The disk-full drill fills the host's data filesystem (the models tmpfs its target file
+    names) and §5.2.4's clean-up runs there; the CPU hog drill's hogs and §5.2.5's top run as
+    the app's user on the host: each drill passes end to end over ssh."""
+    spec = systemd_host.target_file("staging", production=False)
+    argv = [sys.executable, "-m", "pytest", drill, "--target", str(spec), "-q", "-rA", "-s",
+            "--allow-destructive", "-p", "no:cacheprovider"]  # fmt: skip
+    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, **systemd_host.env})  # fmt: skip
+    print(done.stdout[-3000:])
+    assert done.returncode == 0, f"{drill} over ssh:\n{done.stdout[-5000:]}{done.stderr[-1000:]}"
+    assert len(outcomes(done.stdout, "PASSED")) == 1, done.stdout[-2000:]
