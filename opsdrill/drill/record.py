@@ -92,6 +92,13 @@ def _procedure(r: DrillResult) -> list[str]:
     return [*lines, ""]
 
 
+def _where(r: DrillResult) -> str:
+    """The target the fault went into, as the record names it."""
+    target = r.spec.fault.target
+    name, kind = getattr(target, "name", None), getattr(target, "kind", None)
+    return f"target {name} ({kind})" if name and kind else "the target"
+
+
 def _markdown(r: DrillResult) -> str:
     detected = r.timeline.first("detected")
     recovered = r.timeline.first("recovered")
@@ -107,7 +114,7 @@ def _markdown(r: DrillResult) -> str:
         f"| resolved | {recovered.wall if recovered else 'never'} |",
         f"| injection took (not counted in MTTD) | {_fmt(r.injection_seconds)} |",
         f"| MTTD (end of injection → first detector) | {_fmt(r.mttd)} |",
-        f"| MTTD by the alert (embedded stack: rule windows scaled) | {_fmt(r.mttd_alert)} |",
+        f"| MTTD by the alert (rules as this target runs them) | {_fmt(r.mttd_alert)} |",
         f"| MTTD by the alert, rule windows at production scale | "
         f"{_fmt(r.mttd_alert_production)}{_scaling(r)} |",
         f"| MTTD by the harness's probes | {_fmt(r.mttd_probe)} |",
@@ -119,8 +126,8 @@ def _markdown(r: DrillResult) -> str:
         *_detection(r),
         "## Summary",
         "",
-        f"Drill `{r.spec.name}`: {r.spec.fault.describe()} was injected on purpose into the "
-        f"embedded stack. {r.summary}",
+        f"Drill `{r.spec.name}`: {r.spec.fault.describe()} was injected on purpose into "
+        f"{_where(r)}. {r.summary}",
         "",
         "## Impact",
         "",

@@ -70,6 +70,7 @@ SERVICE_ALIASES = {
 }
 #: container ports of the composed stack (system/compose.yaml)
 API_PORT, PROXIED_API_PORT, TOXIPROXY_PORT, DB_PORT = 8000, 8001, 8475, 5432
+ALERT_SINK_PORT = 5001
 #: the app's own path to the database (Toxiproxy's `postgres` proxy), bridged for this machine
 PROXIED_DB_PORT = 15433
 #: where the api writes its pid under NF_HOME (Settings.pid_file)
@@ -214,6 +215,9 @@ class ContainerService(Service):
     def url(self) -> str | None:
         if self.name == "api":
             return self.target.endpoints.api_url
+        if self.name == "alert_sink":  # the receiver a drill reads its deliveries from
+            where = self.target.published("alert_sink", ALERT_SINK_PORT)
+            return f"http://{where}" if where else None
         return None
 
 
