@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from opsdrill.cli import build_parser
+from opsdrill.gameday_plan import GameDayPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 GATE = ROOT / "examples" / "release-gate.yml"
@@ -51,18 +52,22 @@ def test_scripts_it_runs_exist_and_are_executable(steps: list[dict[str, Any]]) -
 
 def test_opsdrill_commands_parse(steps: list[dict[str, Any]]) -> None:
     runs = [w[1:] for w in commands(steps) if w[0].endswith("/opsdrill")]
-    assert {r[0] for r in runs} >= {"up", "status", "rollback"}
+    assert {r[0] for r in runs} >= {"up", "status", "gameday", "rollback"}
     for argv in runs:
         args = build_parser().parse_args([a.replace("$TARGET", "docker:p") for a in argv])
         assert args.target == "docker:p", f"opsdrill {argv[0]} must name the composed target"
 
 
-def test_suites_run_against_the_compose_target(steps: list[dict[str, Any]]) -> None:
-    runs = {w[1]: w for w in commands(steps) if w[0].endswith("/pytest")}
-    assert set(runs) == {"checks", "chaos", "load"}, "checks, chaos and load, not checks alone"
-    for suite, words in runs.items():
-        assert words[words.index("--target") + 1] == "$TARGET", suite
-        assert ("--allow-destructive" in words) == (suite == "chaos"), suite
+def test_the_game_day_judges_every_suite_with_the_compose_plan(
+    steps: list[dict[str, Any]],
+) -> None:
+    """One `opsdrill gameday` against the composed target: checks, chaos and load (no --suite
+    narrowing it), skips judged by gameday-compose.yaml, so an unexcused skip fails the gate."""
+    (words,) = [w[1:] for w in commands(steps) if w[0].endswith("/opsdrill") and w[1] == "gameday"]
+    args = build_parser().parse_args([a.replace("$TARGET", "docker:p") for a in words])
+    assert args.target == "docker:p" and not getattr(args, "suite", None), words
+    plan = ROOT / args.plan_file
+    assert GameDayPlan.load(plan), f"{plan} does not load"
     env = yaml.safe_load(GATE.read_text())["env"]
     assert env["TARGET"].startswith("docker:") and env["TARGET"].endswith(env["P"])
 
