@@ -50,7 +50,7 @@ class ScaledRule:
 
     def note(self) -> str:
         return (
-            f"rule windows scaled ×{self.factor:g} in the embedded stack: `for:` {self.here} "
+            f"rule windows scaled ×{self.factor:g} on this target: `for:` {self.here} "
             f"here, {self.production} in production (+{self.offset:g} s; scrape and evaluation "
             "intervals add to it there)"
         )

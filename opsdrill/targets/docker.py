@@ -158,8 +158,18 @@ class ContainerService(Service):
         return bool(self._state().get("OOMKilled"))
 
     def _wait(self, ready: bool, timeout: float, what: str) -> None:
+        """Poll until healthy (or stopped); a container that exits while it should come up
+        is a refused start at once, with its exit code and last log lines (the app's own
+        reason, e.g. a config error), as a unit's failed start is."""
         deadline = time.monotonic() + timeout
         while (self.healthy() if ready else self.is_running()) != ready:
+            state = self._state()
+            if ready and state.get("Status") in ("exited", "dead"):
+                tail = self.container.logs(tail=5).decode(errors="replace").strip()
+                raise ServiceError(
+                    f"{self.name} ({self.container.name}) exited with code "
+                    f"{state.get('ExitCode')} instead of starting: {tail[-600:]}"
+                )
             if time.monotonic() >= deadline:
                 raise StartTimeout(
                     f"{self.name} ({self.container.name}) not {what} within {timeout:.0f} s; "
