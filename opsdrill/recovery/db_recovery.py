@@ -87,7 +87,15 @@ def recover_database(
     actions = ["app stopped"]
     terminated = _terminate_sessions(target, DATABASE)
     actions.append(f"{terminated} session(s) of {DATABASE} terminated")
-    done = _restore(target, backup, DATABASE)
+    try:
+        done = _restore(target, backup, DATABASE)
+    except ServiceError as exc:
+        # a failed restore leaves no app down behind it: it starts again, on what there is
+        try:
+            api.start(timeout=120)
+        except ServiceError as start:
+            raise ServiceError(f"{exc}; the app did not start again either: {start}") from exc
+        raise ServiceError(f"{exc}; the app was started again") from exc
     source, safety = PurePosixPath(done["restored_from"]), PurePosixPath(done["safety_dump"])
     actions.append(f"§5.3.2 newest backup: {source.name}")
     actions.append(f"safety dump of the current database: {safety.name}")

@@ -438,8 +438,9 @@ class DockerTarget(Target):
         env: Mapping[str, str] | None,
     ) -> ExecResult:
         """A command for a stopped service, as `docker compose run --rm` runs one: a container
-        of the same image, environment and volumes (so the config it refuses to start on, and
-        its data), with no network, removed afterwards."""
+        of the same image, environment, volumes (so the config it refuses to start on, and its
+        data) and network (the ops CLI restoring a backup while the api is stopped reaches the
+        db as the api does), removed afterwards."""
         import docker.errors  # type: ignore[import-untyped]
 
         config = container.attrs["Config"]
@@ -450,7 +451,8 @@ class DockerTarget(Target):
                 environment=[*(config.get("Env") or []), *(f"{k}={v}" for k, v in
                                                            (env or {}).items())],
                 working_dir=config.get("WorkingDir") or None,
-                volumes_from=[container.id], network_mode="none", detach=True,
+                volumes_from=[container.id], detach=True,
+                network_mode=container.attrs["HostConfig"].get("NetworkMode") or "none",
                 labels={"opsdrill.oneoff": container.name},
             )  # fmt: skip
         except docker.errors.APIError as exc:
