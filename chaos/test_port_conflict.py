@@ -1,8 +1,9 @@
 """Runbook §5.2.1: the app will not start because another process holds its port.
 
 Diagnosis the runbook's way, without its guesswork: the holder's pid comes from the socket's
-inode (/proc/net/tcp -> /proc/<pid>/fd), never from a process name; the port is freed by
-that pid and the app restarted by §5.3.1.
+inode (/proc/net/tcp -> /proc/<pid>/fd) where the app binds its port (this machine, the
+compose stack's shared network namespace, a host), never from a process name; the port is
+freed by that pid and the app restarted by §5.3.1.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import pytest
 
 from opsdrill.drill import Detector
 from opsdrill.faults import PortConflict
-from opsdrill.recovery.port_owner import listening_pids
+from opsdrill.recovery.port_owner import listeners
 from opsdrill.recovery.procedures import free_port
 from opsdrill.targets.base import Target
 
@@ -36,7 +37,7 @@ def test_port_taken_at_start_is_diagnosed_by_inode_and_freed(
         return bool(fault.start_error) and not target.service("api").is_running()
 
     def diagnosed() -> bool:
-        found[:] = listening_pids(port)
+        found[:] = [pid for pid, _, _ in listeners(target, port)]
         return bool(found)
 
     alerts, resolved = drill.probes.alert_cycle("ServiceDown")  # the app is down

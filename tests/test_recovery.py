@@ -16,14 +16,14 @@ import psycopg
 import pytest
 
 from opsdrill.probes.http import http_ok
-from opsdrill.processes import ProcessRef, spawn
+from opsdrill.processes import ProcessRef, spawn, start_ticks
 from opsdrill.recovery.blocking_sessions import (
     blocking_pids,
     terminate_blockers,
     waiting_sessions,
 )
 from opsdrill.recovery.idle_sessions import terminate_idle
-from opsdrill.recovery.port_owner import listening_pids
+from opsdrill.recovery.port_owner import listeners, listening_pids
 from opsdrill.recovery.service_restart import app_pid_file, restart_service
 from opsdrill.targets.local import LocalTarget
 from opsdrill.targets.pid_file import leftover_pid
@@ -35,14 +35,19 @@ SLEEPER = "import time; time.sleep(120)"
 # -- no stack needed -----------------------------------------------------------------------
 
 
-def test_port_owner_finds_the_listening_pid_from_proc() -> None:
+def test_port_owner_finds_the_listening_pid_from_proc(tmp_path: Path) -> None:
+    target = LocalTarget(tmp_path)
     with socket.socket() as listener, socket.socket() as client:
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
         port = listener.getsockname()[1]
         assert listening_pids(port) == [os.getpid()]
+        # the same, read where the app binds its port (here: this machine) through exec
+        ((pid, ticks, command),) = listeners(target, port)
+        assert pid == os.getpid() and ticks == start_ticks(pid) and "pytest" in command
         client.connect(("127.0.0.1", port))  # a connected socket is not a listener
         assert listening_pids(client.getsockname()[1]) == []
+        assert listeners(target, client.getsockname()[1]) == []
 
 
 @pytest.fixture

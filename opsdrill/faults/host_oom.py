@@ -37,7 +37,10 @@ class HostOom(Fault):
             previous_limit=before.limit_bytes,
             oom_kills_before=self.target.oom_kills(SERVICE),
         )
-        self.target.set_memory_limit(SERVICE, self.params["limit_mb"] * MB)
+        # where the group also holds the app (a container, a unit), the limit leaves the app
+        # what it uses now and gives the workers `limit_mb` on top: a worker outgrows it, and
+        # the kernel kills it first (workers raise their own oom_score_adj)
+        self.target.set_memory_limit(SERVICE, before.used_bytes + self.params["limit_mb"] * MB)
 
     def _revert(self) -> None:
         undo = self.entry.undo

@@ -48,20 +48,26 @@ class PortConflict(Fault):
 
     @property
     def port(self) -> int:
-        url = self.target.service(SERVICE).url or ""
-        return int(url.rsplit(":", 1)[1])
+        """The port the app binds where it runs."""
+        return self.target.listen_port(SERVICE)
+
+    @property
+    def where(self) -> str:
+        """The service whose network namespace holds the app's port (and runs while the app
+        is stopped): the app's own, or a pod's namespace holder."""
+        return self.target.socket_service(SERVICE)
 
     def port_taken(self, port: int) -> bool:
-        """True when something listens on the port, as seen where the app runs."""
-        done = self.target.exec(SERVICE, [self.target.python, "-c", PORT_TAKEN_CODE, str(port)])
-        return done.ok
+        """True when something listens on the port, as seen where the app binds it."""
+        argv = [self.target.python, "-c", PORT_TAKEN_CODE, str(port)]
+        return self.target.exec(self.where, argv).ok
 
     def _inject(self) -> None:
         api = self.target.service(SERVICE)
         port = self.port
         api.stop()
         argv = [self.target.python, "-c", HOLDER_CODE, str(port), str(self.params["max_seconds"])]
-        holder = ServiceProcess.start(self.target, SERVICE, argv)
+        holder = ServiceProcess.start(self.target, self.where, argv)
         self.save_undo(holder=holder.record(), port=port)
         deadline = time.monotonic() + 10
         while not self.port_taken(port):

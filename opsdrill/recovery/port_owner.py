@@ -2,17 +2,64 @@
 
 The socket's inode comes from /proc/net/tcp{,6} (LISTEN rows only), and the process from the
 `socket:[inode]` links in /proc/<pid>/fd — a pid found this way, never a name matched.
+`listeners` reads them where the port lives (`Target.exec` in `Target.socket_service`: this
+machine, the container holding the app's network namespace, a host), by a script in the
+app's Python.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 
-__all__ = ["listening_inodes", "listening_pids", "process_line"]
+from opsdrill.errors import ServiceError
+from opsdrill.targets.base import Target
+
+__all__ = ["LISTENERS_SCRIPT", "listeners", "listening_inodes", "listening_pids", "process_line"]
 
 LISTEN = "0A"
+
+#: argv: port. Prints [[pid, start ticks, command], ...] of the processes listening on it.
+LISTENERS_SCRIPT = r"""
+import json, os, sys
+port, wanted = int(sys.argv[1]), set()
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    try:
+        rows = open(table).read().splitlines()[1:]
+    except OSError:
+        continue
+    for cols in (r.split() for r in rows):
+        if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+            wanted.add(f"socket:[{cols[9]}]")
+found = []
+for pid in (p for p in os.listdir("/proc") if p.isdigit() and wanted):
+    try:
+        if any(os.readlink(f"/proc/{pid}/fd/{fd}") in wanted
+               for fd in os.listdir(f"/proc/{pid}/fd")):
+            stat = open(f"/proc/{pid}/stat").read()
+            cmd = open(f"/proc/{pid}/cmdline", "rb").read().replace(b"\0", b" ")
+            found.append([int(pid), int(stat[stat.rindex(")") + 2:].split()[19]),
+                          cmd.decode(errors="replace").strip()[:120]])
+    except OSError:
+        continue
+print(json.dumps(sorted(found)))
+"""
+
+
+def listeners(target: Target, port: int) -> list[tuple[int, int, str]]:
+    """(pid, start ticks, command) of each process listening on `port` where the app's
+    sockets live (`Target.socket_service`), pids as seen there."""
+    where = target.socket_service("api")
+    done = target.exec(where, [target.python, "-c", LISTENERS_SCRIPT, str(port)], timeout=30)
+    try:
+        return [(int(p), int(t), str(c)) for p, t, c in json.loads(done.stdout)]
+    except ValueError:
+        raise ServiceError(
+            f"§5.2.1 could not list who listens on port {port} where {where} runs: "
+            f"{done.output(300)}"
+        ) from None
 
 
 def listening_inodes(port: int) -> set[str]:

@@ -8,6 +8,7 @@ A drill names one of these as its `recover`; its steps are timed on the drill's 
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
@@ -17,14 +18,13 @@ from opsdrill.drill.detector import Detector
 from opsdrill.errors import ServiceError, UsageError
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
-from opsdrill.processes import ProcessRef
 from opsdrill.recovery.blocking_sessions import terminate_blockers, waiting_sessions
 from opsdrill.recovery.cpu_hogs import OFFENDER_SHARE, CpuUser, kill_offenders, top_cpu
 from opsdrill.recovery.idle_sessions import connections_by_state, terminate_idle
-from opsdrill.recovery.port_owner import listening_pids, process_line
 from opsdrill.recovery.procedure import Procedure, StepOutput, procedure
 from opsdrill.recovery.runs_cancel import cancel_newest_running, running_runs
 from opsdrill.recovery.tracking_backlog import pending_tracking
+from opsdrill.service_process import ServiceProcess
 from opsdrill.targets.base import ExecResult, Target
 
 __all__ = [
@@ -247,18 +247,23 @@ def correct_config(
 
 
 def free_port(target: Target, port: int) -> Procedure:
-    """§5.2.1 "is the port taken": the holder found by socket inode, stopped by pid."""
+    """§5.2.1 "is the port taken": the holder found by socket inode where the app binds its
+    port, stopped by pid there (SIGTERM, then SIGKILL after 5 s; start time checked)."""
+    from opsdrill.recovery.port_owner import listeners
     from opsdrill.recovery.service_restart import restart_service
 
+    where = target.socket_service("api")
+
     def diagnose() -> list[str]:
-        return [f"port {port} held by pid {p}: {process_line(p)}" for p in listening_pids(port)]
+        return [f"port {port} held by pid {p}: {cmd}" for p, _, cmd in listeners(target, port)]
 
     def stop_holders() -> list[str]:
         actions = []
-        for pid in listening_pids(port):
-            if (ref := ProcessRef.of(pid)) is not None:
-                ref.terminate(grace=5.0)
-                actions.append(f"stopped pid {pid} (by pid, start time checked)")
+        for pid, ticks, _ in listeners(target, port):
+            holder = ServiceProcess(target, where, pid, ticks)
+            if holder.signal(signal.SIGTERM) and not holder.wait_gone(5.0):
+                holder.kill()
+            actions.append(f"stopped pid {pid} (by pid, start time checked)")
         return actions
 
     return procedure(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from opsdrill.errors import CapabilityMissing, DestructiveRefused, UsageError
 from opsdrill.state import STATE_FILE
@@ -113,8 +114,12 @@ class MemoryUsage:
     limit_bytes: int | None
     #: the most it has used (its current use where no peak is kept)
     peak_bytes: int
-    #: processes counted against the limit now (0: none left, e.g. every worker gone)
+    #: processes counted against the limit now (0: none left, e.g. every worker gone); for
+    #: "worker" where the group also holds the app (a container, a unit), its workers only
     processes: int
+    #: what the group is charged now, where it holds more than the workers (the app in a
+    #: container or unit): a limit meant for the workers goes on top of it; 0 elsewhere
+    used_bytes: int = 0
 
 
 @dataclass(frozen=True)
@@ -446,6 +451,21 @@ class Target(DrillParts, ABC):
 
         pids = [p for s in self.services.values() if (p := s.pid()) is not None]
         return stack_cpu_percent(pids, window)
+
+    def socket_service(self, service: str) -> str:
+        """Where `service`'s listening sockets can be seen and another process can bind its
+        port while it is stopped: the service itself, unless its network namespace is held by
+        another (a container sharing a pod's namespace)."""
+        return service
+
+    def listen_port(self, service: str) -> int:
+        """The port `service` binds where it runs (its URL's port, unless it is published
+        under another)."""
+        url = self.service(service).url or ""
+        port = urlsplit(url).port
+        if port is None:
+            raise CapabilityMissing(f"target {self.name!r} gives no port for {service}")
+        return port
 
     def stack_pids(self, service: str) -> set[int]:
         """The pids of the stack's running services as seen where `service` runs: never an

@@ -501,6 +501,23 @@ class DockerTarget(Target):
                 return ExecResult(argv, 1, "", f"{argv[0]} did not start in {container.name}")
             time.sleep(0.1)
 
+    def socket_service(self, service: str) -> str:
+        """The service holding `service`'s network namespace (compose.yaml's netns, shared
+        by the api and Toxiproxy), which runs while `service` is stopped."""
+        mode = self._container(service).attrs["HostConfig"].get("NetworkMode", "")
+        if mode.startswith("container:"):
+            holder = mode.removeprefix("container:")
+            for name, svc in self._services.items():
+                if holder in (svc.container.id, svc.container.name):
+                    return name
+        return service
+
+    def listen_port(self, service: str) -> int:
+        """The container port (the published one is another)."""
+        if service == "api":
+            return API_PORT
+        return super().listen_port(service)
+
     def stack_pids(self, service: str) -> set[int]:
         """In a container only its own main process (pid 1) is the stack's."""
         name = "api" if service == "worker" else service
@@ -533,7 +550,7 @@ class DockerTarget(Target):
         return before
 
     def memory(self, service: str) -> MemoryUsage:
-        return memory_of(self._container(service), self._host_total())
+        return memory_of(self._container(service), self._host_total(), workers=service == "worker")
 
     def _host_total(self) -> int:
         """The engine host's memory, what a container without a limit may use."""

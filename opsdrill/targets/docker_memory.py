@@ -26,15 +26,19 @@ def limit_of(container: Any, host_total: int) -> int | None:
     return None if limit == 0 or limit >= host_total else limit
 
 
-def memory_of(container: Any, host_total: int) -> MemoryUsage:
-    """Limit, peak (else current) use and process count, from the engine's stats and top."""
+def memory_of(container: Any, host_total: int, *, workers: bool = False) -> MemoryUsage:
+    """Limit, peak (else current) use, current use and process count, from the engine's
+    stats and top; `workers`: count only the training workers (the app shares the container)."""
     limit = limit_of(container, host_total)
     if not container.attrs["State"].get("Running"):
         return MemoryUsage(limit, 0, 0)
     stats = container.stats(stream=False).get("memory_stats") or {}
-    peak = int(stats.get("max_usage") or stats.get("usage") or 0)
-    processes = len(container.top().get("Processes") or [])
-    return MemoryUsage(limit, peak, processes)
+    used = int(stats.get("usage") or 0)
+    peak = int(stats.get("max_usage") or used)
+    rows = container.top().get("Processes") or []
+    if workers:  # a reading of command lines, never a signal by name
+        rows = [r for r in rows if any("nf_auto_runner.worker" in str(c) for c in r)]
+    return MemoryUsage(limit, peak, len(rows), used)
 
 
 def set_limit(container: Any, limit_bytes: int | None, host_total: int) -> None:

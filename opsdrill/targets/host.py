@@ -256,8 +256,8 @@ class HostTarget(FileTarget):
 
     def memory(self, service: str) -> MemoryUsage:
         """The unit's memory cgroup as the kernel has it: limit, peak, processes."""
-        limit, peak, procs, _ = self._memory_figures(service)
-        return MemoryUsage(None if limit >= UNLIMITED else limit, peak, procs)
+        limit, peak, procs, used = self._memory_figures(service)
+        return MemoryUsage(None if limit >= UNLIMITED else limit, peak, procs, used)
 
     def memory_used(self, service: str) -> int:
         """What the unit's memory cgroup is charged now (a limit below it is refused on v1)."""
