@@ -156,7 +156,8 @@ class GameDay:
             rollback(self.target, say=lambda line: self.say(f"  {line}"))
             if runs_itself:
                 self.target.up(say=lambda line: self.say(f"  {line}"))
-            here = Conditions(self.target.endpoints.api_url, self.target.services)
+            here = Conditions(self.target.endpoints.api_url, self.target.services,
+                              self.target.capabilities)  # fmt: skip
             for name in self.planned:
                 self.results.append(self.run_suite(name, here))
         finally:

@@ -64,6 +64,12 @@ def _no_service(machine: Conditions, arg: str) -> bool:
     return machine.services is not None and arg not in machine.services
 
 
+def _no_capability(machine: Conditions, arg: str) -> bool:
+    """The target does not offer a capability (opsdrill.targets.base.CAPABILITIES): a host
+    with no Toxiproxy between its parts has no `toxiproxy`."""
+    return machine.capabilities is not None and arg not in machine.capabilities
+
+
 def _gate_too_small(_machine: Conditions, arg: str) -> bool:
     """`PROFILE:SLO`: the SLO file's gate profile gives too few events to ever say MET."""
     from opsdrill.load.gate import size_statement
@@ -85,6 +91,7 @@ CONDITIONS: dict[str, tuple[str, bool, Callable[[Conditions, str], bool]]] = {
     "command_missing": ("there is no '{arg}' command on PATH", True, _command_missing),
     "no_ray": ("the app trains without Ray (its /health lists no Ray cluster)", False, _no_ray),
     "no_service": ("the target runs no '{arg}' service", True, _no_service),
+    "no_capability": ("the target does not offer the '{arg}' capability", True, _no_capability),
     "gate_too_small": (
         "slo.yaml's gate profile:SLO '{arg}' is too small to judge it",
         True,
@@ -96,10 +103,17 @@ CONDITIONS: dict[str, tuple[str, bool, Callable[[Conditions, str], bool]]] = {
 class Conditions:
     """Evaluates plan conditions on this machine, each at most once per game day."""
 
-    def __init__(self, api_url: str, services: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        api_url: str,
+        services: Iterable[str] | None = None,
+        capabilities: Iterable[str] | None = None,
+    ) -> None:
         self.api_url = api_url
-        #: the target's services; None: unknown, so no_service never holds
+        #: the target's services and capabilities; None: unknown, so no_service and
+        #: no_capability never hold
         self.services = frozenset(services) if services is not None else None
+        self.capabilities = frozenset(capabilities) if capabilities is not None else None
         self._seen: dict[str, bool] = {}
 
     def holds(self, when: str) -> bool:

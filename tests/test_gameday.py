@@ -377,3 +377,20 @@ def test_no_service_excuses_a_skip_only_where_the_target_lacks_the_service(tmp_p
     for here in (embedded, HERE):
         result = judge_suite("chaos", 0, 1.0, junit(tmp_path), no_mlflow, here)
         assert result.verdict is Verdict.INCOMPLETE
+
+
+def test_no_capability_excuses_a_skip_only_where_the_target_lacks_it(tmp_path: Path) -> None:
+    no_proxy = plan(tmp_path, """
+        expected_skips:
+          - test: "sub/test_probe.py::*"
+            when: no_capability:toxiproxy
+            reason: the host runs no Toxiproxy between its parts
+    """)  # fmt: skip
+    host = Conditions("http://127.0.0.1:8000", ["api"], ["exec", "service_control"])
+    result = judge_suite("chaos", 0, 1.0, junit(tmp_path), no_proxy, host)
+    assert result.verdict is Verdict.PASSED, result.unexpected_skips
+    compose = Conditions("http://127.0.0.1:8000", ["api"], ["exec", "toxiproxy"])
+    for here in (compose, HERE):
+        assert judge_suite("chaos", 0, 1.0, junit(tmp_path), no_proxy, here).verdict is (
+            Verdict.INCOMPLETE
+        )

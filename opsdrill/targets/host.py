@@ -256,20 +256,22 @@ class HostTarget(FileTarget):
 
     def memory(self, service: str) -> MemoryUsage:
         """The unit's memory cgroup as the kernel has it: limit, peak, processes."""
-        limit, peak, procs, used = self._memory_figures(service)
+        limit, peak, procs, used, workers = self._memory_figures(service)
+        if service == "worker":  # the unit holds the app too: its training workers only
+            procs = workers
         return MemoryUsage(None if limit >= UNLIMITED else limit, peak, procs, used)
 
     def memory_used(self, service: str) -> int:
         """What the unit's memory cgroup is charged now (a limit below it is refused on v1)."""
         return self._memory_figures(service)[3]
 
-    def _memory_figures(self, service: str) -> tuple[int, int, int, int]:
+    def _memory_figures(self, service: str) -> tuple[int, int, int, int, int]:
         group = self.unit_property(self._unit_of(service), "ControlGroup")
         done = self.run(["sh", "-c", MEMORY_SCRIPT, "memory", group]) if group else None
         if done is None or not done.ok:
-            return UNLIMITED, 0, 0, 0
-        limit, peak, procs, used = (int(x) for x in done.stdout.split())
-        return limit, peak, procs, used
+            return UNLIMITED, 0, 0, 0, 0
+        limit, peak, procs, used, workers = (int(x) for x in done.stdout.split())
+        return limit, peak, procs, used, workers
 
     def oom_kills(self, service: str) -> int:
         """The unit's cgroup's OOM-kill counter (cgroup v2 memory.events, v1 oom_control)."""

@@ -26,7 +26,8 @@ ticks() {
 a=$(ticks "$@"); t0=$(date +%s%N); sleep "$w"; b=$(ticks "$@"); t1=$(date +%s%N)
 echo "$a" "$b" "$t0" "$t1" "$(nproc)" "$(getconf CLK_TCK)"
 """
-#: `limit peak processes used` of the cgroup $1 (cgroup v2, else v1's memory hierarchy)
+#: `limit peak processes used workers` of the cgroup $1 (cgroup v2, else v1's memory
+#: hierarchy); workers: its processes whose command line runs a training worker (a reading)
 MEMORY_SCRIPT = r"""
 d=/sys/fs/cgroup$1
 if [ -r "$d/memory.max" ]; then
@@ -37,5 +38,9 @@ else
   c=$(cat "$d/memory.usage_in_bytes")
 fi
 [ "$l" = max ] && l=9223372036854775807
-echo "$l" "$p" "$(wc -l <"$d/cgroup.procs")" "$c"
+w=0
+while read -r q; do
+  tr '\0' ' ' <"/proc/$q/cmdline" 2>/dev/null | grep -q nf_auto_runner.worker && w=$((w + 1))
+done <"$d/cgroup.procs"
+echo "$l" "$p" "$(wc -l <"$d/cgroup.procs")" "$c" "$w"
 """
