@@ -218,8 +218,9 @@ time.sleep(600)
 
 
 def _memory_max_lowered(tgt: HostTarget) -> dict[str, object]:
-    # above what the app holds now (cgroup v1 refuses less), far below a training run's need
-    return {"limit_mb": tgt.memory_used("api") // 2**20 + 64}
+    # the workers' headroom on top of what the unit holds now (HostOom adds it), far below a
+    # training run's need
+    return {"limit_mb": 64}
 
 
 @pytest.mark.parametrize("kind", ["host_oom", "app_crash"])
@@ -236,8 +237,8 @@ def test_rollback_undoes_the_fault_of_a_sigkilled_runner(systemd_host: Host, kin
         line = runner.stdout.readline()  # type: ignore[union-attr]
         assert line.startswith("injected"), f"the runner said {line!r}"
         if kind == "host_oom":
-            lowered = int(params["limit_mb"]) * 2**20  # type: ignore[call-overload]
-            assert tgt.unit_property("ts-forecast", "MemoryMax") == str(lowered)
+            lowered = int(tgt.unit_property("ts-forecast", "MemoryMax"))
+            assert 64 * 2**20 < lowered < 2**40, f"MemoryMax {lowered}: not lowered"
             assert tgt.memory("api").limit_bytes == lowered
         else:
             assert tgt.unit_property("ts-forecast", "ActiveState") == "inactive"
