@@ -25,7 +25,7 @@ from opsdrill.durations import milliseconds, prometheus_spelling
 from opsdrill.errors import MissingDependency, UsageError
 from opsdrill.ports import free_port
 from opsdrill.probes.prometheus import alert_state
-from opsdrill.targets import prometheus_files
+from opsdrill.targets import compose_rules, prometheus_files
 from opsdrill.targets.prometheus_files import (
     Shortening,
     render_alertmanager_config,
@@ -401,17 +401,19 @@ def compose() -> dict:
 def test_compose_has_the_stacks_services_and_ports() -> None:
     services = compose()["services"]
     assert set(services) == {
-        "api", "db", "toxiproxy", "prometheus", "alertmanager", "alert-sink",
+        "api", "db", "netns", "toxiproxy", "prometheus", "alertmanager", "alert-sink",
         "node-exporter", "postgres-exporter",
     }  # fmt: skip
     published = {
         name: {str(p).split(":")[-1] for p in service.get("ports", [])}
         for name, service in services.items()
     }
-    # the api shares Toxiproxy's network namespace: its ports (direct, proxied) are published
-    # there, with Toxiproxy's API
-    assert services["api"]["network_mode"] == "service:toxiproxy"
-    assert published["toxiproxy"] == {"8000", "8001", "8475"}
+    # the api and Toxiproxy share the network namespace `netns` holds: their ports (direct,
+    # proxied, Toxiproxy's API, the app's proxied path to the db) are published there
+    assert services["api"]["network_mode"] == "service:netns"
+    assert services["toxiproxy"]["network_mode"] == "service:netns"
+    assert published["netns"] == {"8000", "8001", "8475", "15433"}
+    assert published["api"] == published["toxiproxy"] == set()
     assert published["db"] == {"5432"}
     assert published["prometheus"] == {"9090"}
     assert published["alertmanager"] == {"9093", "5001"}  # and the alert sink's, in its netns
@@ -433,19 +435,31 @@ def test_compose_prometheus_targets_are_compose_services() -> None:
         assert target.split(":")[0] in services, target
 
 
-def test_compose_prometheus_mounts_the_tested_rule_file() -> None:
+def test_compose_prometheus_mounts_the_tested_rules_at_drill_scale() -> None:
+    """Prometheus in compose loads the production rules shortened as the embedded stack runs
+    them (tests/test_compose_rules.py holds those files to what compose_rules generates)."""
     service = compose()["services"]["prometheus"]
     config_arg = next(a for a in service["command"] if a.startswith("--config.file="))
-    mounts = {  # container path -> the repository file bind-mounted there
+    mounts = {  # container path -> the repository file or folder bind-mounted there
         PurePosixPath(target): (SYSTEM_DIR / source).resolve()
         for source, target, *_ in (v.split(":") for v in service["volumes"])
         if source.startswith(".")
     }
-    config = mounts[PurePosixPath(config_arg.split("=", 1)[1])]
+
+    def host_path(container_path: str) -> Path:
+        path = PurePosixPath(container_path)
+        for mounted, source in mounts.items():
+            if path == mounted or mounted in path.parents:
+                return source / path.relative_to(mounted)
+        raise AssertionError(f"{container_path} is not mounted from the repository")
+
+    config = host_path(config_arg.split("=", 1)[1])
     rule_files = yaml.safe_load(config.read_text())["rule_files"]
-    assert [mounts[PurePosixPath(f)] for f in rule_files] == [
-        (SYSTEM_DIR / "prometheus" / name).resolve() for name in ("alerts.yml", "slo_rules.yml")
+    generated = compose_rules.COMPOSE_MONITORING.resolve() / "rules"
+    assert [host_path(f) for f in rule_files] == [
+        generated / name for name in prometheus_files.RULE_FILES
     ]
+    assert all(host_path(f).is_file() for f in rule_files)
 
 
 def test_compose_database_and_app_settings() -> None:
