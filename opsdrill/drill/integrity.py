@@ -10,6 +10,11 @@ their committed fields — what was submitted — are compared.
 Files: the sha256 of every file under each path the `models` table references (read through
 the target's `models_dir`), and of the newest `full_*.dump.gz` in its `backups_dir`. A file
 referenced at the snapshot must still be there, unchanged.
+
+A restore from a backup loses, by design, what was committed after the backup: its recovery
+point. Given what the backup holds (`recovery_point`), a row missing after the drill that the
+backup lacks too, or one altered back to the backup's copy, is that window's loss: reported
+with its count, not a failure. A row the backup holds and the database lost still fails.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["IntegritySnapshot", "RowSum", "take_snapshot"]
+__all__ = ["Audit", "IntegritySnapshot", "RowSum", "take_snapshot"]
 
 #: runs columns that say whether a run's copy in MLflow is made yet: the executor's sweep
 #: fills them in after the run finished (at once, or once MLflow is back), so they may move
@@ -56,25 +61,59 @@ class IntegritySnapshot:
     def counts(self) -> dict[str, int]:
         return {table: len(rows) for table, rows in self.rows.items()}
 
-    def compare(self, after: IntegritySnapshot) -> list[str]:
+    def compare(
+        self, after: IntegritySnapshot, recovery_point: IntegritySnapshot | None = None
+    ) -> list[str]:
         """Differences as sentences naming the table and keys, or the file; empty when none."""
-        problems = []
+        return self.audit(after, recovery_point).problems
+
+    def audit(
+        self, after: IntegritySnapshot, recovery_point: IntegritySnapshot | None = None
+    ) -> Audit:
+        """Losses and changes since this snapshot; with `recovery_point` (what a restored
+        backup holds), those the restore explains are counted apart as the window's loss."""
+        audit = Audit()
         for table, rows in self.rows.items():
             now = after.rows.get(table, {})
+            point = recovery_point.rows.get(table, {}) if recovery_point is not None else None
             missing = [k for k in rows if k not in now]
             changed = [k for k in rows if k in now and not rows[k].survives_as(now[k])]
+            if point is not None:
+                # missing here and in the backup: written after it; altered back to its copy
+                window = [k for k in missing if k not in point]
+                window += [k for k in changed if k in point and point[k].full == now[k].full]
+                missing = [k for k in missing if k in point]
+                changed = [k for k in changed if k not in window]
+                if window:
+                    audit.window[table] = window
             if missing:
-                problems.append(f"{table}: {len(missing)} committed row(s) missing after the "
-                                f"drill ({_keys(missing)})")  # fmt: skip
+                audit.problems.append(f"{table}: {len(missing)} committed row(s) missing after "
+                                      f"the drill ({_keys(missing)})")  # fmt: skip
             if changed:
-                problems.append(f"{table}: {len(changed)} committed row(s) altered "
-                                f"({_keys(changed)})")  # fmt: skip
+                audit.problems.append(f"{table}: {len(changed)} committed row(s) altered "
+                                      f"({_keys(changed)})")  # fmt: skip
         for label, digest in self.files.items():
             if label not in after.files:
-                problems.append(f"{label}: missing after the drill")
+                audit.problems.append(f"{label}: missing after the drill")
             elif after.files[label] != digest:
-                problems.append(f"{label}: contents changed (sha256 differs)")
-        return problems
+                audit.problems.append(f"{label}: contents changed (sha256 differs)")
+        return audit
+
+
+@dataclass
+class Audit:
+    problems: list[str] = field(default_factory=list)  # losses nothing explains: a failure
+    #: table -> keys committed after the recovery point and lost (or reverted) by the restore
+    window: dict[str, list[str]] = field(default_factory=dict)
+
+    def window_note(self) -> str | None:
+        """One sentence on what the restore's recovery point cost, or None when nothing."""
+        if not self.window:
+            return None
+        total = sum(len(keys) for keys in self.window.values())
+        tables = ", ".join(f"{t}: {len(k)} ({_keys(k)})" for t, k in self.window.items())
+        return (f"{total} row(s) committed after the recovery point (the backup) were lost or "
+                f"reverted by the restore, as the procedure accepts: {tables}")  # fmt: skip
 
 
 def _keys(keys: list[str]) -> str:

@@ -37,6 +37,12 @@ def _integrity(r: DrillResult) -> str:
     if not r.timeline.first("recovered"):
         return "not checked"
     notes = "".join(f"; {n}" for n in r.integrity_notes)
+    if r.integrity_window:  # a restore: judged against what its backup holds
+        return (
+            "no row the recovery point holds, model file or the newest backup lost or altered; "
+            + r.integrity_window
+            + notes
+        )
     return "no committed row, model file or the newest backup lost or altered" + notes
 
 

@@ -64,6 +64,10 @@ class DrillSpec:
     hold: float = 0.0  # keep the fault after detection, e.g. to let reconnect back-off grow
     resolved: list[Detector] = field(default_factory=list)  # e.g. the alert resolves
     recovery_timeout: float = 60.0  # how long the steady state may take to come back
+    #: a restore's recovery point: what the restored backup holds, read after recovery. Rows
+    #: committed after it and lost by the restore are reported as the window's loss; a row the
+    #: backup holds must still survive
+    recovery_point: Callable[[], IntegritySnapshot] | None = None
 
 
 @dataclass
@@ -81,6 +85,8 @@ class DrillResult:
     downtime: float = 0.0
     integrity_problems: list[str] = field(default_factory=list)
     integrity_notes: list[str] = field(default_factory=list)  # what the oracle could not cover
+    #: what a restore's recovery point cost: rows committed after the backup, lost by design
+    integrity_window: str | None = None
     record_path: Path | None = None
     #: (t, ok, status, latency seconds) of every availability probe, for plots
     samples: list[tuple[float, bool, int, float]] = field(default_factory=list)
@@ -177,6 +183,7 @@ class DrillResult:
             "downtime_seconds": self.downtime,
             "integrity_problems": self.integrity_problems,
             "integrity_notes": self.integrity_notes,
+            "integrity_window": self.integrity_window,
             "errors": self.errors,
             "skipped_detectors": self.skipped_detectors,
             "actions": self.actions,
@@ -268,7 +275,10 @@ def run_drill(spec: DrillSpec, reports_dir: Path | None = None) -> DrillResult:
     result.downtime = probe.downtime()
     result.samples = [(s.t, s.ok, s.status, round(s.latency, 4)) for s in probe.samples]
     if before is not None and recovered:
-        result.integrity_problems = before.compare(_snapshot(spec, before) or before)
+        point = spec.recovery_point() if spec.recovery_point is not None else None
+        audit = before.audit(_snapshot(spec, before) or before, point)
+        result.integrity_problems = audit.problems
+        result.integrity_window = audit.window_note()
         result.errors += [f"data lost: {p}" for p in result.integrity_problems]
     result.passed = not result.errors
     return _finish(result, reports_dir, write_incident_record)

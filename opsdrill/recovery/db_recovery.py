@@ -19,11 +19,12 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from opsdrill.drill.integrity import IntegritySnapshot, take_snapshot
 from opsdrill.errors import ServiceError
 from opsdrill.probes.http import http_ok
 from opsdrill.targets.base import Target
 
-__all__ = ["recover_database", "restore_into", "table_checksums"]
+__all__ = ["backup_snapshot", "recover_database", "restore_into", "table_checksums"]
 
 DATABASE = "ts_forecast_system"
 
@@ -61,6 +62,23 @@ def restore_into(target: Target, backup: PurePosixPath | str, dbname: str) -> No
         c.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
         c.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(name, sql.Identifier(owner)))
     _restore(target, backup, dbname)
+
+
+def backup_snapshot(
+    target: Target, backup: PurePosixPath | str, scratch: str = "opsdrill_recovery_point"
+) -> IntegritySnapshot:
+    """What `backup` holds, row by row: the recovery point a drill's integrity check judges
+    a restore against (restored into `scratch`, snapshotted, dropped)."""
+    restore_into(target, backup, scratch)
+    try:
+        return take_snapshot(make_conninfo(target.admin_dsn, dbname=scratch))
+    finally:
+        with psycopg.connect(
+            make_conninfo(target.admin_dsn, dbname="postgres"), autocommit=True
+        ) as c:
+            c.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(scratch))
+            )
 
 
 def table_checksums(dsn: str, tables: list[str]) -> dict[str, str]:
