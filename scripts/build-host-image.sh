@@ -16,7 +16,7 @@ set -eu
 BUILDER=build-host-image OUT_NAME=host
 . "$(dirname "$0")/build-common.sh"
 
-PACKAGES=systemd,systemd-sysv,dbus,openssh-server,sudo,cron,procps,iproute2,ca-certificates
+PACKAGES=systemd,systemd-sysv,dbus,openssh-server,sudo,cron,procps,iproute2,ca-certificates,socat
 PACKAGES=$PACKAGES,python3,python3-venv,postgresql-15,postgresql-client-15
 PACKAGES=$PACKAGES,prometheus,prometheus-alertmanager,prometheus-node-exporter
 PACKAGES=$PACKAGES,prometheus-postgres-exporter,redis-server
@@ -32,7 +32,8 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 INPUTS=$( (
     echo "$PACKAGES $MIRROR $REQUIREMENTS"
     cat scripts/build-host-image.sh system/systemd/ts-forecast.service system/host/*
-    cat system/prometheus/*.yml
+    cat system/prometheus/*.yml opsdrill/__init__.py opsdrill/errors.py
+    find opsdrill/toxiproxy -name '*.py' | LC_ALL=C sort | xargs cat
     find system/nf_auto_runner -type f -not -name '*.pyc' | LC_ALL=C sort | xargs cat
 ) | hash12)
 TAG=opsdrill-host:$INPUTS
@@ -72,6 +73,9 @@ mkdir -p "$W"
 cp -r "$OUT/wheelhouse" "$OUT/requirements.txt" system/nf_auto_runner system/host/* \
     system/systemd/ts-forecast.service "$W/"
 mkdir "$W/prometheus" && cp system/prometheus/*.yml "$W/prometheus/"
+mkdir -p "$W/opsdrill-toxiproxy/opsdrill/toxiproxy"
+cp opsdrill/__init__.py opsdrill/errors.py "$W/opsdrill-toxiproxy/opsdrill/"
+cp opsdrill/toxiproxy/*.py "$W/opsdrill-toxiproxy/opsdrill/toxiproxy/"
 find "$W/nf_auto_runner" -name __pycache__ -prune -exec rm -rf {} +
 mount -t proc proc "$rootfs/proc"
 env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 chroot "$rootfs" /bin/sh /tmp/host-setup/setup.sh >>"$LOG" 2>&1 ||

@@ -158,3 +158,53 @@ def test_a_host_fills_only_the_data_filesystem_its_file_names(tmp_path: Path) ->
     assert "data_filesystem" in named.capabilities
     with pytest.raises(UsageError, match="data_filesystem must be an absolute path"):
         parse_spec(str(_host_file(tmp_path, 'data_filesystem = "models"\n')))
+
+
+def test_a_host_has_toxiproxy_only_where_its_file_says(tmp_path: Path) -> None:
+    """`[toxiproxy]`: the network drills' capability and hops; absent, bad or half-served,
+    one sentence naming the key or the missing proxy."""
+    import json
+    import urllib.request
+
+    from opsdrill.errors import CapabilityMissing
+    from opsdrill.toxiproxy import ToxiproxyServer
+
+    assert "toxiproxy" not in parse_spec(str(_host_file(tmp_path))).capabilities
+    with ToxiproxyServer() as server:
+        table = (
+            f'toxiproxy = {{url = "{server.url}", proxied_api_url = "http://127.0.0.1:8001", '
+            'proxied_db = "127.0.0.1:15433"}\n'
+        )
+        host = parse_spec(str(_host_file(tmp_path, table)))
+        assert "toxiproxy" in host.capabilities
+        link = host.proxy_for("app_db")
+        assert (link.toxiproxy_url, link.proxy) == (server.url, "postgres")
+        with (
+            pytest.raises(CapabilityMissing, match="has no proxy api, postgres"),
+            host.ensure_proxy(lambda _: None),
+        ):
+            pass
+        for name, upstream in (("postgres", "127.0.0.1:5432"), ("api", "127.0.0.1:8000")):
+            request = urllib.request.Request(
+                f"{server.url}/proxies",
+                data=json.dumps({"name": name, "upstream": upstream}).encode(),
+                method="POST",
+            )
+            urllib.request.urlopen(request, timeout=5).close()
+        with host.ensure_proxy(lambda _: None) as hops:
+            # the target's DSN, its credentials kept, at the proxied address
+            assert hops.app_dsn == "postgresql://x@127.0.0.1:15433/db"
+            assert hops.api_url == "http://127.0.0.1:8001"
+    with pytest.raises(CapabilityMissing, match="does not answer"), host.ensure_proxy(print):
+        pass
+    for bad, said in (
+        ('toxiproxy = {url = "http://h:1"}\n', "needs proxied_api_url"),
+        ('toxiproxy = {url = "h:1", proxied_api_url = "http://h:2", proxied_db = "h:3"}\n',
+         "url must be an http:// URL"),
+        ('toxiproxy = {url = "http://h:1", proxied_api_url = "http://h:2", proxied_db = "h"}\n',
+         "proxied_db must be HOST:PORT"),
+        ('toxiproxy = {url = "http://h:1", proxied_api_url = "http://h:2", proxied_db = "h:3", '
+         'api = "x"}\n', "unknown key 'api'"),
+    ):  # fmt: skip
+        with pytest.raises(UsageError, match=said):
+            parse_spec(str(_host_file(tmp_path, bad)))

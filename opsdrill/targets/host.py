@@ -31,11 +31,14 @@ from opsdrill.targets.base import (
     SHELL_REMOVE,
     ExecResult,
     MemoryUsage,
+    ProxyHops,
+    ProxyLink,
     ServiceFiles,
     journal_home,
 )
 from opsdrill.targets.drill_parts import Say
 from opsdrill.targets.host_cgroup import CPU_SCRIPT, MEMORY_SCRIPT, PAGE, UNLIMITED
+from opsdrill.targets.host_proxy import PROXIES, parse_host_proxy
 from opsdrill.targets.remote import FileTarget, HostService
 from opsdrill.targets.ssh import SshHost
 
@@ -94,6 +97,7 @@ class HostTarget(FileTarget):
                 "point of a size-limited filesystem holding the app's data (e.g. its models)"
             )
         self.data_filesystem = data_fs
+        self.toxiproxy = parse_host_proxy(path, raw)
         self._services = {
             name: HostUnit(name, self, svc.systemd, svc.pidfile)  # type: ignore[attr-defined]
             for name, svc in self._services.items()
@@ -122,9 +126,30 @@ class HostTarget(FileTarget):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        """A host fills only a filesystem its target file names (`data_filesystem`)."""
-        have = super().capabilities
-        return have if self.data_filesystem else have - {"data_filesystem"}
+        """A host fills only a filesystem its target file names (`data_filesystem`), and has
+        Toxiproxy only where its target file says where (`[toxiproxy]`)."""
+        have = set(super().capabilities)
+        if not self.data_filesystem:
+            have.discard("data_filesystem")
+        if self.toxiproxy is None:
+            have.discard("toxiproxy")
+        return frozenset(have)
+
+    def proxy_for(self, link: str) -> ProxyLink:
+        if link not in PROXIES:
+            raise UsageError(f"unknown link {link!r}: use one of {', '.join(PROXIES)}")
+        if self.toxiproxy is None:
+            return super().proxy_for(link)
+        return ProxyLink(toxiproxy_url=self.toxiproxy.url, proxy=PROXIES[link], link=link)
+
+    @contextlib.contextmanager
+    def ensure_proxy(self, say: Say = print) -> Iterator[ProxyHops]:
+        """The host's own Toxiproxy (`[toxiproxy]`): in place already, nothing to undo."""
+        if self.toxiproxy is None:
+            with super().ensure_proxy(say) as hops:  # raises CapabilityMissing
+                yield hops
+            return
+        yield self.toxiproxy.hops(self.endpoints.dsn)
 
     @contextlib.contextmanager
     def ensure_data_fs(self, size: str, say: Say = print) -> Iterator[Path]:

@@ -12,8 +12,9 @@ install -d -m 700 -o ops -g ops /home/ops/.ssh
 install -m 600 -o ops -g ops "$SEED/authorized_keys" /home/ops/.ssh/authorized_keys
 . "$SEED/secrets"   # DB_PASSWORD, ADMIN_PASSWORD, API_KEY
 umask 027
+# the app reaches PostgreSQL through staging's Toxiproxy (ts-forecast-toxiproxy.service)
 cat >/etc/ts-forecast/env.new <<ENV
-DATABASE_URL=postgresql://nf_app:$DB_PASSWORD@127.0.0.1:5432/ts_forecast_system
+DATABASE_URL=postgresql://nf_app:$DB_PASSWORD@127.0.0.1:15432/ts_forecast_system
 NF_API_KEY=$API_KEY
 NF_REDIS_URL=redis://127.0.0.1:6379/0
 ENV
@@ -32,5 +33,11 @@ SELECT 'CREATE DATABASE ts_forecast_system OWNER nf_app'
 \c ts_forecast_system
 CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
 SQL
+# the app's path to the database is the proxy's: wait for it to listen (bounded)
+for _ in $(seq 60); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', 15432), 1).close()" \
+        2>/dev/null && break
+    sleep 0.5
+done
 runuser -u ts-forecast -- /usr/local/bin/ts-forecast-ops migrate
 runuser -u ts-forecast -- /usr/local/bin/ts-forecast-ops seed

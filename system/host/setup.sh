@@ -19,6 +19,14 @@ find /opt/ts-forecast/venv -name '*.pyc' -delete
 install -d /opt/ts-forecast/lib
 cp -r "$W/nf_auto_runner" /opt/ts-forecast/lib/
 install -m 644 "$W/ts-forecast.service" "$W/ts-forecast-firstboot.service" /etc/systemd/system/
+# staging's Toxiproxy between the app and PostgreSQL (opsdrill's embedded server: stdlib only)
+install -d /opt/opsdrill-toxiproxy
+cp -r "$W/opsdrill-toxiproxy/opsdrill" /opt/opsdrill-toxiproxy/
+install -m 644 "$W/ts-forecast-toxiproxy.service" /etc/systemd/system/
+install -d /etc/systemd/system/ts-forecast.service.d
+install -m 644 "$W/toxiproxy-dropin.conf" /etc/systemd/system/ts-forecast.service.d/toxiproxy.conf
+install -m 755 "$W/toxiproxy-start.sh" /usr/local/sbin/ts-forecast-toxiproxy
+install -m 644 "$W/toxiproxy.json" /etc/ts-forecast/toxiproxy.json
 install -m 755 "$W/ts-forecast-ops" /usr/local/bin/ts-forecast-ops
 install -m 755 "$W/firstboot.sh" /usr/local/sbin/opsdrill-firstboot
 install -m 440 "$W/sudoers" /etc/sudoers.d/ts-forecast
@@ -32,7 +40,8 @@ echo "listen_addresses = '*'" >>$PG/postgresql.conf
 echo "shared_preload_libraries = 'pg_stat_statements'" >>$PG/postgresql.conf
 echo "pg_stat_statements.track = all" >>$PG/postgresql.conf
 echo "host all all 0.0.0.0/0 scram-sha-256" >>$PG/pg_hba.conf
-systemctl enable ts-forecast.service ts-forecast-firstboot.service ssh.service >/dev/null 2>&1
+systemctl enable ts-forecast.service ts-forecast-firstboot.service ts-forecast-toxiproxy.service \
+    ssh.service >/dev/null 2>&1
 # a container has no consoles or udev to wait for
 systemctl mask getty@tty1.service console-getty.service systemd-udevd.service \
     systemd-udev-trigger.service systemd-firstboot.service \

@@ -30,7 +30,10 @@ from tests.waiting import first
 ROOT = Path(__file__).resolve().parents[2]
 #: the app's models, on a tmpfs of their own in the host container (data_filesystem)
 MODELS = "/opt/ts-forecast/models"
-PORTS = {"ssh": 22, "api": 8000, "db": 5432, "prometheus": 9090, "alertmanager": 9093}
+PORTS = {"ssh": 22, "api": 8000, "db": 5432, "prometheus": 9090, "alertmanager": 9093,
+         # staging's Toxiproxy (system/host/toxiproxy-start.sh): its API, the API and the
+         # database through it
+         "toxiproxy": 8475, "proxied_api": 8001, "proxied_db": 15433}  # fmt: skip
 
 pytestmark = pytest.mark.host
 
@@ -93,6 +96,10 @@ class Host:
             'systemd = "prometheus-node-exporter"',
             "[services.postgres_exporter]",
             'systemd = "prometheus-postgres-exporter"',
+            "[toxiproxy]",
+            f'url = "http://127.0.0.1:{self.ports["toxiproxy"]}"',
+            f'proxied_api_url = "http://127.0.0.1:{self.ports["proxied_api"]}"',
+            f'proxied_db = "127.0.0.1:{self.ports["proxied_db"]}"',
         ]
         path = self.dir / f"{name}.toml"
         path.write_text("\n".join(lines) + "\n")

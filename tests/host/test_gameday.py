@@ -1,9 +1,10 @@
 """The staging game day over ssh: `opsdrill gameday` against a host booted from the image,
 with a `production = false` target file (examples/staging.toml's shape) and gameday-host.yaml's
 plan. Checks, drills through systemd (SIGKILL, stop/start/restart, MemoryMax, disk full on the
-host's data filesystem, CPU hogs, a port held, a broken config, §5.3.2's restore) and the load
-gate must end PASSED; the only skips it may show are those the plan excuses for what the host
-lacks (GPU, Toxiproxy, MLflow, Redis, Ray, an alert sink of opsdrill's)."""
+host's data filesystem, CPU hogs, a port held, a broken config, §5.3.2's restore, latency and
+resets on the host's Toxiproxy) and the load gate must end PASSED; the only skips it may show
+are those the plan excuses for what the host lacks (GPU, MLflow, Redis, Ray, an alert sink of
+opsdrill's)."""
 
 from __future__ import annotations
 
@@ -40,5 +41,5 @@ def test_staging_game_day_over_ssh_passes(systemd_host: Host, tmp_path: Path) ->
     assert summary["verdict"] == "PASSED"
     assert all(s["expected"] for s in summary["skips"]), summary["skips"]
     drills = {d["drill"]: d for d in summary["drills"]}
-    for name in ("app-sigkill", "db-sigkill", "host-oom", "disk-full", "cpu-hog"):
+    for name in ("app-sigkill", "db-sigkill", "host-oom", "disk-full", "cpu-hog", "db-latency"):
         assert drills[name]["passed"], drills.get(name)
