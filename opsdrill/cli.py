@@ -20,6 +20,7 @@ from typing import NoReturn
 from opsdrill.errors import OpsdrillError, UsageError
 from opsdrill.exitcodes import ExitCode, exit_code_for
 from opsdrill.targets import DEFAULT_SPEC, GAMEDAY_DATA_FS, Target, parse_spec
+from opsdrill.targets.base import public_url
 
 __all__ = ["main", "target_spec"]
 
@@ -176,7 +177,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         for r in rows:
             state = "running" if r.running else "stopped"
             health = "healthy" if r.healthy else "-" if not r.running else "UNHEALTHY"
-            print(f"{r.name:<18} {state:<9} {health:<9} {r.pid or '-':>7}  {r.url or ''}")
+            print(f"{r.name:<18} {state:<9} {health:<9} {r.pid or '-':>7}  {public_url(r.url)}")
         for name in target.absent_services():
             print(f"{name:<18} {'absent':<9} {'-':<9} {'-':>7}  (package not installed)")
     return ExitCode.OK if all(r.healthy for r in rows) else ExitCode.FAILED

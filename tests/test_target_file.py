@@ -208,3 +208,29 @@ def test_a_host_has_toxiproxy_only_where_its_file_says(tmp_path: Path) -> None:
     ):  # fmt: skip
         with pytest.raises(UsageError, match=said):
             parse_spec(str(_host_file(tmp_path, bad)))
+
+
+def test_a_services_url_comes_from_the_file_or_the_environment_and_prints_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from opsdrill.targets.base import public_url
+
+    def with_redis(spec: str) -> Path:
+        path = _host_file(tmp_path)
+        path.write_text(path.read_text() + f'[services.redis]\nsystemd = "redis-server"\n{spec}')
+        return path
+
+    monkeypatch.setenv("REDIS_URL_FOR_TEST", "redis://:s3cret@127.0.0.1:6380/0")
+    host = parse_spec(str(with_redis('url_env = "REDIS_URL_FOR_TEST"\n')))
+    url = host.service("redis").url
+    assert url == "redis://:s3cret@127.0.0.1:6380/0"  # what a client needs
+    assert public_url(url) == "redis://:***@127.0.0.1:6380/0"  # what may be printed
+    plain = parse_spec(str(with_redis('url = "redis://127.0.0.1:6380/0"\n')))
+    assert public_url(plain.service("redis").url) == "redis://127.0.0.1:6380/0"
+    for spec, said in (
+        ('url = "redis://:pw@127.0.0.1:6380/0"\n', "password in the environment"),
+        ('url_env = "NOT_SET_FOR_TEST"\n', r"\$NOT_SET_FOR_TEST, which is not set"),
+        ("port = 6380\n", "unknown key 'port'"),
+    ):
+        with pytest.raises(UsageError, match=said):
+            parse_spec(str(with_redis(spec)))

@@ -25,7 +25,7 @@ from opsdrill.recovery.procedure import Procedure, StepOutput, procedure
 from opsdrill.recovery.runs_cancel import cancel_newest_running, running_runs
 from opsdrill.recovery.tracking_backlog import pending_tracking
 from opsdrill.service_process import ServiceProcess
-from opsdrill.targets.base import ExecResult, Target
+from opsdrill.targets.base import ExecResult, Target, public_url
 
 __all__ = [
     "clean_disk",
@@ -354,7 +354,7 @@ def restart_redis(target: Target, confirm_timeout: float = 30.0) -> Procedure:
 
     def start() -> str:
         redis.start(timeout=30)
-        return f"Redis started (pid {redis.pid()}, {url})"
+        return f"Redis started (pid {redis.pid()}, {public_url(url)})"
 
     def confirm() -> str:
         health = f"{target.endpoints.api_url}/health"

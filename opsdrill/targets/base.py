@@ -33,6 +33,7 @@ __all__ = [
     "ServiceFiles",
     "ServiceStatus",
     "Target",
+    "public_url",
 ]
 
 Say = Callable[[str], None]
@@ -210,6 +211,18 @@ class Endpoints:
             for f in fields(self)
             if f.name not in hidden
         }
+
+
+def public_url(url: str | None) -> str:
+    """`url` safe to print: a password in it (a Redis URL from the environment) masked."""
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 class Service(ABC):

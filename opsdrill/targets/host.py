@@ -99,7 +99,7 @@ class HostTarget(FileTarget):
         self.data_filesystem = data_fs
         self.toxiproxy = parse_host_proxy(path, raw)
         self._services = {
-            name: HostUnit(name, self, svc.systemd, svc.pidfile)  # type: ignore[attr-defined]
+            name: HostUnit(name, self, svc.systemd, svc.pidfile, svc.address)  # type: ignore[attr-defined]
             for name, svc in self._services.items()
         }
 

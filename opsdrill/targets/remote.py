@@ -52,6 +52,7 @@ ENDPOINT_KEYS = {
 }  # fmt: skip
 PATH_KEYS = ("home", "models_dir", "logs_dir", "backups_dir")
 FLEET_KEYS = {"name", "host", "api_url", "services"}
+SERVICE_KEYS = ("systemd", "pidfile", "url", "url_env")
 
 
 def load_target_file(path: Path) -> FileTarget:
@@ -118,6 +119,13 @@ class HostService(Service):
     target: FileTarget
     systemd: str | None = None
     pidfile: str | None = None
+    #: where it listens, as the machine running opsdrill reaches it (may hold a password,
+    #: from the environment: print it through `public_url`)
+    address: str | None = None
+
+    @property
+    def url(self) -> str | None:
+        return self.address
 
     def is_running(self) -> bool:
         if self.systemd:
@@ -245,8 +253,20 @@ class FileTarget(Target):
                     f"target file {self.path}: service {name!r} needs systemd = UNIT "
                     "or pidfile = PATH"
                 )
-            services[name] = HostService(name, self, spec.get("systemd"), spec.get("pidfile"))
+            services[name] = HostService(
+                name, self, spec.get("systemd"), spec.get("pidfile"), self._service_url(name, spec)
+            )
         return services
+
+    def _service_url(self, name: str, spec: Mapping[str, Any]) -> str | None:
+        """`url` (no password in a file) or `url_env` (a variable holding it, secrets and all)."""
+        where = f"target file {self.path}: service {name!r}"
+        if unknown := sorted(set(spec) - set(SERVICE_KEYS)):
+            raise UsageError(f"{where}: unknown key {unknown[0]!r}; use {', '.join(SERVICE_KEYS)}")
+        if "url" in spec and urlsplit(str(spec["url"])).password:
+            raise UsageError(f"{where}: put the url's password in the environment (url_env)")
+        url = spec.get("url") or _env(spec.get("url_env"), where)
+        return str(url) if url else None
 
     @property
     def endpoints(self) -> Endpoints:

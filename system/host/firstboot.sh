@@ -10,13 +10,19 @@ install -m 600 "$SEED/ssh_host_ed25519_key" /etc/ssh/ssh_host_ed25519_key
 install -m 644 "$SEED/ssh_host_ed25519_key.pub" /etc/ssh/ssh_host_ed25519_key.pub
 install -d -m 700 -o ops -g ops /home/ops/.ssh
 install -m 600 -o ops -g ops "$SEED/authorized_keys" /home/ops/.ssh/authorized_keys
-. "$SEED/secrets"   # DB_PASSWORD, ADMIN_PASSWORD, API_KEY
+. "$SEED/secrets"   # DB_PASSWORD, ADMIN_PASSWORD, API_KEY, REDIS_PASSWORD (optional)
 umask 027
+# Redis answers on the host's network with a password, or on loopback alone without one
+REDIS_URL=redis://127.0.0.1:6379/0
+if [ -n "${REDIS_PASSWORD:-}" ]; then
+    printf 'bind 0.0.0.0\nrequirepass %s\n' "$REDIS_PASSWORD" >/etc/redis/opsdrill.conf
+    REDIS_URL="redis://:$REDIS_PASSWORD@127.0.0.1:6379/0"
+fi
 # the app reaches PostgreSQL through staging's Toxiproxy (ts-forecast-toxiproxy.service)
 cat >/etc/ts-forecast/env.new <<ENV
 DATABASE_URL=postgresql://nf_app:$DB_PASSWORD@127.0.0.1:15432/ts_forecast_system
 NF_API_KEY=$API_KEY
-NF_REDIS_URL=redis://127.0.0.1:6379/0
+NF_REDIS_URL=$REDIS_URL
 ENV
 chgrp ts-forecast /etc/ts-forecast/env.new && mv /etc/ts-forecast/env.new /etc/ts-forecast/env
 runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -v pw="$DB_PASSWORD" -v apw="$ADMIN_PASSWORD" <<'SQL'

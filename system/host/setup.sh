@@ -52,6 +52,10 @@ for unit in prometheus redis-server; do
     install -d /etc/systemd/system/$unit.service.d
     install -m 644 "$W/sandbox.conf" /etc/systemd/system/$unit.service.d/container.conf
 done
+# Redis, the forecast cache: firstboot writes this host's password and address into the
+# file the stock config includes last (empty until then: loopback, no password)
+install -m 640 -o redis -g redis /dev/null /etc/redis/opsdrill.conf
+echo "include /etc/redis/opsdrill.conf" >>/etc/redis/redis.conf
 install -d /etc/systemd/system.conf.d
 install -m 644 "$W/accounting.conf" /etc/systemd/system.conf.d/opsdrill.conf
 # Prometheus and Alertmanager: the production files (system/prometheus), this host's targets

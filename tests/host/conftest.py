@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: the app's models, on a tmpfs of their own in the host container (data_filesystem)
 MODELS = "/opt/ts-forecast/models"
 PORTS = {"ssh": 22, "api": 8000, "db": 5432, "prometheus": 9090, "alertmanager": 9093,
+         "redis": 6379,
          # staging's Toxiproxy (system/host/toxiproxy-start.sh): its API, the API and the
          # database through it
          "toxiproxy": 8475, "proxied_api": 8001, "proxied_db": 15433}  # fmt: skip
@@ -96,6 +97,9 @@ class Host:
             'systemd = "prometheus-node-exporter"',
             "[services.postgres_exporter]",
             'systemd = "prometheus-postgres-exporter"',
+            "[services.redis]",
+            'systemd = "redis-server"',
+            'url_env = "OPSDRILL_HOST_REDIS_URL"',
             "[toxiproxy]",
             f'url = "http://127.0.0.1:{self.ports["toxiproxy"]}"',
             f'proxied_api_url = "http://127.0.0.1:{self.ports["proxied_api"]}"',
@@ -136,7 +140,8 @@ def _seed(home: Path, user_key: Path | None = None) -> dict[str, str]:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
                        check=True)  # fmt: skip
     shutil.copy(user_key, seed / "authorized_keys")
-    found = {n: secrets.token_urlsafe(16) for n in ("DB_PASSWORD", "ADMIN_PASSWORD", "API_KEY")}
+    names = ("DB_PASSWORD", "ADMIN_PASSWORD", "API_KEY", "REDIS_PASSWORD")
+    found = {n: secrets.token_urlsafe(16) for n in names}
     (seed / "secrets").write_text("".join(f"{k}={v}\n" for k, v in found.items()))
     os.chmod(seed / "secrets", 0o644)  # read by the host's root only: the mount is the host's
     return found
@@ -188,6 +193,8 @@ def booted(image: str, tag: str, user_key: Path | None = None) -> Iterator[Host]
             "OPSDRILL_HOST_ADMIN_DSN": f"postgresql://postgres:{found['ADMIN_PASSWORD']}@"
             f"127.0.0.1:{ports['db']}/ts_forecast_system",
             "OPSDRILL_HOST_API_KEY": found["API_KEY"],
+            "OPSDRILL_HOST_REDIS_URL": f"redis://:{found['REDIS_PASSWORD']}@127.0.0.1:"
+            f"{ports['redis']}/0",
             "OPSDRILL_STATE_HOME": str(home / "state"),
         }
         api = f"http://127.0.0.1:{ports['api']}"
