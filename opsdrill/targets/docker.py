@@ -35,7 +35,7 @@ from opsdrill.errors import (
     StartTimeout,
     UsageError,
 )
-from opsdrill.targets import first_data
+from opsdrill.targets import docker_exec, first_data
 from opsdrill.targets.base import (
     Endpoints,
     ExecResult,
@@ -402,104 +402,21 @@ class DockerTarget(Target):
         env: Mapping[str, str] | None = None,
         detach: bool = False,
     ) -> ExecResult:
-        """`docker exec` in the service's container, as its image's user unless `user` says;
-        bounded by coreutils' `timeout` in the container (exit 124). `detach` starts argv in a
-        new session there and returns its pid, in the container's pid namespace, in stdout."""
-        import docker.errors  # type: ignore[import-untyped]
-
+        """`docker exec` in the service's container, as its image's user unless `user` says
+        (docker_exec: bounded in the container, a one-off container when it is stopped);
+        `detach` returns the started process's pid, in the container's pid namespace."""
         argv = tuple(argv)
         container = self._container(service)
         container.reload()
         if container.status != "running":
             if detach:
                 return ExecResult(argv, 126, "", f"{container.name} is not running")
-            return self._exec_oneoff(container, argv, timeout=timeout, user=user, env=env)
-        if detach:
-            return self._exec_detached(service, argv, user=user, env=env)
-        run = ["timeout", "-k", "5", f"{timeout:g}", *argv]
-        try:
-            code, (out, err) = container.exec_run(
-                run, user=user or "", environment=dict(env or {}), demux=True
+            return docker_exec.run_oneoff(
+                self.client, container, argv, timeout=timeout, user=user, env=env
             )
-        except docker.errors.APIError as exc:
-            return ExecResult(argv, 126, "", f"docker exec in {container.name}: {exc.explanation}")
-        text = ((out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"))
-        if code == 124:
-            return ExecResult(argv, 124, text[0], f"timed out after {timeout:.0f} s")
-        return ExecResult(argv, int(code), *text)
-
-    def _exec_oneoff(
-        self,
-        container: Any,
-        argv: tuple[str, ...],
-        *,
-        timeout: float,
-        user: str | None,
-        env: Mapping[str, str] | None,
-    ) -> ExecResult:
-        """A command for a stopped service, as `docker compose run --rm` runs one: a container
-        of the same image, environment, volumes (so the config it refuses to start on, and its
-        data) and network (the ops CLI restoring a backup while the api is stopped reaches the
-        db as the api does), removed afterwards."""
-        import docker.errors  # type: ignore[import-untyped]
-
-        config = container.attrs["Config"]
-        run = ["timeout", "-k", "5", f"{timeout:g}", *argv]
-        try:
-            oneoff = self.client.containers.run(
-                config["Image"], run, entrypoint=[], user=user or config.get("User") or "",
-                environment=[*(config.get("Env") or []), *(f"{k}={v}" for k, v in
-                                                           (env or {}).items())],
-                working_dir=config.get("WorkingDir") or None,
-                volumes_from=[container.id], detach=True,
-                network_mode=container.attrs["HostConfig"].get("NetworkMode") or "none",
-                labels={"opsdrill.oneoff": container.name},
-            )  # fmt: skip
-        except docker.errors.APIError as exc:
-            return ExecResult(argv, 126, "", f"docker run for {container.name}: {exc.explanation}")
-        try:
-            code = int(oneoff.wait(timeout=timeout + 30)["StatusCode"])
-            out = oneoff.logs(stdout=True, stderr=False).decode(errors="replace")
-            err = oneoff.logs(stdout=False, stderr=True).decode(errors="replace")
-        except (docker.errors.APIError, OSError) as exc:  # requests' timeouts are OSErrors
-            return ExecResult(argv, 124, "", f"{argv[0]} for {container.name}: {exc}")
-        finally:
-            with contextlib.suppress(docker.errors.APIError):
-                oneoff.remove(force=True)
-        if code == 124:
-            return ExecResult(argv, 124, out, f"timed out after {timeout:.0f} s")
-        return ExecResult(argv, code, out, err)
-
-    def _exec_detached(
-        self,
-        service: str,
-        argv: tuple[str, ...],
-        *,
-        user: str | None,
-        env: Mapping[str, str] | None,
-    ) -> ExecResult:
-        """A detached exec of its own: the process is the exec's (its parent outside the
-        container), never an orphan adopted by the container's main process, so `top` there
-        does not take it for one of the app's children. Its pid, in the container's pid
-        namespace, is written by the shell that then becomes it, and read back."""
-        import docker.errors  # type: ignore[import-untyped]
-
-        container = self._container(service)
-        marker = f"/tmp/.opsdrill-exec-{time.monotonic_ns()}.pid"
-        script = 'echo $$ > "$0" && exec "$@" >/dev/null 2>&1 </dev/null'
-        try:
-            container.exec_run(["sh", "-c", script, marker, *argv], user=user or "",
-                               environment=dict(env or {}), detach=True)  # fmt: skip
-        except docker.errors.APIError as exc:
-            return ExecResult(argv, 126, "", f"docker exec in {container.name}: {exc.explanation}")
-        deadline = time.monotonic() + 10.0
-        while True:
-            done = self.exec(service, ["sh", "-c", 'cat "$0" && rm -f "$0"', marker], timeout=10)
-            if done.ok and done.stdout.strip().isdigit():
-                return ExecResult(argv, 0, done.stdout.strip(), "")
-            if time.monotonic() >= deadline:
-                return ExecResult(argv, 1, "", f"{argv[0]} did not start in {container.name}")
-            time.sleep(0.1)
+        if detach:
+            return docker_exec.run_detached(container, argv, user=user, env=env)
+        return docker_exec.run_in(container, argv, timeout=timeout, user=user, env=env)
 
     def socket_service(self, service: str) -> str:
         """The service holding `service`'s network namespace (compose.yaml's netns, shared
