@@ -84,6 +84,9 @@ API_DOWN = {
     "checks/test_security.py::test_mutating_endpoints_refuse_a_missing_or_wrong_key",
     "checks/test_smoke.py::test_forecast_returns_horizon_points",
     "checks/test_smoke.py::test_health_reports_every_component_ok",
+    # the app's use of its cache, asked of the app
+    "checks/test_redis.py::test_app_uses_redis",
+    "checks/test_redis.py::test_hit_ratio_reported",
     # errors, not failures: these read the app's /metrics before judging anything
     "checks/test_indexes_and_pool.py::test_pool_fits_the_server_and_nobody_waits",
     *(
