@@ -227,6 +227,7 @@ class Database:
         return) and a fresh one started, up to MAX_STUCK_PROBES stuck threads at once.
         """
         t0 = time.perf_counter()
+        abandoned: Future[ProbeResult] | None = None
         with self._lock:
             fut = self._probe_future
             stale = (
@@ -238,7 +239,12 @@ class Database:
             if fut is None or fut.done() or stale:
                 if stale:
                     self._stuck += 1
-                fut = self._start_probe(counted_stuck=stale)
+                    abandoned = fut
+                fut = self._start_probe()
+        if abandoned is not None:
+            # outside the lock: a probe that finished meanwhile runs the callback at once, here,
+            # and _unstick takes the lock (registered under it, that deadlocked every caller)
+            abandoned.add_done_callback(lambda _: self._unstick())
         try:
             result = fut.result(timeout=timeout)
         except FutureTimeout:
@@ -251,9 +257,8 @@ class Database:
         self.last_probe = result
         return result
 
-    def _start_probe(self, counted_stuck: bool) -> Future[ProbeResult]:
+    def _start_probe(self) -> Future[ProbeResult]:
         """Run _probe_once on its own daemon thread (caller holds the lock)."""
-        previous = self._probe_future
         fut: Future[ProbeResult] = Future()
 
         def run() -> None:
@@ -262,8 +267,6 @@ class Database:
             except BaseException as exc:
                 fut.set_exception(exc)
 
-        if counted_stuck and previous is not None:
-            previous.add_done_callback(lambda _: self._unstick())
         self._probe_future, self._probe_started = fut, time.monotonic()
         threading.Thread(target=run, name="db-probe", daemon=True).start()
         return fut
