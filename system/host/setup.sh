@@ -54,8 +54,10 @@ for unit in prometheus redis-server; do
 done
 # Redis, the forecast cache: firstboot writes this host's password and address into the
 # file the stock config includes last (empty until then: loopback, no password)
+# A cache is bounded (§6.2.2's check): LRU eviction under maxmemory, as the embedded stack's
 install -m 640 -o redis -g redis /dev/null /etc/redis/opsdrill.conf
-echo "include /etc/redis/opsdrill.conf" >>/etc/redis/redis.conf
+printf 'maxmemory 64mb\nmaxmemory-policy allkeys-lru\ninclude /etc/redis/opsdrill.conf\n' \
+    >>/etc/redis/redis.conf
 install -d /etc/systemd/system.conf.d
 install -m 644 "$W/accounting.conf" /etc/systemd/system.conf.d/opsdrill.conf
 # Prometheus and Alertmanager: the production files (system/prometheus), this host's targets
