@@ -8,7 +8,8 @@ still exist with the same contents; new rows are allowed. Runs that were `schedu
 their committed fields — what was submitted — are compared.
 
 Files: the sha256 of every file under each path the `models` table references (read through
-the target's `models_dir`), and of the newest `full_*.dump.gz` in its `backups_dir`. A file
+the target's `models_dir`), and of the newest `full_*.dump.gz` in its `backups_dir`; read on
+this machine where they are readable, else where the app runs (integrity_files). A file
 referenced at the snapshot must still be there, unchanged.
 
 A restore from a backup loses, by design, what was committed after the backup: its recovery
@@ -19,11 +20,12 @@ with its count, not a failure. A row the backup holds and the database lost stil
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+
+from opsdrill.drill.integrity_files import RemoteRun, local_sums, remote_sums, sha256
 
 __all__ = ["Audit", "IntegritySnapshot", "RowSum", "take_snapshot"]
 
@@ -37,6 +39,7 @@ RUN_PROGRESS = ("status", "start_time", "end_time", "execution_duration_seconds"
                 *RUN_TRACKING)  # fmt: skip
 UNFINISHED = ("scheduled", "running")
 SHOWN = 5  # keys named per problem
+NEWEST = "newest backup "  # the label of the newest backup's checksum
 
 
 @dataclass(frozen=True)
@@ -126,9 +129,11 @@ def take_snapshot(
     models_dir: Path | None = None,
     backups_dir: Path | None = None,
     before: IntegritySnapshot | None = None,
+    run: RemoteRun | None = None,
 ) -> IntegritySnapshot:
     """Checksum every table's rows, the model files and the newest backup. With `before`,
-    the files looked at are the ones `before` covered (the newest backup then, not now)."""
+    the files looked at are the ones `before` covered (the newest backup then, not now).
+    Files not readable here are read by `run` where the app runs (`Target.exec`)."""
     import psycopg
 
     notes: list[str] = []
@@ -136,12 +141,23 @@ def take_snapshot(
         rows = {table: _rows(conn, table, key) for table, key in _tables(conn).items()}
         paths = [str(p) for (p,) in conn.execute("SELECT path FROM models ORDER BY model_id")]
     files: dict[str, str] = {}
-    if models_dir is None or not models_dir.is_dir():
-        notes.append(f"model files not checked: models_dir {models_dir} not readable here")
+    if models_dir is not None and models_dir.is_dir():
+        files.update(local_sums(models_dir, paths))
+        files.update(_newest_backup(backups_dir, before, notes))
+    elif models_dir is not None and run is not None:
+        covered = [k for k in (before.files if before else {}) if k.startswith(NEWEST)]
+        newest = covered[0].removeprefix(NEWEST) if covered else None
+        backups = PurePosixPath(backups_dir) if backups_dir is not None else None
+        sums, problem = remote_sums(run, PurePosixPath(models_dir), paths, backups, newest)
+        files.update(sums)
+        if problem:
+            notes.append(f"model files and backups not checked: {problem}")
+        elif before is None and backups is not None and not any(k.startswith(NEWEST) for k in sums):
+            notes.append(f"no full_*.dump.gz in {backups} where the app runs: the newest "
+                         "backup not checked")  # fmt: skip
     else:
-        for path in paths:
-            files.update(_hash_tree(_under(models_dir, path), f"model file {path}"))
-    files.update(_newest_backup(backups_dir, before, notes))
+        notes.append(f"model files not checked: models_dir {models_dir} not readable here")
+        files.update(_newest_backup(backups_dir, before, notes))
     return IntegritySnapshot(rows, files, notes)
 
 
@@ -190,44 +206,15 @@ def _label(key: str, value: str) -> str:
     return f"({key})={value}" if ", " in key else f"{key}={value.strip('()')}"
 
 
-def _under(models_dir: Path, path: str) -> Path:
-    """The model's path as read through `models_dir` (absolute paths from the app's view)."""
-    p = Path(path)
-    if p.is_absolute():
-        parts = p.parts
-        name = models_dir.name
-        if name in parts:  # …/models/<id> → models_dir/<id>
-            return models_dir.joinpath(*parts[len(parts) - parts[::-1].index(name) :])
-        return p
-    return models_dir / p
-
-
-def _hash_tree(root: Path, label: str) -> dict[str, str]:
-    if root.is_file():
-        return {label: _sha256(root)}
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else []
-    if not files:
-        return {label: "absent"}
-    return {f"{label}/{p.relative_to(root)}": _sha256(p) for p in files}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _newest_backup(
     backups_dir: Path | None, before: IntegritySnapshot | None, notes: list[str]
 ) -> Mapping[str, str]:
     if before is not None:  # the same file as at the snapshot, wherever it is now
-        labels = [k for k in before.files if k.startswith("newest backup ")]
+        labels = [k for k in before.files if k.startswith(NEWEST)]
         if backups_dir is None:
             return {}
-        return {lb: _sha256(f) for lb in labels
-                if (f := backups_dir / lb.removeprefix("newest backup ")).is_file()}  # fmt: skip
+        return {lb: sha256(f) for lb in labels
+                if (f := backups_dir / lb.removeprefix(NEWEST)).is_file()}  # fmt: skip
     found = (
         sorted(backups_dir.glob("full_*.dump.gz")) if backups_dir and backups_dir.is_dir() else []
     )
@@ -235,4 +222,4 @@ def _newest_backup(
         notes.append(f"no full_*.dump.gz in {backups_dir}: the newest backup not checked")
         return {}
     newest = max(found, key=lambda p: (p.stat().st_mtime, p.name))
-    return {f"newest backup {newest.name}": _sha256(newest)}
+    return {f"{NEWEST}{newest.name}": sha256(newest)}

@@ -26,6 +26,7 @@ from opsdrill import events
 from opsdrill.drill.availability import AvailabilityProbe
 from opsdrill.drill.detector import Detection, Detector, Polling, wait_all
 from opsdrill.drill.integrity import IntegritySnapshot, take_snapshot
+from opsdrill.drill.integrity_files import RemoteRun
 from opsdrill.drill.timeline import Timeline
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault
@@ -57,6 +58,9 @@ class DrillSpec:
     #: the target's endpoints as they are now, read again for the snapshot after recovery:
     #: a restarted container may be published on a new port (its DSN then differs)
     endpoints_now: Callable[[], Endpoints] | None = None
+    #: runs a command where the app runs (Target.exec): the snapshot reads the model files
+    #: and backups there when they are not readable on this machine (a container, a host)
+    files_run: RemoteRun | None = None
     #: the runbook's recovery procedure. It must bring the steady state back with the fault's
     #: effect in place; the revert afterwards only removes what is left. None only for a
     #: fault that `recovers_by_itself`.
@@ -301,7 +305,7 @@ def _snapshot(spec: DrillSpec, before: IntegritySnapshot | None = None) -> Integ
     if dsn is None:
         return None
     models, backups = (ep.models_dir, ep.backups_dir) if ep is not None else (None, None)
-    return take_snapshot(dsn, models, backups, before)
+    return take_snapshot(dsn, models, backups, before, spec.files_run)
 
 
 def _while_faulty(spec: DrillSpec, result: DrillResult) -> tuple[bool, bool]:

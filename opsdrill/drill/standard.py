@@ -53,6 +53,9 @@ class StandardDrill:
         if "dsn" not in fields and "endpoints" not in fields:
             fields["endpoints"] = self.target.endpoints
             fields.setdefault("endpoints_now", lambda: self.target.endpoints)
+        if "exec" in self.target.capabilities and "api" in self.target.services:
+            target = self.target  # files the integrity snapshot cannot read here, read there
+            fields.setdefault("files_run", lambda argv: target.exec("api", argv, timeout=120))
         return DrillSpec(**fields)
 
     def run(self, spec: DrillSpec, *, check: bool = True) -> DrillResult:
