@@ -33,6 +33,7 @@ INPUTS=$( (
     echo "$PACKAGES $MIRROR $REQUIREMENTS"
     cat scripts/build-host-image.sh system/systemd/ts-forecast.service system/host/*
     cat system/prometheus/*.yml opsdrill/__init__.py opsdrill/errors.py
+    cat system/docker/monitoring/rules/*.yml system/docker/monitoring/shortened.json
     find opsdrill/toxiproxy -name '*.py' | LC_ALL=C sort | xargs cat
     find system/nf_auto_runner -type f -not -name '*.pyc' | LC_ALL=C sort | xargs cat
 ) | hash12)
@@ -73,6 +74,8 @@ mkdir -p "$W"
 cp -r "$OUT/wheelhouse" "$OUT/requirements.txt" system/nf_auto_runner system/host/* \
     system/systemd/ts-forecast.service "$W/"
 mkdir "$W/prometheus" && cp system/prometheus/*.yml "$W/prometheus/"
+mkdir "$W/drill-rules" && cp system/docker/monitoring/rules/*.yml \
+    system/docker/monitoring/shortened.json "$W/drill-rules/"
 mkdir -p "$W/opsdrill-toxiproxy/opsdrill/toxiproxy"
 cp opsdrill/__init__.py opsdrill/errors.py "$W/opsdrill-toxiproxy/opsdrill/"
 cp opsdrill/toxiproxy/*.py "$W/opsdrill-toxiproxy/opsdrill/toxiproxy/"

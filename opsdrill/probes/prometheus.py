@@ -63,6 +63,11 @@ def config_yaml(url: str) -> str:
     return str(_get(url, "/api/v1/status/config")["yaml"])
 
 
+def flags(url: str) -> dict[str, str]:
+    """The command-line flags Prometheus runs with (where its config file is, for one)."""
+    return {str(k): str(v) for k, v in _get(url, "/api/v1/status/flags").items()}
+
+
 def loaded_rules(url: str) -> list[dict[str, Any]]:
     """Every rule Prometheus has loaded, flattened out of its groups."""
     groups = _get(url, "/api/v1/rules")["groups"]

@@ -107,7 +107,7 @@ def recover_database(
     actions.append(f"{terminated} session(s) of {DATABASE} terminated")
     try:
         done = _restore(target, backup, DATABASE)
-    except ServiceError as exc:
+    except Exception as exc:  # a bug too: the app is never left stopped behind it
         # a failed restore leaves no app down behind it: it starts again, on what there is
         try:
             api.start(timeout=120)

@@ -25,7 +25,15 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from opsdrill.errors import CapabilityMissing, PrivilegeError, ServiceError, UsageError
+import yaml
+
+from opsdrill.errors import (
+    CapabilityMissing,
+    OpsdrillError,
+    PrivilegeError,
+    ServiceError,
+    UsageError,
+)
 from opsdrill.targets.base import (
     SHELL_GLOB,
     SHELL_REMOVE,
@@ -46,6 +54,7 @@ __all__ = ["HostTarget", "HostUnit", "SshFiles"]
 
 #: services whose processes live in another service's unit ("worker": the app's children)
 SAME_UNIT = {"worker": "api"}
+SHORTENED_JSON = "shortened.json"  # the drill-scale rules' record (drill/alert_scale.py)
 
 
 class HostUnit(HostService):
@@ -134,6 +143,27 @@ class HostTarget(FileTarget):
         if self.toxiproxy is None:
             have.discard("toxiproxy")
         return frozenset(have)
+
+    def rule_scaling_text(self) -> str | None:
+        """The `shortened.json` beside the host Prometheus' config file or its rule files,
+        read over ssh; None when the host runs production's rule windows."""
+        from opsdrill.probes.prometheus import config_yaml, flags
+
+        url = self.endpoints.prometheus_url
+        if url is None or "prometheus" not in self._services:
+            return None
+        try:
+            config = PurePosixPath(flags(url).get("config.file", "/etc/prometheus/prometheus.yml"))
+            patterns = yaml.safe_load(config_yaml(url)).get("rule_files") or []
+            folders = [config.parent]
+            folders += [(config.parent / str(p)).parent for p in patterns]  # relative: the config's
+            files = self.files("prometheus")
+            for folder in dict.fromkeys(folders):
+                if files.exists(folder / SHORTENED_JSON):
+                    return files.read_text(folder / SHORTENED_JSON)
+        except (OpsdrillError, OSError, ValueError, AttributeError):
+            return None
+        return None
 
     def proxy_for(self, link: str) -> ProxyLink:
         if link not in PROXIES:
@@ -239,12 +269,16 @@ class HostTarget(FileTarget):
             cmd = ["sh", "-c", line]
         return self.run(["sudo", "-n", "-u", who, "--", *cmd], timeout=timeout)
 
-    def ops(self, *args: str, timeout: float = 600.0) -> ExecResult:
+    def ops(self, *args: str, timeout: float = 600.0, database: str | None = None) -> ExecResult:
+        """The target file's `ops_command` as the app's user. `database` goes to the CLI as
+        `--database NAME`: one that does not know the option refuses (exit 2), so a scratch
+        restore can never land in the app's own database."""
         if not self.ops_command:
             raise CapabilityMissing(
                 f"target file {self.path} names no ops_command (the stack's ops CLI on the host)"
             )
-        return self.exec("api", [*self.ops_command, *args], timeout=timeout)
+        chosen = ["--database", database] if database is not None else []
+        return self.exec("api", [*self.ops_command, *chosen, *args], timeout=timeout)
 
     def files(self, service: str) -> ServiceFiles:
         return SshFiles(self, service)

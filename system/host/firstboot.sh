@@ -21,6 +21,7 @@ fi
 # the app reaches PostgreSQL through staging's Toxiproxy (ts-forecast-toxiproxy.service)
 cat >/etc/ts-forecast/env.new <<ENV
 DATABASE_URL=postgresql://nf_app:$DB_PASSWORD@127.0.0.1:15432/ts_forecast_system
+NF_DIRECT_DATABASE_URL=postgresql://nf_app:$DB_PASSWORD@127.0.0.1:5432/ts_forecast_system
 NF_API_KEY=$API_KEY
 NF_REDIS_URL=$REDIS_URL
 ENV

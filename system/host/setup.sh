@@ -60,11 +60,18 @@ printf 'maxmemory 64mb\nmaxmemory-policy allkeys-lru\ninclude /etc/redis/opsdril
     >>/etc/redis/redis.conf
 install -d /etc/systemd/system.conf.d
 install -m 644 "$W/accounting.conf" /etc/systemd/system.conf.d/opsdrill.conf
-# Prometheus and Alertmanager: the production files (system/prometheus), this host's targets
+# Prometheus and Alertmanager: the production files (system/prometheus), this host's targets.
+# A staging host for drills runs the rules at drill scale, as the embedded and composed stacks
+# do (every `for:` and window / 60, scraped and evaluated every second: drill-rules/, made by
+# `python -m opsdrill.targets.compose_rules`), with shortened.json beside them so the checks
+# restore the production durations and the drills report an alert's production-scale MTTD.
 sed -e 's/"api:8000"/"127.0.0.1:8000"/; s/"postgres-exporter:9187"/"127.0.0.1:9187"/' \
     -e 's/"node-exporter:9100"/"127.0.0.1:9100"/; s/"alertmanager:9093"/"127.0.0.1:9093"/' \
+    -e 's/scrape_interval: 15s/scrape_interval: 1s/; s/scrape_timeout: 10s/scrape_timeout: 1s/' \
+    -e 's/evaluation_interval: 15s/evaluation_interval: 1s/' \
     "$W/prometheus/prometheus.yml" >/etc/prometheus/prometheus.yml
-install -m 644 "$W/prometheus/alerts.yml" "$W/prometheus/slo_rules.yml" /etc/prometheus/
+install -m 644 "$W/drill-rules/alerts.yml" "$W/drill-rules/slo_rules.yml" \
+    "$W/drill-rules/shortened.json" /etc/prometheus/
 install -m 644 "$W/prometheus/alertmanager.yml" /etc/prometheus/alertmanager.yml
 # the exporter reads PostgreSQL as the prometheus role (peer auth; firstboot creates it)
 echo "DATA_SOURCE_NAME='user=prometheus host=/run/postgresql dbname=postgres sslmode=disable'" \

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -24,10 +25,21 @@ EXIT_CONFIG = 2
 EXIT_DATABASE = 3
 
 
+#: --database: another database of the same server to work on (a scratch copy to restore into)
+_DATABASE: str | None = None
+
+
 def _settings() -> Any:
+    import dataclasses
+    from urllib.parse import urlsplit
+
     from nf_auto_runner import config
 
-    return config.load()
+    settings = config.load()
+    if _DATABASE is None:
+        return settings
+    url = urlsplit(settings.database_url)._replace(path=f"/{_DATABASE}").geturl()
+    return dataclasses.replace(settings, database_url=url)
 
 
 def _print(obj: Any) -> None:
@@ -131,9 +143,21 @@ def cmd_train_now(args: argparse.Namespace) -> int:
     return 0 if final["status"] == "completed" else EXIT_FAILED
 
 
+def _database_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a plain database name")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m nf_auto_runner.ops", description="Routine operations for nf_auto_runner."
+    )
+    p.add_argument(
+        "--database",
+        type=_database_name,
+        help="work on this database of the same server instead (e.g. a scratch copy to "
+        "restore a backup into)",
     )
     sub = p.add_subparsers(dest="command", required=True, metavar="command")
 
@@ -176,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     from nf_auto_runner.ops.archive import ArchiveError
     from nf_auto_runner.ops.backup import BackupError
 
+    global _DATABASE
     args = _parser().parse_args(argv)
+    _DATABASE = args.database
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.fn(args))
