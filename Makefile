@@ -21,14 +21,14 @@ gameday-compose: setup
 # (Docker) and on a systemd host over ssh. Their images are built (or reused) in the
 # background while the first part runs; the suites' own build calls wait on the build lock and
 # reuse what it made, and report a failed build themselves (log: build/prebuild.log). The
-# slow ones (the game days over Docker and ssh, the disk-full and CPU hog drills over ssh) and
-# the two-host fleet are left to make test-docker / test-host, which keeps CI under 30 minutes;
-# tests/test_fleet.py is the fleet's quick variant.
+# game days (over Docker and over ssh), Docker's slow tests and the two-host fleet are left to
+# make test-docker / test-host, which keeps CI under 30 minutes; tests/test_fleet.py is the
+# fleet's quick variant.
 test: setup
 	mkdir -p build && (bash scripts/docker-engine.sh && bash scripts/build-images.sh && \
 		bash scripts/build-host-image.sh) >build/prebuild.log 2>&1 &
 	$(PY) -m pytest tests -m "not docker and not host" --durations=25
-	$(PY) -m pytest tests/docker tests/host -m "(host and not fleet and not slow) or (docker and not slow)" \
+	$(PY) -m pytest tests/docker tests/host -m "(host and not fleet and not gameday) or (docker and not slow)" \
 		--durations=10
 
 # The composed stack on a Docker engine (Debian's docker.io) alone.

@@ -17,7 +17,7 @@ import pytest
 
 from tests.docker.conftest import ROOT, ComposedStack
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.gameday]
 
 SUITE_FILES = ["conftest.py", "pyproject.toml", "checks/conftest.py", "checks/test_security.py",
                "chaos/__init__.py", "chaos/conftest.py", "chaos/test_lock_contention.py",

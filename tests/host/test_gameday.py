@@ -19,7 +19,7 @@ import pytest
 
 from tests.host.conftest import ROOT, Host
 
-pytestmark = [pytest.mark.host, pytest.mark.slow]
+pytestmark = [pytest.mark.host, pytest.mark.slow, pytest.mark.gameday]
 
 
 def test_staging_game_day_over_ssh_passes(systemd_host: Host, tmp_path: Path) -> None:
