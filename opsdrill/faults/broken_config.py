@@ -32,8 +32,7 @@ def config_path(target: Target) -> PurePosixPath:
 
 def check_config(target: Target) -> ExecResult:
     """Run the app's own `--check-config` where the app runs, with its environment."""
-    argv = [target.python, "-m", "nf_auto_runner.app.main", "--check-config"]
-    return target.exec(SERVICE, argv, timeout=60)
+    return target.app_main("--check-config", timeout=60)
 
 
 @register

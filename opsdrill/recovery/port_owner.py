@@ -17,7 +17,15 @@ from pathlib import Path
 from opsdrill.errors import ServiceError
 from opsdrill.targets.base import Target
 
-__all__ = ["LISTENERS_SCRIPT", "listeners", "listening_inodes", "listening_pids", "process_line"]
+__all__ = [
+    "LISTENERS_SCRIPT",
+    "PORTS_OF_SCRIPT",
+    "listeners",
+    "listening_inodes",
+    "listening_pids",
+    "ports_of",
+    "process_line",
+]
 
 LISTEN = "0A"
 
@@ -46,6 +54,36 @@ for pid in (p for p in os.listdir("/proc") if p.isdigit() and wanted):
         continue
 print(json.dumps(sorted(found)))
 """
+
+#: argv: pid. Prints the ports the process listens on (TCP, IPv4 or IPv6), space-separated.
+PORTS_OF_SCRIPT = r"""
+import os, sys
+fds = f"/proc/{sys.argv[1]}/fd"
+mine = set()
+for fd in os.listdir(fds):
+    try:
+        mine.add(os.readlink(f"{fds}/{fd}"))
+    except OSError:
+        pass
+ports = set()
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    try:
+        rows = open(table).read().splitlines()[1:]
+    except OSError:
+        continue
+    for cols in (r.split() for r in rows):
+        if cols[3] == "0A" and f"socket:[{cols[9]}]" in mine:
+            ports.add(int(cols[1].rsplit(":", 1)[1], 16))
+print(" ".join(str(p) for p in sorted(ports)))
+"""
+
+
+def ports_of(target: Target, service: str, pid: int) -> list[int]:
+    """The ports process `pid` listens on, read where `service` runs (as its user, who may
+    read its /proc/PID/fd); empty when it is gone or unreadable."""
+    done = target.exec(service, [target.python, "-c", PORTS_OF_SCRIPT, str(pid)], timeout=30)
+    words = done.stdout.split() if done.ok else []
+    return [int(w) for w in words if w.isdigit()]
 
 
 def listeners(target: Target, port: int) -> list[tuple[int, int, str]]:

@@ -437,6 +437,13 @@ class Target(DrillParts, ABC):
         server to run against instead (a scratch copy to restore a backup into)."""
         raise CapabilityMissing(f"target {self.name!r} cannot run the stack's ops CLI")
 
+    def app_main(self, *args: str, timeout: float = 60.0) -> ExecResult:
+        """The app's own entry point (`python -m nf_auto_runner.app.main ARGS`) with the app's
+        environment, where it runs: its `--check-config` is §5.2.1's diagnosis."""
+        return self.exec(
+            "api", [self.python, "-m", "nf_auto_runner.app.main", *args], timeout=timeout
+        )
+
     def files(self, service: str) -> ServiceFiles:
         """File operations on `service`'s filesystem."""
         raise CapabilityMissing(f"target {self.name!r} cannot reach its services' files")

@@ -10,6 +10,7 @@ ssh connection (`opsdrill.targets.ssh`); the fault journal stays on opsdrill's m
     ssh_key = "~/.ssh/opsdrill"             # the key, never a password
     known_hosts = "~/.ssh/known_hosts"      # the host's key, recorded when it was created
     ops_command = "ts-forecast-ops"         # run as the api unit's user
+    app_command = "ts-forecast-app"         # the app's entry point with the unit's environment
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -99,6 +101,7 @@ class HostTarget(FileTarget):
             (base / Path(raw["known_hosts"]).expanduser()),
         )
         self.ops_command = shlex.split(str(raw.get("ops_command", "")))
+        self.app_command = shlex.split(str(raw.get("app_command", "")))
         data_fs = raw.get("data_filesystem")
         if data_fs is not None and not (isinstance(data_fs, str) and data_fs.startswith("/")):
             raise UsageError(
@@ -279,6 +282,62 @@ class HostTarget(FileTarget):
             )
         chosen = ["--database", database] if database is not None else []
         return self.exec("api", [*self.ops_command, *chosen, *args], timeout=timeout)
+
+    def app_main(self, *args: str, timeout: float = 60.0) -> ExecResult:
+        """The target file's `app_command` as the app's user: the unit's interpreter and
+        environment file are the host's business, so a wrapper it ships names them."""
+        if not self.app_command:
+            raise CapabilityMissing(
+                f"target file {self.path} names no app_command (the app's entry point with the "
+                "unit's environment, e.g. a wrapper running `python -m nf_auto_runner.app.main`)"
+            )
+        return self.exec("api", [*self.app_command, *args], timeout=timeout)
+
+    def listen_port(self, service: str) -> int:
+        """Read on the host: the port the unit's main process listens on (the target file's
+        URLs may name a balancer's or a published port); the URL's port when it is down."""
+        from opsdrill.recovery.port_owner import ports_of
+
+        named = urlsplit(self.service(service).url or "").port
+        pid = self.service(service).pid()
+        ports = ports_of(self, service, pid) if pid is not None else []
+        if len(ports) == 1 or (ports and named not in ports):
+            return ports[0]
+        if named is not None:
+            return named
+        raise CapabilityMissing(
+            f"target {self.name!r}: {service} listens on no port on the host (is it running?) "
+            "and its service table names no url"
+        )
+
+    def clear_leftovers(self, service: str) -> list[str]:
+        """After `systemctl stop` the unit's cgroup is empty; what can be left is the app's pid
+        file (a SIGKILLed app never removes it). Removed, or shown gone; a live app process
+        it still names (outside the unit) is killed by that pid, its start time checked."""
+        home = self.endpoints.home
+        if service != "api" or home is None:
+            return []
+        from opsdrill.service_process import ServiceProcess
+
+        path = home / "run" / "app.pid"
+        files = self.files("api")
+        try:
+            text = files.read_text(path).strip()
+        except FileNotFoundError:
+            return [f"no pid file left: {path} (the app removes it when it stops cleanly)"]
+        actions = []
+        holder = ServiceProcess.at(self, "api", int(text)) if text.isdigit() else None
+        if holder is not None:
+            try:
+                cmdline = files.read_text(f"/proc/{holder.pid}/cmdline")
+            except FileNotFoundError:
+                cmdline = ""
+            if "nf_auto_runner.app.main" in cmdline and holder.signal(signal.SIGKILL):
+                holder.wait_gone(10.0)
+                actions.append(f"killed leftover pid {holder.pid} from {path}")
+        files.remove(path)
+        actions.append(f"removed pid file {path}")
+        return actions
 
     def files(self, service: str) -> ServiceFiles:
         return SshFiles(self, service)

@@ -28,6 +28,7 @@ install -m 644 "$W/toxiproxy-dropin.conf" /etc/systemd/system/ts-forecast.servic
 install -m 755 "$W/toxiproxy-start.sh" /usr/local/sbin/ts-forecast-toxiproxy
 install -m 644 "$W/toxiproxy.json" /etc/ts-forecast/toxiproxy.json
 install -m 755 "$W/ts-forecast-ops" /usr/local/bin/ts-forecast-ops
+install -m 755 "$W/ts-forecast-app" /usr/local/bin/ts-forecast-app
 install -m 755 "$W/firstboot.sh" /usr/local/sbin/opsdrill-firstboot
 install -m 440 "$W/sudoers" /etc/sudoers.d/ts-forecast
 visudo -cq -f /etc/sudoers.d/ts-forecast
