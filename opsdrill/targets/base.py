@@ -254,6 +254,11 @@ class Service(ABC):
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send `sig` to its main process, by pid, without waiting."""
 
+    def restarts_itself(self) -> str | None:
+        """What brings it back by itself after a kill (a supervisor's restart policy), or
+        None: a drill that needs it down for a while then stops it instead, and says why."""
+        return None
+
     def restart(self, timeout: float = 60.0) -> None:
         """Stop, then start and wait until ready."""
         self.stop()

@@ -36,6 +36,7 @@ from opsdrill.errors import (
     ServiceError,
     UsageError,
 )
+from opsdrill.probes.http import http_ok
 from opsdrill.targets.base import (
     SHELL_GLOB,
     SHELL_REMOVE,
@@ -83,6 +84,49 @@ class HostUnit(HostService):
 
     def healthy(self) -> bool:
         return self.target.unit_property(self.unit, "ActiveState") == "active"
+
+    def restarts_itself(self) -> str | None:
+        policy = self.target.unit_property(self.unit, "Restart")
+        return None if policy in ("", "no") else f"systemd's Restart={policy} for {self.unit}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        """`systemctl start`, then ready: the unit active (the api: /health answers 200). A
+        simple unit is 'started' once forked, so a process that exits after (a port taken)
+        shows as a restart or a failed unit; that is a refused start, with its journal."""
+        before = self._state()
+        if before["ActiveState"] == "failed":  # a start limit hit would refuse the start
+            with contextlib.suppress(PrivilegeError):
+                self.target.systemctl("reset-failed", self.unit)
+        self._control("start")
+        health = f"{self.target.endpoints.api_url}/health" if self.name == "api" else None
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self._state()
+            if (
+                state["ActiveState"] == "failed"
+                or state["SubState"] == "auto-restart"
+                or (state["NRestarts"] != before["NRestarts"])
+            ):
+                raise ServiceError(
+                    f"{self.unit} was started but its process exited ({state['ActiveState']}/"
+                    f"{state['SubState']}); {self.target.journal_tail(self.unit)}"
+                )
+            if state["ActiveState"] == "active" and (health is None or http_ok(health)):
+                return
+            if time.monotonic() > deadline:
+                raise ServiceError(
+                    f"{self.unit} not ready within {timeout:.0f} s ({state['ActiveState']}/"
+                    f"{state['SubState']}); {self.target.journal_tail(self.unit)}"
+                )
+            time.sleep(0.2)
+
+    def _state(self) -> dict[str, str]:
+        out = self.target.run(
+            ["systemctl", "show", "-p", "ActiveState", "-p", "SubState", "-p", "NRestarts",
+             self.unit]
+        ).stdout  # fmt: skip
+        state = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        return {k: state.get(k, "") for k in ("ActiveState", "SubState", "NRestarts")}
 
 
 class HostTarget(FileTarget):
@@ -220,7 +264,18 @@ class HostTarget(FileTarget):
                 f"the ssh user may not run `sudo {command}` on {self.ssh.spec}: "
                 "add it to the host's sudoers"
             )
-        raise ServiceError(f"`{command}` failed on {self.ssh.spec}: {done.output(300)}")
+        unit = args[-1] if args and args[0] in ("start", "restart") else None
+        tail = f"; {self.journal_tail(unit)}" if unit else ""
+        raise ServiceError(f"`{command}` failed on {self.ssh.spec}: {done.output(300)}{tail}")
+
+    def journal_tail(self, unit: str, lines: int = 6) -> str:
+        """The unit's last journal lines (the ops user reads the journal: systemd-journal),
+        which say why a start failed; what it cannot read is said instead."""
+        done = self.run(["journalctl", "-u", unit, "-n", str(lines), "--no-pager", "-o", "cat"])
+        text = " | ".join(line.strip() for line in done.stdout.splitlines() if line.strip())
+        if not done.ok or not text:
+            return f"its journal is not readable here (`journalctl -u {unit}`: {done.output(120)})"
+        return f"the unit's journal ends: {text[-700:]}"
 
     def unit_property(self, unit: str, prop: str) -> str:
         return self.run(["systemctl", "show", "-p", prop, "--value", unit]).stdout.strip()
