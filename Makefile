@@ -64,7 +64,8 @@ clean: down
 test-host: setup
 	$(PY) -m pytest tests/host -m host
 
-# CI's quick variant: the smoke, the guard, the SIGKILL drills and the rollback (not the OOM
-# drill's training run nor the stopped-app smoke pair); OPSDRILL_HOST_IMAGE skips the build.
+# The quickest subset: the smoke, the guard, the SIGKILL drills and the rollback (not the OOM
+# drill's training run, the stopped-app pair, the drills over ssh, the fleet or the game day;
+# CI's subset in `test` keeps the slow ones); OPSDRILL_HOST_IMAGE skips the build.
 test-host-quick: setup
 	$(PY) -m pytest tests/host -m "host and not slow"

@@ -93,11 +93,13 @@ class HostUnit(HostService):
         """`systemctl start`, then ready: the unit active (the api: /health answers 200). A
         simple unit is 'started' once forked, so a process that exits after (a port taken)
         shows as a restart or a failed unit; that is a refused start, with its journal."""
-        before = self._state()
-        if before["ActiveState"] == "failed":  # a start limit hit would refuse the start
+        if self._state()["ActiveState"] == "failed":  # a start limit hit would refuse it
             with contextlib.suppress(PrivilegeError):
                 self.target.systemctl("reset-failed", self.unit)
         self._control("start")
+        # read after the start: a manual start resets NRestarts, so only a rise from here
+        # is the new process dying and systemd bringing it back
+        started = int(self._state()["NRestarts"] or 0)
         health = f"{self.target.endpoints.api_url}/health" if self.name == "api" else None
         deadline = time.monotonic() + timeout
         while True:
@@ -105,7 +107,7 @@ class HostUnit(HostService):
             if (
                 state["ActiveState"] == "failed"
                 or state["SubState"] == "auto-restart"
-                or (state["NRestarts"] != before["NRestarts"])
+                or int(state["NRestarts"] or 0) > started
             ):
                 raise ServiceError(
                     f"{self.unit} was started but its process exited ({state['ActiveState']}/"
