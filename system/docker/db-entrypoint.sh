@@ -1,7 +1,8 @@
 #!/bin/sh
 # First start: initdb, the role and database from POSTGRES_USER/POSTGRES_PASSWORD/POSTGRES_DB
 # (the names the upstream postgres image reads), pg_stat_statements, and the app's role
-# APP_DB_USER/APP_DB_PASSWORD; then run the server as
+# APP_DB_USER/APP_DB_PASSWORD, the exporter's (pg_monitor only) MONITOR_DB_USER/MONITOR_DB_PASSWORD;
+# then run the server as
 # PID 1 so a SIGKILL of the container's main process is a SIGKILL of the postmaster.
 set -eu
 : "${POSTGRES_USER:?set POSTGRES_USER}" "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}"
@@ -26,6 +27,13 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 CREATE ROLE :"user" LOGIN CREATEDB PASSWORD :'pw';
 GRANT pg_monitor, pg_signal_backend TO :"user";
 ALTER DATABASE :"db" OWNER TO :"user";
+SQL
+    fi
+    if [ -n "${MONITOR_DB_USER:-}" ]; then  # the exporter's role: reads statistics, no more
+        psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres -q \
+            -v user="$MONITOR_DB_USER" -v pw="${MONITOR_DB_PASSWORD:?set MONITOR_DB_PASSWORD}" <<'SQL'
+CREATE ROLE :"user" LOGIN PASSWORD :'pw';
+GRANT pg_monitor TO :"user";
 SQL
     fi
     "$BIN/pg_ctl" -D "$PGDATA" -m fast -w stop >/dev/null

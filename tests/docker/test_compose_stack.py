@@ -57,6 +57,28 @@ def test_proxy_hops_are_toxiproxy_in_front_of_the_api(docker_target: Target) -> 
             httpx.delete(f"{toxics}/{toxic['name']}", timeout=5)
 
 
+def test_the_exporter_holds_no_superuser_session_on_the_app_database(
+    docker_target: Target,
+) -> None:
+    """§5.3.2's restore runs as the app's role, which may not terminate a superuser's session:
+    an exporter connected as `postgres` to the app's database made the drop fail (compose's
+    game day, db-recovery). The exporter reads as a pg_monitor role from `postgres` instead."""
+
+    def sessions() -> list[tuple[str, str, bool]] | None:
+        with psycopg.connect(docker_target.admin_dsn, autocommit=True, connect_timeout=5) as c:
+            rows = c.execute(
+                "SELECT a.usename, a.datname, r.rolsuper FROM pg_stat_activity a "
+                "JOIN pg_roles r ON r.oid = a.usesysid WHERE a.pid <> pg_backend_pid() "
+                "AND a.backend_type = 'client backend'"
+            ).fetchall()
+        return rows if any(user == "prometheus" for user, _, _ in rows) else None
+
+    rows = first(sessions, 60, "the postgres exporter connected (a `prometheus` session)")
+    superuser_on_app_db = [r for r in rows if r[2] and r[1] == "ts_forecast_system"]
+    assert superuser_on_app_db == [], superuser_on_app_db
+    assert all(not su for user, _, su in rows if user == "prometheus"), rows
+
+
 # In the quick subset: about 90 s on the shared 2-core machine, on the session's stack. It runs
 # before this file's SIGKILLs, whose real outages would be the last hour's error rows.
 def test_readonly_checks_against_the_composed_stack(composed: ComposedStack) -> None:
