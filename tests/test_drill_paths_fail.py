@@ -23,8 +23,10 @@ only the drill's process checks can tell.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,13 +68,23 @@ class Freezer:
     def pids(self) -> list[int]:
         return [int(p) for p in (self.path / "cgroup.procs").read_text().split()]
 
-    def remove(self) -> None:
+    def remove(self, timeout: float = 15.0) -> None:
+        """Thaw, move what is left out, rmdir: a task still exiting (SIGKILLed, thawed) keeps
+        the group busy (EBUSY) for a moment, so this retries until the deadline."""
         self.thaw()
         parent = FREEZER / "cgroup.procs"
-        for pid in self.pids():  # a thawed task still in the group is moved out before rmdir
-            with contextlib.suppress(OSError):
-                parent.write_text(str(pid))
-        self.path.rmdir()
+        deadline = time.monotonic() + timeout
+        while True:
+            for pid in self.pids():  # a thawed task still in the group is moved out
+                with contextlib.suppress(OSError):
+                    parent.write_text(str(pid))
+            try:
+                self.path.rmdir()
+                return
+            except OSError as exc:
+                if exc.errno != errno.EBUSY or time.monotonic() > deadline:
+                    raise
+            time.sleep(0.1)
 
 
 @pytest.fixture
