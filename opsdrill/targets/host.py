@@ -522,12 +522,3 @@ class SshFiles(ServiceFiles):
     def free_bytes(self, path: PurePosixPath | str) -> int:
         done = self._check(self._sh('df -B1 --output=avail "$1" | tail -1', str(path)), "df", path)
         return int(done.stdout.strip())
-
-
-def wait_active(target: HostTarget, unit: str, timeout: float) -> None:
-    """Until systemd says the unit is active (a start job may still be running)."""
-    deadline = time.monotonic() + timeout
-    while target.unit_property(unit, "ActiveState") != "active":
-        if time.monotonic() >= deadline:
-            raise ServiceError(f"{unit} is not active {timeout:.0f} s after starting it")
-        time.sleep(0.5)
