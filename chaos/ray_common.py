@@ -11,8 +11,8 @@ import httpx
 from opsdrill.errors import FaultNotEffective
 from opsdrill.probes import ray as ray_probe
 from opsdrill.recovery.ray_nodes import restart_ray_cluster, restart_ray_node
+from opsdrill.stack.runs import RunsClient, Worker
 from opsdrill.targets.base import Target
-from opsdrill.training_runs import RunsClient, Worker
 
 __all__ = ["RayCluster", "training_run"]
 

@@ -20,7 +20,7 @@ from opsdrill.drill import Detector, DrillResult
 from opsdrill.faults import DbDown, RunawayRuns
 from opsdrill.recovery.procedure import procedure
 from opsdrill.recovery.procedures import start_postgres
-from opsdrill.training_runs import RunsClient
+from opsdrill.stack.runs import RunsClient
 
 from .conftest import Probes, StandardDrill
 

@@ -24,8 +24,8 @@ from opsdrill.errors import FaultNotEffective
 from opsdrill.faults import AppCrash, RunawayRuns
 from opsdrill.recovery.procedure import procedure
 from opsdrill.recovery.service_restart import restart_service
+from opsdrill.stack.runs import NextRun, RunsClient, Worker
 from opsdrill.targets.base import Target
-from opsdrill.training_runs import NextRun, RunsClient, Worker
 
 from .conftest import StandardDrill
 

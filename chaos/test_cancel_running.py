@@ -23,8 +23,8 @@ import pytest
 from opsdrill.drill import Detector, DrillResult
 from opsdrill.faults import RunawayRuns
 from opsdrill.recovery.procedure import procedure as runbook_procedure
+from opsdrill.stack.runs import NextRun, RunsClient, Worker
 from opsdrill.targets.base import Target
-from opsdrill.training_runs import NextRun, RunsClient, Worker
 
 from .conftest import StandardDrill
 

@@ -4,7 +4,7 @@ The rule watches a machine (`1 - MemAvailable / MemTotal > 0.85`). This host has
 shared: driving it past 85 % means taking ~17 GiB from everything else on it, which could
 OOM-kill other people's work, so the drill does not. Instead the embedded stack shows the
 production rule a smaller machine: the training workers' memory cgroup, exported as a node the
-way LXCFS shows a container its memory (opsdrill/cgroup_exporter.py, service
+way LXCFS shows a container its memory (opsdrill/monitoring/cgroup_exporter.py, service
 `cgroup_exporter`, job `node`). A real training run fills it: the cgroup's limit is set
 (HostOom, the same fault as the OOM drill, but with headroom) so the worker's real resident
 memory is about 90 % of it. HighMemoryUsage fires and is delivered; §5.2.3 fix 2 cancels the
@@ -23,8 +23,8 @@ from opsdrill.drill import Detector, DrillResult
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults import HostOom, RunawayRuns
 from opsdrill.recovery.procedure import procedure
+from opsdrill.stack.runs import RunsClient
 from opsdrill.targets.base import Target
-from opsdrill.training_runs import RunsClient
 
 from .conftest import StandardDrill
 from .test_cancel_running import TRAINING_RSS, CancelEvidence, cancel_newest_running

@@ -14,8 +14,8 @@ import pytest
 from opsdrill.drill import Detector
 from opsdrill.faults import RayWorkerDown
 from opsdrill.recovery.procedure import procedure
+from opsdrill.stack.runs import NextRun, RunsClient
 from opsdrill.targets.base import Target
-from opsdrill.training_runs import NextRun, RunsClient
 
 from .conftest import StandardDrill
 from .ray_common import RayCluster, training_run

@@ -23,7 +23,7 @@ import pytest
 
 from opsdrill.drill import DrillResult
 from opsdrill.load import LoadHandle, LoadProfile, LoadResult, start_load
-from opsdrill.slo import SloFile, load_slo_file
+from opsdrill.slo.model import SloFile, load_slo_file
 from opsdrill.targets.base import Target
 
 from .conftest import StandardDrill

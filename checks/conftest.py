@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
+from opsdrill.plugin.target_locks import state_lock
 from opsdrill.probes.metrics_text import AppMetrics, parse
-from opsdrill.target_locks import state_lock
 from opsdrill.targets.base import ExecResult, Target
 
 Read = Callable[..., list[dict[str, Any]]]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from opsdrill.grafana_dashboard import PANELS
+from opsdrill.monitoring.grafana_dashboard import PANELS
 from opsdrill.runbook import dashboard_panels
 from opsdrill.runbook.thresholds import RUNBOOK_ROWS, THRESHOLDS
 from opsdrill.targets.base import Target
@@ -62,7 +62,7 @@ def test_panel_thresholds_are_opsdrills() -> None:
         got = [value for value, _ in by_panel[title]]
         assert got == want, (
             f"panel {title!r} thresholds {got} differ from opsdrill's {key!r} {want} "
-            f"({t.source}); regenerate: python -m opsdrill.grafana_dashboard > "
+            f"({t.source}); regenerate: python -m opsdrill.monitoring.grafana_dashboard > "
             "system/grafana/ts-forecast.json"
         )
     rows = [p["title"] for p in board["panels"] if p["type"] == "row"]

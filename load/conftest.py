@@ -14,7 +14,7 @@ import pytest
 from opsdrill.load import LoadProfile, LoadResult, gate_json, run_load
 from opsdrill.load.gate import exercises, size_statement
 from opsdrill.load.pytest_gate import selected
-from opsdrill.slo import SloFile
+from opsdrill.slo.model import SloFile
 from opsdrill.targets.base import Target
 
 

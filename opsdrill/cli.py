@@ -198,8 +198,8 @@ def gameday_target(args: argparse.Namespace) -> Target:
 
 
 def cmd_gameday(args: argparse.Namespace) -> int:
-    from opsdrill.gameday import GameDay, repo_root
-    from opsdrill.gameday_plan import PLAN_FILE, GameDayPlan
+    from opsdrill.gameday.plan import PLAN_FILE, GameDayPlan
+    from opsdrill.gameday.run import GameDay, repo_root
 
     root = args.suites_dir or repo_root()
     if not root.is_dir():

@@ -10,7 +10,7 @@ APT_PACKAGES=(
   postgresql-15 postgresql-client-15      # the embedded cluster (initdb, postgres, pg_dump)
   prometheus prometheus-alertmanager      # metrics and alerting, with promtool and amtool
   prometheus-node-exporter prometheus-postgres-exporter
-  redis-server                            # the forecast cache (opsdrill.targets.redis_service)
+  redis-server                            # the forecast cache (opsdrill.targets.local.redis_service)
   wrk                                     # load-generator baseline for bench/
   debootstrap                             # the Docker and host images' base (scripts/build-*)
 )

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from opsdrill import ports
-from opsdrill.alert_sink import make_server, read_lines
+from opsdrill.monitoring.alert_sink import make_server, read_lines
 from opsdrill.probes.alertmanager import delivered, deliveries
 
 

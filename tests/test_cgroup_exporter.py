@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opsdrill.cgroup_exporter import meminfo, render
-from opsdrill.targets import prometheus_files
+from opsdrill.monitoring import prometheus_files
+from opsdrill.monitoring.cgroup_exporter import meminfo, render
 
 MiB = 2**20
 

@@ -1,19 +1,19 @@
-"""The composed stack's drill-scale rule files are what opsdrill.targets.compose_rules
-generates from the production ones now (regenerate: python -m opsdrill.targets.compose_rules)."""
+"""The composed stack's drill-scale rule files are what opsdrill.monitoring.compose_rules
+generates from the production ones now (regenerate: python -m opsdrill.monitoring.compose_rules)."""
 
 from __future__ import annotations
 
 import yaml
 
-from opsdrill.targets import compose_rules
-from opsdrill.targets.compose_rules import COMPOSE_MONITORING
+from opsdrill.monitoring import compose_rules
+from opsdrill.monitoring.compose_rules import COMPOSE_MONITORING
 
 
 def test_committed_compose_rules_match_the_production_rules_shortened() -> None:
     for rel, text in compose_rules.render().items():
         path = COMPOSE_MONITORING / rel
         assert path.read_text() == text, (
-            f"{path} is stale: run python -m opsdrill.targets.compose_rules and commit it"
+            f"{path} is stale: run python -m opsdrill.monitoring.compose_rules and commit it"
         )
 
 

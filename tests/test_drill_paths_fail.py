@@ -43,8 +43,8 @@ from chaos.test_cancel_running import (
 )
 from opsdrill.faults.journal import Journal
 from opsdrill.processes import pid_alive
+from opsdrill.stack.runs import RunsClient
 from opsdrill.targets.local import LocalTarget
-from opsdrill.training_runs import RunsClient
 
 pytestmark = pytest.mark.slow
 

@@ -14,12 +14,12 @@ import pytest
 from opsdrill.cli import main
 from opsdrill.errors import UsageError
 from opsdrill.exitcodes import ExitCode
-from opsdrill.gameday import judge_suite, repo_root
-from opsdrill.gameday_plan import Conditions, GameDayPlan
-from opsdrill.junit import SkippedTest, node_id, read_junit
+from opsdrill.gameday.junit import SkippedTest, node_id, read_junit
+from opsdrill.gameday.plan import Conditions, GameDayPlan
+from opsdrill.gameday.run import judge_suite, repo_root
+from opsdrill.gameday.verdict import Verdict
 from opsdrill.runbook import NOT_APPLICABLE, PROCEDURES
 from opsdrill.targets.local import LocalTarget
-from opsdrill.verdict import Verdict
 from tests.conftest import world_traversable_tmpdir
 
 #: pytest's own JUnit output (xunit2) for a class with parametrized skips, an xfail, a failure
@@ -310,7 +310,7 @@ def test_gameday_runs_checks_reports_and_tears_down(tmp_path: Path) -> None:
 def test_the_summary_shows_recovery_split_mttd_and_slo_evidence(tmp_path: Path) -> None:
     """summary.md/.json from a run's incident records and slo.json (no stack: the artefacts
     are written by hand in the runner's and the gate's formats)."""
-    from opsdrill.gameday import GameDay
+    from opsdrill.gameday.run import GameDay
     from tests.test_report_slo import GATE
 
     day = GameDay(LocalTarget(tmp_path / "state"), reports_root=tmp_path / "reports")

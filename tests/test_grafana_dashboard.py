@@ -1,5 +1,5 @@
-"""The committed Grafana dashboard is what opsdrill.grafana_dashboard gives, the library's
-model reads it back unchanged, and its provisioning files name its datasource.
+"""The committed Grafana dashboard is what opsdrill.monitoring.grafana_dashboard gives, the
+library's model reads it back unchanged, and its provisioning files name its datasource.
 
 The live checks (every panel has data, thresholds) are checks/test_grafana_dashboard.py.
 """
@@ -15,7 +15,7 @@ import yaml
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models.dashboard import Dashboard
 
-from opsdrill import grafana_dashboard
+from opsdrill.monitoring import grafana_dashboard
 from opsdrill.runbook import dashboard_panels
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +23,7 @@ GRAFANA = ROOT / "system" / "grafana"
 
 
 def test_committed_dashboard_is_current() -> None:
-    regenerate = "python -m opsdrill.grafana_dashboard > system/grafana/ts-forecast.json"
+    regenerate = "python -m opsdrill.monitoring.grafana_dashboard > system/grafana/ts-forecast.json"
     assert (GRAFANA / "ts-forecast.json").read_text() == grafana_dashboard.render(), regenerate
 
 
@@ -34,7 +34,7 @@ def test_dashboard_validates_against_the_library_model() -> None:
 
 
 def test_cli_prints_the_dashboard() -> None:
-    out = subprocess.run([sys.executable, "-m", "opsdrill.grafana_dashboard"],
+    out = subprocess.run([sys.executable, "-m", "opsdrill.monitoring.grafana_dashboard"],
                          capture_output=True, text=True, check=False, cwd=ROOT)  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["uid"] == grafana_dashboard.UID

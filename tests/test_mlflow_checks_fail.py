@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from opsdrill.targets import mlflow_service
+from opsdrill.targets.local import mlflow_service
 
 REPO = Path(__file__).resolve().parents[1]
 SERVER = "test_mlflow_server_answers"

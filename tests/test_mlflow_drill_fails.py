@@ -17,7 +17,7 @@ from chaos.test_mlflow_down import _row, _start_training, mlflow_down_spec
 from opsdrill.drill import RECOVERY_INCOMPLETE, Detector, run_drill
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults.journal import Journal
-from opsdrill.targets import mlflow_service
+from opsdrill.targets.local import mlflow_service
 
 pytestmark = [
     pytest.mark.slow,

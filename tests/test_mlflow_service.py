@@ -13,9 +13,8 @@ import pytest
 from opsdrill.polling import wait_for
 from opsdrill.processes import ProcessRef
 from opsdrill.state import ServiceRecord
-from opsdrill.targets import mlflow_service
-from opsdrill.targets.local import LocalTarget
-from opsdrill.targets.process_service import ProcessSpec
+from opsdrill.targets.local import LocalTarget, mlflow_service
+from opsdrill.targets.local.process_service import ProcessSpec
 
 needs_mlflow = pytest.mark.skipif(not mlflow_service.installed(), reason="mlflow not installed")
 

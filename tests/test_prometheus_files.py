@@ -23,15 +23,15 @@ import yaml
 
 from opsdrill.durations import milliseconds, prometheus_spelling
 from opsdrill.errors import MissingDependency, UsageError
-from opsdrill.ports import free_port
-from opsdrill.probes.prometheus import alert_state
-from opsdrill.targets import compose_rules, prometheus_files
-from opsdrill.targets.prometheus_files import (
+from opsdrill.monitoring import compose_rules, prometheus_files
+from opsdrill.monitoring.prometheus_files import (
     Shortening,
     render_alertmanager_config,
     render_prometheus_config,
     shorten_rules,
 )
+from opsdrill.ports import free_port
+from opsdrill.probes.prometheus import alert_state
 from tests.waiting import until
 
 SYSTEM_DIR = Path(__file__).resolve().parents[1] / "system"

@@ -182,8 +182,8 @@ def test_game_day_expects_the_ray_skips_only_where_the_app_has_no_ray(
     import threading
     from http.server import BaseHTTPRequestHandler, HTTPServer
 
-    from opsdrill.gameday_plan import Conditions, GameDayPlan
-    from opsdrill.junit import SkippedTest
+    from opsdrill.gameday.junit import SkippedTest
+    from opsdrill.gameday.plan import Conditions, GameDayPlan
 
     class Health(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -215,7 +215,7 @@ def test_ray_temp_dir_stays_under_the_socket_path_limit(tmp_path: Path) -> None:
     """Ray refuses to start where its object store's socket path passes 107 bytes (a bench
     stack under /var/tmp/opsdrill-bench-parts-XXXXXXXX/state did): a long state directory
     gets a short temp dir, the same one for every target built on it."""
-    from opsdrill.targets import ray_service
+    from opsdrill.targets.local import ray_service
 
     short = Path("/var/tmp/s")
     assert ray_service.temp_dir(short) == short / "ray"

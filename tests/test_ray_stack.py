@@ -22,8 +22,8 @@ import pytest
 
 from opsdrill.probes import ray as ray_probe
 from opsdrill.recovery.ray_nodes import kill_leftovers
-from opsdrill.targets import ray_service
-from opsdrill.training_runs import RunsClient
+from opsdrill.stack.runs import RunsClient
+from opsdrill.targets.local import ray_service
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("ray", "aiohttp_cors")),

@@ -26,7 +26,7 @@ from opsdrill.recovery.idle_sessions import terminate_idle
 from opsdrill.recovery.port_owner import listeners, listening_pids
 from opsdrill.recovery.service_restart import app_pid_file, restart_service
 from opsdrill.targets.local import LocalTarget
-from opsdrill.targets.pid_file import leftover_pid
+from opsdrill.targets.local.pid_file import leftover_pid
 from tests.waiting import until
 
 SLEEPER = "import time; time.sleep(120)"

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from opsdrill.cli import build_parser
-from opsdrill.gameday_plan import GameDayPlan
+from opsdrill.gameday.plan import GameDayPlan
 
 ROOT = Path(__file__).resolve().parents[1]
 GATE = ROOT / "examples" / "release-gate.yml"

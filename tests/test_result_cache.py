@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from opsdrill import ports
-from opsdrill.targets import redis_service
+from opsdrill.targets.local import redis_service
 
 pytest.importorskip("redis")
 needs_redis = pytest.mark.skipif(

@@ -20,7 +20,7 @@ import pytest
 
 from opsdrill.errors import DestructiveRefused
 from opsdrill.exitcodes import ExitCode
-from opsdrill.safety import FAULT_NEEDS
+from opsdrill.plugin.safety import FAULT_NEEDS
 from opsdrill.targets import parse_spec
 from opsdrill.targets.base import CAPABILITIES
 

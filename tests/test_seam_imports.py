@@ -27,8 +27,8 @@ NEUTRAL = frozenset(
         "opsdrill.targets.base",
         "opsdrill.targets.drill_parts",
         "opsdrill.targets.first_data",  # bootstrap over Target.ops and the API
-        "opsdrill.targets.prometheus_files",  # rule files and durations
         "opsdrill.targets.postgres",  # PostgreSQL's binaries on this machine (doctest clones)
+        "opsdrill.targets.service_process",  # helper processes over Target.exec
     }
 )
 
@@ -134,7 +134,7 @@ def rules() -> tuple[frozenset[str], frozenset[str]]:
 
 def test_backends_and_their_classes_are_found(rules: tuple[frozenset[str], frozenset[str]]):
     backends, classes = rules
-    assert {"opsdrill.targets.local", "opsdrill.targets.docker"} <= backends
+    assert {"opsdrill.targets.local", "opsdrill.targets.docker.target"} <= backends
     assert {"LocalTarget", "DockerTarget", "FileTarget", "WorkerCgroup"} <= classes
     assert "Target" not in classes and "Service" not in classes
 
@@ -157,7 +157,7 @@ def test_nothing_outside_the_targets_package_reaches_past_the_seam(
     ("source", "needle"),
     [
         ("from opsdrill.targets.local import LocalTarget\n", "x.py:1: imports from backend"),
-        ("import opsdrill.targets.docker as d\n", "x.py:1: imports backend module"),
+        ("import opsdrill.targets.docker.target as d\n", "x.py:1: imports backend module"),
         ("from opsdrill.targets import local\n", "imports backend module opsdrill.targets.local"),
         ("from opsdrill.targets.local.lifecycle import LocalTarget\n", "imports from backend"),
         ("from somewhere import WorkerCgroup\n", "imports backend class WorkerCgroup"),

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from opsdrill.targets import mlflow_service
-from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.local import LocalTarget, mlflow_service
 from tests.conftest import world_traversable_tmpdir
 
 REPO = Path(__file__).resolve().parents[1]

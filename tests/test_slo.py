@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from opsdrill.slo import (
+from opsdrill.slo.model import (
     SloFileError,
     format_duration,
     load_slo_file,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from opsdrill import slo_rules
-from opsdrill.slo import load_slo_file, parse_slo_text
+from opsdrill.slo import rules as slo_rules
+from opsdrill.slo.model import load_slo_file, parse_slo_text
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "system" / "prometheus"
@@ -32,7 +32,7 @@ def promtool(*args: str, cwd: Path = PROM) -> subprocess.CompletedProcess[str]:
 
 def test_committed_rules_are_current() -> None:
     slo_file = load_slo_file(ROOT / "slo.yaml")
-    regenerate = "python -m opsdrill.slo_rules slo.yaml > system/prometheus/slo_rules.yml"
+    regenerate = "python -m opsdrill.slo.rules slo.yaml > system/prometheus/slo_rules.yml"
     assert (PROM / "slo_rules.yml").read_text() == slo_rules.render_rules(slo_file), regenerate
 
 
@@ -40,7 +40,7 @@ def test_committed_rule_tests_are_current() -> None:
     slo_file = load_slo_file(ROOT / "slo.yaml")
     assert (PROM / "tests" / "slo_rules_test.yml").read_text() == slo_rules.render_tests(
         slo_file
-    ), "python -m opsdrill.slo_rules slo.yaml --tests > system/prometheus/tests/slo_rules_test.yml"
+    ), "python -m opsdrill.slo.rules slo.yaml --tests > system/prometheus/tests/slo_rules_test.yml"
 
 
 def test_page_thresholds_follow_the_workbook() -> None:
@@ -68,14 +68,14 @@ def test_cli_prints_rules_and_rejects_a_bad_file(tmp_path: Path) -> None:
     import sys
 
     ok = subprocess.run(
-        [sys.executable, "-m", "opsdrill.slo_rules", str(ROOT / "slo.yaml")],
+        [sys.executable, "-m", "opsdrill.slo.rules", str(ROOT / "slo.yaml")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert ok.returncode == 0 and "ErrorBudgetBurn" in ok.stdout
     bad = tmp_path / "slo.yaml"
     bad.write_text("slos:\n  - name: x\n    sli: latency\n    objective: 95%\n    window: 1d\n")
     out = subprocess.run(
-        [sys.executable, "-m", "opsdrill.slo_rules", str(bad)],
+        [sys.executable, "-m", "opsdrill.slo.rules", str(bad)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert out.returncode == 2

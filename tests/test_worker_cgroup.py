@@ -20,9 +20,9 @@ import pytest
 from opsdrill.faults.base import Fault
 from opsdrill.faults.host_oom import HostOom
 from opsdrill.faults.journal import Journal
-from opsdrill.targets import worker_cgroup as wc
 from opsdrill.targets.local import LocalTarget
-from opsdrill.targets.worker_cgroup import CgroupV1, CgroupV2, WorkerCgroup
+from opsdrill.targets.local import worker_cgroup as wc
+from opsdrill.targets.local.worker_cgroup import CgroupV1, CgroupV2, WorkerCgroup
 
 MB = 1024 * 1024
 

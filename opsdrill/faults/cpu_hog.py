@@ -12,8 +12,8 @@ import os
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
-from opsdrill.service_process import ServiceProcess
 from opsdrill.targets.base import Target
+from opsdrill.targets.service_process import ServiceProcess
 
 __all__ = ["HOG_CODE", "CpuHog"]
 

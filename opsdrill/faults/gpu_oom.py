@@ -18,8 +18,8 @@ from pathlib import PurePosixPath
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
-from opsdrill.service_process import ServiceProcess
 from opsdrill.targets.base import Target
+from opsdrill.targets.service_process import ServiceProcess
 
 __all__ = ["HOLD_CODE", "GpuOom", "cuda_available"]
 

@@ -13,8 +13,8 @@ import time
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
-from opsdrill.service_process import ServiceProcess
 from opsdrill.targets.base import Target
+from opsdrill.targets.service_process import ServiceProcess
 
 __all__ = ["HOLDER_CODE", "PORT_TAKEN_CODE", "PortConflict"]
 

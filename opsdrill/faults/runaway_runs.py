@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
+from opsdrill.stack.runs import ACTIVE, RunsClient
 from opsdrill.targets.base import Target
-from opsdrill.training_runs import ACTIVE, RunsClient
 
 __all__ = ["RunawayRuns"]
 

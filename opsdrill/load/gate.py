@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from opsdrill.load.config import DEFAULT_MIX, ROUTES
 from opsdrill.load.evidence import events_needed
-from opsdrill.slo import SLO, GateProfile
+from opsdrill.slo.model import SLO, GateProfile
 
 __all__ = ["exercises", "expected_events", "size_statement"]
 

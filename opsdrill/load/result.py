@@ -20,7 +20,7 @@ from typing import Any
 from opsdrill.load import hdr
 from opsdrill.load.config import ROUTES
 from opsdrill.load.evidence import Evidence, events_needed
-from opsdrill.slo import SLO, BudgetBurn, SloFile
+from opsdrill.slo.model import SLO, BudgetBurn, SloFile
 
 __all__ = ["EndpointStats", "LoadResult", "SloVerdict", "Verdict", "gate_json", "judge"]
 

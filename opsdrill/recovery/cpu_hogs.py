@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opsdrill.errors import ServiceError
-from opsdrill.service_process import ServiceProcess
 from opsdrill.targets.base import Target
+from opsdrill.targets.service_process import ServiceProcess
 
 __all__ = ["SERVICE", "CpuUser", "kill_offenders", "offenders", "top_cpu"]
 

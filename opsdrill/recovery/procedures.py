@@ -24,8 +24,8 @@ from opsdrill.recovery.idle_sessions import connections_by_state, terminate_idle
 from opsdrill.recovery.procedure import Procedure, StepOutput, procedure
 from opsdrill.recovery.runs_cancel import cancel_newest_running, running_runs
 from opsdrill.recovery.tracking_backlog import pending_tracking
-from opsdrill.service_process import ServiceProcess
 from opsdrill.targets.base import ExecResult, Target, public_url
+from opsdrill.targets.service_process import ServiceProcess
 
 __all__ = [
     "clean_disk",

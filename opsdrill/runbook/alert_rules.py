@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from opsdrill.targets.prometheus_files import AGE_THRESHOLD
+from opsdrill.monitoring.prometheus_files import AGE_THRESHOLD
 
 __all__ = [
     "PromtoolResult",

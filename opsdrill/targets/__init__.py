@@ -2,7 +2,7 @@
 
 `local` or `local:STATE_DIR` is the embedded stack; `docker:PROJECT` (alias
 `compose:PROJECT`) is a Compose project's containers; a path ending in .toml/.yaml/.yml is a
-target file describing another deployment (see `opsdrill.targets.remote`).
+target file describing another deployment (see `opsdrill.targets.file.target`).
 
 Backends are imported lazily, so a check run against one target never imports another's
 dependencies; an unknown scheme is one clear error.
@@ -45,7 +45,7 @@ def parse_spec(spec: str, **options: object) -> Target:
     given = sorted(k for k, v in options.items() if v is not None)
     if spec.endswith(TARGET_FILE_SUFFIXES):
         _no_options(spec, given)
-        from opsdrill.targets.remote import load_target_file
+        from opsdrill.targets.file.target import load_target_file
 
         return load_target_file(Path(spec))
     scheme, _, rest = spec.partition(":")
@@ -54,7 +54,7 @@ def parse_spec(spec: str, **options: object) -> Target:
 
         return LocalTarget(Path(rest) if rest else DEFAULT_STATE_DIR, **options)  # type: ignore[arg-type]
     if scheme in ("docker", "compose"):
-        from opsdrill.targets.docker import DockerTarget, parse_docker_spec
+        from opsdrill.targets.docker.target import DockerTarget, parse_docker_spec
 
         _no_options(spec, given)
         project, secret_env = parse_docker_spec(rest)

@@ -64,7 +64,7 @@ install -m 644 "$W/accounting.conf" /etc/systemd/system.conf.d/opsdrill.conf
 # Prometheus and Alertmanager: the production files (system/prometheus), this host's targets.
 # A staging host for drills runs the rules at drill scale, as the embedded and composed stacks
 # do (every `for:` and window / 60, scraped and evaluated every second: drill-rules/, made by
-# `python -m opsdrill.targets.compose_rules`), with shortened.json beside them so the checks
+# `python -m opsdrill.monitoring.compose_rules`), with shortened.json beside them so the checks
 # restore the production durations and the drills report an alert's production-scale MTTD.
 sed -e 's/"api:8000"/"127.0.0.1:8000"/; s/"postgres-exporter:9187"/"127.0.0.1:9187"/' \
     -e 's/"node-exporter:9100"/"127.0.0.1:9100"/; s/"alertmanager:9093"/"127.0.0.1:9093"/' \

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from opsdrill.errors import UsageError
-from opsdrill.service_process import ServiceProcess
 from opsdrill.targets import Target
+from opsdrill.targets.service_process import ServiceProcess
 from tests.docker.conftest import FIRST_MODEL, health_status
 from tests.waiting import first
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from opsdrill.targets import parse_spec
-from opsdrill.targets.host import HostTarget
+from opsdrill.targets.host.target import HostTarget
 from tests.waiting import first
 
 ROOT = Path(__file__).resolve().parents[2]

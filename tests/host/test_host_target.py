@@ -17,10 +17,10 @@ from opsdrill.errors import DestructiveRefused, PrivilegeError, UsageError
 from opsdrill.faults.journal import Journal
 from opsdrill.probes.host_figures import disk_usage
 from opsdrill.probes.prometheus import query_max
+from opsdrill.stack.runs import RunsClient
 from opsdrill.targets import parse_spec
-from opsdrill.targets.host import HostTarget
-from opsdrill.targets.host_cgroup import PAGE
-from opsdrill.training_runs import RunsClient
+from opsdrill.targets.host.cgroup import PAGE
+from opsdrill.targets.host.target import HostTarget
 from tests.host.conftest import ROOT, Host, health_status
 from tests.waiting import first
 

@@ -17,7 +17,7 @@ OPSDRILL_PROXY=1, `opsdrill up --proxy`) puts Toxiproxy between the app and Post
 front of the API; `monitoring` (env OPSDRILL_MONITORING=0, `opsdrill up --no-monitoring` to
 turn it off) runs Prometheus, Alertmanager and the exporters where installed;
 `worker_cgroup` (on by default as root with a memory controller, cgroup v1 or v2: see
-`opsdrill.targets.worker_cgroup`) gives training workers a memory cgroup, unlimited until a
+`opsdrill.targets.local.worker_cgroup`) gives training workers a memory cgroup, unlimited until a
 fault lowers its limit. A drill that needs the proxy or the data filesystem on a stack started
 without them puts them in place for its session (`ensure_proxy`, `ensure_data_fs`).
 
@@ -33,6 +33,6 @@ from __future__ import annotations
 
 from opsdrill.targets.local.data_fs import DataFilesystem, parse_size
 from opsdrill.targets.local.target import LocalTarget
-from opsdrill.targets.worker_cgroup import WorkerCgroup
+from opsdrill.targets.local.worker_cgroup import WorkerCgroup
 
 __all__ = ["DataFilesystem", "LocalTarget", "WorkerCgroup", "parse_size"]

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from opsdrill.state import write_json_atomic
-from opsdrill.targets import mlflow_service, redis_service
+from opsdrill.targets.local import mlflow_service, redis_service
 from opsdrill.targets.local.data_fs import parse_size
-from opsdrill.targets.worker_cgroup import WorkerCgroup
+from opsdrill.targets.local.worker_cgroup import WorkerCgroup
 
 __all__ = ["OPTIONS_FILE", "StackOptions", "resolve"]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from opsdrill.errors import ServiceError
+from opsdrill.targets.local.process_service import ProcessSpec
 from opsdrill.targets.local.specs import http_spec
-from opsdrill.targets.process_service import ProcessSpec
 
 __all__ = ["LINKS", "PROXIES", "config", "populate_external", "spec", "through"]
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
-from opsdrill.targets import mlflow_service, ray_service
+from opsdrill.targets.local import mlflow_service, ray_service
+from opsdrill.targets.local.process_service import ProcessService, ProcessSpec
 from opsdrill.targets.postgres import APP_ROLE, Cluster
-from opsdrill.targets.process_service import ProcessService, ProcessSpec
 
 __all__ = [
     "CORE",
@@ -130,16 +130,16 @@ def alert_sink_spec(port: int, state_dir: Path) -> ProcessSpec:
     """The webhook receiver Alertmanager delivers to: a drill sees each page arrive."""
     record = state_dir / "monitoring" / "alert_sink" / "received.jsonl"
     return http_spec(
-        [sys.executable, "-m", "opsdrill.alert_sink", "--host", "127.0.0.1",
+        [sys.executable, "-m", "opsdrill.monitoring.alert_sink", "--host", "127.0.0.1",
          "--port", str(port), "--file", str(record)],
         port, "/-/ready",
     )  # fmt: skip
 
 
 def cgroup_exporter_spec(port: int, cgroup: str | None) -> ProcessSpec:
-    """The workers' memory cgroup as a node for HighMemoryUsage (opsdrill.cgroup_exporter)."""
+    """The workers' memory cgroup as a node for HighMemoryUsage (`monitoring.cgroup_exporter`)."""
     return http_spec(
-        [sys.executable, "-m", "opsdrill.cgroup_exporter", "--cgroup", str(cgroup),
+        [sys.executable, "-m", "opsdrill.monitoring.cgroup_exporter", "--cgroup", str(cgroup),
          "--port", str(port)],
         port, "/metrics",
     )  # fmt: skip
@@ -147,7 +147,7 @@ def cgroup_exporter_spec(port: int, cgroup: str | None) -> ProcessSpec:
 
 def alertmanager_spec(ports: Ports, state_dir: Path) -> ProcessSpec:
     """Alertmanager, routing every alert to the alert sink."""
-    from opsdrill.targets import prometheus_files
+    from opsdrill.monitoring import prometheus_files
 
     port = ports("alertmanager")
     root = state_dir / "monitoring" / "alertmanager"
@@ -167,7 +167,7 @@ def prometheus_spec(
 ) -> ProcessSpec:
     """Prometheus with the production rules, shortened (RULE_TIME_FACTOR), scraping the
     services `url_of` finds in the stack; what was shortened is kept in shortened.json."""
-    from opsdrill.targets import prometheus_files
+    from opsdrill.monitoring import prometheus_files
 
     port = ports("prometheus")
     root = state_dir / "monitoring" / "prometheus"

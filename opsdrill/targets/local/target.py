@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from opsdrill.errors import CapabilityMissing, ServiceError, StartTimeout, UsageError
 from opsdrill.polling import poll
 from opsdrill.state import STATE_FILE, Secrets
-from opsdrill.targets import first_data, mlflow_service, ray_service, redis_service
+from opsdrill.targets import first_data
 from opsdrill.targets.base import (
     Endpoints,
     ExecResult,
@@ -33,15 +33,22 @@ from opsdrill.targets.base import (
     cuda_device_present,
 )
 from opsdrill.targets.drill_parts import Say
-from opsdrill.targets.local import options, proxies, specs
+from opsdrill.targets.local import (
+    mlflow_service,
+    options,
+    proxies,
+    ray_service,
+    redis_service,
+    specs,
+)
 from opsdrill.targets.local.data_fs import IMAGE, DataFilesystem
 from opsdrill.targets.local.files import LocalFiles
 from opsdrill.targets.local.options import StackOptions
 from opsdrill.targets.local.parts import DataFsInPlace, ProxyInPlace
+from opsdrill.targets.local.process_service import ProcessService, ProcessSpec
 from opsdrill.targets.local.records import StackRecords, alive
+from opsdrill.targets.local.worker_cgroup import WorkerCgroup
 from opsdrill.targets.postgres import Cluster, find_bindir, run_user
-from opsdrill.targets.process_service import ProcessService, ProcessSpec
-from opsdrill.targets.worker_cgroup import WorkerCgroup
 
 __all__ = ["LocalTarget"]
 
@@ -189,7 +196,7 @@ class LocalTarget(StackRecords, Target):
         """The app writes a pid file (NF_HOME/run/app.pid); the other services none."""
         if service != "api":
             return []
-        from opsdrill.targets import pid_file
+        from opsdrill.targets.local import pid_file
 
         return pid_file.clear_leftovers(self.home / "run" / "app.pid", self.home)
 

@@ -8,7 +8,7 @@ session created. An explicit state directory that does not exist is a typo, not 
 for a new stack.
 
 Drills hold the target's state lock exclusively (checks hold it shared, see
-`opsdrill.target_locks`): a drill never breaks the stack under another session's check or
+`opsdrill.plugin.target_locks`): a drill never breaks the stack under another session's check or
 drill. One that cannot get it within `--lock-wait` seconds ends the session naming the holder.
 
 Under pytest-xdist every worker opens the target. A file lock beside the state directory lets
@@ -31,8 +31,8 @@ import pytest
 
 from opsdrill.errors import OpsdrillError, TargetBusy, TargetUnreachable, UsageError
 from opsdrill.exitcodes import ExitCode, exit_code_for
+from opsdrill.plugin.target_locks import flocked, lock_file, state_lock
 from opsdrill.processes import ProcessRef
-from opsdrill.target_locks import flocked, lock_file, state_lock
 from opsdrill.targets.base import Say, Target
 
 __all__ = ["SessionTarget", "configured_target"]

@@ -24,7 +24,7 @@ from pathlib import Path
 from opsdrill.errors import ServiceError
 from opsdrill.probes.http import http_ok
 from opsdrill.processes import ProcessRef
-from opsdrill.targets.process_service import ProcessService, ProcessSpec
+from opsdrill.targets.local.process_service import ProcessService, ProcessSpec
 
 __all__ = [
     "DATABASE",

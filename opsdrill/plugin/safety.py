@@ -112,7 +112,7 @@ def _touches_target(item: pytest.Item) -> bool:
 
 def _target_or_error(config: pytest.Config) -> Target | str:
     """The session's target, or why it cannot be built (said once per collector)."""
-    from opsdrill.session_target import configured_target
+    from opsdrill.plugin.session_target import configured_target
 
     try:
         return configured_target(config)

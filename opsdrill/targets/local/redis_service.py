@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from opsdrill.probes.redis import ping
-from opsdrill.targets.process_service import ProcessSpec
+from opsdrill.targets.local.process_service import ProcessSpec
 
 __all__ = ["BINARY", "ENV", "MAXMEMORY_BYTES", "installed", "ping", "resolve_option", "spec", "url"]
 

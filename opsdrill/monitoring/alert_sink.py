@@ -1,4 +1,5 @@
-"""`python -m opsdrill.alert_sink --port N --file F`: the webhook receiver Alertmanager pages.
+"""`python -m opsdrill.monitoring.alert_sink --port N --file F`: the webhook receiver
+Alertmanager pages.
 
 An alert seen firing in Prometheus is only half of detection: nobody is paged until
 Alertmanager delivers it. The embedded stack runs this sink as its receiver (service
@@ -85,7 +86,9 @@ def make_server(host: str, port: int, path: Path) -> ThreadingHTTPServer:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m opsdrill.alert_sink", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m opsdrill.monitoring.alert_sink", description=__doc__
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--file", type=Path, required=True, help="JSON lines file to append to")

@@ -4,7 +4,7 @@ The runbook's production layout: services are systemd units, controlled with
 `sudo systemctl ...` by a non-root ops user whose sudo rights name exactly those commands;
 commands run where the services run, as the unit's own user (`sudo -u`); the ops CLI is the
 command the target file names (`ops_command`, run as the app's user). Everything goes over one
-ssh connection (`opsdrill.targets.ssh`); the fault journal stays on opsdrill's machine.
+ssh connection (`opsdrill.targets.host.ssh`); the fault journal stays on opsdrill's machine.
 
     host = "ssh://ops@127.0.0.1:2222"
     ssh_key = "~/.ssh/opsdrill"             # the key, never a password
@@ -48,10 +48,10 @@ from opsdrill.targets.base import (
     journal_home,
 )
 from opsdrill.targets.drill_parts import Say
-from opsdrill.targets.host_cgroup import CPU_SCRIPT, MEMORY_SCRIPT, PAGE, UNLIMITED
-from opsdrill.targets.host_proxy import PROXIES, parse_host_proxy
-from opsdrill.targets.remote import FileTarget, HostService
-from opsdrill.targets.ssh import SshHost
+from opsdrill.targets.file.target import FileTarget, HostService
+from opsdrill.targets.host.cgroup import CPU_SCRIPT, MEMORY_SCRIPT, PAGE, UNLIMITED
+from opsdrill.targets.host.proxy import PROXIES, parse_host_proxy
+from opsdrill.targets.host.ssh import SshHost
 
 __all__ = ["HostTarget", "HostUnit", "SshFiles"]
 
@@ -374,7 +374,7 @@ class HostTarget(FileTarget):
         home = self.endpoints.home
         if service != "api" or home is None:
             return []
-        from opsdrill.service_process import ServiceProcess
+        from opsdrill.targets.service_process import ServiceProcess
 
         path = home / "run" / "app.pid"
         files = self.files("api")

@@ -57,7 +57,7 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.getoption("--plan"):
         return
-    from opsdrill.plan import plan_for, render
+    from opsdrill.plugin.drill_plan import plan_for, render
 
     target = config.getoption("--target")
     text = render([plan_for(item, target) for item in items])

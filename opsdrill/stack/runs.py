@@ -17,8 +17,8 @@ import httpx
 
 from opsdrill.errors import TargetUnreachable
 from opsdrill.polling import poll
-from opsdrill.service_process import ServiceProcess
 from opsdrill.targets.base import Target
+from opsdrill.targets.service_process import ServiceProcess
 
 __all__ = ["ACTIVE", "FINISHED", "NextRun", "RunsClient", "Worker"]
 

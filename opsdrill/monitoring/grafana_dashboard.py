@@ -1,6 +1,6 @@
 """The runbook's Grafana dashboard (§4.1.1) as code, with the §4.1.2 thresholds from opsdrill.
 
-    python -m opsdrill.grafana_dashboard > system/grafana/ts-forecast.json
+    python -m opsdrill.monitoring.grafana_dashboard > system/grafana/ts-forecast.json
 
 Generated with grafana-foundation-sdk (Grafana's own typed builders), never hand-edited:
 tests/test_grafana_dashboard.py fails while the committed file differs from what this module
@@ -24,8 +24,8 @@ from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as model
 
+from opsdrill.monitoring.prometheus_files import APP_JOB, NODE_JOB, POSTGRES_JOB
 from opsdrill.runbook.thresholds import THRESHOLDS, Threshold
-from opsdrill.targets.prometheus_files import APP_JOB, NODE_JOB, POSTGRES_JOB
 
 __all__ = ["DATASOURCE_UID", "PANELS", "ROWS", "PanelSpec", "build", "render", "steps"]
 
@@ -185,7 +185,7 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m opsdrill.grafana_dashboard",
+    parser = argparse.ArgumentParser(prog="python -m opsdrill.monitoring.grafana_dashboard",
                                      description=__doc__.splitlines()[0])  # fmt: skip
     parser.parse_args(argv)
     sys.stdout.write(render())

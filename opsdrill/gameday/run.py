@@ -5,8 +5,8 @@ in one cannot take the narrator (and the teardown) with it. The stack is stopped
 a failed suite, Ctrl-C or SIGTERM all still end with every service down — unless the stack was
 already running before the game day began, in which case it is left as it was found.
 
-The verdict is PASSED, FAILED or INCOMPLETE (`opsdrill.verdict`): a suite whose pytest passed
-but skipped a test that the game-day plan (`opsdrill.gameday_plan`) does not expect on this
+The verdict is PASSED, FAILED or INCOMPLETE (`gameday.verdict`): a suite whose pytest
+passed but skipped a test that the game-day plan (`gameday.plan`) does not expect on this
 machine did not show everything it was meant to show.
 """
 
@@ -22,10 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from opsdrill.gameday_plan import Conditions, GameDayPlan, JudgedSkip
-from opsdrill.junit import read_junit
+from opsdrill.gameday.junit import read_junit
+from opsdrill.gameday.plan import Conditions, GameDayPlan, JudgedSkip
+from opsdrill.gameday.verdict import Verdict
 from opsdrill.targets.base import Target
-from opsdrill.verdict import Verdict
 
 __all__ = ["SUITES", "GameDay", "SuiteResult", "repo_root"]
 

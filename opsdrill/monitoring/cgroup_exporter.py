@@ -1,4 +1,5 @@
-"""`python -m opsdrill.cgroup_exporter --cgroup DIR --port N`: a memory cgroup seen as a node.
+"""`python -m opsdrill.monitoring.cgroup_exporter --cgroup DIR --port N`: a memory
+cgroup seen as a node.
 
 HighMemoryUsage watches a machine: `1 - MemAvailable / MemTotal > 0.85` from node_exporter. On
 a shared 24 GiB host, driving that for real means taking about 17 GiB from everything else on
@@ -55,7 +56,9 @@ def render(cgroup: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m opsdrill.cgroup_exporter", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m opsdrill.monitoring.cgroup_exporter", description=__doc__
+    )
     parser.add_argument("--cgroup", type=Path, required=True, help="a cgroup v1 memory directory")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

@@ -1,7 +1,7 @@
 """Service level objectives: one file (`slo.yaml`), read by the load gate and the alert rules.
 
 The same `SLO` objects give the load gate its thresholds (`opsdrill.load`) and Prometheus its
-recording rules and burn-rate alerts (`opsdrill.slo_rules`), so the gate and the pager cannot
+recording rules and burn-rate alerts (`opsdrill.slo.rules`), so the gate and the pager cannot
 disagree about what "good" means. A malformed file is refused with `file:line: reason`.
 
 Error-budget arithmetic lives here too: an error ratio divided by the budget (1 - objective) is

@@ -27,11 +27,11 @@ MARKERS = (
 #: repaired); per-host checks in a fleet; the production guard (which marks may run where,
 #: refused at collection)
 pytest_plugins = [
-    "opsdrill.chaos_plan",
-    "opsdrill.coverage",
-    "opsdrill.session_target",
-    "opsdrill.fleet",
-    "opsdrill.safety",
+    "opsdrill.plugin.chaos_options",
+    "opsdrill.plugin.coverage",
+    "opsdrill.plugin.session_target",
+    "opsdrill.plugin.fleet",
+    "opsdrill.plugin.safety",
 ]
 
 
@@ -56,7 +56,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from opsdrill import hookspecs
+    from opsdrill.plugin import hookspecs
 
     pluginmanager.add_hookspecs(hookspecs)
 
@@ -79,11 +79,11 @@ def pytest_configure(config: pytest.Config) -> None:
     for event, listener in bridges.items():
         events.subscribe(event, listener)
     config.stash[_BRIDGES] = bridges
-    from opsdrill.coverage import RunbookCoverage
+    from opsdrill.plugin.coverage import RunbookCoverage
 
     config.pluginmanager.register(RunbookCoverage(config), "opsdrill-coverage")
     if textfile := config.getoption("--prometheus-textfile"):
-        from opsdrill.smoke import TextfileExporter
+        from opsdrill.plugin.textfile import TextfileExporter
 
         config.pluginmanager.register(TextfileExporter(Path(textfile)), "opsdrill-smoke")
 

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from opsdrill.errors import UsageError
-from opsdrill.junit import SkippedTest
+from opsdrill.gameday.junit import SkippedTest
 
 __all__ = ["CONDITIONS", "Conditions", "ExpectedSkip", "GameDayPlan", "JudgedSkip"]
 
@@ -74,7 +74,7 @@ def _gate_too_small(_machine: Conditions, arg: str) -> bool:
     """`PROFILE:SLO`: the SLO file's gate profile gives too few events to ever say MET."""
     from opsdrill.load.gate import size_statement
     from opsdrill.load.pytest_gate import default_slo_path
-    from opsdrill.slo import load_slo_file
+    from opsdrill.slo.model import load_slo_file
 
     profile_name, _, slo_name = arg.partition(":")
     slos = load_slo_file(default_slo_path())

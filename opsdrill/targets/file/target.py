@@ -71,7 +71,7 @@ def load_target_file(path: Path) -> FileTarget:
 
 def _target_for(path: Path, raw: Mapping[str, Any]) -> FileTarget:
     if str(raw.get("host", "")).startswith("ssh://"):
-        from opsdrill.targets.host import HostTarget
+        from opsdrill.targets.host.target import HostTarget
 
         return HostTarget(path, raw)
     return FileTarget(path, raw)

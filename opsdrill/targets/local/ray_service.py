@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from opsdrill.probes.ray import Node, alive_nodes
-from opsdrill.targets.process_service import ProcessSpec
+from opsdrill.targets.local.process_service import ProcessSpec
 
 __all__ = ["RAY_SERVICES", "Node", "alive_nodes", "head_spec", "ray_enabled", "worker_spec"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from opsdrill.fleet import HOST_KEY
+from opsdrill.plugin.fleet import HOST_KEY
 from opsdrill.runbook import NOT_APPLICABLE, PROCEDURES, check_id, title
 
 __all__ = ["RunbookCoverage"]

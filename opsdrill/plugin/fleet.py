@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from opsdrill.errors import OpsdrillError
-from opsdrill.session_target import configured_target
+from opsdrill.plugin.session_target import configured_target
 from opsdrill.targets.base import Target
 
 __all__ = ["HOST_KEY", "machine"]

@@ -35,7 +35,7 @@ from opsdrill.errors import (
     StartTimeout,
     UsageError,
 )
-from opsdrill.targets import docker_exec, first_data
+from opsdrill.targets import first_data
 from opsdrill.targets.base import (
     Endpoints,
     ExecResult,
@@ -47,8 +47,9 @@ from opsdrill.targets.base import (
     Target,
     journal_home,
 )
-from opsdrill.targets.docker_files import ContainerFiles
-from opsdrill.targets.docker_memory import cgroup_oom_kills, limit_of, memory_of, set_limit
+from opsdrill.targets.docker import exec as docker_exec
+from opsdrill.targets.docker.files import ContainerFiles
+from opsdrill.targets.docker.memory import cgroup_oom_kills, limit_of, memory_of, set_limit
 from opsdrill.targets.drill_parts import Say
 
 __all__ = ["ContainerService", "DockerTarget", "parse_docker_spec"]

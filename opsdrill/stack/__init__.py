@@ -1,0 +1,1 @@
+"""Clients of the stack under test, target-neutral: the app's run API as drills use it."""

@@ -1,0 +1,1 @@
+"""Target files: a deployment described in TOML or YAML, reached through testinfra."""
