@@ -17,12 +17,12 @@ import httpx
 import pytest
 
 from opsdrill.drill import Detector, DrillResult
+from opsdrill.drill.detectors import Probes
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import DbDown, RunawayRuns
 from opsdrill.recovery.procedure import procedure
 from opsdrill.recovery.procedures import start_postgres
 from opsdrill.stack.runs import RunsClient
-
-from .conftest import Probes, StandardDrill
 
 pytestmark = [pytest.mark.destructive, pytest.mark.runbook("4.2")]
 

@@ -12,13 +12,12 @@ import os
 
 import pytest
 
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import AppCrash
 from opsdrill.processes import stat_start_ticks
 from opsdrill.recovery.procedures import restart_app
 from opsdrill.recovery.service_restart import app_pid_file
 from opsdrill.targets.base import ServiceFiles, Target
-
-from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,

@@ -10,12 +10,11 @@ from __future__ import annotations
 import pytest
 
 from opsdrill.drill import Detector
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import BrokenConfig
 from opsdrill.faults.broken_config import check_config
 from opsdrill.recovery.procedures import correct_config
 from opsdrill.targets.base import Target
-
-from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,

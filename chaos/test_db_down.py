@@ -8,11 +8,10 @@ from __future__ import annotations
 import pytest
 
 from opsdrill.drill import DrillSpec
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import DbDown
 from opsdrill.recovery.procedures import start_postgres
 from opsdrill.targets.base import Target
-
-from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,

@@ -11,12 +11,11 @@ import psycopg
 import pytest
 
 from opsdrill.drill import Detector
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import DbRestart
 from opsdrill.probes.sql import sql_ok
 from opsdrill.recovery.procedures import diagnose_database
 from opsdrill.targets.base import Target
-
-from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,

@@ -19,11 +19,10 @@ import psycopg
 import pytest
 
 from opsdrill.drill import Detector
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults.disk_full import ENOSPC, DiskFull, filesystem_type, probe_write
 from opsdrill.recovery.procedures import clean_disk
 from opsdrill.targets.base import Target
-
-from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,

@@ -18,12 +18,11 @@ import psycopg
 import pytest
 
 from opsdrill.drill import Detector
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults.gpu_oom import GpuOom, cuda_available
 from opsdrill.recovery.gpu_memory import effective_settings_of, is_cuda_oom
 from opsdrill.recovery.procedures import lower_gpu_memory
 from opsdrill.targets.base import Target
-
-from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,

@@ -10,11 +10,10 @@ import random
 
 import pytest
 
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import LockContention
 from opsdrill.recovery.procedures import terminate_blocking_session
 from opsdrill.targets.base import Target
-
-from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,

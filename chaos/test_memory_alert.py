@@ -20,13 +20,13 @@ import httpx
 import pytest
 
 from opsdrill.drill import Detector, DrillResult
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults import HostOom, RunawayRuns
 from opsdrill.recovery.procedure import procedure
 from opsdrill.stack.runs import RunsClient
 from opsdrill.targets.base import Target
 
-from .conftest import StandardDrill
 from .test_cancel_running import TRAINING_RSS, CancelEvidence, cancel_newest_running
 
 pytestmark = [

@@ -13,11 +13,10 @@ import psycopg
 import pytest
 
 from opsdrill.drill import Detector, DrillSpec
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import MlflowDown
 from opsdrill.recovery.procedures import restart_mlflow
 from opsdrill.targets.base import Target
-
-from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,

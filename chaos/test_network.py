@@ -17,12 +17,11 @@ import psycopg
 import pytest
 
 from opsdrill.drill import Detector
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults.network import Latency, ResetPeer
 from opsdrill.load.pytest_gate import slo_threshold
 from opsdrill.recovery.procedures import diagnose_network_latency, restart_network_hop
 from opsdrill.targets.base import ProxyHops, Target
-
-from .conftest import StandardDrill
 
 pytestmark = [pytest.mark.destructive]
 

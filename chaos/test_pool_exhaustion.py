@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import pytest
 
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import PoolExhaustion
 from opsdrill.recovery.procedures import terminate_idle_sessions
 from opsdrill.runbook.dashboard_panels import panel_detector
 from opsdrill.targets.base import Target
-
-from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,

@@ -11,12 +11,11 @@ from __future__ import annotations
 import pytest
 
 from opsdrill.drill import Detector
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import PortConflict
 from opsdrill.recovery.port_owner import listeners
 from opsdrill.recovery.procedures import free_port
 from opsdrill.targets.base import Target
-
-from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,

@@ -12,14 +12,13 @@ import pytest
 
 from opsdrill.drill import DrillResult, DrillSpec
 from opsdrill.drill.detector import Detector
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import RedisDown
 from opsdrill.probes import redis as redis_probe
 from opsdrill.probes.metrics_text import parse
 from opsdrill.recovery.procedures import restart_redis
 from opsdrill.runbook.thresholds import THRESHOLDS
 from opsdrill.targets.base import Target
-
-from .conftest import StandardDrill
 
 pytestmark = [
     pytest.mark.destructive,

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from opsdrill.drill import DrillResult
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.load import LoadHandle, LoadProfile, LoadResult, start_load
 from opsdrill.slo.model import SloFile, load_slo_file
 from opsdrill.targets.base import Target
 
-from .conftest import StandardDrill
 from .test_db_down import db_sigkill_spec
 
 pytestmark = [

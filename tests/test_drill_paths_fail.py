@@ -32,7 +32,6 @@ from pathlib import Path
 
 import pytest
 
-from chaos.conftest import StandardDrill
 from chaos.test_alerts_live import high_error_rate_drill
 from chaos.test_app_crash_in_flight import LOST, app_crash_in_flight_drill
 from chaos.test_cancel_running import (
@@ -41,6 +40,7 @@ from chaos.test_cancel_running import (
     cancel_newest_running,
     cancel_running_drill,
 )
+from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults.journal import Journal
 from opsdrill.processes import pid_alive
 from opsdrill.stack.runs import RunsClient

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos.conftest import NO_PROMETHEUS, Probes
 from opsdrill.drill import Detector, DrillSpec, run_drill
+from opsdrill.drill.detectors import NO_PROMETHEUS, Probes
 from opsdrill.faults.base import Fault, register
 from opsdrill.recovery.procedure import Procedure, Step
 from opsdrill.targets.base import Endpoints, Service, Target
@@ -137,7 +137,6 @@ def test_skipped_detectors_are_junit_properties(
     pytester.makepyfile(
         test_marker=f"""
         from pathlib import Path
-        from chaos.conftest import assert_drill  # noqa: F401  (the fixture)
         from opsdrill.drill import run_drill
         from tests.test_drill_skipped_detectors import _drill
 

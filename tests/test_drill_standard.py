@@ -75,7 +75,6 @@ def test_fixture_takes_the_runbook_section_from_the_tests_marker(
     pytester.makepyfile(
         test_marked="""
         import pytest
-        from chaos.conftest import assert_drill, drill  # noqa: F401  (the fixtures)
         from tests.test_drill_skipped_detectors import NoMonitoring
 
         @pytest.fixture

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chaos.conftest import FaultProbes, Probes
 from chaos.test_db_down import db_sigkill_spec
 from opsdrill.drill import RECOVERY_INCOMPLETE, Detector, DrillSpec, run_drill
+from opsdrill.drill.detectors import FaultProbes, Probes
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import DbDown, LockContention
 from opsdrill.faults.base import Fault, register

@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from chaos.conftest import FaultProbes, Probes
 from opsdrill.drill import DrillSpec, run_drill
+from opsdrill.drill.detectors import FaultProbes, Probes
 from opsdrill.drill.integrity import take_snapshot
 from opsdrill.faults import LockContention
 from opsdrill.recovery.procedure import Procedure, Step

@@ -34,6 +34,34 @@ def test_bad_target_ends_the_session_with_exit_2(pytester: pytest.Pytester) -> N
     assert "::test_b" not in result.stdout.str().split("unknown target")[1]
 
 
+def test_the_fixtures_users_need_come_with_the_plugin(pytester: pytest.Pytester) -> None:
+    """No conftest: `host` is the target's machine (not testinfra's local host), and the
+    drill fixtures exist, as an installed opsdrill gives them to a suite of the user's own."""
+    pytester.makepyfile(
+        """
+        import pytest
+
+        class Machine:
+            def testinfra_host(self):
+                return "the target's machine"
+
+        @pytest.fixture(scope="session")
+        def target():
+            return Machine()
+
+        def test_host(host):
+            assert host == "the target's machine"
+
+        def test_drill_fixtures(request):
+            for name in ("drill", "assert_drill", "probes", "fault_probes", "proxy_hops",
+                         "data_fs", "api", "api_admin", "db"):
+                assert request._fixturemanager.getfixturedefs(name, request.node), name
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
+
+
 RUNBOOK_TESTS = """
 import pytest
 

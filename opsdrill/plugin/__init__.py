@@ -61,6 +61,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
 
 
+_FIXTURES = ("opsdrill.plugin.clients", "opsdrill.plugin.drills")
 _EVENTS = ("fault_injected", "fault_reverted", "drill_finished")
 
 
@@ -79,6 +80,10 @@ def pytest_configure(config: pytest.Config) -> None:
     for event, listener in bridges.items():
         events.subscribe(event, listener)
     config.stash[_BRIDGES] = bridges
+    # the fixtures users need, registered after every entry-point plugin so that `host`
+    # overrides testinfra's (the last registered definition of a fixture wins)
+    for name in _FIXTURES:
+        config.pluginmanager.import_plugin(name)
     from opsdrill.plugin.coverage import RunbookCoverage
 
     config.pluginmanager.register(RunbookCoverage(config), "opsdrill-coverage")
