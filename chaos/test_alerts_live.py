@@ -18,9 +18,9 @@ import pytest
 
 from opsdrill.drill import Detector, DrillResult
 from opsdrill.drill.detectors import Probes
+from opsdrill.drill.procedure import procedure
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import DbDown, RunawayRuns
-from opsdrill.recovery.procedure import procedure
 from opsdrill.recovery.procedures import start_postgres
 from opsdrill.stack.runs import RunsClient
 

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 from opsdrill.drill import Detector, DrillResult
+from opsdrill.drill.procedure import procedure
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults import AppCrash, RunawayRuns
-from opsdrill.recovery.procedure import procedure
 from opsdrill.recovery.service_restart import restart_service
 from opsdrill.stack.runs import NextRun, RunsClient, Worker
 from opsdrill.targets.base import Target

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from opsdrill.drill import Detector, DrillResult
+from opsdrill.drill.procedure import procedure as runbook_procedure
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import RunawayRuns
-from opsdrill.recovery.procedure import procedure as runbook_procedure
 from opsdrill.stack.runs import NextRun, RunsClient, Worker
 from opsdrill.targets.base import Target
 

@@ -20,10 +20,10 @@ import httpx
 import pytest
 
 from opsdrill.drill import Detector, DrillResult
+from opsdrill.drill.procedure import procedure
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults import HostOom, RunawayRuns
-from opsdrill.recovery.procedure import procedure
 from opsdrill.stack.runs import RunsClient
 from opsdrill.targets.base import Target
 

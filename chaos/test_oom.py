@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from opsdrill.drill import Detector
+from opsdrill.drill.procedure import Procedure, Step
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.errors import CapabilityMissing
 from opsdrill.faults.host_oom import HostOom
-from opsdrill.recovery.procedure import Procedure, Step
 from opsdrill.recovery.procedures import relieve_host_memory
 from opsdrill.targets.base import Target
 from opsdrill.targets.first_data import wait_for_run

@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from opsdrill.drill import Detector
+from opsdrill.drill.procedure import procedure
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import RayHeadDown
-from opsdrill.recovery.procedure import procedure
 from opsdrill.stack.runs import NextRun, RunsClient
 from opsdrill.targets.base import Target
 

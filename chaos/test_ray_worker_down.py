@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 
 from opsdrill.drill import Detector
+from opsdrill.drill.procedure import procedure
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import RayWorkerDown
-from opsdrill.recovery.procedure import procedure
 from opsdrill.stack.runs import NextRun, RunsClient
 from opsdrill.targets.base import Target
 

@@ -14,8 +14,8 @@ import pytest
 
 from opsdrill.drill import RECOVERY_INCOMPLETE, Detector, DrillSpec, run_drill
 from opsdrill.drill.detector import wait_all
+from opsdrill.drill.procedure import Procedure, ProcedureFailed, procedure
 from opsdrill.faults.base import Fault, register
-from opsdrill.recovery.procedure import Procedure, ProcedureFailed, procedure
 
 BROKEN: dict[str, bool] = {"flag": False}
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from opsdrill.drill import Detector, DrillResult
+from opsdrill.drill.procedure import Procedure, Step
 from opsdrill.drill.standard import StandardDrill
-from opsdrill.recovery.procedure import Procedure, Step
 from opsdrill.targets.local import LocalTarget
 from tests.test_drill_skipped_detectors import Marker, NoMonitoring, _unlink, api_url
 

@@ -20,13 +20,13 @@ import pytest
 from chaos.test_db_down import db_sigkill_spec
 from opsdrill.drill import RECOVERY_INCOMPLETE, Detector, DrillSpec, run_drill
 from opsdrill.drill.detectors import FaultProbes, Probes
+from opsdrill.drill.procedure import procedure
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import DbDown, LockContention
 from opsdrill.faults.base import Fault, register
 from opsdrill.faults.journal import Journal
 from opsdrill.probes.sql import sql_ok
 from opsdrill.processes import ProcessRef
-from opsdrill.recovery.procedure import procedure
 from opsdrill.recovery.procedures import start_postgres, terminate_blocking_session
 from opsdrill.targets.local import LocalTarget
 

@@ -18,8 +18,8 @@ import pytest
 from opsdrill.drill import DrillSpec, run_drill
 from opsdrill.drill.detectors import FaultProbes, Probes
 from opsdrill.drill.integrity import take_snapshot
+from opsdrill.drill.procedure import Procedure, Step
 from opsdrill.faults import LockContention
-from opsdrill.recovery.procedure import Procedure, Step
 from opsdrill.recovery.procedures import terminate_blocking_session
 from opsdrill.targets.local import LocalTarget
 

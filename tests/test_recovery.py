@@ -16,12 +16,9 @@ import psycopg
 import pytest
 
 from opsdrill.probes.http import http_ok
+from opsdrill.probes.sql import waiting_sessions
 from opsdrill.processes import ProcessRef, spawn, start_ticks
-from opsdrill.recovery.blocking_sessions import (
-    blocking_pids,
-    terminate_blockers,
-    waiting_sessions,
-)
+from opsdrill.recovery.blocking_sessions import blocking_pids, terminate_blockers
 from opsdrill.recovery.idle_sessions import terminate_idle
 from opsdrill.recovery.port_owner import listeners, listening_pids
 from opsdrill.recovery.service_restart import app_pid_file, restart_service

@@ -17,8 +17,8 @@ import pytest
 
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.drill.alert_scale import ScaledRule
+from opsdrill.drill.procedure import Procedure
 from opsdrill.faults.base import Fault
-from opsdrill.recovery.procedure import Procedure
 from opsdrill.report import build_report
 from opsdrill.report.drills import RODE_IT_OUT, drill_view, mttr_by_procedure
 from opsdrill.report.summary import drill_data, drill_lines

@@ -3,7 +3,9 @@
 from opsdrill.drill.availability import AvailabilityProbe
 from opsdrill.drill.detector import Detection, Detector
 from opsdrill.drill.integrity import IntegritySnapshot
-from opsdrill.drill.runner import RECOVERY_INCOMPLETE, DrillResult, DrillSpec, run_drill
+from opsdrill.drill.result import RECOVERY_INCOMPLETE, DrillResult
+from opsdrill.drill.runner import run_drill
+from opsdrill.drill.spec import DrillSpec
 from opsdrill.drill.timeline import Event, StepRecord, Timeline
 
 __all__ = [

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsdrill.durations import milliseconds
+from opsdrill.monitoring.prometheus_files import SHORTENED
 
 if TYPE_CHECKING:
     from opsdrill.targets.base import Target
@@ -26,8 +27,6 @@ __all__ = [
     "parse_shortened",
     "target_alert_scaling",
 ]
-
-SHORTENED = Path("monitoring") / "prometheus" / "shortened.json"
 
 
 @dataclass(frozen=True)

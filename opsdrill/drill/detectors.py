@@ -13,7 +13,7 @@ from opsdrill.drill.alert_scale import target_alert_scaling
 from opsdrill.drill.detector import Detector
 from opsdrill.probes.alertmanager import delivered
 from opsdrill.probes.prometheus import alert_state
-from opsdrill.probes.sql import sql_ok
+from opsdrill.probes.sql import sql_ok, waiting_sessions
 from opsdrill.targets.base import Target
 
 
@@ -191,8 +191,6 @@ class FaultProbes:
         return Detector(f"a forecast gets no answer within {wait:g} s", check, timeout)
 
     def lock_waiters(self, timeout: float = 10.0) -> Detector:
-        from opsdrill.recovery.blocking_sessions import waiting_sessions
-
         return Detector("pg_stat_activity: sessions wait on a lock (pg_blocking_pids)",
                         lambda: bool(waiting_sessions(self.admin)), timeout)  # fmt: skip
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from opsdrill.drill.runner import DrillResult
+    from opsdrill.drill.result import DrillResult
 
 __all__ = ["write_incident_record"]
 

@@ -16,7 +16,9 @@ from typing import Any
 
 from opsdrill.drill.detector import Detector
 from opsdrill.drill.detectors import FaultProbes, Probes
-from opsdrill.drill.runner import DrillResult, DrillSpec, run_drill
+from opsdrill.drill.result import DrillResult
+from opsdrill.drill.runner import run_drill
+from opsdrill.drill.spec import DrillSpec
 from opsdrill.targets.base import Target
 
 Check = Callable[[DrillResult], None]

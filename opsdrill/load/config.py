@@ -10,7 +10,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["CACHE_BYPASS", "DEFAULT_MIX", "ENV_CONFIG", "ENV_KEY", "ROUTES", "LoadConfig"]
+__all__ = ["CACHE_BYPASS", "DEFAULT_MIX", "ENV_CONFIG", "ENV_KEY", "LoadConfig"]
 
 ENV_CONFIG = "OPSDRILL_LOAD_CONFIG"
 ENV_KEY = "OPSDRILL_API_KEY"  # kept out of the JSON so reports never hold it
@@ -26,19 +26,6 @@ DEFAULT_MIX = {
     "runs:get": 0.02,
 }
 #: the route template each kind hits, as the app labels its metrics (and slo.yaml names paths)
-ROUTES = {
-    "forecast:popular": "/forecast/{series_id}",
-    "forecast:long-tail": "/forecast/{series_id}",
-    "predict:popular": "/predict",
-    "health": "/health",
-    "metrics": "/metrics",
-    "models": "/models",
-    "runs:get": "/runs/{run_id}",
-    "runs:submit": "/runs",
-    # cache-cold: any series with a model, any horizon it allows, result cache bypassed
-    "forecast:cold": "/forecast/{series_id}",
-    "predict:cold": "/predict",
-}
 #: the app's switch that makes a forecast run the model instead of answering from its result
 #: cache (honoured only with a valid X-API-Key; an app without it ignores the header)
 CACHE_BYPASS = {"X-Forecast-Cache": "bypass"}

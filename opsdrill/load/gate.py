@@ -7,9 +7,10 @@ saying so before the run is honest, and the only alternative to a gate that can 
 
 from __future__ import annotations
 
-from opsdrill.load.config import DEFAULT_MIX, ROUTES
+from opsdrill.load.config import DEFAULT_MIX
 from opsdrill.load.evidence import events_needed
 from opsdrill.slo.model import SLO, GateProfile
+from opsdrill.stack.routes import ROUTES
 
 __all__ = ["exercises", "expected_events", "size_statement"]
 

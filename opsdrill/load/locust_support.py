@@ -23,8 +23,9 @@ from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
 from opsdrill.load import hdr
-from opsdrill.load.config import CACHE_BYPASS, ENV_KEY, ROUTES, LoadConfig
+from opsdrill.load.config import CACHE_BYPASS, ENV_KEY, LoadConfig
 from opsdrill.load.schedule import UserSchedule
+from opsdrill.stack.routes import ROUTES
 
 __all__ = ["Recorder", "paced_loop", "recorder"]
 

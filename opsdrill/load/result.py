@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from opsdrill.load import hdr
-from opsdrill.load.config import ROUTES
 from opsdrill.load.evidence import Evidence, events_needed
 from opsdrill.slo.model import SLO, BudgetBurn, SloFile
+from opsdrill.stack.routes import ROUTES
 
 __all__ = ["EndpointStats", "LoadResult", "SloVerdict", "Verdict", "gate_json", "judge"]
 

@@ -24,6 +24,11 @@ import yaml
 
 from opsdrill.durations import PATTERN, milliseconds, prometheus_spelling
 from opsdrill.errors import MissingDependency, UsageError
+from opsdrill.runbook.alert_rules import AGE_THRESHOLD
+
+#: where a stack's state directory records every `for:` and window its rules run shorter than
+#: production's (read back by `drill.alert_scale` for the production-scale MTTD)
+SHORTENED = Path("monitoring") / "prometheus" / "shortened.json"
 
 __all__ = [
     "Shortening",
@@ -43,9 +48,6 @@ NODE_JOB = "node"
 
 _RANGE = re.compile(rf"\[\s*({PATTERN})\s*(?::\s*({PATTERN})?\s*)?\]")
 _STRING_LITERAL = re.compile(r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*'|`[^`]*`)")
-#: an age in seconds compared with `time() - <timestamp metric>` (LongRunningJob's 7200):
-#: a duration written as a number, so it is scaled with the `for`s and windows ("age")
-AGE_THRESHOLD = re.compile(r"(time\(\)\s*-\s*[A-Za-z_:][\w:]*\s*(?:\{[^}]*\})?\s*>\s*)(\d+)\b")
 
 #: Not package data: the files live in the repository, next to the rest of the reference stack.
 _SYSTEM_DIR = Path(__file__).resolve().parents[2] / "system" / "prometheus"

@@ -8,17 +8,9 @@ from __future__ import annotations
 
 import psycopg
 
-__all__ = ["blocking_pids", "terminate_blockers", "waiting_sessions"]
+from opsdrill.probes.sql import waiting_sessions
 
-
-def waiting_sessions(admin_dsn: str) -> dict[int, list[int]]:
-    """The diagnosis step: each session waiting on a lock -> the pids blocking it."""
-    with psycopg.connect(admin_dsn, autocommit=True, connect_timeout=5) as conn:
-        rows = conn.execute(
-            "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity "
-            "WHERE cardinality(pg_blocking_pids(pid)) > 0"
-        ).fetchall()
-    return {int(pid): [int(b) for b in blockers] for pid, blockers in rows}
+__all__ = ["blocking_pids", "terminate_blockers"]
 
 
 def blocking_pids(admin_dsn: str) -> list[int]:

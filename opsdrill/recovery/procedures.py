@@ -15,13 +15,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from opsdrill.drill.detector import Detector
+from opsdrill.drill.procedure import Procedure, StepOutput, procedure
 from opsdrill.errors import ServiceError, UsageError
 from opsdrill.probes.http import http_ok
-from opsdrill.probes.sql import sql_ok
-from opsdrill.recovery.blocking_sessions import terminate_blockers, waiting_sessions
+from opsdrill.probes.sql import sql_ok, waiting_sessions
+from opsdrill.recovery.blocking_sessions import terminate_blockers
 from opsdrill.recovery.cpu_hogs import OFFENDER_SHARE, CpuUser, kill_offenders, top_cpu
 from opsdrill.recovery.idle_sessions import connections_by_state, terminate_idle
-from opsdrill.recovery.procedure import Procedure, StepOutput, procedure
 from opsdrill.recovery.runs_cancel import cancel_newest_running, running_runs
 from opsdrill.recovery.tracking_backlog import pending_tracking
 from opsdrill.targets.base import ExecResult, Target, public_url

@@ -17,7 +17,10 @@ from typing import Any
 
 import yaml
 
-from opsdrill.monitoring.prometheus_files import AGE_THRESHOLD
+#: an age in seconds compared with `time() - <timestamp metric>` (LongRunningJob's 7200):
+#: a duration written as a number, so it is scaled with the `for`s and windows ("age")
+AGE_THRESHOLD = re.compile(r"(time\(\)\s*-\s*[A-Za-z_:][\w:]*\s*(?:\{[^}]*\})?\s*>\s*)(\d+)\b")
+
 
 __all__ = [
     "PromtoolResult",

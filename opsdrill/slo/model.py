@@ -22,6 +22,7 @@ import yaml
 
 from opsdrill import durations
 from opsdrill.errors import UsageError
+from opsdrill.stack.routes import ROUTES
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -348,8 +349,6 @@ class _Parser:
         )
 
     def mix(self, node: yaml.Node) -> tuple[tuple[str, float], ...]:
-        from opsdrill.load.config import ROUTES  # here: opsdrill.load imports this module
-
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, "'mix' must map request kinds to shares (forecast:cold: 80%)")
         out = []

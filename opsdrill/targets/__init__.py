@@ -45,9 +45,7 @@ def parse_spec(spec: str, **options: object) -> Target:
     given = sorted(k for k, v in options.items() if v is not None)
     if spec.endswith(TARGET_FILE_SUFFIXES):
         _no_options(spec, given)
-        from opsdrill.targets.file.target import load_target_file
-
-        return load_target_file(Path(spec))
+        return _from_file(Path(spec))
     scheme, _, rest = spec.partition(":")
     if scheme == "local":
         from opsdrill.targets.local import LocalTarget
@@ -63,6 +61,18 @@ def parse_spec(spec: str, **options: object) -> Target:
         f"unknown target {spec!r}: use one of {', '.join(SCHEMES)} "
         "(e.g. 'local' or 'local:/var/tmp/stack')"
     )
+
+
+def _from_file(path: Path) -> Target:
+    """A host over ssh when the file's `host` is ssh://, else any testinfra host."""
+    from opsdrill.targets.file.target import FileTarget, read_target_file
+
+    raw = read_target_file(path)
+    if str(raw.get("host", "")).startswith("ssh://"):
+        from opsdrill.targets.host.target import HostTarget
+
+        return HostTarget(path, raw)
+    return FileTarget(path, raw)
 
 
 def _no_options(spec: str, given: list[str]) -> None:

@@ -17,6 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from opsdrill.errors import CapabilityMissing, DestructiveRefused, UsageError
+from opsdrill.monitoring.prometheus_files import SHORTENED
+from opsdrill.probes.stack_cpu import stack_cpu_percent
 from opsdrill.state import STATE_FILE
 from opsdrill.targets.drill_parts import DrillParts, ProxyHops
 
@@ -472,8 +474,6 @@ class Target(DrillParts, ABC):
     def stack_cpu_percent(self, window: float = 1.0) -> float:
         """Percent of the host's CPUs the stack's own processes used over `window` seconds:
         the CPU row where the host is shared with other work (`dedicated_host` False)."""
-        from opsdrill.probes.stack_cpu import stack_cpu_percent
-
         pids = [p for s in self.services.values() if (p := s.pid()) is not None]
         return stack_cpu_percent(pids, window)
 
@@ -509,8 +509,6 @@ class Target(DrillParts, ABC):
         """The text of the `shortened.json` beside the rules this target's Prometheus runs
         (every `for:` and window it runs shorter than production), or None when its rules
         are production's. An alert's MTTD at production scale is read from it."""
-        from opsdrill.drill.alert_scale import SHORTENED
-
         home = self.state_home()
         try:
             return None if home is None else (home / SHORTENED).read_text()

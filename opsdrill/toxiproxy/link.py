@@ -14,12 +14,16 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from opsdrill.toxiproxy.toxics import Chunk, Toxic
 
-if TYPE_CHECKING:
-    from opsdrill.toxiproxy.proxy import Connection
+
+class Connection(Protocol):
+    """The connection a link belongs to (`proxy.Connection`): told when a direction ends."""
+
+    def link_closed(self, link: Link, *, reset: bool) -> None: ...
+
 
 __all__ = ["READ_SIZE", "Link", "ToxicStub"]
 

@@ -44,7 +44,7 @@ import yaml
 from opsdrill.errors import ServiceError, UsageError
 from opsdrill.targets.base import SERVICE_NAMES, Endpoints, Service, Target
 
-__all__ = ["FileTarget", "HostService", "load_target_file"]
+__all__ = ["FileTarget", "HostService", "read_target_file"]
 
 ENDPOINT_KEYS = {
     "api_url", "dsn", "dsn_env", "admin_dsn_env", "api_key_env", "prometheus_url",
@@ -55,8 +55,8 @@ FLEET_KEYS = {"name", "host", "api_url", "services"}
 SERVICE_KEYS = ("systemd", "pidfile", "url", "url_env")
 
 
-def load_target_file(path: Path) -> FileTarget:
-    """Parse and validate a target file; every mistake is one sentence naming the key."""
+def read_target_file(path: Path) -> dict[str, Any]:
+    """A target file's keys; a file that is missing or does not parse is one sentence."""
     if not path.exists():
         raise UsageError(f"target file {path} does not exist")
     text = path.read_text()
@@ -66,15 +66,7 @@ def load_target_file(path: Path) -> FileTarget:
         raise UsageError(f"target file {path} does not parse: {exc}") from None
     if not isinstance(raw, dict):
         raise UsageError(f"target file {path} must be a table of keys, not {type(raw).__name__}")
-    return _target_for(path, raw)
-
-
-def _target_for(path: Path, raw: Mapping[str, Any]) -> FileTarget:
-    if str(raw.get("host", "")).startswith("ssh://"):
-        from opsdrill.targets.host.target import HostTarget
-
-        return HostTarget(path, raw)
-    return FileTarget(path, raw)
+    return raw
 
 
 def _fleet_entries(path: Path, raw: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -193,7 +185,9 @@ class FileTarget(Target):
 
     def fleet(self) -> Sequence[Target]:
         if self._members is None:
-            self._members = [_target_for(self.path, m) for m in self._fleet_files]
+            # a fleet is reached all alike (checked in _fleet_entries): its members are
+            # targets of this one's kind
+            self._members = [type(self)(self.path, m) for m in self._fleet_files]
         for member in self._members:  # one session's rights hold on every host
             member.allow_destructive = self.allow_destructive
         return (self, *self._members)

@@ -8,14 +8,20 @@ the backend whose mechanics they call; importing `opsdrill.targets.local` regist
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from opsdrill.faults.base import Fault, register
 
-if TYPE_CHECKING:
-    from opsdrill.targets.local.target import LocalTarget
-
 __all__ = ["DataFsInPlace", "ProxyInPlace"]
+
+
+class Rewirable(Protocol):
+    """What these parts call on the embedded target (LocalTarget implements it)."""
+
+    def install_proxy(self) -> None: ...
+    def remove_proxy(self) -> None: ...
+    def install_data_fs(self, size: str) -> None: ...
+    def remove_data_fs(self) -> None: ...
 
 
 @register
@@ -26,9 +32,9 @@ class ProxyInPlace(Fault):
     kind = "proxy_in_place"
     blast_radius = "the app restarts onto the proxy, and back onto its direct database link"
     undo_summary = "restart the app on its direct database link, then stop the proxy"
-    target: LocalTarget
+    target: Rewirable
 
-    def __init__(self, target: LocalTarget) -> None:
+    def __init__(self, target: Rewirable) -> None:
         super().__init__(target)
 
     def describe(self) -> str:
@@ -50,9 +56,9 @@ class DataFsInPlace(Fault):
     kind = "data_fs_in_place"
     blast_radius = "the app restarts onto a size-limited copy of its home, and back"
     undo_summary = "stop the app, copy its home back off the image, remove the image, start it"
-    target: LocalTarget
+    target: Rewirable
 
-    def __init__(self, target: LocalTarget, *, size: str) -> None:
+    def __init__(self, target: Rewirable, *, size: str) -> None:
         super().__init__(target, size=size)
 
     def _inject(self) -> None:
