@@ -17,9 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from opsdrill import doctest
 from opsdrill.errors import OpsdrillError, UsageError
 from opsdrill.exitcodes import ExitCode, exit_code_for
-from opsdrill.targets import DEFAULT_SPEC, GAMEDAY_DATA_FS, Target, parse_spec
+from opsdrill.faults.rollback import rollback
+from opsdrill.report import build_report
+from opsdrill.targets import DEFAULT_SPEC, GAMEDAY_DATA_FS, Target, gameday_stack, parse_spec
 from opsdrill.targets.base import public_url
 
 __all__ = ["main", "target_spec"]
@@ -144,9 +147,6 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from opsdrill.errors import UsageError
-    from opsdrill.report import build_report
-
     if not args.run_dir.is_dir():
         raise UsageError(f"{args.run_dir} is not a directory: give a run folder under reports/")
     print(build_report(args.run_dir))
@@ -154,8 +154,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from opsdrill.faults.rollback import rollback
-
     reverted = rollback(parse_spec(target_spec(args)))
     print(f"{len(reverted)} fault(s) reverted" if reverted else "no fault to revert")
     return ExitCode.OK
@@ -186,8 +184,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 def gameday_target(args: argparse.Namespace) -> Target:
     """A running stack (or one deployed elsewhere) as it is; a new embedded one with
     everything the drills need to run for real."""
-    from opsdrill.targets import gameday_stack
-
     return gameday_stack(
         target_spec(args),
         fresh=not args.reuse_state,
@@ -198,6 +194,7 @@ def gameday_target(args: argparse.Namespace) -> Target:
 
 
 def cmd_gameday(args: argparse.Namespace) -> int:
+    # here, not at the top: the game day's load gate costs a second of imports (SciPy)
     from opsdrill.gameday.plan import PLAN_FILE, GameDayPlan
     from opsdrill.gameday.run import GameDay, repo_root
 
@@ -219,9 +216,6 @@ def cmd_gameday(args: argparse.Namespace) -> int:
 
 def cmd_doctest(args: argparse.Namespace) -> int:
     """Validate a runbook's SQL against a live schema; exit 1 when any statement is broken."""
-    from opsdrill import doctest
-    from opsdrill.targets import parse_spec
-
     if args.sandbox and not args.dsn:
         raise UsageError(
             "--sandbox only applies to --dsn: a target says itself if it is production"

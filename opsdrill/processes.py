@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import signal
 import subprocess
 import time
@@ -130,6 +131,4 @@ def spawn(
 def _primary_group(user: str | None) -> int | None:
     if user is None:
         return None
-    import pwd
-
     return pwd.getpwnam(user).pw_gid

@@ -17,14 +17,16 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from opsdrill.doctest.classify import Kind, classify
+from opsdrill.doctest.classify import Kind, classify, strip_comments
 from opsdrill.doctest.extract import Statement
 from opsdrill.doctest.hints import Catalog, hint_for
-from opsdrill.errors import TargetUnreachable
+from opsdrill.errors import MissingDependency, TargetUnreachable
+from opsdrill.targets.postgres import find_bindir
 
 __all__ = ["Database", "Result", "Validator", "describe_dsn"]
 
@@ -217,8 +219,6 @@ def _bare(sql: str) -> str:
 
 def _execute(conn: psycopg.Connection, sql: str) -> None:
     """Execute one statement; COPY goes through the copy protocol with no data sent."""
-    from opsdrill.doctest.classify import strip_comments
-
     if strip_comments(sql).upper().startswith("COPY"):
         with conn.cursor() as cur, cur.copy(_bare(sql)) as copy:  # type: ignore[arg-type]
             for _ in copy:
@@ -298,11 +298,6 @@ class _Scratch:
 
 
 def _pg_bindir():  # -> Path | None
-    from pathlib import Path
-
-    from opsdrill.errors import MissingDependency
-    from opsdrill.targets.postgres import find_bindir
-
     with contextlib.suppress(MissingDependency):
         bindir = find_bindir()
         if (bindir / "pg_dump").exists():

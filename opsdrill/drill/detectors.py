@@ -8,9 +8,11 @@ import time
 from typing import ClassVar
 
 import httpx
+import psycopg
 
 from opsdrill.drill.alert_scale import target_alert_scaling
 from opsdrill.drill.detector import Detector
+from opsdrill.faults.pool_exhaustion import is_slot_refusal
 from opsdrill.probes.alertmanager import delivered
 from opsdrill.probes.prometheus import alert_state
 from opsdrill.probes.sql import sql_ok, waiting_sessions
@@ -156,9 +158,6 @@ class FaultProbes:
 
     def db_refuses_app_role(self, timeout: float = 10.0) -> Detector:
         """A new connection as the app's role is refused: too many clients (SQLSTATE 53300)."""
-        import psycopg
-
-        from opsdrill.faults.pool_exhaustion import is_slot_refusal
 
         def check() -> bool:
             try:
@@ -223,8 +222,6 @@ class FaultProbes:
         return Detector("MLflow /health gets no answer", lambda: _status(health) == 0, timeout)
 
     def no_run_running(self, timeout: float = 10.0) -> Detector:
-        import psycopg
-
         def check() -> bool:
             with psycopg.connect(self.admin, autocommit=True, connect_timeout=2) as conn:
                 row = conn.execute("SELECT count(*) FROM runs WHERE status = 'running'").fetchone()

@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import psycopg
+from psycopg import sql
+
 from opsdrill.drill.integrity_files import RemoteRun, local_sums, remote_sums, sha256
 
 __all__ = ["Audit", "IntegritySnapshot", "RowSum", "take_snapshot"]
@@ -134,8 +137,6 @@ def take_snapshot(
     """Checksum every table's rows, the model files and the newest backup. With `before`,
     the files looked at are the ones `before` covered (the newest backup then, not now).
     Files not readable here are read by `run` where the app runs (`Target.exec`)."""
-    import psycopg
-
     notes: list[str] = []
     with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
         rows = {table: _rows(conn, table, key) for table, key in _tables(conn).items()}
@@ -177,8 +178,6 @@ def _tables(conn: Any) -> dict[str, str]:
 
 
 def _rows(conn: Any, table: str, key: str) -> dict[str, RowSum]:
-    from psycopg import sql
-
     full: sql.Composable
     committed: sql.Composable
     unfinished: sql.Composable

@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Self
 
 from opsdrill import events
-from opsdrill.errors import RevertFailed
+from opsdrill.errors import FaultNotEffective, RevertFailed, ServiceError
 from opsdrill.faults.journal import Journal, JournalEntry
 from opsdrill.targets.base import Target
 
@@ -96,8 +96,6 @@ class Fault(ABC):
         A start that succeeds means the fault had no effect. The refusal is journaled, so a
         drill (or another process) can show what the service said.
         """
-        from opsdrill.errors import FaultNotEffective, ServiceError
-
         try:
             self.target.service(service).start(timeout=60)
         except ServiceError as exc:

@@ -34,6 +34,7 @@ _CLIENT_LOCK = threading.Lock()
 
 def _call(url: str, action: Any) -> Any:
     """Run `action(Toxiproxy())` against the server at `url`."""
+    # here: a missing client is one sentence when a network fault runs, not an import error
     try:
         from toxiproxy import Toxiproxy  # type: ignore[import-untyped]
     except ImportError as exc:
@@ -119,7 +120,7 @@ class NetworkToxic(Fault):
         url, proxy = self._url_now(undo["url"]), undo.get("proxy", self.params["proxy"])
 
         def remove(client: Any) -> None:
-            from toxiproxy.exceptions import NotFound  # type: ignore[import-untyped]
+            from toxiproxy.exceptions import NotFound  # type: ignore[import-untyped]  # as above
 
             found = client.get_proxy(proxy)
             if found is not None and name in found.toxics():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import opsdrill.faults  # noqa: F401  (the package registers every fault kind)
 from opsdrill.errors import CapabilityMissing, RevertFailed
 from opsdrill.faults.base import REGISTRY, Fault
 from opsdrill.faults.journal import Journal
@@ -18,8 +19,6 @@ __all__ = ["rollback"]
 
 def rollback(target: Target, say: Callable[[str], None] = print) -> list[str]:
     """Revert journaled faults newest first; report every failure together at the end."""
-    import opsdrill.faults  # noqa: F401  (registers every fault kind)
-
     try:
         journal = Journal(target.journal_dir)
     except CapabilityMissing:

@@ -24,10 +24,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import yaml
 
 from opsdrill.errors import UsageError
+from opsdrill.faults.gpu_oom import cuda_available
 from opsdrill.gameday.junit import SkippedTest
+from opsdrill.load.gate import size_statement
+from opsdrill.load.pytest_gate import default_slo_path
+from opsdrill.slo.model import load_slo_file
 
 __all__ = ["CONDITIONS", "Conditions", "ExpectedSkip", "GameDayPlan", "JudgedSkip"]
 
@@ -35,8 +40,6 @@ PLAN_FILE = "gameday.yaml"
 
 
 def _no_cuda(_machine: Conditions, _arg: str) -> bool:
-    from opsdrill.faults.gpu_oom import cuda_available
-
     return not cuda_available()
 
 
@@ -50,8 +53,6 @@ def _command_missing(_machine: Conditions, arg: str) -> bool:
 
 def _no_ray(machine: Conditions, _arg: str) -> bool:
     """The app trains without Ray: its /health lists no `ray` component (docs/RAY.md)."""
-    import httpx
-
     try:
         body = httpx.get(f"{machine.api_url}/health", timeout=5.0).json()
     except (httpx.HTTPError, ValueError):
@@ -72,10 +73,6 @@ def _no_capability(machine: Conditions, arg: str) -> bool:
 
 def _gate_too_small(_machine: Conditions, arg: str) -> bool:
     """`PROFILE:SLO`: the SLO file's gate profile gives too few events to ever say MET."""
-    from opsdrill.load.gate import size_statement
-    from opsdrill.load.pytest_gate import default_slo_path
-    from opsdrill.slo.model import load_slo_file
-
     profile_name, _, slo_name = arg.partition(":")
     slos = load_slo_file(default_slo_path())
     profile = next((p for p in slos.gate.profiles if p.name == profile_name), None)

@@ -22,9 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from opsdrill.errors import UsageError
+from opsdrill.faults.rollback import rollback
 from opsdrill.gameday.junit import read_junit
 from opsdrill.gameday.plan import Conditions, GameDayPlan, JudgedSkip
 from opsdrill.gameday.verdict import Verdict
+from opsdrill.report import build_report
+from opsdrill.report.collect import RunArtefacts
+from opsdrill.report.summary import drill_data, drill_lines, slo_data, slo_lines
 from opsdrill.targets.base import Target
 
 __all__ = ["SUITES", "GameDay", "SuiteResult", "repo_root"]
@@ -124,8 +129,6 @@ class GameDay:
         if self.only:
             unknown = sorted(set(self.only) - set(have))
             if unknown:
-                from opsdrill.errors import UsageError
-
                 raise UsageError(
                     f"unknown suite(s) {', '.join(unknown)}: choose from {', '.join(have)}"
                 )
@@ -151,8 +154,6 @@ class GameDay:
                  "skip(s); any other skip makes the game day INCOMPLETE")  # fmt: skip
         try:
             self.say("bringing the stack up" if started_here else "stack is up; reusing it")
-            from opsdrill.faults.rollback import rollback
-
             rollback(self.target, say=lambda line: self.say(f"  {line}"))
             if runs_itself:
                 self.target.up(say=lambda line: self.say(f"  {line}"))
@@ -165,8 +166,6 @@ class GameDay:
                 self.say("tearing the stack down")
                 self.target.down(say=lambda line: self.say(f"  {line}"))
             self.write_summary(time.monotonic() - t0)
-            from opsdrill.report import build_report
-
             self.say(f"report: {build_report(self.out)}")
             self.allure_report()
         verdict = self.verdict()
@@ -227,9 +226,6 @@ class GameDay:
             "suites": [r.as_dict() for r in self.results],
             "skips": skips,
         }
-        from opsdrill.report.collect import RunArtefacts
-        from opsdrill.report.summary import drill_data, drill_lines, slo_data, slo_lines
-
         artefacts = RunArtefacts.load(self.out)
         data |= drill_data(artefacts.incidents)
         data["slo"] = slo_data(artefacts.slo)

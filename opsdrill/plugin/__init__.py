@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from opsdrill import events
+from opsdrill.plugin import hookspecs
+from opsdrill.plugin.coverage import RunbookCoverage
+from opsdrill.plugin.textfile import TextfileExporter
+
 _BRIDGES = pytest.StashKey[dict[str, Callable[..., None]]]()
 
 MARKERS = (
@@ -56,8 +61,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    from opsdrill.plugin import hookspecs
-
     pluginmanager.add_hookspecs(hookspecs)
 
 
@@ -74,8 +77,6 @@ def _bridge(config: pytest.Config, event: str) -> Callable[..., None]:
 def pytest_configure(config: pytest.Config) -> None:
     for line in MARKERS:
         config.addinivalue_line("markers", line)
-    from opsdrill import events
-
     bridges = {e: _bridge(config, e) for e in _EVENTS}
     for event, listener in bridges.items():
         events.subscribe(event, listener)
@@ -84,18 +85,12 @@ def pytest_configure(config: pytest.Config) -> None:
     # overrides testinfra's (the last registered definition of a fixture wins)
     for name in _FIXTURES:
         config.pluginmanager.import_plugin(name)
-    from opsdrill.plugin.coverage import RunbookCoverage
-
     config.pluginmanager.register(RunbookCoverage(config), "opsdrill-coverage")
     if textfile := config.getoption("--prometheus-textfile"):
-        from opsdrill.plugin.textfile import TextfileExporter
-
         config.pluginmanager.register(TextfileExporter(Path(textfile)), "opsdrill-smoke")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from opsdrill import events
-
     for event, listener in config.stash.get(_BRIDGES, {}).items():
         events.unsubscribe(event, listener)
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from opsdrill.plugin.drill_plan import plan_for, render
+
 __all__ = ["chaos_rng", "chaos_seed"]
 
 _PREVIOUS = pytest.StashKey[Any]()
@@ -57,8 +59,6 @@ def pytest_report_header(config: pytest.Config) -> str:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not config.getoption("--plan"):
         return
-    from opsdrill.plugin.drill_plan import plan_for, render
-
     target = config.getoption("--target")
     text = render([plan_for(item, target) for item in items])
     config.get_terminal_writer().line(text)

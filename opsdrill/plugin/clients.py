@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import httpx
+import psycopg
 import pytest
 
 from opsdrill.targets.base import Target
@@ -32,8 +33,6 @@ def api_admin(target: Target) -> Iterator[httpx.Client]:
 @pytest.fixture(scope="session")
 def db(target: Target) -> Iterator[object]:
     """An autocommit connection to the stack's database as the application role."""
-    import psycopg
-
     with psycopg.connect(target.endpoints.dsn, autocommit=True, connect_timeout=5) as conn:
         yield conn
 

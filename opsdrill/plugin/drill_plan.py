@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from opsdrill.faults import REGISTRY
+
 __all__ = ["DrillPlan", "plan_for", "render"]
 
 
@@ -43,8 +45,6 @@ def plan_for(item: pytest.Item, target: str) -> DrillPlan:
                          item.get_closest_marker("destructive") is not None)  # fmt: skip
     cls = fault.args[0]
     if isinstance(cls, str):  # a kind: the usual spelling (a lone class would be decorated)
-        from opsdrill.faults import REGISTRY
-
         cls = REGISTRY.get(cls, cls)
     name = getattr(cls, "kind", getattr(cls, "__name__", str(cls)))
     return DrillPlan(

@@ -21,6 +21,7 @@ from collections.abc import Generator
 import pytest
 
 from opsdrill.errors import OpsdrillError
+from opsdrill.plugin.session_target import configured_target
 from opsdrill.targets.base import Target
 
 __all__ = ["FAULT_NEEDS", "GUARD_MARKERS", "refusal"]
@@ -112,8 +113,6 @@ def _touches_target(item: pytest.Item) -> bool:
 
 def _target_or_error(config: pytest.Config) -> Target | str:
     """The session's target, or why it cannot be built (said once per collector)."""
-    from opsdrill.plugin.session_target import configured_target
-
     try:
         return configured_target(config)
     except OpsdrillError as exc:

@@ -31,8 +31,10 @@ import pytest
 
 from opsdrill.errors import OpsdrillError, TargetBusy, TargetUnreachable, UsageError
 from opsdrill.exitcodes import ExitCode, exit_code_for
+from opsdrill.faults.rollback import rollback
 from opsdrill.plugin.target_locks import flocked, lock_file, state_lock
 from opsdrill.processes import ProcessRef
+from opsdrill.targets import parse_spec
 from opsdrill.targets.base import Say, Target
 
 __all__ = ["SessionTarget", "configured_target"]
@@ -90,8 +92,6 @@ class SessionTarget:
                 else:
                     require_reachable(machine.endpoints.api_url)
             return self.target
-        from opsdrill.faults.rollback import rollback
-
         with self._locked():
             if not self.target.exists():
                 self._create(self.home)
@@ -184,8 +184,6 @@ def _say(config: pytest.Config) -> Say:
 def configured_target(config: pytest.Config) -> Target:
     """The `--target` of this session, built once (nothing started or touched yet)."""
     if _TARGET not in config.stash:
-        from opsdrill.targets import parse_spec
-
         built = parse_spec(config.getoption("--target"))
         built.allow_destructive = config.getoption("--allow-destructive")
         config.stash[_TARGET] = built

@@ -7,7 +7,7 @@ __all__ = ["ping"]
 
 def ping(redis_url: str, timeout: float = 0.5) -> bool:
     """True when Redis answers PING within `timeout`."""
-    import redis
+    import redis  # here: the client is needed only where the stack runs Redis
 
     try:
         client = redis.Redis.from_url(

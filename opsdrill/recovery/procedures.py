@@ -14,15 +14,23 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import httpx
+
 from opsdrill.drill.detector import Detector
 from opsdrill.drill.procedure import Procedure, StepOutput, procedure
 from opsdrill.errors import ServiceError, UsageError
+from opsdrill.probes import redis as redis_probe
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok, waiting_sessions
 from opsdrill.recovery.blocking_sessions import terminate_blockers
 from opsdrill.recovery.cpu_hogs import OFFENDER_SHARE, CpuUser, kill_offenders, top_cpu
+from opsdrill.recovery.db_recovery import recover_database
+from opsdrill.recovery.disk_cleanup import clean_up
+from opsdrill.recovery.gpu_memory import confirm_lowered, lower_gpu_settings
 from opsdrill.recovery.idle_sessions import connections_by_state, terminate_idle
+from opsdrill.recovery.port_owner import listeners
 from opsdrill.recovery.runs_cancel import cancel_newest_running, running_runs
+from opsdrill.recovery.service_restart import restart_service
 from opsdrill.recovery.tracking_backlog import pending_tracking
 from opsdrill.targets.base import ExecResult, Target, public_url
 from opsdrill.targets.service_process import ServiceProcess
@@ -203,8 +211,6 @@ def terminate_blocking_session(target: Target) -> Procedure:
 
 def restart_app(target: Target, interval: float = 0.5) -> Procedure:
     """§5.3.1 service restart (stop, kill leftovers by pid file, clean up, start, /health)."""
-    from opsdrill.recovery.service_restart import restart_service
-
     return procedure(
         "5.3.1",
         "service restart",
@@ -221,7 +227,6 @@ def correct_config(
 ) -> Procedure:
     """§5.2.1: --check-config names the file; it is moved aside (kept here, on the machine
     running opsdrill, with the incident), checked, restarted."""
-    from opsdrill.recovery.service_restart import restart_service
 
     def diagnose() -> str:
         done = check()
@@ -249,9 +254,6 @@ def correct_config(
 def free_port(target: Target, port: int) -> Procedure:
     """§5.2.1 "is the port taken": the holder found by socket inode where the app binds its
     port, stopped by pid there (SIGTERM, then SIGKILL after 5 s; start time checked)."""
-    from opsdrill.recovery.port_owner import listeners
-    from opsdrill.recovery.service_restart import restart_service
-
     where = target.socket_service("api")
 
     def diagnose() -> list[str]:
@@ -278,8 +280,6 @@ def free_port(target: Target, port: int) -> Procedure:
 def clean_disk(target: Target, data_dir: PurePosixPath | str | None = None) -> Procedure:
     """§5.2.4 disk full: diagnose, delete old logs, models and temp files, confirm; where
     the app runs, with df on `data_dir` (the filesystem that filled; NF_HOME by default)."""
-    from opsdrill.recovery.disk_cleanup import clean_up
-
     home = target.endpoints.home
     if home is None:
         raise UsageError(f"target {target.name!r} names no data directory (NF_HOME)")
@@ -294,8 +294,6 @@ def clean_disk(target: Target, data_dir: PurePosixPath | str | None = None) -> P
 
 def restore_database(target: Target) -> Procedure:
     """§5.3.2 database recovery from the newest backup, a safety dump first."""
-    from opsdrill.recovery.db_recovery import recover_database
-
     return procedure(
         "5.3.2",
         "database recovery",
@@ -308,9 +306,6 @@ def lower_gpu_memory(target: Target, read: Callable[[], tuple[Any, Path]]) -> Pr
     """§5.2.3 fix 3 (GPU): diagnose GPU memory, lower GPU_MEMORY_LIMIT and MAX_PARALLEL_RUNS
     where the app reads them, restart, confirm the lower values are in effect. `read` returns
     the app's effective settings (gpu_memory.effective_settings with the app's environment)."""
-    from opsdrill.recovery.gpu_memory import confirm_lowered, lower_gpu_settings
-    from opsdrill.recovery.service_restart import restart_service
-
     before: list[Any] = []
 
     def diagnose() -> str:
@@ -343,8 +338,6 @@ def lower_gpu_memory(target: Target, read: Callable[[], tuple[Any, Path]]) -> Pr
 def restart_redis(target: Target, confirm_timeout: float = 30.0) -> Procedure:
     """§5.3.1-style restart of Redis, the forecast cache (§2.1, low priority): start it by the
     service's own record (never by name), then confirm the app uses it again via /health."""
-    from opsdrill.probes import redis as redis_probe
-
     redis = target.service("redis")
     url = redis.url or ""
 
@@ -375,8 +368,6 @@ def restart_redis(target: Target, confirm_timeout: float = 30.0) -> Procedure:
 
 
 def _redis_ok(health_url: str) -> bool:
-    import httpx
-
     try:
         resp = httpx.get(health_url, timeout=2.0)
         redis = resp.json().get("components", {}).get("redis", {})

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import psycopg
+
 __all__ = ["pending_tracking"]
 
 PENDING = "SELECT count(*) FROM runs WHERE status = 'completed' AND tracking_status = 'pending'"
@@ -10,8 +12,6 @@ PENDING = "SELECT count(*) FROM runs WHERE status = 'completed' AND tracking_sta
 
 def pending_tracking(dsn: str) -> int:
     """How many completed runs wait to be logged to MLflow."""
-    import psycopg
-
     with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
         row = conn.execute(PENDING).fetchone()
     return int(row[0]) if row else 0

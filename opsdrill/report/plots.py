@@ -20,7 +20,7 @@ def drill_plot(incident: dict[str, Any]) -> bytes | None:
     samples = incident.get("samples") or []
     if not samples:
         return None
-    import matplotlib
+    import matplotlib  # here: half a second of imports, only when a plot is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -61,7 +61,7 @@ def load_percentile_plot(
     history = load.get("history") or []
     if not history:
         return None
-    import matplotlib
+    import matplotlib  # here: half a second of imports, only when a plot is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

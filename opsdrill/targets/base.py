@@ -16,6 +16,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
+import testinfra
+
 from opsdrill.errors import CapabilityMissing, DestructiveRefused, UsageError
 from opsdrill.monitoring.prometheus_files import SHORTENED
 from opsdrill.probes.stack_cpu import stack_cpu_percent
@@ -321,8 +323,6 @@ class Target(DrillParts, ABC):
 
     def testinfra_host(self) -> Any:
         """testinfra's host for this target's machine (disk, memory, files, processes)."""
-        import testinfra
-
         return testinfra.get_host(self.host_spec)
 
     def service(self, name: str) -> Service:

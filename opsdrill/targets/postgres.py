@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opsdrill.errors import MissingDependency, PrivilegeError, ServiceError
+from opsdrill.processes import pid_alive
 
 __all__ = ["Cluster", "find_bindir", "run_user"]
 
@@ -150,8 +151,6 @@ class Cluster:
         fast on a busy machine: a file naming `dead_pid` (a postmaster we started and know,
         by its start time, to be gone) is stale even when some other process now has that pid.
         """
-        from opsdrill.processes import pid_alive
-
         lock_files = [
             self.data_dir / "postmaster.pid",
             self.socket_dir / f".s.PGSQL.{self.port}.lock",

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from opsdrill.targets.base import ExecResult
+from opsdrill.targets.docker.sdk import docker
 
 __all__ = ["run_detached", "run_in", "run_oneoff"]
 
@@ -31,8 +32,6 @@ def run_in(
     env: Mapping[str, str] | None,
 ) -> ExecResult:
     """`docker exec` in a running container, as its image's user unless `user` says."""
-    import docker.errors  # type: ignore[import-untyped]
-
     try:
         code, (out, err) = container.exec_run(
             _bounded(argv, timeout), user=user or "", environment=dict(env or {}), demux=True
@@ -58,8 +57,6 @@ def run_oneoff(
     of the same image, environment, volumes (so the config it refuses to start on, and its
     data) and network (the ops CLI restoring a backup while the api is stopped reaches the
     db as the api does), removed afterwards."""
-    import docker.errors  # type: ignore[import-untyped]
-
     config = container.attrs["Config"]
     try:
         oneoff = client.containers.run(
@@ -99,8 +96,6 @@ def run_detached(
     container), never an orphan adopted by the container's main process, so `top` there
     does not take it for one of the app's children. Its pid, in the container's pid
     namespace, is written by the shell that then becomes it, and read back (stdout)."""
-    import docker.errors  # type: ignore[import-untyped]
-
     marker = f"/tmp/.opsdrill-exec-{time.monotonic_ns()}.pid"
     script = 'echo $$ > "$0" && exec "$@" >/dev/null 2>&1 </dev/null'
     try:

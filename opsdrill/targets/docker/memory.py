@@ -14,6 +14,7 @@ from typing import Any
 
 from opsdrill.errors import ServiceError
 from opsdrill.targets.base import MemoryUsage
+from opsdrill.targets.docker.sdk import docker
 
 __all__ = ["cgroup_oom_kills", "limit_of", "memory_of", "set_limit"]
 
@@ -48,8 +49,6 @@ def set_limit(container: Any, limit_bytes: int | None, host_total: int) -> None:
     The swap limit is always a number: given one above the current memory limit, runc writes
     it first, as cgroup v1 refuses a memory limit above the memory+swap one (EINVAL); with
     -1 (unlimited) the engine leaves swap as it was and raising the memory limit fails."""
-    import docker.errors  # type: ignore[import-untyped]
-
     limit = host_total if limit_bytes is None else limit_bytes
     swap = 2 * host_total if limit_bytes is None else limit_bytes
     deadline = time.monotonic() + 15

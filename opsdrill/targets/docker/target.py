@@ -50,6 +50,7 @@ from opsdrill.targets.base import (
 from opsdrill.targets.docker import exec as docker_exec
 from opsdrill.targets.docker.files import ContainerFiles
 from opsdrill.targets.docker.memory import cgroup_oom_kills, limit_of, memory_of, set_limit
+from opsdrill.targets.docker.sdk import docker
 from opsdrill.targets.drill_parts import Say
 
 __all__ = ["ContainerService", "DockerTarget", "parse_docker_spec"]
@@ -105,13 +106,6 @@ def parse_docker_spec(rest: str) -> tuple[str, dict[str, str]]:
 
 def _client() -> Any:
     """A Docker API client from the environment (DOCKER_HOST), or one sentence why not."""
-    try:
-        import docker  # type: ignore[import-untyped]
-        import docker.errors  # type: ignore[import-untyped]
-    except ImportError:
-        raise MissingDependency(
-            "the docker target needs the `docker` package: pip install docker"
-        ) from None
     try:
         client = docker.from_env(timeout=30)
         client.ping()
@@ -213,8 +207,6 @@ class ContainerService(Service):
             self._api_call("unpause", self.container.unpause)
 
     def _api_call(self, verb: str, call: Any) -> None:
-        import docker.errors  # type: ignore[import-untyped]
-
         try:
             call()
         except docker.errors.APIError as exc:
@@ -491,8 +483,6 @@ class DockerTarget(Target):
         the stopped container's filesystem through the Engine API, never assumed)."""
         if service != "api":
             return []
-        import docker.errors  # type: ignore[import-untyped]
-
         home = self.endpoints.home or HOME
         path = home / PID_FILE
         container = self._container("api")

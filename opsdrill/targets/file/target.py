@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import testinfra
 import yaml
 
 from opsdrill.errors import ServiceError, UsageError
@@ -204,8 +205,6 @@ class FileTarget(Target):
     def host(self) -> Any:
         """The testinfra host, connected on first use."""
         if self._host is None:
-            import testinfra
-
             try:
                 self._host = testinfra.get_host(self.host_spec)
             except Exception as exc:  # testinfra raises plain RuntimeError for bad specs

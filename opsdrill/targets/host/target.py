@@ -27,6 +27,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
+import testinfra
 import yaml
 
 from opsdrill.errors import (
@@ -37,6 +38,8 @@ from opsdrill.errors import (
     UsageError,
 )
 from opsdrill.probes.http import http_ok
+from opsdrill.probes.prometheus import config_yaml, flags
+from opsdrill.recovery.port_owner import ports_of
 from opsdrill.targets.base import (
     SHELL_GLOB,
     SHELL_REMOVE,
@@ -52,6 +55,7 @@ from opsdrill.targets.file.target import FileTarget, HostService
 from opsdrill.targets.host.cgroup import CPU_SCRIPT, MEMORY_SCRIPT, PAGE, UNLIMITED
 from opsdrill.targets.host.proxy import PROXIES, parse_host_proxy
 from opsdrill.targets.host.ssh import SshHost
+from opsdrill.targets.service_process import ServiceProcess
 
 __all__ = ["HostTarget", "HostUnit", "SshFiles"]
 
@@ -164,8 +168,6 @@ class HostTarget(FileTarget):
     @property
     def host(self) -> Any:
         if self._host is None:
-            import testinfra
-
             spec, kwargs = self.ssh.testinfra_spec()
             self._host = testinfra.get_host(spec, **kwargs)
         return self._host
@@ -196,8 +198,6 @@ class HostTarget(FileTarget):
     def rule_scaling_text(self) -> str | None:
         """The `shortened.json` beside the host Prometheus' config file or its rule files,
         read over ssh; None when the host runs production's rule windows."""
-        from opsdrill.probes.prometheus import config_yaml, flags
-
         url = self.endpoints.prometheus_url
         if url is None or "prometheus" not in self._services:
             return None
@@ -353,8 +353,6 @@ class HostTarget(FileTarget):
     def listen_port(self, service: str) -> int:
         """Read on the host: the port the unit's main process listens on (the target file's
         URLs may name a balancer's or a published port); the URL's port when it is down."""
-        from opsdrill.recovery.port_owner import ports_of
-
         named = urlsplit(self.service(service).url or "").port
         pid = self.service(service).pid()
         ports = ports_of(self, service, pid) if pid is not None else []
@@ -374,8 +372,6 @@ class HostTarget(FileTarget):
         home = self.endpoints.home
         if service != "api" or home is None:
             return []
-        from opsdrill.targets.service_process import ServiceProcess
-
         path = home / "run" / "app.pid"
         files = self.files("api")
         try:

@@ -21,6 +21,9 @@ import signal
 import sys
 from pathlib import Path
 
+import psutil
+import psycopg
+
 from opsdrill.errors import ServiceError
 from opsdrill.probes.http import http_ok
 from opsdrill.processes import ProcessRef
@@ -63,8 +66,6 @@ def backend_uri(app_dsn: str) -> str:
 
 def create_database(admin_conninfo: str, owner: str) -> None:
     """CREATE DATABASE mlflow (owned by the app's role) unless it exists."""
-    import psycopg
-
     with (
         psycopg.connect(admin_conninfo, autocommit=True) as conn,
         contextlib.suppress(psycopg.errors.DuplicateDatabase),
@@ -103,8 +104,6 @@ def spec(port: int, home: Path, app_dsn: str, admin_conninfo: str, owner: str) -
 
 def serving_pid(supervisor_pid: int) -> int | None:
     """The uvicorn child of `mlflow server` that listens (the supervisor itself serves nothing)."""
-    import psutil
-
     with contextlib.suppress(psutil.Error):
         for child in psutil.Process(supervisor_pid).children():
             if "uvicorn" in " ".join(child.cmdline()):

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+
 from opsdrill.errors import ServiceError
 from opsdrill.targets.local.process_service import ProcessSpec
 from opsdrill.targets.local.specs import http_spec
@@ -57,8 +59,6 @@ def spec(ports: Callable[[str], int], state_dir: Path) -> ProcessSpec:
 
 def populate_external(url: str | None, proxies: Proxies) -> None:
     """With OPSDRILL_TOXIPROXY_URL, create (or replace) our proxies on that server."""
-    import httpx
-
     resp = httpx.post(f"{url}/populate", json=proxies, timeout=5)
     if resp.status_code >= 300:
         raise ServiceError(f"Toxiproxy at {url} refused our proxies: {resp.text.strip()}")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from opsdrill import ports
+from opsdrill.processes import ProcessRef
 from opsdrill.state import ServiceRecord, StackState
 
 __all__ = ["StackRecords", "alive"]
@@ -65,6 +66,4 @@ class StackRecords:
 
 def alive(rec: ServiceRecord) -> bool:
     """The recorded process still runs: the same pid with the same start time."""
-    from opsdrill.processes import ProcessRef
-
     return rec.pid > 0 and ProcessRef(rec.pid, rec.ticks).alive()

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from opsdrill.monitoring import prometheus_files
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import sql_ok
 from opsdrill.targets.local import mlflow_service, ray_service
@@ -147,8 +148,6 @@ def cgroup_exporter_spec(port: int, cgroup: str | None) -> ProcessSpec:
 
 def alertmanager_spec(ports: Ports, state_dir: Path) -> ProcessSpec:
     """Alertmanager, routing every alert to the alert sink."""
-    from opsdrill.monitoring import prometheus_files
-
     port = ports("alertmanager")
     root = state_dir / "monitoring" / "alertmanager"
     sink = f"http://127.0.0.1:{ports('alert_sink')}/alerts"
@@ -167,8 +166,6 @@ def prometheus_spec(
 ) -> ProcessSpec:
     """Prometheus with the production rules, shortened (RULE_TIME_FACTOR), scraping the
     services `url_of` finds in the stack; what was shortened is kept in shortened.json."""
-    from opsdrill.monitoring import prometheus_files
-
     port = ports("prometheus")
     root = state_dir / "monitoring" / "prometheus"
 

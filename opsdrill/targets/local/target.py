@@ -17,6 +17,8 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import psycopg
+
 from opsdrill.errors import CapabilityMissing, ServiceError, StartTimeout, UsageError
 from opsdrill.polling import poll
 from opsdrill.state import STATE_FILE, Secrets
@@ -36,6 +38,7 @@ from opsdrill.targets.drill_parts import Say
 from opsdrill.targets.local import (
     mlflow_service,
     options,
+    pid_file,
     proxies,
     ray_service,
     redis_service,
@@ -196,8 +199,6 @@ class LocalTarget(StackRecords, Target):
         """The app writes a pid file (NF_HOME/run/app.pid); the other services none."""
         if service != "api":
             return []
-        from opsdrill.targets.local import pid_file
-
         return pid_file.clear_leftovers(self.home / "run" / "app.pid", self.home)
 
     def set_memory_limit(self, service: str, limit_bytes: int | None) -> int | None:
@@ -542,8 +543,6 @@ class LocalTarget(StackRecords, Target):
         self.options.save(self.state_dir)
 
     def _bootstrap_db(self) -> None:
-        import psycopg
-
         cluster = self.cluster
         for dbname, sql in cluster.bootstrap_sql(self.secrets.db_password):
             with (
