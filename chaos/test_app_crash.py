@@ -17,7 +17,8 @@ from opsdrill.faults import AppCrash
 from opsdrill.processes import stat_start_ticks
 from opsdrill.recovery.procedures import restart_app
 from opsdrill.recovery.service_restart import app_pid_file
-from opsdrill.targets.base import ServiceFiles, Target
+from opsdrill.targets.base import Target
+from opsdrill.targets.files import ServiceFiles
 
 pytestmark = [
     pytest.mark.destructive,

@@ -17,7 +17,8 @@ import pytest
 
 from opsdrill.plugin.target_locks import state_lock
 from opsdrill.probes.metrics_text import AppMetrics, parse
-from opsdrill.targets.base import ExecResult, Target
+from opsdrill.targets.base import Target
+from opsdrill.targets.model import ExecResult
 
 Read = Callable[..., list[dict[str, Any]]]
 

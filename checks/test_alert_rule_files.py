@@ -19,7 +19,8 @@ import yaml
 from opsdrill.probes.prometheus import config_yaml, loaded_rules
 from opsdrill.runbook import alert_rules
 from opsdrill.runbook.alert_rules import alert_names, promtool_check, promtool_test
-from opsdrill.targets.base import ServiceFiles, Target
+from opsdrill.targets.base import Target
+from opsdrill.targets.files import ServiceFiles
 
 TESTS_DIR = Path(__file__).resolve().parents[1] / "system/prometheus/tests"
 #: each production rule file and the promtool unit tests that go with it

@@ -30,7 +30,8 @@ import pytest
 
 from opsdrill.runbook import queries
 from opsdrill.runbook.thresholds import evaluate
-from opsdrill.targets.base import ServiceFiles, Target
+from opsdrill.targets.base import Target
+from opsdrill.targets.files import ServiceFiles
 
 pytestmark = pytest.mark.readonly  # the few that write are marked sandbox, which wins
 

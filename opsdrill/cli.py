@@ -23,7 +23,7 @@ from opsdrill.exitcodes import ExitCode, exit_code_for
 from opsdrill.faults.rollback import rollback
 from opsdrill.report import build_report
 from opsdrill.targets import DEFAULT_SPEC, GAMEDAY_DATA_FS, Target, gameday_stack, parse_spec
-from opsdrill.targets.base import public_url
+from opsdrill.targets.model import public_url
 
 __all__ = ["main", "target_spec"]
 

@@ -21,8 +21,9 @@ from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.drill.detectors import NO_PROMETHEUS, Probes
 from opsdrill.drill.procedure import Procedure, Step
 from opsdrill.faults.base import Fault, register
-from opsdrill.targets.base import Endpoints, Service, Target
+from opsdrill.targets.base import Service, Target
 from opsdrill.targets.local import LocalTarget
+from opsdrill.targets.model import Endpoints
 
 
 @register

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from opsdrill.drill.integrity_files import local_sums, remote_sums
-from opsdrill.targets.base import ExecResult
+from opsdrill.targets.model import ExecResult
 
 
 def _run(argv: Sequence[str]) -> ExecResult:

@@ -13,8 +13,8 @@ import pytest
 
 from opsdrill.errors import UsageError
 from opsdrill.recovery.disk_cleanup import clean_up
-from opsdrill.targets.base import ExecResult
 from opsdrill.targets.local import DataFilesystem, LocalTarget, WorkerCgroup, parse_size
+from opsdrill.targets.model import ExecResult
 
 root_only = pytest.mark.skipif(
     os.geteuid() != 0 or DataFilesystem.supported() is not None, reason="loop mounts need root"

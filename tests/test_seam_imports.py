@@ -25,6 +25,8 @@ NEUTRAL = frozenset(
     {
         "opsdrill.targets",
         "opsdrill.targets.base",
+        "opsdrill.targets.model",
+        "opsdrill.targets.files",
         "opsdrill.targets.drill_parts",
         "opsdrill.targets.first_data",  # bootstrap over Target.ops and the API
         "opsdrill.targets.postgres",  # PostgreSQL's binaries on this machine (doctest clones)

@@ -213,7 +213,7 @@ def test_a_host_has_toxiproxy_only_where_its_file_says(tmp_path: Path) -> None:
 def test_a_services_url_comes_from_the_file_or_the_environment_and_prints_masked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from opsdrill.targets.base import public_url
+    from opsdrill.targets.model import public_url
 
     def with_redis(spec: str) -> Path:
         path = _host_file(tmp_path)

@@ -11,7 +11,7 @@ from opsdrill.drill.integrity import IntegritySnapshot
 from opsdrill.drill.integrity_files import RemoteRun
 from opsdrill.drill.procedure import Procedure
 from opsdrill.faults.base import Fault
-from opsdrill.targets.base import Endpoints
+from opsdrill.targets.model import Endpoints
 
 __all__ = ["DrillSpec"]
 

@@ -13,7 +13,8 @@ from pathlib import PurePosixPath
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import Fault, register
-from opsdrill.targets.base import ExecResult, Target
+from opsdrill.targets.base import Target
+from opsdrill.targets.model import ExecResult
 
 __all__ = ["BROKEN_YAML", "BrokenConfig", "check_config", "config_path"]
 

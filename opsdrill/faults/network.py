@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 from opsdrill.errors import FaultNotEffective, MissingDependency, OpsdrillError
 from opsdrill.faults.base import Fault, register
-from opsdrill.targets.base import LINKS, ProxyLink, Target
+from opsdrill.targets.base import Target
+from opsdrill.targets.model import LINKS, ProxyLink
 
 __all__ = ["PROXY_LINKS", "Bandwidth", "Latency", "NetworkToxic", "ResetPeer", "Timeout",
            "toxics_on"]  # fmt: skip

@@ -35,7 +35,8 @@ from opsdrill.faults.rollback import rollback
 from opsdrill.plugin.target_locks import flocked, lock_file, state_lock
 from opsdrill.processes import ProcessRef
 from opsdrill.targets import parse_spec
-from opsdrill.targets.base import Say, Target
+from opsdrill.targets.base import Target
+from opsdrill.targets.model import Say
 
 __all__ = ["SessionTarget", "configured_target"]
 

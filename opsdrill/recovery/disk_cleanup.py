@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 from opsdrill.errors import ServiceError
-from opsdrill.targets.base import ExecResult
+from opsdrill.targets.model import ExecResult
 
 __all__ = ["CleanupReport", "Entry", "Run", "biggest_directories", "clean_up", "listing", "usage"]
 

@@ -32,7 +32,8 @@ from opsdrill.recovery.port_owner import listeners
 from opsdrill.recovery.runs_cancel import cancel_newest_running, running_runs
 from opsdrill.recovery.service_restart import restart_service
 from opsdrill.recovery.tracking_backlog import pending_tracking
-from opsdrill.targets.base import ExecResult, Target, public_url
+from opsdrill.targets.base import Target
+from opsdrill.targets.model import ExecResult, public_url
 from opsdrill.targets.service_process import ServiceProcess
 
 __all__ = [

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from opsdrill.errors import UsageError
-from opsdrill.targets.base import Endpoints, Service, Target
+from opsdrill.targets.base import Service, Target
+from opsdrill.targets.model import Endpoints
 
 __all__ = [
     "DEFAULT_SPEC",

@@ -10,9 +10,8 @@ import os
 import re
 import signal
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from pathlib import Path, PurePosixPath
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,40 +22,17 @@ from opsdrill.monitoring.prometheus_files import SHORTENED
 from opsdrill.probes.stack_cpu import stack_cpu_percent
 from opsdrill.state import STATE_FILE
 from opsdrill.targets.drill_parts import DrillParts, ProxyHops
-
-__all__ = [
-    "CAPABILITIES",
-    "LINKS",
-    "SERVICE_NAMES",
-    "Endpoints",
-    "ExecResult",
-    "MemoryUsage",
-    "ProxyHops",
-    "ProxyLink",
-    "Service",
-    "ServiceFiles",
-    "ServiceStatus",
-    "Target",
-    "public_url",
-]
-
-Say = Callable[[str], None]
-
-#: The service names every target uses, so a test can ask for `target.service("db")` anywhere.
-SERVICE_NAMES = (
-    "db",
-    "api",
-    "prometheus",
-    "alertmanager",
-    "alert_sink",
-    "node_exporter",
-    "cgroup_exporter",
-    "postgres_exporter",
-    "proxy",
-    "redis",
-    "worker",
-    "mlflow",
+from opsdrill.targets.files import ServiceFiles
+from opsdrill.targets.model import (
+    Endpoints,
+    ExecResult,
+    MemoryUsage,
+    ProxyLink,
+    Say,
+    ServiceStatus,
 )
+
+__all__ = ["CAPABILITIES", "ProxyHops", "Service", "Target"]
 
 
 #: What a drill may need of a target beyond its services and endpoints, and the `Target`
@@ -76,157 +52,6 @@ CAPABILITIES: dict[str, tuple[str, ...]] = {
     "service_control": ("service_control",),  # start/stop/kill the services themselves
     "gpu": ("has_gpu",),  # a CUDA device where the training runs
 }
-
-#: The network links a Toxiproxy hop can sit on (`Target.proxy_for`).
-LINKS = ("app_db", "client_api")
-
-
-@dataclass(frozen=True)
-class ExecResult:
-    """What a command run where a service runs (`Target.exec`) gave back."""
-
-    argv: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-    def output(self, limit: int = 800) -> str:
-        """The tail of stderr, else stdout: what an error message should quote."""
-        text = (self.stderr.strip() or self.stdout.strip())[-limit:]
-        return text or f"exit {self.returncode}, no output"
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    """One service as `opsdrill status` shows it."""
-
-    name: str
-    running: bool
-    healthy: bool
-    pid: int | None
-    url: str | None
-
-
-@dataclass(frozen=True)
-class MemoryUsage:
-    """What the kernel says of a service's memory now (`Target.memory`)."""
-
-    #: the limit now; None when unlimited
-    limit_bytes: int | None
-    #: the most it has used (its current use where no peak is kept)
-    peak_bytes: int
-    #: processes counted against the limit now (0: none left, e.g. every worker gone); for
-    #: "worker" where the group also holds the app (a container, a unit), its workers only
-    processes: int
-    #: what the group is charged now, where it holds more than the workers (the app in a
-    #: container or unit): a limit meant for the workers goes on top of it; 0 elsewhere
-    used_bytes: int = 0
-
-
-@dataclass(frozen=True)
-class ProxyLink:
-    """One Toxiproxy hop: the Toxiproxy API that controls it and the proxy's name there."""
-
-    toxiproxy_url: str
-    proxy: str
-    #: the link it sits on (one of LINKS)
-    link: str
-
-
-#: `sh -c SHELL_GLOB sh PATTERN`: the paths the pattern matches, one a line, sorted by the
-#: shell; with IFS empty the pattern is globbed but never split on spaces (backends that reach
-#: a service's files through a shell: a container, a host over ssh)
-SHELL_GLOB = 'IFS=; for f in $1; do { [ -e "$f" ] || [ -L "$f" ]; } && printf "%s\\n" "$f"; done; :'
-
-#: `sh -c SHELL_REMOVE sh PATH`: `ServiceFiles.remove` through a shell (a file, a symlink, or
-#: an empty directory; nothing when it is not there)
-SHELL_REMOVE = 'if [ -d "$1" ] && [ ! -L "$1" ]; then rmdir -- "$1"; else rm -f -- "$1"; fi'
-
-
-class ServiceFiles(ABC):
-    """A service's filesystem, wherever it is (this machine, a container, a host over ssh).
-
-    Paths are the service's own (POSIX, absolute). Writes go through the backend's own
-    channel (a local write, `docker exec`, ssh), never through a shared mount assumption.
-    """
-
-    @abstractmethod
-    def read_text(self, path: PurePosixPath | str) -> str:
-        """The file's text; FileNotFoundError when it is not there."""
-
-    @abstractmethod
-    def read_bytes(self, path: PurePosixPath | str) -> bytes:
-        """The file's bytes (an archive, a compressed backup); FileNotFoundError when it is
-        not there."""
-
-    @abstractmethod
-    def glob(self, pattern: PurePosixPath | str) -> list[str]:
-        """The paths matching a shell pattern (`*`, `?`, `[...]`, as Prometheus's rule_files
-        take them), sorted; a pattern without wildcards lists the path when it exists."""
-
-    @abstractmethod
-    def write_text(self, path: PurePosixPath | str, text: str, mode: int = 0o644) -> None:
-        """Replace the file atomically (temp file and rename in the same directory), its
-        directory created first when missing."""
-
-    @abstractmethod
-    def remove(self, path: PurePosixPath | str) -> None:
-        """Remove a file or an empty directory; a no-op when it is not there."""
-
-    @abstractmethod
-    def exists(self, path: PurePosixPath | str) -> bool:
-        """True when the path exists."""
-
-    @abstractmethod
-    def fill(self, path: PurePosixPath | str, max_bytes: int) -> int:
-        """Write zeros to `path` until the filesystem says ENOSPC or `max_bytes` are written;
-        return the bytes written. The caller journals `path` first and removes it to undo."""
-
-    @abstractmethod
-    def free_bytes(self, path: PurePosixPath | str) -> int:
-        """Bytes free to an unprivileged writer on the filesystem holding `path`."""
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """How to reach the stack. Secrets are held here but never shown by repr()."""
-
-    api_url: str
-    dsn: str = field(repr=False)
-    admin_dsn: str | None = field(default=None, repr=False)
-    api_key: str | None = field(default=None, repr=False)
-    prometheus_url: str | None = None
-    alertmanager_url: str | None = None
-    home: Path | None = None
-    models_dir: Path | None = None
-    logs_dir: Path | None = None
-    backups_dir: Path | None = None
-    mlflow_url: str | None = None  # the MLflow tracking server, when the stack runs one
-
-    def public(self) -> dict[str, str | None]:
-        """The endpoints safe to print: passwords and keys removed."""
-        hidden = {"dsn", "admin_dsn", "api_key"}
-        return {
-            f.name: None if getattr(self, f.name) is None else str(getattr(self, f.name))
-            for f in fields(self)
-            if f.name not in hidden
-        }
-
-
-def public_url(url: str | None) -> str:
-    """`url` safe to print: a password in it (a Redis URL from the environment) masked."""
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 class Service(ABC):

@@ -13,8 +13,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from opsdrill.targets.base import ExecResult
 from opsdrill.targets.docker.sdk import docker
+from opsdrill.targets.model import ExecResult
 
 __all__ = ["run_detached", "run_in", "run_oneoff"]
 

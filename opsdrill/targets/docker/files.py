@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from pathlib import PurePosixPath
 
 from opsdrill.errors import ServiceError
-from opsdrill.targets.base import SHELL_GLOB, SHELL_REMOVE, ExecResult, ServiceFiles
+from opsdrill.targets.files import SHELL_GLOB, SHELL_REMOVE, ServiceFiles
+from opsdrill.targets.model import ExecResult
 
 __all__ = ["ContainerFiles"]
 

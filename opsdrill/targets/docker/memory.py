@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from opsdrill.errors import ServiceError
-from opsdrill.targets.base import MemoryUsage
 from opsdrill.targets.docker.sdk import docker
+from opsdrill.targets.model import MemoryUsage
 
 __all__ = ["cgroup_oom_kills", "limit_of", "memory_of", "set_limit"]
 

@@ -36,28 +36,20 @@ from opsdrill.errors import (
     UsageError,
 )
 from opsdrill.targets import first_data
-from opsdrill.targets.base import (
-    Endpoints,
-    ExecResult,
-    MemoryUsage,
-    ProxyHops,
-    ProxyLink,
-    Service,
-    ServiceFiles,
-    Target,
-    journal_home,
-)
+from opsdrill.targets.base import ProxyHops, Service, Target, journal_home
 from opsdrill.targets.docker import exec as docker_exec
 from opsdrill.targets.docker.files import ContainerFiles
 from opsdrill.targets.docker.memory import cgroup_oom_kills, limit_of, memory_of, set_limit
 from opsdrill.targets.docker.sdk import docker
 from opsdrill.targets.drill_parts import Say
+from opsdrill.targets.files import ServiceFiles
+from opsdrill.targets.model import Endpoints, ExecResult, MemoryUsage, ProxyLink
 
 __all__ = ["ContainerService", "DockerTarget", "parse_docker_spec"]
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
-#: compose service name -> the name every target uses (opsdrill.targets.base.SERVICE_NAMES)
+#: compose service name -> the name every target uses (opsdrill.targets.model.SERVICE_NAMES)
 SERVICE_ALIASES = {
     "db": "db",
     "postgres": "db",

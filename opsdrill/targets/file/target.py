@@ -43,7 +43,8 @@ import testinfra
 import yaml
 
 from opsdrill.errors import ServiceError, UsageError
-from opsdrill.targets.base import SERVICE_NAMES, Endpoints, Service, Target
+from opsdrill.targets.base import Service, Target
+from opsdrill.targets.model import SERVICE_NAMES, Endpoints
 
 __all__ = ["FileTarget", "HostService", "read_target_file"]
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from opsdrill.errors import MissingDependency, PrivilegeError, TargetUnreachable, UsageError
-from opsdrill.targets.base import ExecResult
+from opsdrill.targets.model import ExecResult
 
 __all__ = ["SshHost", "ssh_failure"]
 

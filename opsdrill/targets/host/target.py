@@ -40,21 +40,14 @@ from opsdrill.errors import (
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.prometheus import config_yaml, flags
 from opsdrill.recovery.port_owner import ports_of
-from opsdrill.targets.base import (
-    SHELL_GLOB,
-    SHELL_REMOVE,
-    ExecResult,
-    MemoryUsage,
-    ProxyHops,
-    ProxyLink,
-    ServiceFiles,
-    journal_home,
-)
+from opsdrill.targets.base import ProxyHops, journal_home
 from opsdrill.targets.drill_parts import Say
 from opsdrill.targets.file.target import FileTarget, HostService
+from opsdrill.targets.files import SHELL_GLOB, SHELL_REMOVE, ServiceFiles
 from opsdrill.targets.host.cgroup import CPU_SCRIPT, MEMORY_SCRIPT, PAGE, UNLIMITED
 from opsdrill.targets.host.proxy import PROXIES, parse_host_proxy
 from opsdrill.targets.host.ssh import SshHost
+from opsdrill.targets.model import ExecResult, MemoryUsage, ProxyLink
 from opsdrill.targets.service_process import ServiceProcess
 
 __all__ = ["HostTarget", "HostUnit", "SshFiles"]

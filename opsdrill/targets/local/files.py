@@ -9,7 +9,7 @@ import os
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from opsdrill.targets.base import ServiceFiles
+from opsdrill.targets.files import ServiceFiles
 
 __all__ = ["LocalFiles"]
 

@@ -23,18 +23,9 @@ from opsdrill.errors import CapabilityMissing, ServiceError, StartTimeout, Usage
 from opsdrill.polling import poll
 from opsdrill.state import STATE_FILE, Secrets
 from opsdrill.targets import first_data
-from opsdrill.targets.base import (
-    Endpoints,
-    ExecResult,
-    MemoryUsage,
-    ProxyHops,
-    ProxyLink,
-    Service,
-    ServiceFiles,
-    Target,
-    cuda_device_present,
-)
+from opsdrill.targets.base import ProxyHops, Service, Target, cuda_device_present
 from opsdrill.targets.drill_parts import Say
+from opsdrill.targets.files import ServiceFiles
 from opsdrill.targets.local import (
     mlflow_service,
     options,
@@ -51,6 +42,7 @@ from opsdrill.targets.local.parts import DataFsInPlace, ProxyInPlace
 from opsdrill.targets.local.process_service import ProcessService, ProcessSpec
 from opsdrill.targets.local.records import StackRecords, alive
 from opsdrill.targets.local.worker_cgroup import WorkerCgroup
+from opsdrill.targets.model import Endpoints, ExecResult, MemoryUsage, ProxyLink
 from opsdrill.targets.postgres import Cluster, find_bindir, run_user
 
 __all__ = ["LocalTarget"]
