@@ -16,7 +16,12 @@ from opsdrill.errors import FaultNotEffective, RevertFailed, ServiceError
 from opsdrill.faults.journal import Journal, JournalEntry
 from opsdrill.targets.base import Target
 
-__all__ = ["REGISTRY", "Fault", "register"]
+__all__ = ["CONTROL", "JOURNAL", "REGISTRY", "Fault", "register"]
+
+#: what every fault needs of a target: a journal, so a killed run's fault can be undone
+JOURNAL = frozenset({"fault_journal"})
+#: and a fault that starts, stops or kills the stack's services (`Target.capabilities`)
+CONTROL = JOURNAL | {"service_control"}
 
 REGISTRY: dict[str, type[Fault]] = {}
 
@@ -37,6 +42,9 @@ class Fault(ABC):
     recovers_by_itself: ClassVar[bool] = False
     #: why it is transient by nature; required when `recovers_by_itself` is True
     recovers_reason: ClassVar[str] = ""
+    #: what the target must offer for this fault (`opsdrill.targets.base.CAPABILITIES`); the
+    #: production guard skips a drill at collection on a target that lacks one
+    needs: ClassVar[frozenset[str]] = JOURNAL
 
     def __init__(self, target: Target, **params: Any) -> None:
         self.target = target

@@ -12,7 +12,7 @@ import base64
 from pathlib import PurePosixPath
 
 from opsdrill.errors import FaultNotEffective
-from opsdrill.faults.base import Fault, register
+from opsdrill.faults.base import CONTROL, Fault, register
 from opsdrill.targets.base import Target
 from opsdrill.targets.model import ExecResult
 
@@ -41,6 +41,8 @@ class BrokenConfig(Fault):
     """The app's config file is replaced by one that does not parse; the app is restarted."""
 
     kind = "broken_config"
+
+    needs = CONTROL | {"service_files"}
     blast_radius = "the whole API: it is restarted and refuses to start on the broken file"
     undo_summary = "restore the original config file from the journal, then start the app"
 

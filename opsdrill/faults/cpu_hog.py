@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from opsdrill.errors import FaultNotEffective
-from opsdrill.faults.base import Fault, register
+from opsdrill.faults.base import JOURNAL, Fault, register
 from opsdrill.targets.base import Target
 from opsdrill.targets.service_process import ServiceProcess
 
@@ -33,6 +33,8 @@ class CpuHog(Fault):
     """N processes burn CPU; requests queue for the processor and latency rises."""
 
     kind = "cpu_hog"
+
+    needs = JOURNAL | {"exec"}
     blast_radius = "every process where the app runs: API latency, training time, monitoring"
     undo_summary = "stop each hog by its journaled pid and start time"
 

@@ -15,7 +15,7 @@ import psycopg
 from psycopg import sql
 
 from opsdrill.errors import FaultNotEffective
-from opsdrill.faults.base import Fault, register
+from opsdrill.faults.base import JOURNAL, Fault, register
 from opsdrill.targets.base import Target
 
 __all__ = ["DataLoss", "row_count"]
@@ -61,6 +61,8 @@ class DataLoss(Fault):
     """Every row of a table deleted by mistake."""
 
     kind = "data_loss"
+
+    needs = JOURNAL | {"admin_sql"}
     blast_radius = "every reader of the table (forecasts need `series`); nothing else"
     undo_summary = "reload the table's rows from the copy taken just before the TRUNCATE"
 

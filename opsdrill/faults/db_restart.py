@@ -7,7 +7,7 @@ app notices its pooled connections are dead and replaces them without being rest
 from __future__ import annotations
 
 from opsdrill.errors import FaultNotEffective
-from opsdrill.faults.base import Fault, register
+from opsdrill.faults.base import CONTROL, Fault, register
 
 __all__ = ["DbRestart"]
 
@@ -17,6 +17,8 @@ class DbRestart(Fault):
     """PostgreSQL restarted: all connections are closed, the server comes back at once."""
 
     kind = "db_restart"
+
+    needs = CONTROL
     blast_radius = "every open database session: requests in flight, pooled connections"
     undo_summary = "make sure PostgreSQL runs (it is started again by the fault itself)"
     recovers_by_itself = True

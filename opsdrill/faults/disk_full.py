@@ -16,7 +16,7 @@ import time
 from pathlib import PurePosixPath
 
 from opsdrill.errors import FaultNotEffective
-from opsdrill.faults.base import Fault, register
+from opsdrill.faults.base import JOURNAL, Fault, register
 from opsdrill.targets.base import Target
 
 __all__ = ["ENOSPC", "DiskFull", "filesystem_type", "probe_write"]
@@ -49,6 +49,8 @@ class DiskFull(Fault):
     """The filesystem holding models and logs is full: every write there fails with ENOSPC."""
 
     kind = "disk_full"
+
+    needs = JOURNAL | {"service_files", "data_filesystem", "exec"}
     blast_radius = "writes to models and logs: training runs, app log, /health storage check"
     undo_summary = "delete the ballast file by its journaled path"
 

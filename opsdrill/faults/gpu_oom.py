@@ -17,7 +17,7 @@ import time
 from pathlib import PurePosixPath
 
 from opsdrill.errors import FaultNotEffective
-from opsdrill.faults.base import Fault, register
+from opsdrill.faults.base import JOURNAL, Fault, register
 from opsdrill.targets.base import Target
 from opsdrill.targets.service_process import ServiceProcess
 
@@ -50,6 +50,8 @@ class GpuOom(Fault):
     """GPU memory taken by another process: training runs fail with CUDA out of memory."""
 
     kind = "gpu_oom"
+
+    needs = JOURNAL | {"exec", "service_files", "gpu"}
     blast_radius = "training runs that start while it lasts; forecasts on CPU are unaffected"
     undo_summary = "kill the process holding the GPU memory by its journaled pid"
 

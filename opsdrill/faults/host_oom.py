@@ -10,7 +10,7 @@ previous limit and the OOM-kill count are journaled first; the revert sets the l
 from __future__ import annotations
 
 from opsdrill.errors import CapabilityMissing
-from opsdrill.faults.base import Fault, register
+from opsdrill.faults.base import JOURNAL, Fault, register
 from opsdrill.targets.base import Target
 
 __all__ = ["HostOom"]
@@ -24,6 +24,8 @@ class HostOom(Fault):
     """Training workers' memory limit below what a worker needs: the kernel OOM-kills them."""
 
     kind = "host_oom"
+
+    needs = JOURNAL | {"memory_limit"}
     blast_radius = "training runs started while it lasts (their workers); the API is outside"
     undo_summary = "set the workers' memory limit back to the journaled one"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from opsdrill.faults.base import Fault, register
+from opsdrill.faults.base import JOURNAL, Fault, register
 from opsdrill.faults.pool_exhaustion import fault_app_name, terminate_fault_sessions
 from opsdrill.targets.base import Target
 
@@ -29,6 +29,8 @@ class LockContention(Fault):
     """A session holds a lock on a table in an open transaction; queries on it wait."""
 
     kind = "lock_contention"
+
+    needs = JOURNAL | {"admin_sql"}
     blast_radius = "every statement on the locked table: run submission and listing, forecasts"
     undo_summary = "terminate the locking session (application_name opsdrill-fault-<id>)"
 

@@ -7,7 +7,7 @@ notice beyond its tracking: runs complete, their MLflow logging waits to be caug
 
 from __future__ import annotations
 
-from opsdrill.faults.base import register
+from opsdrill.faults.base import CONTROL, register
 from opsdrill.faults.service_kill import ServiceKill
 
 __all__ = ["MlflowDown"]
@@ -18,6 +18,8 @@ class MlflowDown(ServiceKill):
     """MLflow's server killed (or stopped): tracking calls fail until it is started again."""
 
     kind = "mlflow_down"
+
+    needs = CONTROL  # the tracking server's serving process killed by pid
     service = "mlflow"
     blast_radius = "experiment tracking only: completed runs wait to be logged to MLflow"
     undo_summary = "start the MLflow server again; pending runs are then caught up"

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from opsdrill.errors import FaultNotEffective, MissingDependency, OpsdrillError
-from opsdrill.faults.base import Fault, register
+from opsdrill.faults.base import JOURNAL, Fault, register
 from opsdrill.targets.base import Target
 from opsdrill.targets.model import LINKS, ProxyLink
 
@@ -60,6 +60,7 @@ def toxics_on(url: str, proxy: str) -> list[str]:
 
 
 class NetworkToxic(Fault):
+    needs = JOURNAL | {"toxiproxy"}
     toxic_type: ClassVar[str]
 
     def __init__(
@@ -149,6 +150,7 @@ class Latency(NetworkToxic):
     """Every chunk on the stream is delayed by `latency` ms (± `jitter`)."""
 
     kind = "net_latency"
+
     toxic_type = "latency"
     blast_radius = "every request crossing the proxy: slower, not failed"
     undo_summary = "remove the latency toxic by name"
@@ -168,6 +170,7 @@ class Timeout(NetworkToxic):
     """Data stops flowing; connections are closed after `timeout` ms (0: held forever)."""
 
     kind = "net_timeout"
+
     toxic_type = "timeout"
     blast_radius = "every connection crossing the proxy hangs, then is closed"
     undo_summary = "remove the timeout toxic by name"
@@ -181,6 +184,7 @@ class ResetPeer(NetworkToxic):
     """Connections are reset (TCP RST) after `timeout` ms: the peer sees ECONNRESET."""
 
     kind = "net_reset_peer"
+
     toxic_type = "reset_peer"
     blast_radius = "every connection crossing the proxy is reset, new ones too"
     undo_summary = "remove the reset_peer toxic by name"
@@ -194,6 +198,7 @@ class Bandwidth(NetworkToxic):
     """The stream is limited to `rate` KB/s."""
 
     kind = "net_bandwidth"
+
     toxic_type = "bandwidth"
     blast_radius = "large responses crossing the proxy slow down"
     undo_summary = "remove the bandwidth toxic by name"

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from opsdrill.errors import FaultNotEffective
-from opsdrill.faults.base import Fault, register
+from opsdrill.faults.base import JOURNAL, Fault, register
 from opsdrill.targets.base import Target
 
 __all__ = ["PoolExhaustion", "fault_app_name", "is_slot_refusal", "terminate_fault_sessions"]
@@ -58,6 +58,8 @@ class PoolExhaustion(Fault):
     """Idle sessions hold every connection slot; the app cannot open a connection."""
 
     kind = "pool_exhaustion"
+
+    needs = JOURNAL | {"admin_sql"}
     blast_radius = "every new database connection of the app role: API requests, exporter, workers"
     undo_summary = "terminate the fault's sessions (application_name opsdrill-fault-<id>)"
 

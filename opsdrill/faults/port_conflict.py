@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 from opsdrill.errors import FaultNotEffective
-from opsdrill.faults.base import Fault, register
+from opsdrill.faults.base import CONTROL, Fault, register
 from opsdrill.targets.base import Target
 from opsdrill.targets.service_process import ServiceProcess
 
@@ -39,6 +39,8 @@ class PortConflict(Fault):
     """A stranger listens on the app's port; the app cannot start."""
 
     kind = "port_conflict"
+
+    needs = CONTROL | {"exec"}
     blast_radius = "the whole API: it is stopped and cannot start again while the port is held"
     undo_summary = "stop the port holder by its journaled pid, then start the app"
 

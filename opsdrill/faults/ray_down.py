@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from opsdrill.errors import FaultNotEffective
-from opsdrill.faults.base import Fault, register
+from opsdrill.faults.base import CONTROL, Fault, register
 from opsdrill.recovery.ray_nodes import restart_ray_cluster, restart_ray_node
 
 __all__ = ["RayHeadDown", "RayWorkerDown"]
@@ -49,6 +49,8 @@ class RayWorkerDown(RayNodeKill):
     """The worker node's raylet killed: its tasks die with it; runs on it must end failed."""
 
     kind = "ray_worker_down"
+
+    needs = CONTROL | {"exec"}
     service = "ray_worker"
     process = "raylet"
     blast_radius = "training runs executing on that Ray node"
@@ -60,6 +62,8 @@ class RayHeadDown(RayNodeKill):
     """The head's GCS server killed: the cluster cannot take tasks; the API must stay up."""
 
     kind = "ray_head_down"
+
+    needs = CONTROL | {"exec"}
     service = "ray_head"
     process = "gcs_server"
     blast_radius = "new training runs (refused while the head is down); forecasts unaffected"

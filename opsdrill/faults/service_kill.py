@@ -10,7 +10,7 @@ import signal
 from typing import ClassVar
 
 from opsdrill.errors import FaultNotEffective
-from opsdrill.faults.base import Fault, register
+from opsdrill.faults.base import CONTROL, Fault, register
 from opsdrill.targets.base import Target
 
 __all__ = ["AppCrash", "DbDown", "ServiceKill"]
@@ -44,6 +44,8 @@ class DbDown(ServiceKill):
     """PostgreSQL's postmaster killed (or stopped): every query fails until it is started."""
 
     kind = "db_down"
+
+    needs = CONTROL
     service = "db"
     blast_radius = "every request that needs the database; training runs in flight"
     undo_summary = "start PostgreSQL again (stale postmaster.pid removed)"
@@ -54,6 +56,8 @@ class AppCrash(ServiceKill):
     """The API process killed: nothing answers on its port until it is started again."""
 
     kind = "app_crash"
+
+    needs = CONTROL
     service = "api"
     blast_radius = "the whole API; runs in flight lose their executor"
     undo_summary = "start the app again; it recovers orphaned runs at start-up"

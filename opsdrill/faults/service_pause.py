@@ -9,7 +9,7 @@ thaws it, so `opsdrill rollback` in another process undoes it after a SIGKILLed 
 from __future__ import annotations
 
 from opsdrill.errors import FaultNotEffective
-from opsdrill.faults.base import Fault, register
+from opsdrill.faults.base import CONTROL, Fault, register
 from opsdrill.targets.base import Target
 
 __all__ = ["ServicePause"]
@@ -20,6 +20,8 @@ class ServicePause(Fault):
     """Every process of `service` frozen: alive, holding its port, answering nothing."""
 
     kind = "service_pause"
+
+    needs = CONTROL  # a backend whose services cannot freeze says so at inject
     blast_radius = "every request to the paused service hangs until it is thawed"
     undo_summary = "unpause the service (its processes resume where they stopped)"
 

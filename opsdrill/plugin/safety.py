@@ -21,44 +21,16 @@ from collections.abc import Generator
 import pytest
 
 from opsdrill.errors import OpsdrillError
+from opsdrill.faults import REGISTRY
+from opsdrill.faults.base import JOURNAL
 from opsdrill.plugin.session_target import configured_target
 from opsdrill.targets.base import Target
 
-__all__ = ["FAULT_NEEDS", "GUARD_MARKERS", "refusal"]
+__all__ = ["GUARD_MARKERS", "refusal"]
 
 #: the markers that say what a test does to the target; one of them is required on production
 GUARD_MARKERS = ("readonly", "sandbox", "destructive", "load")
 
-_JOURNAL = frozenset({"fault_journal"})
-_CONTROL = _JOURNAL | {"service_control"}
-#: fault kind -> what the target must offer for it (see `opsdrill.targets.base.CAPABILITIES`)
-FAULT_NEEDS: dict[str, frozenset[str]] = {
-    "app_crash": _CONTROL,
-    "db_down": _CONTROL,
-    "db_restart": _CONTROL,
-    "redis_down": _CONTROL,
-    "ray_worker_down": _CONTROL | {"exec"},
-    "ray_head_down": _CONTROL | {"exec"},
-    "service_pause": _CONTROL,  # a backend whose services cannot freeze says so at inject
-    "broken_config": _CONTROL | {"service_files"},
-    "data_loss": _JOURNAL | {"admin_sql"},
-    "lock_contention": _JOURNAL | {"admin_sql"},
-    "pool_exhaustion": _JOURNAL | {"admin_sql"},
-    "disk_full": _JOURNAL | {"service_files", "data_filesystem", "exec"},
-    "host_oom": _JOURNAL | {"memory_limit"},
-    "cpu_hog": _JOURNAL | {"exec"},
-    "port_conflict": _CONTROL | {"exec"},
-    "gpu_oom": _JOURNAL | {"exec", "service_files", "gpu"},
-    "net_latency": _JOURNAL | {"toxiproxy"},
-    "net_timeout": _JOURNAL | {"toxiproxy"},
-    "net_reset_peer": _JOURNAL | {"toxiproxy"},
-    "net_bandwidth": _JOURNAL | {"toxiproxy"},
-    "mlflow_down": _CONTROL,  # the tracking server's serving process killed by pid
-    "runaway_runs": _JOURNAL,  # training runs through the API, journaled for cancellation
-    # parts a drill puts in place itself (Target.ensure_proxy / ensure_data_fs), journaled
-    "proxy_in_place": _JOURNAL,
-    "data_fs_in_place": _JOURNAL,
-}
 
 UNMARKED = "unmarked test would touch production: mark it readonly, sandbox, destructive or load"
 
@@ -94,7 +66,9 @@ def _missing_capability(item: pytest.Item, target: Target) -> str | None:
     if fault is None or not fault.args:
         return None
     kind = str(fault.args[0])
-    missing = sorted(FAULT_NEEDS.get(kind, _JOURNAL) - target.capabilities)
+    fault_class = REGISTRY.get(kind)
+    needs = fault_class.needs if fault_class is not None else JOURNAL
+    missing = sorted(needs - target.capabilities)
     if not missing:
         return None
     return (
