@@ -27,7 +27,7 @@ gameday-compose: setup
 test: setup
 	mkdir -p build && (bash scripts/docker-engine.sh && bash scripts/build-images.sh && \
 		bash scripts/build-host-image.sh) >build/prebuild.log 2>&1 &
-	$(PY) -m pytest tests -m "not docker and not host" --durations=25
+	$(PY) -m pytest tests system/tests -m "not docker and not host" --durations=25
 	$(PY) -m pytest tests/docker tests/host -m "(host and not fleet and not gameday) or (docker and not slow)" \
 		--durations=10
 

@@ -30,7 +30,7 @@ def bench_one(name: str, series_id: str, h: int, root: Path, repeat: int) -> dic
     from nf_auto_runner import fastnet
     from nf_auto_runner.predictor import ModelRef, Predictor, _Served, set_torch_threads
 
-    from tests.trained_models import points, train_small
+    from system.tests.trained_models import points, train_small
 
     path = train_small(root / name, name)
     freq, pts = points(series_id)
@@ -75,7 +75,7 @@ def main() -> None:
 
     from nf_auto_runner.predictor import set_torch_threads
 
-    from tests.trained_models import CASES
+    from system.tests.trained_models import CASES
 
     threads = set_torch_threads()
     root = Path(tempfile.mkdtemp(prefix="bench-fast-vs-nf-"))

@@ -20,10 +20,10 @@ import pytest
 
 from opsdrill.errors import CapabilityMissing
 from opsdrill.faults.journal import Journal
+from opsdrill.plugin.waiting import until
 from opsdrill.probes.http import http_ok
 from opsdrill.targets.base import Target
 from opsdrill.targets.drill_parts import DrillParts
-from tests.waiting import until
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="the data filesystem is a loop mount, which needs root"

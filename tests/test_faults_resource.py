@@ -19,9 +19,9 @@ import pytest
 
 from opsdrill.faults.journal import Journal
 from opsdrill.faults.network import toxics_on
+from opsdrill.plugin.waiting import until
 from opsdrill.probes.http import http_ok
 from opsdrill.targets.local import DataFilesystem, LocalTarget
-from tests.waiting import until
 
 from .conftest import world_traversable_tmpdir
 

@@ -23,10 +23,10 @@ import pytest
 
 from opsdrill.faults.journal import Journal
 from opsdrill.faults.pool_exhaustion import fault_app_name
+from opsdrill.plugin.waiting import until
 from opsdrill.probes.sql import sql_ok
 from opsdrill.processes import ProcessRef
 from opsdrill.targets.local import LocalTarget
-from tests.waiting import until
 
 pytestmark = pytest.mark.slow  # one embedded stack of its own: not marked destructive
 

@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
+from opsdrill.plugin.waiting import until
 from opsdrill.targets.local import LocalTarget
-from tests.waiting import until
 
 
 def health(stack: LocalTarget) -> int:

@@ -30,9 +30,9 @@ from opsdrill.monitoring.prometheus_files import (
     render_prometheus_config,
     shorten_rules,
 )
+from opsdrill.plugin.waiting import until
 from opsdrill.ports import free_port
 from opsdrill.probes.prometheus import alert_state
-from tests.waiting import until
 
 SYSTEM_DIR = Path(__file__).resolve().parents[1] / "system"
 needs_promtool = pytest.mark.skipif(

@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from opsdrill.plugin.waiting import until
 from opsdrill.probes.http import http_ok
 from opsdrill.probes.sql import waiting_sessions
 from opsdrill.processes import ProcessRef, spawn, start_ticks
@@ -24,7 +25,6 @@ from opsdrill.recovery.port_owner import listeners, listening_pids
 from opsdrill.recovery.service_restart import app_pid_file, restart_service
 from opsdrill.targets.local import LocalTarget
 from opsdrill.targets.local.pid_file import leftover_pid
-from tests.waiting import until
 
 SLEEPER = "import time; time.sleep(120)"
 

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import requests
 
+from opsdrill.plugin.waiting import until
 from opsdrill.toxiproxy import ToxiproxyServer
-from tests.waiting import until
 
 toxiproxy = pytest.importorskip("toxiproxy", reason="toxiproxy-python client not installed")
 

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from nf_auto_runner.config import Settings, redact_url
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
-
-from nf_auto_runner.config import Settings, redact_url
 
 __all__ = ["Database", "DatabaseUnavailable", "ProbeResult", "connect"]
 

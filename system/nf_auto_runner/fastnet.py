@@ -7,7 +7,7 @@ take the last `input_size` observations as one window, scale it with the model's
 scaler, run the network, scale the output back. This module does exactly that, reading the
 model directory `NeuralForecast.save` wrote (safetensors weights, hyper-parameters as JSON)
 into networks whose parameter names match NeuralForecast's, so the weights load strictly.
-`tests/test_predictor_fast.py` proves the numbers equal `NeuralForecast.predict`'s.
+`system/tests/test_predictor_fast.py` proves the numbers equal `NeuralForecast.predict`'s.
 
 A format-2 checkpoint outside that shape raises `Unsupported`; the predictor then falls back
 to NeuralForecast itself. A directory that is not format 2 at all is an error (ValueError).

@@ -19,7 +19,6 @@ from collections import deque
 from typing import Any
 
 import psycopg
-
 from nf_auto_runner.config import Settings
 
 __all__ = ["SystemLogHandler", "setup_logging"]

@@ -10,7 +10,6 @@ from importlib import resources
 from typing import Any
 
 import psycopg
-
 from nf_auto_runner.db import connect
 
 __all__ = ["MIGRATION_LOCK", "migrate", "migration_files"]

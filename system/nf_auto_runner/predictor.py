@@ -28,7 +28,6 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-
 from nf_auto_runner.data import load_series
 from nf_auto_runner.result_cache import ResultCache
 
@@ -227,7 +226,6 @@ class _Served:
 
 def _load_neuralforecast(ref: ModelRef) -> Any:
     from neuralforecast import NeuralForecast
-
     from nf_auto_runner.trainer import quiet_lightning
 
     quiet_lightning()

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import psycopg
-
 from nf_auto_runner import config, runs, tracking
 from nf_auto_runner.data import load_series
 from nf_auto_runner.db import DatabaseUnavailable, connect

@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from opsdrill.plugin.waiting import first
 from opsdrill.targets import Target, parse_spec
-from tests.waiting import first
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "system" / "compose.yaml"

@@ -14,9 +14,9 @@ import pytest
 
 from opsdrill.errors import MissingDependency, UsageError
 from opsdrill.exitcodes import ExitCode, exit_code_for
+from opsdrill.plugin.waiting import first
 from opsdrill.targets import Target, parse_spec
 from tests.docker.conftest import ROOT, ComposedStack, health_status
-from tests.waiting import first
 
 pytestmark = pytest.mark.docker
 

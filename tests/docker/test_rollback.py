@@ -18,9 +18,9 @@ import pytest
 
 from opsdrill.faults.journal import Journal
 from opsdrill.faults.network import toxics_on
+from opsdrill.plugin.waiting import first
 from opsdrill.targets import Target
 from tests.docker.conftest import ROOT, ComposedStack, health_status
-from tests.waiting import first
 
 pytestmark = pytest.mark.docker
 

@@ -13,10 +13,10 @@ import httpx
 import pytest
 
 from opsdrill.errors import UsageError
+from opsdrill.plugin.waiting import first
 from opsdrill.targets import Target
 from opsdrill.targets.service_process import ServiceProcess
 from tests.docker.conftest import FIRST_MODEL, health_status
-from tests.waiting import first
 
 pytestmark = pytest.mark.docker
 

@@ -23,9 +23,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from opsdrill.plugin.waiting import first
 from opsdrill.targets import parse_spec
 from opsdrill.targets.host.target import HostTarget
-from tests.waiting import first
 
 ROOT = Path(__file__).resolve().parents[2]
 #: the app's models, on a tmpfs of their own in the host container (data_filesystem)

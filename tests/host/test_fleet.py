@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from opsdrill.plugin.waiting import first
 from opsdrill.targets import parse_spec
 from tests.host.conftest import Host, health_status
 from tests.host.test_host_target import outcomes, run_checks
-from tests.waiting import first
 
 pytestmark = [pytest.mark.host, pytest.mark.fleet]  # its quick variant: tests/test_fleet.py
 

@@ -15,6 +15,7 @@ import pytest
 from checks.test_thresholds import PROMQL
 from opsdrill.errors import DestructiveRefused, PrivilegeError, UsageError
 from opsdrill.faults.journal import Journal
+from opsdrill.plugin.waiting import first
 from opsdrill.probes.host_figures import disk_usage
 from opsdrill.probes.prometheus import query_max
 from opsdrill.stack.runs import RunsClient
@@ -22,7 +23,6 @@ from opsdrill.targets import parse_spec
 from opsdrill.targets.host.cgroup import PAGE
 from opsdrill.targets.host.target import HostTarget
 from tests.host.conftest import ROOT, Host, health_status
-from tests.waiting import first
 
 pytestmark = pytest.mark.host
 

@@ -15,11 +15,10 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Requ
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
-
 from nf_auto_runner import ray_cluster, runs
 from nf_auto_runner.batcher import Overloaded
 from nf_auto_runner.predictor import HorizonTooLong, ModelNotFound
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["router"]
 

@@ -17,7 +17,6 @@ import anyio.to_thread
 import psycopg
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-
 from nf_auto_runner.app import api, health, metrics
 from nf_auto_runner.app.maintenance import maintenance_response
 from nf_auto_runner.config import Settings

@@ -19,7 +19,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-
 from nf_auto_runner import ray_cluster
 
 __all__ = ["check_storage", "router"]

@@ -154,7 +154,6 @@ def main(argv: list[str] | None = None) -> int:
     _claim_pid_file(settings)
     try:
         import uvicorn
-
         from nf_auto_runner.app.application import create_app
 
         server = uvicorn.Server(

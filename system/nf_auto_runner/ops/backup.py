@@ -18,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 from nf_auto_runner.app.maintenance import set_maintenance
 from nf_auto_runner.config import Settings
 from nf_auto_runner.db import connect
 from nf_auto_runner.migrate import migrate
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 __all__ = ["BackupError", "backup", "newest_backup", "restore"]
 

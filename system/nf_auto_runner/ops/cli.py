@@ -194,7 +194,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one command; translate every expected failure into one line and an exit code."""
     import psycopg
-
     from nf_auto_runner.config import ConfigError
     from nf_auto_runner.db import DatabaseUnavailable
     from nf_auto_runner.ops.archive import ArchiveError

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from nf_auto_runner.app.health import check_storage
 
-from tests.stack.conftest import App, Postgres
+from system.tests.conftest import App, Postgres
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster and the nf_auto_runner app, real processes, for tests/stack.
+"""A throwaway PostgreSQL cluster and the nf_auto_runner app, real processes, for the stack's tests.
 
 The cluster runs as `postgres` when we are root (PostgreSQL refuses root), on a free port in a
 world-traversable temp dir, and is removed at the end of the session.
@@ -21,9 +21,9 @@ import httpx
 import psycopg
 import pytest
 
-from tests.waiting import until
+from opsdrill.plugin.waiting import until
 
-SYSTEM = Path(__file__).resolve().parents[2] / "system"
+SYSTEM = Path(__file__).resolve().parents[1]
 if str(SYSTEM) not in sys.path:  # the tests read archive files with the package's own code
     sys.path.append(str(SYSTEM))
 PG_BIN = Path(os.environ.get("NF_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))

@@ -17,9 +17,9 @@ import psycopg
 import pytest
 import torch
 
-from tests.stack.conftest import App, Postgres
-from tests.trained_models import CASES, points, train_small
-from tests.waiting import until
+from opsdrill.plugin.waiting import until
+from system.tests.conftest import App, Postgres
+from system.tests.trained_models import CASES, points, train_small
 
 DB = "predictor_test"
 
@@ -212,7 +212,7 @@ def test_the_watcher_loads_a_deploy_before_any_request_sees_it(
 def test_training_workers_yield_the_cpu_to_the_api(app: App) -> None:
     """A worker trains at a lower priority than the app (nice +10), so forecasts get the CPU
     first while a model trains."""
-    from tests.stack.test_training import LONG, _worker_pid
+    from system.tests.test_training import LONG, _worker_pid
 
     resp = app.admin.post("/runs", json={**LONG, "run_name": "nice-check"})
     assert resp.status_code == 201, resp.text

@@ -11,8 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.stack.conftest import App, Postgres
-from tests.waiting import until
+from opsdrill.plugin.waiting import until
+from system.tests.conftest import App, Postgres
 
 
 def test_check_config_accepts_good_and_rejects_broken(app: App, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.trained_models import CASES, offered_models, points, train_small
+from system.tests.trained_models import CASES, offered_models, points, train_small
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_serving_imports_neither_neuralforecast_nor_lightning(trained: dict[str,
 import json, sys
 from nf_auto_runner.app import application, main  # the whole app, as the server imports it
 from nf_auto_runner.predictor import ModelRef, Predictor, _Served
-from tests.trained_models import CASES, points
+from system.tests.trained_models import CASES, points
 Predictor().warm_up(None)  # what start-up imports before /health says 200
 for name, path in {json.dumps({k: str(v) for k, v in trained.items()})}.items():
     sid, h = CASES[name]
@@ -109,7 +109,7 @@ for name, path in {json.dumps({k: str(v) for k, v in trained.items()})}.items():
 heavy = ("neuralforecast", "pytorch_lightning", "lightning", "lightning_fabric", "pandas")
 print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}} & set(heavy))))
 """
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), str(root / "system")]))
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120

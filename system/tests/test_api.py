@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tests.stack.conftest import App, Postgres
-from tests.waiting import until
+from opsdrill.plugin.waiting import until
+from system.tests.conftest import App, Postgres
 
 
 def test_health_reports_components(healthy: App) -> None:

@@ -9,8 +9,8 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from tests.stack.conftest import App, Postgres
-from tests.waiting import until
+from opsdrill.plugin.waiting import until
+from system.tests.conftest import App, Postgres
 
 LONG = {"series_id": "synthetic_2", "model_name": "NHITS", "horizon": 7, "max_steps": 5000}
 

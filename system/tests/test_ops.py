@@ -12,8 +12,8 @@ from typing import Any
 
 from nf_auto_runner.ops.archive import file_checksum
 
-from tests.stack.conftest import App, Postgres
-from tests.waiting import until
+from opsdrill.plugin.waiting import until
+from system.tests.conftest import App, Postgres
 
 TABLES_SQL = "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
 

@@ -14,8 +14,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.stack.conftest import App, Postgres
-from tests.waiting import until
+from opsdrill.plugin.waiting import until
+from system.tests.conftest import App, Postgres
 
 OUTAGE = float(os.environ.get("NF_TEST_OUTAGE_SECONDS", "15"))
 

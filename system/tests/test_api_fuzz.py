@@ -12,7 +12,7 @@ import os
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
-from tests.stack.conftest import API_KEY, App
+from system.tests.conftest import API_KEY, App
 
 MAX_EXAMPLES = int(os.environ.get("NF_FUZZ_MAX_EXAMPLES", "25"))
 FUZZ = settings(
