@@ -20,7 +20,8 @@ import httpx
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.faults import AppCrash, DbDown
 from opsdrill.probes.sql import sql_ok
-from opsdrill.recovery.procedures import restart_app, start_postgres
+from opsdrill.recovery.database import start_postgres
+from opsdrill.recovery.services import restart_app
 from opsdrill.targets.local import LocalTarget
 
 

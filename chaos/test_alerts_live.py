@@ -21,7 +21,7 @@ from opsdrill.drill.detectors import Probes
 from opsdrill.drill.procedure import procedure
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import DbDown, RunawayRuns
-from opsdrill.recovery.procedures import start_postgres
+from opsdrill.recovery.database import start_postgres
 from opsdrill.stack.runs import RunsClient
 
 pytestmark = [pytest.mark.destructive, pytest.mark.runbook("4.2")]

@@ -15,8 +15,8 @@ import pytest
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import AppCrash
 from opsdrill.processes import stat_start_ticks
-from opsdrill.recovery.procedures import restart_app
 from opsdrill.recovery.service_restart import app_pid_file
+from opsdrill.recovery.services import restart_app
 from opsdrill.targets.base import Target
 from opsdrill.targets.files import ServiceFiles
 

@@ -13,7 +13,7 @@ from opsdrill.drill import Detector
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import BrokenConfig
 from opsdrill.faults.broken_config import check_config
-from opsdrill.recovery.procedures import correct_config
+from opsdrill.recovery.config import correct_config
 from opsdrill.targets.base import Target
 
 pytestmark = [

@@ -18,7 +18,7 @@ from opsdrill.drill import Detector
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import CpuHog
 from opsdrill.recovery.cpu_hogs import offenders
-from opsdrill.recovery.procedures import kill_cpu_hogs
+from opsdrill.recovery.host_resources import kill_cpu_hogs
 from opsdrill.targets.base import Target
 
 pytestmark = [pytest.mark.destructive, pytest.mark.runbook("5.2.5"), pytest.mark.fault("cpu_hog")]

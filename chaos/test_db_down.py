@@ -10,7 +10,7 @@ import pytest
 from opsdrill.drill import DrillSpec
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import DbDown
-from opsdrill.recovery.procedures import start_postgres
+from opsdrill.recovery.database import start_postgres
 from opsdrill.targets.base import Target
 
 pytestmark = [

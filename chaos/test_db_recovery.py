@@ -22,8 +22,8 @@ from opsdrill.drill import Detector
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import DataLoss
 from opsdrill.faults.data_loss import row_count
+from opsdrill.recovery.database import restore_database
 from opsdrill.recovery.db_recovery import backup_snapshot, restore_into, table_checksums
-from opsdrill.recovery.procedures import restore_database
 from opsdrill.targets.base import Target
 
 pytestmark = [

@@ -14,7 +14,7 @@ from opsdrill.drill import Detector
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import DbRestart
 from opsdrill.probes.sql import sql_ok
-from opsdrill.recovery.procedures import diagnose_database
+from opsdrill.recovery.database import diagnose_database
 from opsdrill.targets.base import Target
 
 pytestmark = [

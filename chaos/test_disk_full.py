@@ -21,7 +21,7 @@ import pytest
 from opsdrill.drill import Detector
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults.disk_full import ENOSPC, DiskFull, filesystem_type, probe_write
-from opsdrill.recovery.procedures import clean_disk
+from opsdrill.recovery.host_resources import clean_disk
 from opsdrill.targets.base import Target
 
 pytestmark = [

@@ -21,7 +21,7 @@ from opsdrill.drill import Detector
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults.gpu_oom import GpuOom, cuda_available
 from opsdrill.recovery.gpu_memory import effective_settings_of, is_cuda_oom
-from opsdrill.recovery.procedures import lower_gpu_memory
+from opsdrill.recovery.host_resources import lower_gpu_memory
 from opsdrill.targets.base import Target
 
 pytestmark = [

@@ -12,7 +12,7 @@ import pytest
 
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import LockContention
-from opsdrill.recovery.procedures import terminate_blocking_session
+from opsdrill.recovery.database import terminate_blocking_session
 from opsdrill.targets.base import Target
 
 pytestmark = [

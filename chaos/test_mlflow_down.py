@@ -15,7 +15,7 @@ import pytest
 from opsdrill.drill import Detector, DrillSpec
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import MlflowDown
-from opsdrill.recovery.procedures import restart_mlflow
+from opsdrill.recovery.services import restart_mlflow
 from opsdrill.targets.base import Target
 
 pytestmark = [

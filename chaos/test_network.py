@@ -20,7 +20,7 @@ from opsdrill.drill import Detector
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults.network import Latency, ResetPeer
 from opsdrill.load.pytest_gate import slo_threshold
-from opsdrill.recovery.procedures import diagnose_network_latency, restart_network_hop
+from opsdrill.recovery.network import diagnose_network_latency, restart_network_hop
 from opsdrill.targets.base import ProxyHops, Target
 
 pytestmark = [pytest.mark.destructive]

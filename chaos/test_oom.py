@@ -18,7 +18,7 @@ from opsdrill.drill.procedure import Procedure, Step
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.errors import CapabilityMissing
 from opsdrill.faults.host_oom import HostOom
-from opsdrill.recovery.procedures import relieve_host_memory
+from opsdrill.recovery.host_resources import relieve_host_memory
 from opsdrill.targets.base import Target
 from opsdrill.targets.first_data import wait_for_run
 

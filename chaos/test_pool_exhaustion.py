@@ -10,7 +10,7 @@ import pytest
 
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import PoolExhaustion
-from opsdrill.recovery.procedures import terminate_idle_sessions
+from opsdrill.recovery.database import terminate_idle_sessions
 from opsdrill.runbook.dashboard_panels import panel_detector
 from opsdrill.targets.base import Target
 

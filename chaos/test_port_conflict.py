@@ -13,8 +13,8 @@ import pytest
 from opsdrill.drill import Detector
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import PortConflict
+from opsdrill.recovery.config import free_port
 from opsdrill.recovery.port_owner import listeners
-from opsdrill.recovery.procedures import free_port
 from opsdrill.targets.base import Target
 
 pytestmark = [

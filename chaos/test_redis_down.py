@@ -16,7 +16,7 @@ from opsdrill.drill.standard import StandardDrill
 from opsdrill.faults import RedisDown
 from opsdrill.probes import redis as redis_probe
 from opsdrill.probes.metrics_text import parse
-from opsdrill.recovery.procedures import restart_redis
+from opsdrill.recovery.services import restart_redis
 from opsdrill.runbook.thresholds import THRESHOLDS
 from opsdrill.targets.base import Target
 

@@ -27,7 +27,7 @@ from opsdrill.faults.base import Fault, register
 from opsdrill.faults.journal import Journal
 from opsdrill.probes.sql import sql_ok
 from opsdrill.processes import ProcessRef
-from opsdrill.recovery.procedures import start_postgres, terminate_blocking_session
+from opsdrill.recovery.database import start_postgres, terminate_blocking_session
 from opsdrill.targets.local import LocalTarget
 
 pytestmark = pytest.mark.slow

@@ -20,7 +20,7 @@ from opsdrill.drill.detectors import FaultProbes, Probes
 from opsdrill.drill.integrity import take_snapshot
 from opsdrill.drill.procedure import Procedure, Step
 from opsdrill.faults import LockContention
-from opsdrill.recovery.procedures import terminate_blocking_session
+from opsdrill.recovery.database import terminate_blocking_session
 from opsdrill.targets.local import LocalTarget
 
 pytestmark = pytest.mark.slow
