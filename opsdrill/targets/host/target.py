@@ -15,13 +15,10 @@ ssh connection (`opsdrill.targets.host.ssh`); the fault journal stays on opsdril
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import functools
 import shlex
 import signal
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -37,95 +34,25 @@ from opsdrill.errors import (
     ServiceError,
     UsageError,
 )
-from opsdrill.probes.http import http_ok
 from opsdrill.probes.prometheus import config_yaml, flags
 from opsdrill.recovery.port_owner import ports_of
 from opsdrill.targets.base import ProxyHops, journal_home
 from opsdrill.targets.drill_parts import Say
-from opsdrill.targets.file.target import FileTarget, HostService
-from opsdrill.targets.files import SHELL_GLOB, SHELL_REMOVE, ServiceFiles
+from opsdrill.targets.file.target import FileTarget
+from opsdrill.targets.files import ServiceFiles
 from opsdrill.targets.host.cgroup import CPU_SCRIPT, MEMORY_SCRIPT, PAGE, UNLIMITED
+from opsdrill.targets.host.files import SshFiles
 from opsdrill.targets.host.proxy import PROXIES, parse_host_proxy
 from opsdrill.targets.host.ssh import SshHost
+from opsdrill.targets.host.units import HostUnit
 from opsdrill.targets.model import ExecResult, MemoryUsage, ProxyLink
 from opsdrill.targets.service_process import ServiceProcess
 
-__all__ = ["HostTarget", "HostUnit", "SshFiles"]
+__all__ = ["HostTarget"]
 
 #: services whose processes live in another service's unit ("worker": the app's children)
 SAME_UNIT = {"worker": "api"}
 SHORTENED_JSON = "shortened.json"  # the drill-scale rules' record (drill/alert_scale.py)
-
-
-class HostUnit(HostService):
-    """A systemd unit on the host, controlled through `sudo -n systemctl`."""
-
-    target: HostTarget
-
-    def _control(self, verb: str) -> None:
-        self.target.require_destructive(f"{verb} {self.name}", self.target.allow_destructive)
-        self.target.systemctl(verb, self.unit)
-
-    @property
-    def unit(self) -> str:
-        assert self.systemd
-        return self.systemd
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._control("stop")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """`systemctl kill -s SIG UNIT`: every process of the unit, as a crash would."""
-        self.target.require_destructive(f"kill {self.name}", self.target.allow_destructive)
-        self.target.systemctl("kill", "-s", signal.Signals(sig).name, self.unit)
-
-    def healthy(self) -> bool:
-        return self.target.unit_property(self.unit, "ActiveState") == "active"
-
-    def restarts_itself(self) -> str | None:
-        policy = self.target.unit_property(self.unit, "Restart")
-        return None if policy in ("", "no") else f"systemd's Restart={policy} for {self.unit}"
-
-    def start(self, timeout: float = 60.0) -> None:
-        """`systemctl start`, then ready: the unit active (the api: /health answers 200). A
-        simple unit is 'started' once forked, so a process that exits after (a port taken)
-        shows as a restart or a failed unit; that is a refused start, with its journal."""
-        if self._state()["ActiveState"] == "failed":  # a start limit hit would refuse it
-            with contextlib.suppress(PrivilegeError):
-                self.target.systemctl("reset-failed", self.unit)
-        self._control("start")
-        # read after the start: a manual start resets NRestarts, so only a rise from here
-        # is the new process dying and systemd bringing it back
-        started = int(self._state()["NRestarts"] or 0)
-        health = f"{self.target.endpoints.api_url}/health" if self.name == "api" else None
-        deadline = time.monotonic() + timeout
-        while True:
-            state = self._state()
-            if (
-                state["ActiveState"] == "failed"
-                or state["SubState"] == "auto-restart"
-                or int(state["NRestarts"] or 0) > started
-            ):
-                raise ServiceError(
-                    f"{self.unit} was started but its process exited ({state['ActiveState']}/"
-                    f"{state['SubState']}); {self.target.journal_tail(self.unit)}"
-                )
-            if state["ActiveState"] == "active" and (health is None or http_ok(health)):
-                return
-            if time.monotonic() > deadline:
-                raise ServiceError(
-                    f"{self.unit} not ready within {timeout:.0f} s ({state['ActiveState']}/"
-                    f"{state['SubState']}); {self.target.journal_tail(self.unit)}"
-                )
-            time.sleep(0.2)
-
-    def _state(self) -> dict[str, str]:
-        out = self.target.run(
-            ["systemctl", "show", "-p", "ActiveState", "-p", "SubState", "-p", "NRestarts",
-             self.unit]
-        ).stdout  # fmt: skip
-        state = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
-        return {k: state.get(k, "") for k in ("ActiveState", "SubState", "NRestarts")}
 
 
 class HostTarget(FileTarget):
@@ -450,64 +377,3 @@ class HostTarget(FileTarget):
         )
         done = self.run(["sh", "-c", script, "oom", group])
         return int(done.stdout.strip() or 0)
-
-
-class SshFiles(ServiceFiles):
-    """A service's files on the host, read and written over ssh as the service's user (or the
-    ssh user, where sudoers gives no way to become it: `HostTarget.files_user`)."""
-
-    def __init__(self, target: HostTarget, service: str) -> None:
-        self.target = target
-        self.service = service
-
-    def _sh(self, script: str, *args: str, stdin: bytes | None = None) -> ExecResult:
-        argv = ["sh", "-c", script, "sh", *args]
-        if (user := self.target.files_user(self.service)) is not None:
-            argv = ["sudo", "-n", "-u", user, "--", *argv]
-        return self.target.run(argv, stdin=stdin)
-
-    def _check(self, done: ExecResult, what: str, path: PurePosixPath | str) -> ExecResult:
-        if "No such file" in done.stderr:
-            raise FileNotFoundError(f"{path} does not exist on {self.target.ssh.spec}")
-        if not done.ok:
-            raise OSError(f"{what} {path} on {self.target.ssh.spec}: {done.output(300)}")
-        return done
-
-    def read_text(self, path: PurePosixPath | str) -> str:
-        return self._check(self._sh('cat -- "$1"', str(path)), "reading", path).stdout
-
-    def read_bytes(self, path: PurePosixPath | str) -> bytes:
-        """Through base64, since the remote command's output comes back as text."""
-        done = self._check(self._sh('base64 -- "$1"', str(path)), "reading", path)
-        try:
-            return base64.b64decode(done.stdout)
-        except binascii.Error as exc:
-            raise OSError(f"reading {path} on {self.target.ssh.spec}: bad base64 ({exc})") from None
-
-    def glob(self, pattern: PurePosixPath | str) -> list[str]:
-        done = self._check(self._sh(SHELL_GLOB, str(pattern)), "listing", pattern)
-        return sorted(done.stdout.splitlines())
-
-    def write_text(self, path: PurePosixPath | str, text: str, mode: int = 0o644) -> None:
-        script = 'set -e; t=$(mktemp "$1.XXXXXX"); cat >"$t"; chmod "$2" "$t"; mv -f "$t" "$1"'
-        done = self._sh(script, str(path), f"{mode:o}", stdin=text.encode())
-        self._check(done, "writing", path)
-
-    def remove(self, path: PurePosixPath | str) -> None:
-        self._check(self._sh(SHELL_REMOVE, str(path)), "removing", path)
-
-    def exists(self, path: PurePosixPath | str) -> bool:
-        return self._sh('test -e "$1"', str(path)).ok
-
-    def fill(self, path: PurePosixPath | str, max_bytes: int) -> int:
-        script = (
-            'dd if=/dev/zero of="$1" bs=1M count="$2" oflag=append conv=notrunc,fsync '
-            '2>/dev/null; stat -c %s "$1"'
-        )
-        mb = max(1, max_bytes // (1024 * 1024))
-        done = self._sh(script, str(path), str(mb))
-        return int(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else 0
-
-    def free_bytes(self, path: PurePosixPath | str) -> int:
-        done = self._check(self._sh('df -B1 --output=avail "$1" | tail -1', str(path)), "df", path)
-        return int(done.stdout.strip())
