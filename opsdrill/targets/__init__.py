@@ -53,7 +53,8 @@ def parse_spec(spec: str, **options: object) -> Target:
 
         return LocalTarget(Path(rest) if rest else DEFAULT_STATE_DIR, **options)  # type: ignore[arg-type]
     if scheme in ("docker", "compose"):
-        from opsdrill.targets.docker.target import DockerTarget, parse_docker_spec
+        from opsdrill.targets.docker.spec import parse_docker_spec
+        from opsdrill.targets.docker.target import DockerTarget
 
         _no_options(spec, given)
         project, secret_env = parse_docker_spec(rest)

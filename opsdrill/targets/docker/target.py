@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,9 +28,7 @@ import httpx
 
 from opsdrill.errors import (
     CapabilityMissing,
-    MissingDependency,
     ServiceError,
-    StartTimeout,
     UsageError,
 )
 from opsdrill.targets import first_data
@@ -41,30 +37,16 @@ from opsdrill.targets.docker import exec as docker_exec
 from opsdrill.targets.docker.files import ContainerFiles
 from opsdrill.targets.docker.memory import cgroup_oom_kills, limit_of, memory_of, set_limit
 from opsdrill.targets.docker.sdk import docker
+from opsdrill.targets.docker.services import ContainerService
+from opsdrill.targets.docker.spec import PROJECT_LABEL, SERVICE_ALIASES, SERVICE_LABEL, client
 from opsdrill.targets.drill_parts import Say
 from opsdrill.targets.files import ServiceFiles
 from opsdrill.targets.model import Endpoints, ExecResult, MemoryUsage, ProxyLink
 
-__all__ = ["ContainerService", "DockerTarget", "parse_docker_spec"]
+__all__ = ["DockerTarget"]
 
-PROJECT_LABEL = "com.docker.compose.project"
-SERVICE_LABEL = "com.docker.compose.service"
-#: compose service name -> the name every target uses (opsdrill.targets.model.SERVICE_NAMES)
-SERVICE_ALIASES = {
-    "db": "db",
-    "postgres": "db",
-    "api": "api",
-    "app": "api",
-    "toxiproxy": "proxy",
-    "proxy": "proxy",
-    "prometheus": "prometheus",
-    "alertmanager": "alertmanager",
-    "node-exporter": "node_exporter",
-    "postgres-exporter": "postgres_exporter",
-}
 #: container ports of the composed stack (system/compose.yaml)
 API_PORT, PROXIED_API_PORT, TOXIPROXY_PORT, DB_PORT = 8000, 8001, 8475, 5432
-ALERT_SINK_PORT = 5001
 #: the app's own path to the database (Toxiproxy's `postgres` proxy), bridged for this machine
 PROXIED_DB_PORT = 15433
 #: where the api writes its pid under NF_HOME (Settings.pid_file)
@@ -73,147 +55,6 @@ PID_FILE = Path("run") / "app.pid"
 SHORTENED_JSON = "/etc/prometheus/shortened.json"
 DATABASE = "ts_forecast_system"
 HOME = Path("/var/lib/nf_auto_runner")
-SECRET_KEYS = ("api_key_env", "dsn_env", "admin_dsn_env")
-
-
-def parse_docker_spec(rest: str) -> tuple[str, dict[str, str]]:
-    """`PROJECT[,key=ENV_NAME...]` -> (project, {key: env name}); one sentence when malformed."""
-    project, *opts = rest.split(",")
-    if not project:
-        raise UsageError(
-            "target 'docker:' needs a Compose project name, e.g. docker:ts-forecast "
-            "(see `docker compose ls` or the -p you gave docker-compose)"
-        )
-    named: dict[str, str] = {}
-    for opt in opts:
-        key, sep, value = opt.partition("=")
-        if not sep or key not in SECRET_KEYS or not value:
-            raise UsageError(
-                f"bad option {opt!r} in target docker:{rest}: use "
-                f"{', '.join(k + '=ENV_NAME' for k in SECRET_KEYS)}"
-            )
-        named[key] = value
-    return project, named
-
-
-def _client() -> Any:
-    """A Docker API client from the environment (DOCKER_HOST), or one sentence why not."""
-    try:
-        client = docker.from_env(timeout=30)
-        client.ping()
-    except (docker.errors.DockerException, OSError):  # requests errors are OSErrors
-        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        raise MissingDependency(
-            f"no Docker engine answers at {where}: start one "
-            "(scripts/docker-engine.sh) or point DOCKER_HOST at it"
-        ) from None
-    return client
-
-
-class ContainerService(Service):
-    """One compose service's container, controlled through the Engine API."""
-
-    def __init__(self, name: str, target: DockerTarget, container: Any) -> None:
-        self.name = name
-        self.target = target
-        self.container = container
-
-    def _state(self) -> Mapping[str, Any]:
-        self.container.reload()
-        return self.container.attrs["State"]
-
-    def is_running(self) -> bool:
-        return bool(self._state().get("Running"))
-
-    def pid(self) -> int | None:
-        state = self._state()
-        return int(state["Pid"]) if state.get("Running") and state.get("Pid") else None
-
-    def healthy(self) -> bool:
-        """The container's healthcheck says healthy (running and not paused, without one)."""
-        state = self._state()
-        if not state.get("Running") or state.get("Paused"):
-            return False
-        health = state.get("Health")
-        return health is None or health.get("Status") == "healthy"
-
-    def paused(self) -> bool:
-        return bool(self._state().get("Paused"))
-
-    def oom_killed(self) -> bool:
-        """The kernel's OOM killer ended the container's main process (State.OOMKilled)."""
-        return bool(self._state().get("OOMKilled"))
-
-    def _wait(self, ready: bool, timeout: float, what: str) -> None:
-        """Poll until healthy (or stopped); a container that exits while it should come up
-        is a refused start at once, with its exit code and last log lines (the app's own
-        reason, e.g. a config error), as a unit's failed start is."""
-        deadline = time.monotonic() + timeout
-        while (self.healthy() if ready else self.is_running()) != ready:
-            state = self._state()
-            if ready and state.get("Status") in ("exited", "dead"):
-                tail = self.container.logs(tail=5).decode(errors="replace").strip()
-                raise ServiceError(
-                    f"{self.name} ({self.container.name}) exited with code "
-                    f"{state.get('ExitCode')} instead of starting: {tail[-600:]}"
-                )
-            if time.monotonic() >= deadline:
-                raise StartTimeout(
-                    f"{self.name} ({self.container.name}) not {what} within {timeout:.0f} s; "
-                    f"see `docker logs {self.container.name}`"
-                )
-            time.sleep(0.2)
-
-    def start(self, timeout: float = 60.0) -> None:
-        state = self._state()
-        if state.get("Paused"):
-            self.container.unpause()
-        elif not state.get("Running"):
-            self._api_call("start", self.container.start)
-            self.target.forget_endpoints()  # a started container gets new ephemeral host ports
-        self._wait(True, timeout, "healthy")
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.is_running():
-            self._api_call("stop", lambda: self.container.stop(timeout=int(timeout)))
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the container's main process; with SIGKILL the container exits at once."""
-        self.target.require_destructive(f"kill {self.name}", self.target.allow_destructive)
-        if not self.is_running():
-            raise ServiceError(f"cannot signal {self.name}: its container is not running")
-        self._api_call("kill", lambda: self.container.kill(signal=int(sig)))
-
-    def restart(self, timeout: float = 60.0) -> None:
-        self._api_call("restart", lambda: self.container.restart(timeout=10))
-        self.target.forget_endpoints()
-        self._wait(True, timeout, "healthy")
-
-    def pause(self) -> None:
-        """Freeze every process of the container (cgroup freezer): alive, but answering nothing."""
-        self.target.require_destructive(f"pause {self.name}", self.target.allow_destructive)
-        self._api_call("pause", self.container.pause)
-
-    def unpause(self) -> None:
-        if self.paused():
-            self._api_call("unpause", self.container.unpause)
-
-    def _api_call(self, verb: str, call: Any) -> None:
-        try:
-            call()
-        except docker.errors.APIError as exc:
-            raise ServiceError(
-                f"docker {verb} {self.container.name} failed: {exc.explanation}"
-            ) from None
-
-    @property
-    def url(self) -> str | None:
-        if self.name == "api":
-            return self.target.endpoints.api_url
-        if self.name == "alert_sink":  # the receiver a drill reads its deliveries from
-            where = self.target.published("alert_sink", ALERT_SINK_PORT)
-            return f"http://{where}" if where else None
-        return None
 
 
 class DockerTarget(Target):
@@ -225,7 +66,7 @@ class DockerTarget(Target):
         self.project = project
         self.name = f"docker:{project}"
         self.secret_env = dict(secret_env or {})
-        self.client = _client()
+        self.client = client()
         found = self.client.containers.list(
             all=True, filters={"label": f"{PROJECT_LABEL}={project}"}
         )
