@@ -6,25 +6,17 @@ each part is lives beside it: options.py, records.py, specs.py, proxies.py, data
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import psycopg
-
-from opsdrill.errors import CapabilityMissing, ServiceError, StartTimeout, UsageError
-from opsdrill.polling import poll
-from opsdrill.state import STATE_FILE, Secrets
-from opsdrill.targets import first_data
-from opsdrill.targets.base import ProxyHops, Service, Target, cuda_device_present
-from opsdrill.targets.drill_parts import Say
+from opsdrill.errors import CapabilityMissing, UsageError
+from opsdrill.state import Secrets
+from opsdrill.targets.base import Service, Target, cuda_device_present
 from opsdrill.targets.files import ServiceFiles
 from opsdrill.targets.local import (
     mlflow_service,
@@ -37,20 +29,17 @@ from opsdrill.targets.local import (
 )
 from opsdrill.targets.local.data_fs import IMAGE, DataFilesystem
 from opsdrill.targets.local.files import LocalFiles
-from opsdrill.targets.local.options import StackOptions
-from opsdrill.targets.local.parts import DataFsInPlace, ProxyInPlace
+from opsdrill.targets.local.lifecycle import PG_DIR, Lifecycle
 from opsdrill.targets.local.process_service import ProcessService, ProcessSpec
-from opsdrill.targets.local.records import StackRecords, alive
+from opsdrill.targets.local.rewiring import Rewiring
 from opsdrill.targets.local.worker_cgroup import WorkerCgroup
 from opsdrill.targets.model import Endpoints, ExecResult, MemoryUsage, ProxyLink
 from opsdrill.targets.postgres import Cluster, find_bindir, run_user
 
 __all__ = ["LocalTarget"]
 
-PG_DIR = "pg"  # the cluster's root under the state directory (data/, socket/)
 
-
-class LocalTarget(StackRecords, Target):
+class LocalTarget(Rewiring, Lifecycle, Target):
     """The reference stack on this machine. Never production."""
 
     name = "local"
@@ -234,110 +223,6 @@ class LocalTarget(StackRecords, Target):
             raise UsageError(f"unknown link {link!r}: use one of {', '.join(proxies.LINKS)}")
         return ProxyLink(toxiproxy_url=url, proxy=proxies.LINKS[link], link=link)
 
-    # -- parts a drill puts in place for itself (DrillParts) --------------------------------
-    @contextlib.contextmanager
-    def ensure_proxy(self, say: Say = print) -> Iterator[ProxyHops]:
-        """Toxiproxy between app and database and before the API; added for the context when
-        the stack was started without it (the app restarts onto it, and back afterwards)."""
-        if self.options.proxy:
-            yield self._proxy_hops()
-            return
-        say("the stack has no Toxiproxy: putting the embedded one between the app and "
-            "PostgreSQL and in front of the API for this session (the app restarts onto it; "
-            "its direct wiring is restored afterwards)")  # fmt: skip
-        with ProxyInPlace(self):
-            yield self._proxy_hops()
-
-    def _proxy_hops(self) -> ProxyHops:
-        url, api = self.toxiproxy_url, self.proxied_api_url
-        assert url is not None and api is not None  # the proxy option is on
-        return ProxyHops(toxiproxy_url=url, app_dsn=self.app_dsn(), api_url=api)
-
-    def install_proxy(self) -> None:
-        """Turn the proxy option on: start the proxy, restart a running app through it."""
-        self._set_options(proxy=True)
-        if (proxy := self.services.get("proxy")) is not None:
-            proxy.start()
-        else:  # OPSDRILL_TOXIPROXY_URL: an external server we only populate
-            proxies.populate_external(self.toxiproxy_url, self.proxies_config())
-        self._restart_app_if_running()
-
-    def remove_proxy(self) -> None:
-        """Turn the proxy option off: the app back on its direct DSN, the proxy stopped."""
-        proxy = self.services.get("proxy")
-        self._set_options(proxy=False)
-        self._restart_app_if_running()
-        if proxy is not None:
-            proxy.stop()
-
-    @contextlib.contextmanager
-    def ensure_data_fs(self, size: str, say: Say = print) -> Iterator[Path]:
-        """NF_HOME on a size-limited filesystem; added for the context when the stack was
-        started without one (the app restarts onto it; the home is copied there and back)."""
-        fs = self.data_fs
-        if fs is not None:
-            if not fs.mounted():
-                raise CapabilityMissing(
-                    f"the stack in {self.state_dir} has a data filesystem that is not mounted; "
-                    "run 'opsdrill up' to mount it"
-                )
-            yield self.home
-            return
-        if reason := DataFilesystem.supported():
-            raise CapabilityMissing(f"cannot give the stack a data filesystem here: {reason}")
-        say(f"the stack has no size-limited data filesystem: moving its home onto a {size} "
-            "ext4 image for this session (the app restarts onto it; the home is moved back "
-            "afterwards)")  # fmt: skip
-        with DataFsInPlace(self, size=size):
-            yield self.home
-
-    def install_data_fs(self, size: str) -> None:
-        """Turn the data filesystem option on: the app stopped, home moved onto the image."""
-        image = self.state_dir / IMAGE
-        if not os.path.ismount(self.home):
-            image.unlink(missing_ok=True)  # a leftover of a half-done install: start afresh
-        with self._app_stopped():
-            self._set_options(data_fs_size=size)
-            fs = self.data_fs
-            assert fs is not None
-            fs.mount(say=lambda _line: None)
-
-    def remove_data_fs(self) -> None:
-        """Turn the data filesystem option off: home copied back off the image, image gone."""
-        fs = self.data_fs
-        if fs is None:
-            return
-        with self._app_stopped():
-            if fs.mounted():  # strictly: the image is mounted again below to copy it out
-                fs.unmount(say=lambda _line: None, lazy=False)
-            if fs.image.exists():
-                fs.copy_out(self.home)
-                fs.image.unlink()
-            self._set_options(data_fs_size=None)
-
-    def _set_options(self, **changes: object) -> None:
-        self.options = replace(self.options, **changes)  # type: ignore[arg-type]
-        self.options.save(self.state_dir)
-        self._services = None  # the proxy service comes and goes with its option
-
-    @contextlib.contextmanager
-    def _app_stopped(self) -> Iterator[None]:
-        """Stop a running app for the block and start it again after, however it ends."""
-        api = self.services["api"]
-        running = api.is_running()
-        if running:
-            api.stop()
-        try:
-            yield
-        finally:
-            if running:
-                self.services["api"].start(timeout=120.0)
-
-    def _restart_app_if_running(self) -> None:
-        api = self.services["api"]
-        if api.is_running():
-            api.restart(timeout=120.0)
-
     # -- layout ------------------------------------------------------------------------
     @property
     def home(self) -> Path:
@@ -459,139 +344,3 @@ class LocalTarget(StackRecords, Target):
         if not self.options.proxy:
             return dsn
         return proxies.through(dsn, self._port("proxy_postgres"))
-
-    # -- whole-stack operations ------------------------------------------------------------
-    def exists(self) -> bool:
-        """True once the stack's database cluster was created. Not the state file: asking for
-        an endpoint (the capability check at collection does) records ports in it first.
-        Read from the path alone: `self.cluster` would allocate a port, creating the dir."""
-        return (self.state_dir / PG_DIR / "data" / "PG_VERSION").exists()
-
-    def is_up(self) -> bool:
-        return all(s.healthy() for s in self.services.values())
-
-    def clean_stale(self, say: Say = print) -> list[str]:
-        """Forget services whose recorded process is gone (a killed run); return their names."""
-        stale, stale_pids = [], {}
-        with self._locked() as state:
-            for name, rec in list(state.services.items()):
-                if not alive(rec):
-                    stale.append(name)
-                    stale_pids[name] = rec.pid
-                    del state.services[name]
-        if stale:
-            say(f"stale state from an earlier run: {', '.join(stale)} no longer running; cleaned")
-        if "db" in stale or self.get_record("db") is None:
-            self.cluster.remove_stale_pidfile(stale_pids.get("db"))
-        return stale
-
-    def up(self, *, train: bool = True, say: Say = print) -> None:
-        """Start every service not already running; first time: create, seed and train."""
-        self.clean_stale(say)
-        self._apply_options(say)
-        if missing := self.missing_monitoring():
-            packages = " ".join(specs.MONITORING_BINARIES[m] for m in missing)
-            say(f"monitoring not installed, skipped: {', '.join(missing)} "
-                f"(apt-get install {packages})")  # fmt: skip
-        cluster = self.cluster
-        cluster.init()
-        for name, service in self.services.items():
-            if service.is_running():
-                # a running but unhealthy service is a finding for the checks, not a reason
-                # to wait for it here or to restart it behind the user's back
-                health = "" if service.healthy() else "  (running, but NOT healthy)"
-                say(f"{name:<18} already running   pid {service.pid()}{health}")
-                continue
-            t0 = time.monotonic()
-            service.start(timeout=120.0 if name in specs.SLOW_STARTERS else 60.0)
-            say(f"{name:<18} started in {time.monotonic() - t0:5.1f} s  pid {service.pid()}  "
-                f"{service.url or ''}")  # fmt: skip
-            if name == "db":
-                self._bootstrap_db()
-                if self.options.proxy and "proxy" not in self.services:
-                    proxies.populate_external(self.toxiproxy_url, self.proxies_config())
-        if not self._state().initialized:
-            self._first_data(train=train, say=say)
-
-    def _apply_options(self, say: Say) -> None:
-        """Mount the data fs and create the worker cgroup before the app starts; save them."""
-        saved = StackOptions.load(self.state_dir)
-        running = [n for n, s in self.services.items() if s.is_running()]
-        if saved is not None and saved != self.options and running:
-            raise UsageError(
-                f"the stack in {self.state_dir} runs with {saved}, not {self.options}; "
-                "run 'opsdrill down' first to change its options"
-            )
-        if (fs := self.data_fs) is not None:
-            if reason := DataFilesystem.supported():
-                raise UsageError(f"cannot give the stack a data filesystem: {reason}; "
-                                 f"start it without --data-fs-size")  # fmt: skip
-            if "api" in running and not fs.mounted():
-                raise UsageError("the app already runs without the data filesystem; "
-                                 "run 'opsdrill down' first")  # fmt: skip
-            fs.mount(say)
-        if (cgroup := self.worker_cgroup) is not None:
-            cgroup.create()
-        self.options.save(self.state_dir)
-
-    def _bootstrap_db(self) -> None:
-        cluster = self.cluster
-        for dbname, sql in cluster.bootstrap_sql(self.secrets.db_password):
-            with (
-                psycopg.connect(cluster.admin_conninfo(dbname), autocommit=True) as conn,
-                contextlib.suppress(psycopg.errors.DuplicateDatabase),
-            ):
-                conn.execute(sql)  # type: ignore[arg-type]
-
-    def _first_data(self, *, train: bool, say: Say) -> None:
-        t0 = time.monotonic()
-        first_data.seed(self)
-        say(f"{'seed':<18} series loaded in {time.monotonic() - t0:4.1f} s")
-        if train:
-            t0 = time.monotonic()
-            run = first_data.train_first_model(self)
-            say(f"{'first model':<18} run {run['run_id']} {run['model_name']} "
-                f"completed in {time.monotonic() - t0:4.1f} s")  # fmt: skip
-        say(f"{'first backup':<18} {first_data.backup(self)}")
-        with self._locked() as state:
-            state.initialized = train
-
-    def down(self, say: Say = print) -> None:
-        """Stop every service by pid, in reverse start order."""
-        errors = []
-        for name in reversed(list(self.services)):
-            service = self.services[name]
-            if not service.is_running():
-                service.stop()  # forget a stale record
-                continue
-            pid = service.pid()
-            try:
-                service.stop()
-                say(f"{name:<18} stopped (pid {pid})")
-            except ServiceError as exc:
-                errors.append(str(exc))
-        if errors:
-            raise ServiceError("; ".join(errors))
-        self._release_options(say)
-
-    def _release_options(self, say: Say) -> None:
-        """After the app has stopped: unmount the data fs, remove the worker cgroup."""
-        if (fs := self.data_fs) is not None:
-            fs.unmount(say)
-        if (cgroup := self.worker_cgroup) is not None:
-            cgroup.remove()
-
-    def destroy(self) -> None:
-        """Stop everything and delete the state directory."""
-        self.down(say=lambda _: None)
-        if (fs := self.data_fs) is not None and os.path.ismount(fs.mountpoint):
-            raise ServiceError(f"{fs.mountpoint} is still mounted; not deleting {self.state_dir}")
-        if (self.state_dir / STATE_FILE).exists():
-            shutil.rmtree(self.state_dir)
-        shutil.rmtree(ray_service.temp_dir(self.state_dir), ignore_errors=True)  # if outside
-
-    def wait_healthy(self, timeout: float = 30.0) -> None:
-        """Poll until every service answers its readiness probe."""
-        if poll(lambda: self.is_up() or None, timeout, interval=0.1) is None:
-            bad = [s.name for s in self.status() if not s.healthy]
-            raise StartTimeout(f"services not healthy after {timeout:.0f} s: {', '.join(bad)}")
