@@ -31,7 +31,7 @@ import httpx
 
 from opsdrill.load import LoadProfile, LoadResult, run_load
 from opsdrill.load.hdr import merge
-from opsdrill.slo.model import load_slo_file
+from opsdrill.slo.parser import load_slo_file
 from opsdrill.targets.local import LocalTarget
 
 ROOT = Path(__file__).resolve().parents[1]

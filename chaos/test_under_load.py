@@ -24,7 +24,8 @@ import pytest
 from opsdrill.drill import DrillResult
 from opsdrill.drill.standard import StandardDrill
 from opsdrill.load import LoadHandle, LoadProfile, LoadResult, start_load
-from opsdrill.slo.model import SloFile, load_slo_file
+from opsdrill.slo.model import SloFile
+from opsdrill.slo.parser import load_slo_file
 from opsdrill.targets.base import Target
 
 from .test_db_down import db_sigkill_spec

@@ -79,7 +79,7 @@ def test_achieved_load_is_compared_with_the_configured_rate_not_the_users_plan(
     sent all they planned: the run is still INCONCLUSIVE."""
     from opsdrill.load.config import LoadConfig
     from opsdrill.load.runner import LoadHandle
-    from opsdrill.slo.model import load_slo_file
+    from opsdrill.slo.parser import load_slo_file
 
     profile = LoadProfile(rate=20, duration=10)
     cfg = LoadConfig(t0=0, ramp=1, duration=10, rate_per_user=1, users=20, mix={"health": 1.0})
@@ -124,7 +124,7 @@ def test_wrong_api_key_makes_training_completion_an_error(stack, tmp_path: Path)
 
 def test_missing_api_key_is_an_error_too() -> None:
     from opsdrill.load import LoadResult, judge
-    from opsdrill.slo.model import load_slo_file
+    from opsdrill.slo.parser import load_slo_file
 
     submit = {"sent": 3, "achieved": 3, "ok": 0, "transport": 0, "http5xx": 0, "http503": 0,
               "http4xx": 3, "http401": 3, "late": 0}  # fmt: skip
@@ -161,7 +161,7 @@ def test_cache_cold_mix_asks_valid_forecasts_with_the_bypass_header(stack, tmp_p
     """Every cold request is a forecast the app answers (any series with a model, a horizon
     its model allows). Whether it ran the model is the app's side of the contract (the
     X-Forecast-Cache: bypass header; an app without it ignores the header)."""
-    from opsdrill.slo.model import load_slo_file
+    from opsdrill.slo.parser import load_slo_file
 
     ep = stack.endpoints
     cold = load_slo_file(SLO_FILE).gate.profile("cache-cold")
@@ -256,7 +256,7 @@ def _cache_cold_gate(stack, tmp_path: Path, name: str, **env: str) -> LoadResult
 
     from opsdrill import ports
     from opsdrill.probes.http import http_ok
-    from opsdrill.slo.model import load_slo_file
+    from opsdrill.slo.parser import load_slo_file
 
     port = ports.free_port()
     url = f"http://127.0.0.1:{port}"

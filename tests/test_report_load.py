@@ -104,7 +104,7 @@ def test_percentile_plot_needs_a_history() -> None:
 def gate_result(profile: str, bad: int):  # type: ignore[no-untyped-def]
     """A judged gate run of 3000 /health requests with `bad` 5xx answers."""
     from opsdrill.load import LoadResult, judge
-    from opsdrill.slo.model import load_slo_file
+    from opsdrill.slo.parser import load_slo_file
 
     c = {"sent": 3000, "achieved": 3000, "ok": 3000 - bad, "transport": 0, "http5xx": bad,
          "http503": 0, "http4xx": 0, "http401": 0, "late": 0}  # fmt: skip

@@ -6,13 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from opsdrill.slo.model import (
-    SloFileError,
-    format_duration,
-    load_slo_file,
-    parse_duration,
-    parse_slo_text,
-)
+from opsdrill.slo.model import SloFileError, format_duration, parse_duration
+from opsdrill.slo.parser import load_slo_file, parse_slo_text
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = """\

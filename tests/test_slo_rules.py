@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from opsdrill.slo import rules as slo_rules
-from opsdrill.slo.model import load_slo_file, parse_slo_text
+from opsdrill.slo.parser import load_slo_file, parse_slo_text
 
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "system" / "prometheus"

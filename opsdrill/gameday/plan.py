@@ -32,7 +32,7 @@ from opsdrill.faults.gpu_oom import cuda_available
 from opsdrill.gameday.junit import SkippedTest
 from opsdrill.load.gate import size_statement
 from opsdrill.load.pytest_gate import default_slo_path
-from opsdrill.slo.model import load_slo_file
+from opsdrill.slo.parser import load_slo_file
 
 __all__ = ["CONDITIONS", "Conditions", "ExpectedSkip", "GameDayPlan", "JudgedSkip"]
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from opsdrill.exitcodes import ExitCode
-from opsdrill.slo.model import SloFile, SloFileError, load_slo_file
+from opsdrill.slo.model import SloFile, SloFileError
+from opsdrill.slo.parser import load_slo_file
 
 __all__ = ["default_slo_path", "selected", "slo_threshold"]
 

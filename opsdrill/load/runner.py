@@ -26,7 +26,8 @@ from opsdrill.errors import ServiceError, TargetUnreachable
 from opsdrill.load import hdr
 from opsdrill.load.config import DEFAULT_MIX, ENV_CONFIG, ENV_KEY, LoadConfig
 from opsdrill.load.result import LoadResult, endpoint_stats, judge
-from opsdrill.slo.model import GateProfile, SloFile, load_slo_file
+from opsdrill.slo.model import GateProfile, SloFile
+from opsdrill.slo.parser import load_slo_file
 
 __all__ = ["LoadHandle", "LoadProfile", "default_locustfile", "run_load", "start_load"]
 

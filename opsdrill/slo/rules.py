@@ -24,7 +24,8 @@ from typing import Any
 import yaml
 
 from opsdrill.errors import OpsdrillError
-from opsdrill.slo.model import SLO, BurnAlert, SloFile, format_duration, load_slo_file
+from opsdrill.slo.model import SLO, BurnAlert, SloFile, format_duration
+from opsdrill.slo.parser import load_slo_file
 
 __all__ = ["RECORD_WINDOWS", "alert_name", "render_rules", "render_tests", "rules", "tests"]
 
