@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Secrets", "ServiceRecord", "StackState", "write_json_atomic"]
+__all__ = ["Secrets", "ServiceRecord", "StackState", "journal_home", "write_json_atomic"]
 
 STATE_FILE = "state.json"
 SECRETS_FILE = "secrets.json"
@@ -90,3 +91,13 @@ class Secrets:
 
     def __repr__(self) -> str:
         return "Secrets(<redacted>)"
+
+
+def journal_home(kind: str, name: str) -> Path:
+    """The default `journal_dir` for a target opsdrill does not run itself: under
+    $OPSDRILL_STATE_HOME (default ~/.local/state/opsdrill), one directory per target."""
+    root = Path(
+        os.environ.get("OPSDRILL_STATE_HOME")
+        or Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "opsdrill"
+    )
+    return root / "targets" / kind / re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")

@@ -6,8 +6,6 @@ Checks, drills and load tests speak only this interface (as testinfra's modules 
 
 from __future__ import annotations
 
-import os
-import re
 import signal
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -391,18 +389,3 @@ class Target(DrillParts, ABC):
         if self.has_gpu:
             have.add("gpu")
         return frozenset(have)
-
-
-def journal_home(kind: str, name: str) -> Path:
-    """The default `journal_dir` for a target opsdrill does not run itself: under
-    $OPSDRILL_STATE_HOME (default ~/.local/state/opsdrill), one directory per target."""
-    root = Path(
-        os.environ.get("OPSDRILL_STATE_HOME")
-        or Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "opsdrill"
-    )
-    return root / "targets" / kind / re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
-
-
-def cuda_device_present() -> bool:
-    """A CUDA device node on this machine (cheap: no torch import, no CUDA context)."""
-    return Path("/dev/nvidiactl").exists() or any(Path("/dev").glob("nvidia[0-9]*"))

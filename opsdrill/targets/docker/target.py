@@ -31,8 +31,9 @@ from opsdrill.errors import (
     ServiceError,
     UsageError,
 )
+from opsdrill.state import journal_home
 from opsdrill.targets import first_data
-from opsdrill.targets.base import ProxyHops, Service, Target, journal_home
+from opsdrill.targets.base import ProxyHops, Service, Target
 from opsdrill.targets.docker import exec as docker_exec
 from opsdrill.targets.docker.files import ContainerFiles
 from opsdrill.targets.docker.memory import cgroup_oom_kills, limit_of, memory_of, set_limit

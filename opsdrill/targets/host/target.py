@@ -36,7 +36,8 @@ from opsdrill.errors import (
 )
 from opsdrill.probes.prometheus import config_yaml, flags
 from opsdrill.recovery.port_owner import ports_of
-from opsdrill.targets.base import ProxyHops, journal_home
+from opsdrill.state import journal_home
+from opsdrill.targets.base import ProxyHops
 from opsdrill.targets.drill_parts import Say
 from opsdrill.targets.file.target import FileTarget
 from opsdrill.targets.files import ServiceFiles

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from opsdrill.errors import CapabilityMissing, UsageError
 from opsdrill.state import Secrets
-from opsdrill.targets.base import Service, Target, cuda_device_present
+from opsdrill.targets.base import Service, Target
 from opsdrill.targets.files import ServiceFiles
 from opsdrill.targets.local import (
     mlflow_service,
@@ -344,3 +344,8 @@ class LocalTarget(Rewiring, Lifecycle, Target):
         if not self.options.proxy:
             return dsn
         return proxies.through(dsn, self._port("proxy_postgres"))
+
+
+def cuda_device_present() -> bool:
+    """A CUDA device node on this machine (cheap: no torch import, no CUDA context)."""
+    return Path("/dev/nvidiactl").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
