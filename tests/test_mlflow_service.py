@@ -13,7 +13,7 @@ import pytest
 from opsdrill.polling import wait_for
 from opsdrill.processes import ProcessRef
 from opsdrill.state import ServiceRecord
-from opsdrill.targets.local import LocalTarget, mlflow_service
+from opsdrill.targets.local import LocalTarget, mlflow_service, options
 from opsdrill.targets.local.process_service import ProcessSpec
 
 needs_mlflow = pytest.mark.skipif(not mlflow_service.installed(), reason="mlflow not installed")
@@ -61,7 +61,7 @@ def test_off_by_the_cli_is_saved_for_later_targets(tmp_path: Path, monkeypatch) 
 )  # fmt: skip
 def test_option_precedence(monkeypatch, asked, env, saved, expected) -> None:
     monkeypatch.setenv(mlflow_service.ENV, env)
-    assert mlflow_service.resolve_option(asked, saved) is expected
+    assert options.flag(asked, mlflow_service.ENV, saved, default=True) is expected
 
 
 # -- the process tree: a supervisor whose child's command line names uvicorn ----------------

@@ -35,7 +35,6 @@ __all__ = [
     "MlflowService",
     "backend_uri",
     "installed",
-    "resolve_option",
     "serving_pid",
     "spec",
 ]
@@ -47,15 +46,6 @@ ENV = "OPSDRILL_MLFLOW"
 def installed() -> bool:
     """True when the `mlflow` package (the server) is importable here."""
     return importlib.util.find_spec("mlflow") is not None
-
-
-def resolve_option(asked: bool | None, saved: bool | None) -> bool:
-    """Asked (the CLI) > $OPSDRILL_MLFLOW > the stack's saved option > on."""
-    if asked is not None:
-        return asked
-    if os.environ.get(ENV):
-        return os.environ[ENV] not in ("0", "false", "no")
-    return True if saved is None else saved
 
 
 def backend_uri(app_dsn: str) -> str:

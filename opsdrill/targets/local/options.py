@@ -17,7 +17,7 @@ from opsdrill.targets.local import mlflow_service, redis_service
 from opsdrill.targets.local.data_fs import parse_size
 from opsdrill.targets.local.worker_cgroup import WorkerCgroup
 
-__all__ = ["OPTIONS_FILE", "StackOptions", "resolve"]
+__all__ = ["OPTIONS_FILE", "StackOptions", "flag", "resolve"]
 
 OPTIONS_FILE = "options.json"
 
@@ -72,17 +72,17 @@ def resolve(
         cgroup = str(found.path) if found is not None else None
     return StackOptions(
         data_fs_size=data_fs_size,
-        proxy=_flag(proxy, "OPSDRILL_PROXY", saved.proxy if saved else None, default=False),
+        proxy=flag(proxy, "OPSDRILL_PROXY", saved.proxy if saved else None, default=False),
         worker_cgroup=cgroup,
-        monitoring=_flag(
+        monitoring=flag(
             monitoring, "OPSDRILL_MONITORING", saved.monitoring if saved else None, default=True
         ),
-        redis=redis_service.resolve_option(redis, saved.redis if saved else None),
-        mlflow=mlflow_service.resolve_option(mlflow, saved.mlflow if saved else None),
+        redis=flag(redis, redis_service.ENV, saved.redis if saved else None, default=True),
+        mlflow=flag(mlflow, mlflow_service.ENV, saved.mlflow if saved else None, default=True),
     )
 
 
-def _flag(asked: bool | None, env: str, saved: bool | None, *, default: bool) -> bool:
+def flag(asked: bool | None, env: str, saved: bool | None, *, default: bool) -> bool:
     """Asked > $env (0, false or no: off; anything else: on) > saved > default."""
     if asked is not None:
         return asked

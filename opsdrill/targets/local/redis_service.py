@@ -8,14 +8,13 @@ grow past what the check expects. On by default where the binary is installed; o
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 from opsdrill.probes.redis import ping
 from opsdrill.targets.local.process_service import ProcessSpec
 
-__all__ = ["BINARY", "ENV", "MAXMEMORY_BYTES", "installed", "ping", "resolve_option", "spec", "url"]
+__all__ = ["BINARY", "ENV", "MAXMEMORY_BYTES", "installed", "ping", "spec", "url"]
 
 BINARY = "redis-server"
 ENV = "OPSDRILL_REDIS"
@@ -25,15 +24,6 @@ MAXMEMORY_BYTES = 64 * 2**20
 
 def installed() -> bool:
     return shutil.which(BINARY) is not None
-
-
-def resolve_option(asked: bool | None, saved: bool | None) -> bool:
-    """Asked (the CLI) > $OPSDRILL_REDIS > the stack's saved option > on."""
-    if asked is not None:
-        return asked
-    if os.environ.get(ENV):
-        return os.environ[ENV] not in ("0", "false", "no")
-    return True if saved is None else saved
 
 
 def url(port: int) -> str:
