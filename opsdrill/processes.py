@@ -12,10 +12,11 @@ import os
 import pwd
 import signal
 import subprocess
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from opsdrill.polling import poll
 
 __all__ = ["ProcessRef", "pid_alive", "spawn", "start_ticks", "stat_start_ticks"]
 
@@ -80,12 +81,7 @@ class ProcessRef:
 
     def wait_gone(self, timeout: float) -> bool:
         """Poll until the process has exited; True if it did within `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while self.alive():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-        return True
+        return poll(lambda: (not self.alive()) or None, timeout, interval=0.02) is not None
 
     def terminate(self, grace: float = 10.0) -> None:
         """SIGTERM, wait up to `grace` seconds, then SIGKILL what is left."""

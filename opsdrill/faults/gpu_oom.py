@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import PurePosixPath
 
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import JOURNAL, Fault, register
+from opsdrill.polling import poll
 from opsdrill.targets.base import Target
 from opsdrill.targets.service_process import ServiceProcess
 
@@ -72,14 +72,15 @@ class GpuOom(Fault):
                 str(self.params["max_seconds"]), str(marker)]  # fmt: skip
         holder = ServiceProcess.start(self.target, SERVICE, argv)
         self.save_undo(holder=holder.record(), marker=str(marker))
-        deadline = time.monotonic() + 60
-        while not files.exists(marker):
-            if not holder.alive() or time.monotonic() > deadline:
-                raise FaultNotEffective(
-                    f"the GPU memory holder (pid {holder.pid}) did not start; see the logs "
-                    f"of what ran where {SERVICE} runs"
-                )
-            time.sleep(0.1)
+
+        def started() -> bool | None:
+            return files.exists(marker) or (None if holder.alive() else False)
+
+        if not poll(started, 60, interval=0.1):
+            raise FaultNotEffective(
+                f"the GPU memory holder (pid {holder.pid}) did not start; see the logs "
+                f"of what ran where {SERVICE} runs"
+            )
 
     def _revert(self) -> None:
         undo = self.entry.undo

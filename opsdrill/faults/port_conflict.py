@@ -9,10 +9,9 @@ name; `ServiceProcess`), and it exits by itself after `max_seconds` even if nobo
 
 from __future__ import annotations
 
-import time
-
 from opsdrill.errors import FaultNotEffective
 from opsdrill.faults.base import CONTROL, Fault, register
+from opsdrill.polling import poll
 from opsdrill.targets.base import Target
 from opsdrill.targets.service_process import ServiceProcess
 
@@ -71,11 +70,12 @@ class PortConflict(Fault):
         argv = [self.target.python, "-c", HOLDER_CODE, str(port), str(self.params["max_seconds"])]
         holder = ServiceProcess.start(self.target, self.where, argv)
         self.save_undo(holder=holder.record(), port=port)
-        deadline = time.monotonic() + 10
-        while not self.port_taken(port):
-            if not holder.alive() or time.monotonic() > deadline:
-                raise FaultNotEffective(f"the helper (pid {holder.pid}) never bound port {port}")
-            time.sleep(0.05)
+
+        def bound() -> bool | None:
+            return self.port_taken(port) or (None if holder.alive() else False)
+
+        if not poll(bound, 10, interval=0.05):
+            raise FaultNotEffective(f"the helper (pid {holder.pid}) never bound port {port}")
         self.start_error = self.require_refused_start(SERVICE, f"port {port} was held")
 
     def holder(self) -> ServiceProcess | None:

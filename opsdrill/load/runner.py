@@ -26,6 +26,7 @@ from opsdrill.errors import ServiceError, TargetUnreachable
 from opsdrill.load import hdr
 from opsdrill.load.config import DEFAULT_MIX, ENV_CONFIG, ENV_KEY, LoadConfig
 from opsdrill.load.result import LoadResult, endpoint_stats, judge
+from opsdrill.polling import poll
 from opsdrill.slo.model import GateProfile, SloFile
 from opsdrill.slo.parser import load_slo_file
 
@@ -136,9 +137,10 @@ class LoadHandle:
 def wait_for_runs(api_url: str, run_ids: list[int], timeout: float) -> dict[str, int]:
     """Poll the submitted runs until they finish or `timeout` passes; count their outcomes."""
     out = {"completed": 0, "failed": 0, "cancelled": 0, "unfinished": 0}
-    deadline = time.monotonic() + timeout
     pending = list(run_ids)
-    while pending:
+
+    def all_finished() -> bool | None:
+        nonlocal pending
         still = []
         for run_id in pending:
             status = httpx.get(f"{api_url}/runs/{run_id}", timeout=5).json()["status"]
@@ -147,11 +149,10 @@ def wait_for_runs(api_url: str, run_ids: list[int], timeout: float) -> dict[str,
             else:
                 still.append(run_id)
         pending = still
-        if pending and time.monotonic() >= deadline:
-            out["unfinished"] = len(pending)
-            break
-        if pending:
-            time.sleep(0.5)
+        return None if pending else True
+
+    if poll(all_finished, timeout, interval=0.5) is None:
+        out["unfinished"] = len(pending)
     return out
 
 
@@ -240,14 +241,17 @@ def start_load(
 def release_start(procs: list[subprocess.Popen[bytes]], t0_file: Path, expect: int,
                   work: Path) -> float:  # fmt: skip
     """Wait until `expect` Locust processes wait for t0, then give them one (1 s ahead)."""
-    deadline = time.monotonic() + START_LIMIT
-    while len(list(t0_file.parent.glob(f"{t0_file.name}.ready-*"))) < expect:
-        if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
-            for p in procs:
-                p.kill()
-            log = (work / "master.log").read_text()[-800:]
-            raise ServiceError(f"Locust did not start within {START_LIMIT:g} s; its log: {log}")
-        time.sleep(0.1)
+
+    def waiting() -> bool | None:
+        if len(list(t0_file.parent.glob(f"{t0_file.name}.ready-*"))) >= expect:
+            return True
+        return False if any(p.poll() is not None for p in procs) else None
+
+    if not poll(waiting, START_LIMIT, interval=0.1):
+        for p in procs:
+            p.kill()
+        log = (work / "master.log").read_text()[-800:]
+        raise ServiceError(f"Locust did not start within {START_LIMIT:g} s; its log: {log}")
     time.sleep(0.5)  # the rest of the users spawn (all within ~1 s at -r users+1)
     t0 = time.time() + 1.0
     t0_file.write_text(repr(t0))

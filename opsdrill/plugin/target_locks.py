@@ -14,11 +14,11 @@ import fcntl
 import hashlib
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from opsdrill.errors import TargetBusy
+from opsdrill.polling import poll
 from opsdrill.targets.base import Target
 
 __all__ = ["holders", "lock_file", "state_lock"]
@@ -91,15 +91,15 @@ def _holders_text(path: Path) -> str:
 
 def _acquire(fd: int, mode: int, timeout: float) -> bool:
     """Poll for the lock until `timeout` (0: one try); True once it is ours."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def taken() -> bool | None:
         try:
             fcntl.flock(fd, mode | fcntl.LOCK_NB)
             return True
         except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(POLL)
+            return None
+
+    return poll(taken, timeout, interval=POLL) is not None
 
 
 def state_lock(

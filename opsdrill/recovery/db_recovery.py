@@ -10,7 +10,6 @@ Every step is one line in the returned actions.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +20,7 @@ from psycopg.conninfo import make_conninfo
 
 from opsdrill.drill.integrity import IntegritySnapshot, take_snapshot
 from opsdrill.errors import ServiceError
+from opsdrill.polling import poll
 from opsdrill.probes.http import http_ok
 from opsdrill.targets.base import Target
 
@@ -120,9 +120,14 @@ def recover_database(
     actions.append(f"{DATABASE} dropped, recreated, restored from {source.name}, ANALYZE done")
     api.start(timeout=120)
     health = f"{target.endpoints.api_url}/health"
-    for attempt in range(1, health_polls + 1):
-        if http_ok(health):
-            actions.append(f"app started; /health answered 200 at poll {attempt}")
-            return actions
-        time.sleep(2.0)
-    raise ServiceError(f"§5.3.2: restored, but {health} never answered 200")
+    asked = 0
+
+    def healthy() -> bool | None:
+        nonlocal asked
+        asked += 1
+        return http_ok(health) or None
+
+    if poll(healthy, (health_polls - 1) * 2.0, interval=2.0) is None:
+        raise ServiceError(f"§5.3.2: restored, but {health} never answered 200")
+    actions.append(f"app started; /health answered 200 at poll {asked}")
+    return actions

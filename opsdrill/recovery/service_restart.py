@@ -9,11 +9,11 @@ loudly if it never answers.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from opsdrill.errors import ServiceError
+from opsdrill.polling import poll
 from opsdrill.probes.http import http_ok
 from opsdrill.targets.base import Target
 
@@ -44,12 +44,17 @@ def restart_service(
     actions += target.clear_leftovers("api")
     api.start(timeout=polls * interval)
     health = f"{target.endpoints.api_url}/health"
-    for attempt in range(1, polls + 1):
-        if http_ok(health):
-            actions.append(f"started; /health answered 200 at poll {attempt} (pid {api.pid()})")
-            say(actions[-1])
-            return actions
-        time.sleep(interval)
+    asked = 0
+
+    def healthy() -> bool | None:
+        nonlocal asked
+        asked += 1
+        return http_ok(health) or None
+
+    if poll(healthy, (polls - 1) * interval, interval=interval) is not None:
+        actions.append(f"started; /health answered 200 at poll {asked} (pid {api.pid()})")
+        say(actions[-1])
+        return actions
     raise ServiceError(
         f"§5.3.1: the app was started but {health} did not answer 200 in {polls} polls "
         f"{interval:g} s apart; read {target.endpoints.logs_dir}/error.log"

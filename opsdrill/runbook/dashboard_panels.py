@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from opsdrill.drill.detector import Detector
+from opsdrill.polling import poll
 from opsdrill.probes.prometheus import PrometheusError, query_max
 
 __all__ = [
@@ -82,8 +82,8 @@ def blank_panels(
     zero rate, and its quantile is NaN (blank) until requests arrive across scrapes."""
     pending = {q.name: q for q in queries}
     why: dict[str, str] = {}
-    deadline = time.monotonic() + timeout
-    while pending:
+
+    def answered() -> bool | None:
         if between is not None:
             between()
         for name, query in list(pending.items()):
@@ -98,9 +98,10 @@ def blank_panels(
                 why.pop(name, None)
             else:
                 why[name] = f"`{query.expr}` returns no data"
-        if not pending or time.monotonic() >= deadline:
-            break
-        time.sleep(1.0)
+        return None if pending else True
+
+    if pending:
+        poll(answered, timeout, interval=1.0)
     return why
 
 

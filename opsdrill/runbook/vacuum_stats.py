@@ -7,10 +7,11 @@ vacuumed and analysed (by hand or by autovacuum), and those times must move.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
+
+from opsdrill.polling import poll
 
 __all__ = ["VACUUM_STATS", "Stamps", "not_moved", "stamps"]
 
@@ -38,8 +39,10 @@ def not_moved(
 ) -> list[str]:
     """Tables whose last vacuum (and analyze, if asked) did not move since `before`, each
     with its times; polled briefly, as statistics reach the view a moment after the command."""
-    deadline = time.monotonic() + timeout
-    while True:
+    stuck: list[str] = []
+
+    def settled() -> bool | None:
+        nonlocal stuck
         now = stamps(read)
         stuck = [
             f"{t} (last vacuum {now.get(t, (None, None))[0]}, last analyze "
@@ -48,6 +51,7 @@ def not_moved(
             if not _later(now.get(t, (None, None))[0], before.get(t, (None, None))[0])
             or (analyze and not _later(now.get(t, (None, None))[1], before.get(t, (None, None))[1]))
         ]
-        if not stuck or time.monotonic() >= deadline:
-            return stuck
-        time.sleep(0.2)
+        return None if stuck else True
+
+    poll(settled, timeout, interval=0.2)
+    return stuck

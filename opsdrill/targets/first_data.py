@@ -8,12 +8,12 @@ later run takes, so a stack that comes up has already proven its training path o
 from __future__ import annotations
 
 import contextlib
-import time
 from typing import Any
 
 import httpx
 
 from opsdrill.errors import ServiceError, StartTimeout
+from opsdrill.polling import poll
 from opsdrill.targets.base import Target
 
 __all__ = ["FIRST_MODEL", "backup", "ops", "seed", "train_first_model", "wait_for_run"]
@@ -62,14 +62,16 @@ def train_first_model(target: Target, timeout: float = 300.0) -> dict[str, Any]:
 
 def wait_for_run(api_url: str, run_id: int, timeout: float) -> dict[str, Any]:
     """Poll GET /runs/{id} until the run has finished, or raise after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
     run: dict[str, Any] = {"status": "unanswered"}
-    while True:
+
+    def finished() -> dict[str, Any] | None:
+        nonlocal run
         # one poll the loaded API answers late is not the end of the wait
         with contextlib.suppress(httpx.TimeoutException):
             run = httpx.get(f"{api_url}/runs/{run_id}", timeout=5).json()
-        if run["status"] in FINISHED:
-            return run
-        if time.monotonic() >= deadline:
-            raise StartTimeout(f"run {run_id} still {run['status']} after {timeout:.0f} s")
-        time.sleep(0.25)
+        return run if run["status"] in FINISHED else None
+
+    done = poll(finished, timeout, interval=0.25)
+    if done is None:
+        raise StartTimeout(f"run {run_id} still {run['status']} after {timeout:.0f} s")
+    return done

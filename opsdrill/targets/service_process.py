@@ -11,11 +11,11 @@ ones it sees.
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from opsdrill.errors import FaultNotEffective
+from opsdrill.polling import poll
 from opsdrill.processes import stat_start_ticks
 from opsdrill.targets.base import Target
 
@@ -97,9 +97,4 @@ class ServiceProcess:
 
     def wait_gone(self, timeout: float) -> bool:
         """Poll until it has exited; True if it did within `timeout` seconds."""
-        deadline = time.monotonic() + timeout
-        while self.alive():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.1)
-        return True
+        return poll(lambda: (not self.alive()) or None, timeout, interval=0.1) is not None

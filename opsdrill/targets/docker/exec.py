@@ -13,6 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from opsdrill.polling import poll
 from opsdrill.targets.docker.sdk import docker
 from opsdrill.targets.model import ExecResult
 
@@ -103,12 +104,12 @@ def run_detached(
                            environment=dict(env or {}), detach=True)  # fmt: skip
     except docker.errors.APIError as exc:
         return ExecResult(argv, 126, "", f"docker exec in {container.name}: {exc.explanation}")
-    deadline = time.monotonic() + 10.0
-    while True:
+
+    def pid() -> str | None:
         done = run_in(container, ("sh", "-c", 'cat "$0" && rm -f "$0"', marker), timeout=10,
                       user=None, env=None)  # fmt: skip
-        if done.ok and done.stdout.strip().isdigit():
-            return ExecResult(argv, 0, done.stdout.strip(), "")
-        if time.monotonic() >= deadline:
-            return ExecResult(argv, 1, "", f"{argv[0]} did not start in {container.name}")
-        time.sleep(0.1)
+        return done.stdout.strip() if done.ok and done.stdout.strip().isdigit() else None
+
+    if (started := poll(pid, 10.0, interval=0.1)) is None:
+        return ExecResult(argv, 1, "", f"{argv[0]} did not start in {container.name}")
+    return ExecResult(argv, 0, started, "")

@@ -8,11 +8,11 @@ revert does, so `opsdrill rollback` may do it without.
 from __future__ import annotations
 
 import contextlib
-import time
 from pathlib import Path
 from typing import Any
 
 from opsdrill.errors import ServiceError
+from opsdrill.polling import poll
 from opsdrill.targets.docker.sdk import docker
 from opsdrill.targets.model import MemoryUsage
 
@@ -51,18 +51,23 @@ def set_limit(container: Any, limit_bytes: int | None, host_total: int) -> None:
     -1 (unlimited) the engine leaves swap as it was and raising the memory limit fails."""
     limit = host_total if limit_bytes is None else limit_bytes
     swap = 2 * host_total if limit_bytes is None else limit_bytes
-    deadline = time.monotonic() + 15
-    while True:
+    refused = ""
+
+    def updated() -> bool | None:
+        nonlocal refused
         try:
             container.update(mem_limit=limit, memswap_limit=swap)
-            return
+            return True
         except docker.errors.APIError as exc:
-            if "not running" in str(exc.explanation) and time.monotonic() < deadline:
-                time.sleep(0.5)
-                continue
+            refused = str(exc.explanation)
+            if "not running" in refused:  # a container restarting: again, for a while
+                return None
             raise ServiceError(
-                f"docker update --memory {limit} {container.name} failed: {exc.explanation}"
+                f"docker update --memory {limit} {container.name} failed: {refused}"
             ) from None
+
+    if poll(updated, 15, interval=0.5) is None:
+        raise ServiceError(f"docker update --memory {limit} {container.name} failed: {refused}")
 
 
 def cgroup_oom_kills(container_id: str) -> int | None:

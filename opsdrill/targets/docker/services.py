@@ -4,7 +4,6 @@ waiting on the container's healthcheck."""
 from __future__ import annotations
 
 import signal
-import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -12,6 +11,7 @@ from opsdrill.errors import (
     ServiceError,
     StartTimeout,
 )
+from opsdrill.polling import poll
 from opsdrill.targets.base import Service
 from opsdrill.targets.docker.sdk import docker
 from opsdrill.targets.model import Endpoints
@@ -73,8 +73,10 @@ class ContainerService(Service):
         """Poll until healthy (or stopped); a container that exits while it should come up
         is a refused start at once, with its exit code and last log lines (the app's own
         reason, e.g. a config error), as a unit's failed start is."""
-        deadline = time.monotonic() + timeout
-        while (self.healthy() if ready else self.is_running()) != ready:
+
+        def there() -> bool | None:
+            if (self.healthy() if ready else self.is_running()) == ready:
+                return True
             state = self._state()
             if ready and state.get("Status") in ("exited", "dead"):
                 tail = self.container.logs(tail=5).decode(errors="replace").strip()
@@ -82,12 +84,13 @@ class ContainerService(Service):
                     f"{self.name} ({self.container.name}) exited with code "
                     f"{state.get('ExitCode')} instead of starting: {tail[-600:]}"
                 )
-            if time.monotonic() >= deadline:
-                raise StartTimeout(
-                    f"{self.name} ({self.container.name}) not {what} within {timeout:.0f} s; "
-                    f"see `docker logs {self.container.name}`"
-                )
-            time.sleep(0.2)
+            return None
+
+        if poll(there, timeout, interval=0.2) is None:
+            raise StartTimeout(
+                f"{self.name} ({self.container.name}) not {what} within {timeout:.0f} s; "
+                f"see `docker logs {self.container.name}`"
+            )
 
     def start(self, timeout: float = 60.0) -> None:
         state = self._state()

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +42,7 @@ import testinfra
 import yaml
 
 from opsdrill.errors import ServiceError, UsageError
+from opsdrill.polling import poll
 from opsdrill.targets.base import Service, Target
 from opsdrill.targets.model import SERVICE_NAMES, Endpoints
 
@@ -152,11 +152,8 @@ class HostService(Service):
 
     def start(self, timeout: float = 60.0) -> None:
         self._control("start")
-        deadline = time.monotonic() + timeout
-        while not self.is_running():
-            if time.monotonic() >= deadline:
-                raise ServiceError(f"{self.name} did not start within {timeout:.0f} s")
-            time.sleep(0.2)
+        if poll(lambda: self.is_running() or None, timeout, interval=0.2) is None:
+            raise ServiceError(f"{self.name} did not start within {timeout:.0f} s")
 
     def stop(self, timeout: float = 30.0) -> None:
         self._control("stop")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 from opsdrill.errors import PrivilegeError, ServiceError
+from opsdrill.polling import poll
 from opsdrill.probes.http import http_ok
 from opsdrill.targets.file.target import HostService
 from opsdrill.targets.model import Endpoints, ExecResult
@@ -72,8 +72,10 @@ class HostUnit(HostService):
         # is the new process dying and systemd bringing it back
         started = int(self._state()["NRestarts"] or 0)
         health = f"{self.target.endpoints.api_url}/health" if self.name == "api" else None
-        deadline = time.monotonic() + timeout
-        while True:
+        state: dict[str, str] = {}
+
+        def ready() -> bool | None:
+            nonlocal state
             state = self._state()
             if (
                 state["ActiveState"] == "failed"
@@ -84,14 +86,15 @@ class HostUnit(HostService):
                     f"{self.unit} was started but its process exited ({state['ActiveState']}/"
                     f"{state['SubState']}); {self.target.journal_tail(self.unit)}"
                 )
-            if state["ActiveState"] == "active" and (health is None or http_ok(health)):
-                return
-            if time.monotonic() > deadline:
-                raise ServiceError(
-                    f"{self.unit} not ready within {timeout:.0f} s ({state['ActiveState']}/"
-                    f"{state['SubState']}); {self.target.journal_tail(self.unit)}"
-                )
-            time.sleep(0.2)
+            return (
+                state["ActiveState"] == "active" and (health is None or http_ok(health))
+            ) or None
+
+        if poll(ready, timeout, interval=0.2) is None:
+            raise ServiceError(
+                f"{self.unit} not ready within {timeout:.0f} s ({state['ActiveState']}/"
+                f"{state['SubState']}); {self.target.journal_tail(self.unit)}"
+            )
 
     def _state(self) -> dict[str, str]:
         out = self.target.run(

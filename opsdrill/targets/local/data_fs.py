@@ -6,10 +6,10 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 from opsdrill.errors import ServiceError, UsageError
+from opsdrill.polling import poll
 from opsdrill.targets.drill_parts import Say
 
 __all__ = ["IMAGE", "DataFilesystem", "parse_size"]
@@ -133,10 +133,14 @@ class DataFilesystem:
         if not os.path.ismount(self.mountpoint):
             return
         done = _run(["umount", str(self.mountpoint)])
-        deadline = time.monotonic() + 15.0
-        while done.returncode != 0 and not lazy and time.monotonic() < deadline:
-            time.sleep(0.2)  # a stopped app's last children are still leaving
-            done = _run(["umount", str(self.mountpoint)])
+        if done.returncode != 0 and not lazy:  # a stopped app's last children still leaving
+
+            def unmounted() -> bool | None:
+                nonlocal done
+                done = _run(["umount", str(self.mountpoint)])
+                return done.returncode == 0 or None
+
+            poll(unmounted, 15.0, interval=0.2)
         if done.returncode != 0 and not lazy:
             raise ServiceError(
                 f"cannot unmount {self.mountpoint}: {done.stderr.strip()}; "

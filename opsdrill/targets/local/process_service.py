@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Protocol
 
 from opsdrill.errors import ServiceError, StartTimeout
+from opsdrill.polling import poll
 from opsdrill.processes import ProcessRef, spawn
 from opsdrill.state import ServiceRecord
 from opsdrill.targets.base import Service
@@ -105,20 +106,21 @@ class ProcessService(Service):
     def _wait_ready(
         self, spec: ProcessSpec, ref: ProcessRef, deadline: float, log_from: int
     ) -> None:
-        while True:
+        def ready() -> bool | None:
             if spec.ready():
-                return
+                return True
             if not ref.alive():
                 raise ServiceError(
                     f"{self.name} exited during start-up; its log ({self.log}) ends with: "
                     f"{self.log_tail(log_from)}"
                 )
-            if time.monotonic() >= deadline:
-                raise StartTimeout(
-                    f"{self.name} (pid {ref.pid}) did not become ready in time; see {self.log}: "
-                    f"{self.log_tail(log_from)}"
-                )
-            time.sleep(0.05)
+            return None
+
+        if poll(ready, deadline - time.monotonic(), interval=0.05) is None:
+            raise StartTimeout(
+                f"{self.name} (pid {ref.pid}) did not become ready in time; see {self.log}: "
+                f"{self.log_tail(log_from)}"
+            )
 
     def stop(self, timeout: float = 30.0) -> None:
         ref = self._ref()

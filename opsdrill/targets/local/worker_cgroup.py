@@ -20,12 +20,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import time
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
 from opsdrill.errors import ServiceError
+from opsdrill.polling import poll
 
 __all__ = ["CgroupV1", "CgroupV2", "WorkerCgroup"]
 
@@ -99,13 +99,16 @@ class WorkerCgroup(ABC):
         for pid in self.pids():
             with contextlib.suppress(OSError):  # a task that exits meanwhile
                 (self.path.parent / "cgroup.procs").write_text(str(pid))
-        for _ in range(50):
+
+        def removed() -> bool | None:
             try:
                 self.path.rmdir()
-                return
+                return True
             except OSError:  # EBUSY while the last task is still leaving
-                time.sleep(0.1)
-        raise ServiceError(f"cannot remove cgroup {self.path}: tasks {self.pids()} remain")
+                return None
+
+        if poll(removed, 5.0, interval=0.1) is None:
+            raise ServiceError(f"cannot remove cgroup {self.path}: tasks {self.pids()} remain")
 
     def _read(self, name: str) -> str:
         return (self.path / name).read_text().strip()
