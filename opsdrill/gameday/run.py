@@ -44,7 +44,7 @@ SUITES: dict[str, list[str]] = {
 
 def repo_root() -> Path:
     """The checkout holding checks/, chaos/ and load/ (opsdrill is installed editable)."""
-    return Path(__file__).resolve().parents[1]
+    return Path(__file__).resolve().parents[2]
 
 
 @dataclass
