@@ -7,24 +7,17 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-import httpx
 import psycopg
 
 from opsdrill.drill.alert_scale import target_alert_scaling
 from opsdrill.drill.detector import Detector
 from opsdrill.faults.pool_exhaustion import is_slot_refusal
 from opsdrill.probes.alertmanager import delivered
+from opsdrill.probes.http import http_status
 from opsdrill.probes.prometheus import alert_state
 from opsdrill.probes.sql import sql_ok, waiting_sessions
+from opsdrill.stack.api import ApiClient
 from opsdrill.targets.base import Target
-
-
-def _status(url: str) -> int:
-    try:
-        return httpx.get(url, timeout=1.0).status_code
-    except httpx.HTTPError:
-        return 0
-
 
 #: why alert detectors are skipped on a target without Prometheus
 NO_PROMETHEUS = "no Prometheus in this target"
@@ -46,15 +39,19 @@ class Probes:
         on a new port (`DockerTarget.forget_endpoints`)."""
         return self.target.endpoints.api_url
 
+    @property
+    def client(self) -> ApiClient:
+        """The API's client at its URL now (see `api`)."""
+        return ApiClient(self.api)
+
     def health_is(self, code: int, timeout: float = 10.0) -> Detector:
-        return Detector(f"/health answers {code}", lambda: _status(f"{self.api}/health") == code,
+        return Detector(f"/health answers {code}", lambda: self.client.status("/health") == code,
                         timeout)  # fmt: skip
 
     def forecast_ok(self, timeout: float = 10.0) -> Detector:
         def check() -> bool:
-            resp = httpx.post(f"{self.api}/predict", timeout=2.0,
-                              json={"series_id": "airpassengers", "horizon": 12})  # fmt: skip
-            return resp.status_code == 200
+            body = {"series_id": "airpassengers", "horizon": 12}
+            return self.client.status("/predict", timeout=2.0, body=body) == 200
 
         return Detector("a forecast succeeds", check, timeout)
 
@@ -113,27 +110,6 @@ class Probes:
         return self.target.endpoints.prometheus_url is not None
 
 
-def _metric(url: str, name: str) -> float | None:
-    """One unlabelled sample from the app's /metrics, or None when it does not answer."""
-    try:
-        text = httpx.get(f"{url}/metrics", timeout=1.0).text
-    except httpx.HTTPError:
-        return None
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
-
-
-def _latency(url: str, body: dict[str, object], timeout: float = 10.0) -> float:
-    t0 = time.perf_counter()
-    try:
-        httpx.post(url, json=body, timeout=timeout)
-    except httpx.HTTPError:
-        return timeout
-    return time.perf_counter() - t0
-
-
 class FaultProbes:
     """Detectors the new drills need, in the runbook's diagnosis terms."""
 
@@ -153,7 +129,7 @@ class FaultProbes:
         return self.target.endpoints.admin_dsn or ""
 
     def api_silent(self, timeout: float = 10.0) -> Detector:
-        return Detector("/health gets no answer", lambda: _status(f"{self.api}/health") == 0,
+        return Detector("/health gets no answer", lambda: self.client.status("/health") is None,
                         timeout)  # fmt: skip
 
     def db_refuses_app_role(self, timeout: float = 10.0) -> Detector:
@@ -170,22 +146,18 @@ class FaultProbes:
 
     def pool_probe_failing(self, timeout: float = 10.0) -> Detector:
         return Detector("/metrics: ts_forecast_db_up is 0 (the pool yields no connection)",
-                        lambda: _metric(self.api, "ts_forecast_db_up") == 0.0,
+                        lambda: self.client.metric("ts_forecast_db_up") == 0.0,
                         timeout)  # fmt: skip
 
     def request_hangs(self, path: str, timeout: float = 10.0, wait: float = 2.0) -> Detector:
         def check() -> bool:
-            try:
-                httpx.get(f"{self.api}{path}", timeout=wait)
-            except httpx.TimeoutException:
-                return True
-            return False
+            return not self.client.answers(path, timeout=wait)
 
         return Detector(f"GET {path} gets no answer within {wait:g} s", check, timeout)
 
     def forecast_hangs(self, timeout: float = 10.0, wait: float = 2.0) -> Detector:
         def check() -> bool:
-            return _latency(f"{self.api}/predict", self.FORECAST, wait) >= wait
+            return self.client.elapsed("/predict", self.FORECAST, timeout=wait) >= wait
 
         return Detector(f"a forecast gets no answer within {wait:g} s", check, timeout)
 
@@ -195,7 +167,7 @@ class FaultProbes:
 
     def forecast_latency(self, samples: int = 3) -> float:
         """Median seconds of `samples` forecasts, for a baseline."""
-        got = sorted(_latency(f"{self.api}/predict", self.FORECAST) for _ in range(samples))
+        got = sorted(self.client.elapsed("/predict", self.FORECAST) for _ in range(samples))
         return got[len(got) // 2]
 
     def slower_than(self, baseline: float, factor: float = 1.5, timeout: float = 20.0) -> Detector:
@@ -215,11 +187,13 @@ class FaultProbes:
 
     def mlflow_answers(self, timeout: float = 10.0) -> Detector:
         health = f"{self.target.endpoints.mlflow_url}/health"
-        return Detector("MLflow /health answers 200", lambda: _status(health) == 200, timeout)
+        return Detector("MLflow /health answers 200", lambda: http_status(health) == 200, timeout)
 
     def mlflow_silent(self, timeout: float = 10.0) -> Detector:
         health = f"{self.target.endpoints.mlflow_url}/health"
-        return Detector("MLflow /health gets no answer", lambda: _status(health) == 0, timeout)
+        return Detector(
+            "MLflow /health gets no answer", lambda: http_status(health) is None, timeout
+        )
 
     def no_run_running(self, timeout: float = 10.0) -> Detector:
         def check() -> bool:

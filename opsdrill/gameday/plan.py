@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import yaml
 
 from opsdrill.errors import UsageError
@@ -33,6 +32,7 @@ from opsdrill.gameday.junit import SkippedTest
 from opsdrill.load.gate import size_statement
 from opsdrill.load.pytest_gate import default_slo_path
 from opsdrill.slo.parser import load_slo_file
+from opsdrill.stack.api import ApiClient
 
 __all__ = ["CONDITIONS", "Conditions", "ExpectedSkip", "GameDayPlan", "JudgedSkip"]
 
@@ -53,11 +53,10 @@ def _command_missing(_machine: Conditions, arg: str) -> bool:
 
 def _no_ray(machine: Conditions, _arg: str) -> bool:
     """The app trains without Ray: its /health lists no `ray` component (docs/RAY.md)."""
-    try:
-        body = httpx.get(f"{machine.api_url}/health", timeout=5.0).json()
-    except (httpx.HTTPError, ValueError):
+    body = ApiClient(machine.api_url).health(timeout=5.0)
+    if body is None:
         return False  # no answer is no evidence: the skip stays unexpected
-    return isinstance(body, dict) and "ray" not in (body.get("components") or {})
+    return "ray" not in (body.get("components") or {})
 
 
 def _no_service(machine: Conditions, arg: str) -> bool:

@@ -19,16 +19,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from opsdrill import ports
-from opsdrill.errors import ServiceError, TargetUnreachable
+from opsdrill.errors import ServiceError
 from opsdrill.load import hdr
 from opsdrill.load.config import DEFAULT_MIX, ENV_CONFIG, ENV_KEY, LoadConfig
 from opsdrill.load.result import LoadResult, endpoint_stats, judge
 from opsdrill.polling import poll
 from opsdrill.slo.model import GateProfile, SloFile
 from opsdrill.slo.parser import load_slo_file
+from opsdrill.stack.api import ApiClient
 
 __all__ = ["LoadHandle", "LoadProfile", "default_locustfile", "run_load", "start_load"]
 
@@ -138,12 +137,13 @@ def wait_for_runs(api_url: str, run_ids: list[int], timeout: float) -> dict[str,
     """Poll the submitted runs until they finish or `timeout` passes; count their outcomes."""
     out = {"completed": 0, "failed": 0, "cancelled": 0, "unfinished": 0}
     pending = list(run_ids)
+    api = ApiClient(api_url)
 
     def all_finished() -> bool | None:
         nonlocal pending
         still = []
         for run_id in pending:
-            status = httpx.get(f"{api_url}/runs/{run_id}", timeout=5).json()["status"]
+            status = api.run(run_id, timeout=5)["status"]
             if status in FINISHED:
                 out[status] += 1
             else:
@@ -161,10 +161,7 @@ def discover_series(
 ) -> tuple[list[str], list[str], dict[str, int]]:
     """Series with a trained model: the popular ones asked for, the long tail, and the longest
     horizon each one's models allow."""
-    try:
-        models = httpx.get(f"{api_url}/models", params={"limit": 1000}, timeout=10).json()
-    except httpx.HTTPError as exc:
-        raise TargetUnreachable(f"{api_url}/models does not answer: {exc}") from exc
+    models = ApiClient(api_url).models()
     horizons: dict[str, int] = {}
     for m in models:
         horizons[m["series_id"]] = max(horizons.get(m["series_id"], 1), int(m["horizon"]))

@@ -26,7 +26,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from opsdrill.errors import OpsdrillError, TargetBusy, TargetUnreachable, UsageError
@@ -34,6 +33,7 @@ from opsdrill.exitcodes import ExitCode, exit_code_for
 from opsdrill.faults.rollback import rollback
 from opsdrill.plugin.target_locks import flocked, lock_file, state_lock
 from opsdrill.processes import ProcessRef
+from opsdrill.stack.api import ApiClient
 from opsdrill.targets import parse_spec
 from opsdrill.targets.base import Target
 from opsdrill.targets.model import Say
@@ -159,13 +159,11 @@ class SessionTarget:
 
 def require_reachable(api_url: str) -> None:
     """Any HTTP answer will do (a 503 is a finding); no answer at all ends the session."""
-    try:
-        httpx.get(f"{api_url}/health", timeout=5)
-    except httpx.HTTPError as exc:
+    if ApiClient(api_url).status("/health", timeout=5) is None:
         raise TargetUnreachable(
-            f"the API at {api_url} does not answer ({type(exc).__name__}): check the URL in "
-            "the target file and that the service is reachable from here"
-        ) from None
+            f"the API at {api_url} does not answer: check the URL in the target file and "
+            "that the service is reachable from here"
+        )
 
 
 def _say(config: pytest.Config) -> Say:

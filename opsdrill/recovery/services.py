@@ -9,15 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import httpx
-
 from opsdrill.drill.detector import Detector
 from opsdrill.drill.procedure import Procedure, StepOutput, procedure
-from opsdrill.errors import ServiceError
+from opsdrill.errors import ServiceError, TargetUnreachable
 from opsdrill.probes import redis as redis_probe
 from opsdrill.probes.http import http_ok
 from opsdrill.recovery.service_restart import restart_service
 from opsdrill.recovery.tracking_backlog import pending_tracking
+from opsdrill.stack.api import ApiClient
 from opsdrill.targets.base import Target
 from opsdrill.targets.model import public_url
 
@@ -63,7 +62,7 @@ def restart_redis(target: Target, confirm_timeout: float = 30.0) -> Procedure:
 
     def confirm() -> str:
         health = f"{target.endpoints.api_url}/health"
-        seen = Detector("/health says Redis ok", lambda: _redis_ok(health)).wait(
+        seen = Detector("/health says Redis ok", lambda: _redis_ok(target.endpoints.api_url)).wait(
             timeout=confirm_timeout
         )
         if seen is None:
@@ -79,11 +78,11 @@ def restart_redis(target: Target, confirm_timeout: float = 30.0) -> Procedure:
     )
 
 
-def _redis_ok(health_url: str) -> bool:
+def _redis_ok(api_url: str) -> bool:
     try:
-        resp = httpx.get(health_url, timeout=2.0)
+        resp = ApiClient(api_url).request("GET", "/health", timeout=2.0)
         redis = resp.json().get("components", {}).get("redis", {})
-    except (httpx.HTTPError, ValueError):
+    except (TargetUnreachable, ValueError):
         return False
     return resp.status_code == 200 and redis.get("status") == "ok"
 

@@ -13,10 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from opsdrill.errors import TargetUnreachable
 from opsdrill.polling import poll
+from opsdrill.stack.api import FINISHED, ApiClient
 from opsdrill.targets.base import Target
 from opsdrill.targets.service_process import ServiceProcess
 
@@ -26,7 +24,6 @@ __all__ = ["ACTIVE", "FINISHED", "NextRun", "RunsClient", "Worker"]
 WHERE = "api"
 
 ACTIVE = ("scheduled", "running")
-FINISHED = ("completed", "failed", "cancelled")
 
 
 def _status_rss(status: str) -> int:
@@ -79,42 +76,26 @@ class Worker:
 
 
 class RunsClient:
-    """The run endpoints of one stack's API, with its key for the mutating ones."""
+    """The run endpoints of one stack's API (`ApiClient`), and the workers behind its runs."""
 
     def __init__(self, target: Target, timeout: float = 10.0) -> None:
         self.target = target
         endpoints = target.endpoints
         self.url = endpoints.api_url
-        self.headers = {"X-API-Key": endpoints.api_key or ""}
-        self.timeout = timeout
-
-    def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return httpx.request(method, f"{self.url}{path}", timeout=self.timeout, **kwargs)
-        except httpx.HTTPError as exc:
-            raise TargetUnreachable(
-                f"{method} {self.url}{path} failed: {exc}; is the API running?"
-            ) from exc
+        self.api = ApiClient(endpoints.api_url, endpoints.api_key, timeout=timeout)
 
     def submit(self, name: str, *, max_steps: int = 5, model: str = "MLP") -> int:
         """A new scheduled run on the shipped series; its id."""
-        body = {"series_id": "airpassengers", "model_name": model, "horizon": 12,
-                "max_steps": max_steps, "run_name": name}  # fmt: skip
-        resp = self._call("POST", "/runs", json=body, headers=self.headers)
-        if resp.status_code != 201:
-            raise TargetUnreachable(f"POST /runs answered {resp.status_code}: {resp.text[:200]}")
-        return int(resp.json()["run_id"])
+        return self.api.submit_run({"series_id": "airpassengers", "model_name": model,
+                                    "horizon": 12, "max_steps": max_steps,
+                                    "run_name": name})  # fmt: skip
 
     def get(self, run_id: int) -> dict[str, Any]:
-        resp = self._call("GET", f"/runs/{run_id}")
-        resp.raise_for_status()
-        return dict(resp.json())
+        return self.api.run(run_id)
 
     def with_status(self, status: str, limit: int = 1000) -> list[dict[str, Any]]:
         """Runs with `status`, newest id first."""
-        resp = self._call("GET", "/runs", params={"status": status, "limit": limit})
-        resp.raise_for_status()
-        return list(resp.json())
+        return self.api.runs(status, limit)
 
     def running(self, limit: int = 1000) -> list[dict[str, Any]]:
         """Runs with status `running`, newest start first."""
@@ -123,13 +104,7 @@ class RunsClient:
 
     def cancel(self, run_id: int, reason: str) -> dict[str, Any] | None:
         """Cancel the run; None when it had already finished (409)."""
-        resp = self._call(
-            "POST", f"/runs/{run_id}/cancel", params={"reason": reason}, headers=self.headers
-        )
-        if resp.status_code == 409:
-            return None
-        resp.raise_for_status()
-        return dict(resp.json())
+        return self.api.cancel_run(run_id, reason)
 
     def worker(self, run_id: int) -> Worker | None:
         """The live worker of a running run, found through the pid the database records."""

@@ -7,20 +7,16 @@ later run takes, so a stack that comes up has already proven its training path o
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
-import httpx
-
-from opsdrill.errors import ServiceError, StartTimeout
-from opsdrill.polling import poll
+from opsdrill.errors import ServiceError, StartTimeout, TargetUnreachable
+from opsdrill.stack.api import FINISHED, ApiClient
 from opsdrill.targets.base import Target
 
 __all__ = ["FIRST_MODEL", "backup", "ops", "seed", "train_first_model", "wait_for_run"]
 
 FIRST_MODEL = {"series_id": "airpassengers", "model_name": "MLP", "horizon": 12,
                "run_name": "opsdrill-first-model"}  # fmt: skip
-FINISHED = ("completed", "failed", "cancelled")
 
 
 def ops(target: Target, command: str, what: str) -> str:
@@ -45,14 +41,11 @@ def backup(target: Target) -> str:
 def train_first_model(target: Target, timeout: float = 300.0) -> dict[str, Any]:
     """Schedule one training run through the API and wait until it completes."""
     ep = target.endpoints
-    resp = httpx.post(
-        f"{ep.api_url}/runs", json=FIRST_MODEL, headers={"X-API-Key": ep.api_key or ""}, timeout=10
-    )
-    if resp.status_code != 201:
-        raise ServiceError(
-            f"scheduling the first training run failed: {resp.status_code} {resp.text}"
-        )
-    run = wait_for_run(ep.api_url, resp.json()["run_id"], timeout)
+    try:
+        run_id = ApiClient(ep.api_url, ep.api_key).submit_run(FIRST_MODEL)
+    except TargetUnreachable as exc:
+        raise ServiceError(f"scheduling the first training run failed: {exc}") from exc
+    run = wait_for_run(ep.api_url, run_id, timeout)
     if run["status"] != "completed":
         raise ServiceError(
             f"the first training run ended {run['status']}: {run.get('error_message')}"
@@ -61,17 +54,8 @@ def train_first_model(target: Target, timeout: float = 300.0) -> dict[str, Any]:
 
 
 def wait_for_run(api_url: str, run_id: int, timeout: float) -> dict[str, Any]:
-    """Poll GET /runs/{id} until the run has finished, or raise after `timeout` seconds."""
-    run: dict[str, Any] = {"status": "unanswered"}
-
-    def finished() -> dict[str, Any] | None:
-        nonlocal run
-        # one poll the loaded API answers late is not the end of the wait
-        with contextlib.suppress(httpx.TimeoutException):
-            run = httpx.get(f"{api_url}/runs/{run_id}", timeout=5).json()
-        return run if run["status"] in FINISHED else None
-
-    done = poll(finished, timeout, interval=0.25)
-    if done is None:
+    """The run once it has finished; StartTimeout after `timeout` seconds."""
+    run = ApiClient(api_url).wait_run(run_id, timeout)
+    if run["status"] not in FINISHED:
         raise StartTimeout(f"run {run_id} still {run['status']} after {timeout:.0f} s")
-    return done
+    return run

@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import httpx
-
 from opsdrill.errors import (
     CapabilityMissing,
     ServiceError,
     UsageError,
 )
+from opsdrill.stack.api import ApiClient
 from opsdrill.state import journal_home
 from opsdrill.targets import first_data
 from opsdrill.targets.base import ProxyHops, Service, Target
@@ -200,8 +199,8 @@ class DockerTarget(Target):
         self._services["api"]._wait(True, 300, "healthy")
         first_data.seed(self)
         say(f"{'series data':<18} loaded (ops seed in {self._services['api'].container.name})")
-        forecast = httpx.get(f"{self.endpoints.api_url}/forecast/airpassengers", timeout=60)
-        if train and forecast.status_code != 200:
+        forecast = ApiClient(self.endpoints.api_url).status("/forecast/airpassengers", timeout=60)
+        if train and forecast != 200:
             run = first_data.train_first_model(self, timeout=900)
             say(f"{'first model':<18} run {run['run_id']} {run['status']}")
         say(f"{'first backup':<18} {first_data.backup(self)}")
