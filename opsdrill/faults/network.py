@@ -12,13 +12,11 @@ undoes it too (the proxy outlives the runner). A proxy process that died took it
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
-from opsdrill.errors import FaultNotEffective, MissingDependency, OpsdrillError
+from opsdrill.errors import FaultNotEffective, OpsdrillError
 from opsdrill.faults.base import JOURNAL, Fault, register
+from opsdrill.stack.toxiproxy import ToxiproxyClient
 from opsdrill.targets.base import Target
 from opsdrill.targets.model import LINKS, ProxyLink
 
@@ -29,34 +27,10 @@ __all__ = ["PROXY_LINKS", "Bandwidth", "Latency", "NetworkToxic", "ResetPeer", "
 #: name works too
 PROXY_LINKS = {"postgres": "app_db", "api": "client_api"}
 
-#: the client keeps the server's host and port in class attributes: one user at a time
-_CLIENT_LOCK = threading.Lock()
-
-
-def _call(url: str, action: Any) -> Any:
-    """Run `action(Toxiproxy())` against the server at `url`."""
-    # here: a missing client is one sentence when a network fault runs, not an import error
-    try:
-        from toxiproxy import Toxiproxy  # type: ignore[import-untyped]
-    except ImportError as exc:
-        raise MissingDependency(
-            "network faults need the Toxiproxy client: pip install toxiproxy-python"
-        ) from exc
-    parts = urlsplit(url)
-    with _CLIENT_LOCK:
-        client = Toxiproxy()
-        client.update_api_consumer(parts.hostname, parts.port)
-        return action(client)
-
 
 def toxics_on(url: str, proxy: str) -> list[str]:
     """Names of the toxics on `proxy` now (empty when the proxy does not exist)."""
-
-    def names(client: Any) -> list[str]:
-        found = client.get_proxy(proxy)
-        return [] if found is None else sorted(found.toxics())
-
-    return list(_call(url, names))
+    return ToxiproxyClient(url).toxics_on(proxy)
 
 
 class NetworkToxic(Fault):
@@ -98,19 +72,16 @@ class NetworkToxic(Fault):
         name = f"opsdrill-{self.kind}-{self.entry.fault_id}"
         self.save_undo(url=url, proxy=proxy, toxic=name)
 
-        def add(client: Any) -> None:
-            found = client.get_proxy(proxy)
-            if found is None:
-                raise FaultNotEffective(f"Toxiproxy at {url} has no proxy named {proxy!r}")
-            found.add_toxic(
-                name=name,
-                type=self.toxic_type,
-                stream=self.params["stream"],
-                toxicity=self.params["toxicity"],
-                attributes=self.attributes,
-            )
-
-        _call(url, add)
+        added = ToxiproxyClient(url).add_toxic(
+            proxy,
+            name=name,
+            type=self.toxic_type,
+            stream=self.params["stream"],
+            toxicity=self.params["toxicity"],
+            attributes=self.attributes,
+        )
+        if not added:
+            raise FaultNotEffective(f"Toxiproxy at {url} has no proxy named {proxy!r}")
         if name not in toxics_on(url, proxy):
             raise FaultNotEffective(f"toxic {name} was added but {proxy!r} does not list it")
 
@@ -121,15 +92,7 @@ class NetworkToxic(Fault):
             return
         url, proxy = self._url_now(undo["url"]), undo.get("proxy", self.params["proxy"])
 
-        def remove(client: Any) -> None:
-            from toxiproxy.exceptions import NotFound  # type: ignore[import-untyped]  # as above
-
-            found = client.get_proxy(proxy)
-            if found is not None and name in found.toxics():
-                with contextlib.suppress(NotFound):  # removed meanwhile: what we wanted
-                    found.destroy_toxic(name)
-
-        _call(url, remove)
+        ToxiproxyClient(url).remove_toxic(proxy, name)
 
     def _url_now(self, journaled: str) -> str:
         """Toxiproxy's API where the target says it is now, else where it was journaled: a

@@ -16,16 +16,14 @@ Without the table the host has no `toxiproxy` capability and network drills are 
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from opsdrill.errors import CapabilityMissing, UsageError
+from opsdrill.errors import CapabilityMissing, TargetUnreachable, UsageError
+from opsdrill.stack.toxiproxy import ToxiproxyClient
 from opsdrill.targets.drill_parts import ProxyHops
 
 __all__ = ["PROXIES", "HostProxy", "parse_host_proxy"]
@@ -45,9 +43,8 @@ class HostProxy:
         """The hops, the app's database path being `dsn` (the target's) at `proxied_db`;
         CapabilityMissing, in one sentence, when the host's Toxiproxy lacks a proxy."""
         try:
-            with urllib.request.urlopen(f"{self.url}/proxies", timeout=5) as resp:
-                have = set(json.load(resp))
-        except (urllib.error.URLError, OSError, ValueError) as exc:
+            have = ToxiproxyClient(self.url).proxy_names()
+        except (TargetUnreachable, ValueError) as exc:
             raise CapabilityMissing(
                 f"the host's Toxiproxy at {self.url} does not answer ({exc}): start it "
                 "(systemctl start ts-forecast-toxiproxy) or fix [toxiproxy] url"

@@ -14,9 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
-
-from opsdrill.errors import ServiceError
+from opsdrill.errors import OpsdrillError, ServiceError
+from opsdrill.stack.toxiproxy import ToxiproxyClient
 from opsdrill.targets.local.process_service import ProcessSpec
 from opsdrill.targets.local.specs import http_spec
 
@@ -59,9 +58,10 @@ def spec(ports: Callable[[str], int], state_dir: Path) -> ProcessSpec:
 
 def populate_external(url: str | None, proxies: Proxies) -> None:
     """With OPSDRILL_TOXIPROXY_URL, create (or replace) our proxies on that server."""
-    resp = httpx.post(f"{url}/populate", json=proxies, timeout=5)
-    if resp.status_code >= 300:
-        raise ServiceError(f"Toxiproxy at {url} refused our proxies: {resp.text.strip()}")
+    try:
+        ToxiproxyClient(str(url)).populate(proxies)
+    except (OpsdrillError, ValueError) as exc:
+        raise ServiceError(f"Toxiproxy at {url} refused our proxies: {exc}") from exc
 
 
 def through(dsn: str, proxy_port: int) -> str:
