@@ -20,7 +20,7 @@ from tests.docker.conftest import ROOT, ComposedStack
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.gameday]
 
 SUITE_FILES = ["conftest.py", "pyproject.toml", "checks/conftest.py", "checks/test_security.py",
-               "chaos/__init__.py", "chaos/conftest.py", "chaos/test_lock_contention.py",
+               "chaos/__init__.py", "chaos/test_lock_contention.py",
                "chaos/test_pool_exhaustion.py", "chaos/test_gpu_oom.py"]  # fmt: skip
 PLAN = """\
 version: 1

@@ -1,1 +1,0 @@
-"""The drills' fixtures come with the plugin (`opsdrill.plugin.drills`)."""
