@@ -11,7 +11,7 @@ import json
 import os
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -21,9 +21,8 @@ from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.drill.detectors import NO_PROMETHEUS, Probes
 from opsdrill.drill.procedure import Procedure, Step
 from opsdrill.faults.base import Fault, register
-from opsdrill.targets.base import Service, Target
+from opsdrill.targets.fake import FakeTarget
 from opsdrill.targets.local import LocalTarget
-from opsdrill.targets.model import Endpoints
 
 
 @register
@@ -37,21 +36,6 @@ class Marker(Fault):
 
     def _revert(self) -> None:
         Path(self.params["path"]).unlink(missing_ok=True)
-
-
-class NoMonitoring(Target):
-    """A target whose endpoints name no Prometheus."""
-
-    def __init__(self, api_url: str) -> None:
-        self._ep = Endpoints(api_url=api_url, dsn="postgresql://unused")
-
-    @property
-    def endpoints(self) -> Endpoints:
-        return self._ep
-
-    @property
-    def services(self) -> Mapping[str, Service]:
-        return {}
 
 
 @pytest.fixture
@@ -74,7 +58,9 @@ def api_url() -> Iterator[str]:
 
 def _drill(tmp_path: Path, api_url: str) -> DrillSpec:
     flag = tmp_path / "flag"
-    alerts, resolved = Probes(NoMonitoring(api_url)).alert_cycle("ServiceDown", timeout=1)
+    alerts, resolved = Probes(FakeTarget(api_url, services=())).alert_cycle(
+        "ServiceDown", timeout=1
+    )
     return DrillSpec(
         name="marker",
         title="a marker file appears",

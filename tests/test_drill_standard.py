@@ -14,8 +14,9 @@ import pytest
 from opsdrill.drill import Detector, DrillResult
 from opsdrill.drill.procedure import Procedure, Step
 from opsdrill.drill.standard import StandardDrill
+from opsdrill.targets.fake import FakeTarget
 from opsdrill.targets.local import LocalTarget
-from tests.test_drill_skipped_detectors import Marker, NoMonitoring, _unlink, api_url
+from tests.test_drill_skipped_detectors import Marker, _unlink, api_url
 
 __all__ = ["api_url"]  # the fixture, imported for this module's tests
 
@@ -40,7 +41,7 @@ def _marker_spec(drill: StandardDrill, tmp_path: Path, *, recovers: bool) -> obj
 def test_spec_fills_runbook_availability_endpoints_and_standard_steady_state(
     api_url: str,
 ) -> None:
-    target = NoMonitoring(api_url)
+    target = FakeTarget(api_url, services=())
     drill = StandardDrill(target, "5.2.2")
     spec = drill.spec(name="n", title="t", severity="P1", fault=None, effect=None, detectors=[])
     assert spec.runbook == "5.2.2"
@@ -57,10 +58,10 @@ def test_spec_fills_runbook_availability_endpoints_and_standard_steady_state(
 
 def test_run_fails_when_the_procedure_does_not_recover(tmp_path: Path, api_url: str) -> None:
     checked: list[DrillResult] = []
-    drill = StandardDrill(NoMonitoring(api_url), "5.2.1", tmp_path, checked.append)
+    drill = StandardDrill(FakeTarget(api_url, services=()), "5.2.1", tmp_path, checked.append)
     ok = drill.run(_marker_spec(drill, tmp_path, recovers=True))  # type: ignore[arg-type]
     assert ok.passed and checked == [ok]
-    bare = StandardDrill(NoMonitoring(api_url), "5.2.1", tmp_path)
+    bare = StandardDrill(FakeTarget(api_url, services=()), "5.2.1", tmp_path)
     with pytest.raises(AssertionError, match="recovery incomplete"):
         bare.run(_marker_spec(bare, tmp_path, recovers=False))  # type: ignore[arg-type]
 
@@ -75,11 +76,11 @@ def test_fixture_takes_the_runbook_section_from_the_tests_marker(
     pytester.makepyfile(
         test_marked="""
         import pytest
-        from tests.test_drill_skipped_detectors import NoMonitoring
+        from opsdrill.targets.fake import FakeTarget
 
         @pytest.fixture
         def target():
-            return NoMonitoring("http://127.0.0.1:9")
+            return FakeTarget("http://127.0.0.1:9", services=())
 
         @pytest.fixture
         def incident_dir(tmp_path):
