@@ -14,6 +14,7 @@ import pytest
 
 from opsdrill.drill import RECOVERY_INCOMPLETE, Detector, DrillSpec, run_drill
 from opsdrill.drill.detector import wait_all
+from opsdrill.drill.incident import Incident
 from opsdrill.drill.procedure import Procedure, ProcedureFailed, procedure
 from opsdrill.faults.base import Fault, register
 
@@ -184,10 +185,11 @@ def test_mttd_excludes_the_injection_and_keeps_the_alert_apart(tmp_path: Path) -
     assert result.mttd_alert_production == round(result.mttd_alert + 59.0, 3)
     tl = result.timeline
     assert tl.first("detected", "flag seen").t < tl.first("effect_seen").t  # type: ignore[union-attr]
-    data = result.to_dict()
-    assert data["mttd_alert_seconds"] == result.mttd_alert
-    assert data["mttd_probe_seconds"] == result.mttd_probe
-    assert data["injection_seconds"] == result.injection_seconds
+    written = Incident.read(result.record_path.with_suffix(".json"))  # type: ignore[union-attr]
+    assert written == result.incident(), "the JSON read back is not what the runner wrote"
+    assert written.mttd_alert_seconds == result.mttd_alert
+    assert written.mttd_probe_seconds == result.mttd_probe
+    assert written.injection_seconds == result.injection_seconds
     record = result.record_path.read_text()  # type: ignore[union-attr]
     assert "| MTTD by the alert, rule windows at production scale |" in record
     assert "| alert FlagUp firing | alert |" in record and "scaled ×60" in record

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from opsdrill.drill import Detector, DrillSpec, run_drill
 from opsdrill.drill.alert_scale import ScaledRule
+from opsdrill.drill.incident import Incident
 from opsdrill.drill.procedure import Procedure
 from opsdrill.faults.base import Fault
 from opsdrill.report import build_report
@@ -60,9 +60,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out.parent
 
 
-def incidents(run: Path) -> dict[str, dict[str, Any]]:
-    found = [json.loads(p.read_text()) for p in sorted(run.rglob("incidents/*.json"))]
-    return {i["drill"]: i for i in found}
+def incidents(run: Path) -> dict[str, Incident]:
+    found = [Incident.read(p) for p in sorted(run.rglob("incidents/*.json"))]
+    return {i.drill: i for i in found}
 
 
 def row_of(page: str, first: str) -> list[str]:
@@ -166,8 +166,8 @@ def test_a_record_from_before_procedures_reads_as_unknown(tmp_path: Path) -> Non
     old = {"incident_id": "INC-1-old", "drill": "old", "runbook": "5.2.2", "passed": True,
            "mttd_seconds": 0.4, "mttr_seconds": 3.2, "failed_probes": 1, "total_probes": 4,
            "timeline": []}  # fmt: skip
-    v = drill_view(old)
+    v = drill_view(Incident.from_dict(old))
     assert v.procedure == "" and not v.rode_it_out and v.mttd_alert_seconds is None
     [p] = mttr_by_procedure([v])
     assert p.procedure.startswith("unknown") and p.mttrs == [3.2]
-    assert "procedure not recorded" in "\n".join(drill_lines([old]))
+    assert "procedure not recorded" in "\n".join(drill_lines([Incident.from_dict(old)]))

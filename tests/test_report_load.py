@@ -75,7 +75,7 @@ def make_run(root: Path) -> Path:
 def test_collect_attaches_the_load_to_its_incident(tmp_path: Path) -> None:
     run = RunArtefacts.load(make_run(tmp_path))
     assert list(run.load_during) == [INCIDENT_ID]
-    assert [i["incident_id"] for i in run.incidents] == [INCIDENT_ID], "not read as an incident"
+    assert [i.incident_id for i in run.incidents] == [INCIDENT_ID], "not read as an incident"
 
 
 def test_report_shows_budget_burned_under_load_and_the_percentile_plot(tmp_path: Path) -> None:

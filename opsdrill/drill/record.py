@@ -6,7 +6,6 @@ with the root cause known because we caused it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,9 +18,7 @@ __all__ = ["write_incident_record"]
 def write_incident_record(result: DrillResult, out_dir: Path) -> Path:
     """Write `<incident id>.md` and `.json` under `out_dir/incidents/`; return the .md path."""
     folder = out_dir / "incidents"
-    folder.mkdir(parents=True, exist_ok=True)
-    data = result.to_dict()
-    (folder / f"{result.incident_id}.json").write_text(json.dumps(data, indent=2) + "\n")
+    result.incident().write(folder)
     path = folder / f"{result.incident_id}.md"
     path.write_text(_markdown(result))
     return path

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from opsdrill.drill.detector import Detection
+from opsdrill.drill.incident import Incident
 from opsdrill.drill.spec import DrillSpec
 from opsdrill.drill.timeline import Timeline
 
@@ -98,46 +98,49 @@ class DrillResult:
             )
         return "The drill failed: " + "; ".join(self.errors)
 
-    def to_dict(self) -> dict[str, Any]:
+    def incident(self) -> Incident:
+        """The incident record's typed artefact (what `record.py` writes, the report reads)."""
         proc = self.spec.recover
-        return {
-            "incident_id": self.incident_id,
-            "drill": self.spec.name,
-            "title": self.spec.title,
-            "runbook": self.spec.runbook,
-            "severity": self.spec.severity,
-            "fault": self.spec.fault.describe(),
-            "passed": self.passed,
-            "injection_seconds": self.injection_seconds,
-            "mttd_seconds": self.mttd,
-            "mttd_alert_seconds": self.mttd_alert,
-            "mttd_probe_seconds": self.mttd_probe,
-            "mttd_alert_production_seconds": self.mttd_alert_production,
-            "mttr_seconds": self.mttr,
-            "recovered_by": self.recovered_by,
-            "procedure": None
-            if proc is None
-            else {
-                "runbook": proc.runbook,
-                "title": proc.title,
-                "steps": self.timeline.steps_to_list(),
-            },
-            "detections": [
-                {"detector": d.name, "kind": d.kind, "t": d.t, "note": _note(self.spec, d.name)}
-                for d in self.detections
-            ],
-            "failed_probes": self.failed_probes,
-            "total_probes": self.total_probes,
-            "downtime_seconds": self.downtime,
-            "integrity_problems": self.integrity_problems,
-            "integrity_notes": self.integrity_notes,
-            "integrity_window": self.integrity_window,
-            "errors": self.errors,
-            "skipped_detectors": self.skipped_detectors,
-            "actions": self.actions,
-            "timeline": self.timeline.to_list(),
-            "samples": [list(s) for s in self.samples],
-        }
+        return Incident.from_dict(
+            {
+                "incident_id": self.incident_id,
+                "drill": self.spec.name,
+                "title": self.spec.title,
+                "runbook": self.spec.runbook,
+                "severity": self.spec.severity,
+                "fault": self.spec.fault.describe(),
+                "passed": self.passed,
+                "injection_seconds": self.injection_seconds,
+                "mttd_seconds": self.mttd,
+                "mttd_alert_seconds": self.mttd_alert,
+                "mttd_probe_seconds": self.mttd_probe,
+                "mttd_alert_production_seconds": self.mttd_alert_production,
+                "mttr_seconds": self.mttr,
+                "recovered_by": self.recovered_by,
+                "procedure": None
+                if proc is None
+                else {
+                    "runbook": proc.runbook,
+                    "title": proc.title,
+                    "steps": self.timeline.steps_to_list(),
+                },
+                "detections": [
+                    {"detector": d.name, "kind": d.kind, "t": d.t, "note": _note(self.spec, d.name)}
+                    for d in self.detections
+                ],
+                "failed_probes": self.failed_probes,
+                "total_probes": self.total_probes,
+                "downtime_seconds": self.downtime,
+                "integrity_problems": self.integrity_problems,
+                "integrity_notes": self.integrity_notes,
+                "integrity_window": self.integrity_window,
+                "errors": self.errors,
+                "skipped_detectors": self.skipped_detectors,
+                "actions": self.actions,
+                "timeline": self.timeline.to_list(),
+                "samples": [list(s) for s in self.samples],
+            }
+        )
 
 
 def _note(spec: DrillSpec, name: str) -> str:

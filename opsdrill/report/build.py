@@ -6,6 +6,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from opsdrill.drill.incident import Incident
 from opsdrill.report.collect import RunArtefacts
 from opsdrill.report.drills import DrillView, drill_view, mttr_by_procedure
 from opsdrill.report.plots import drill_plot, load_percentile_plot, png_data_uri
@@ -207,7 +208,7 @@ def _drills(run: RunArtefacts) -> str:
         prod = v.mttd_alert_production_seconds
         rows.append(
             f"<tr><td>{_e(v.drill)}</td><td>{_e(v.runbook)}</td>"
-            f"<td>{_e(inc.get('severity', ''))}</td>"
+            f"<td>{_e(inc.severity)}</td>"
             f"<td class='{'pass' if v.passed else 'fail'}'>{'PASS' if v.passed else 'FAIL'}</td>"
             f"<td>{_e(v.procedure or '–')}</td>"
             f"<td class=num>{_fmt_s(v.mttd_seconds)}</td>"
@@ -220,9 +221,9 @@ def _drills(run: RunArtefacts) -> str:
             + f"</td><td class=num>{_fmt_s(v.mttd_probe_seconds)}</td>"
             f"<td class=num>{_fmt_s(v.mttr_seconds)}</td>"
             f"<td class=num>{v.failed_probes}/{v.total_probes}</td>"
-            f"<td>{_e(inc.get('fault', ''))}</td></tr>"
+            f"<td>{_e(inc.fault)}</td></tr>"
         )
-        figures.append(_drill_detail(inc, run.load_during.get(inc["incident_id"])))
+        figures.append(_drill_detail(inc, run.load_during.get(inc.incident_id)))
     return (
         "<h2>Drills</h2><p>MTTD runs from the end of the injection to the first of the "
         "runbook's detectors; the alert's and the harness probe's are shown apart. The embedded "
@@ -275,12 +276,12 @@ def _recovery(v: DrillView) -> str:
     )
 
 
-def _detection(inc: dict[str, Any], v: DrillView) -> str:
+def _detection(inc: Incident, v: DrillView) -> str:
     """Each detector: when it said yes after the injection, or that it was skipped and why."""
-    start = next((e["t"] for e in inc.get("timeline", []) if e.get("name") == "injected"), None)
+    start = next((e["t"] for e in inc.timeline if e.get("name") == "injected"), None)
     skipped = {s.split(": skipped: ", 1)[0]: s for s in v.skipped_detectors}
     rows = []
-    for d in inc.get("detections") or []:
+    for d in inc.detections:
         name, t = str(d.get("detector", "?")), d.get("t")
         if name in skipped:
             when = f"<td class=skip>{_e(skipped.pop(name).split(': ', 1)[1])}</td>"
@@ -303,25 +304,25 @@ def _detection(inc: dict[str, Any], v: DrillView) -> str:
     )
 
 
-def _drill_detail(inc: dict[str, Any], load: dict[str, Any] | None = None) -> str:
+def _drill_detail(inc: Incident, load: dict[str, Any] | None = None) -> str:
     v = drill_view(inc)
     png = drill_plot(inc)
-    img = f"<img alt='latency plot of {_e(inc['drill'])}' src='{png_data_uri(png)}'>" if png else ""
+    img = f"<img alt='latency plot of {_e(inc.drill)}' src='{png_data_uri(png)}'>" if png else ""
     events = "".join(
         f"<tr><td class=num>{e['t']:.3f}</td><td>{_e(e['name'])}</td>"
         f"<td>{_e(e['detail'])}</td></tr>"
-        for e in inc.get("timeline", [])
+        for e in inc.timeline
     )
-    errors = "".join(f"<li class=fail>{_e(x)}</li>" for x in inc.get("errors", []))
+    errors = "".join(f"<li class=fail>{_e(x)}</li>" for x in inc.errors)
     return (
-        f"<h3>{_e(inc.get('title', inc['drill']))} <small>{_e(inc['incident_id'])}</small></h3>"
+        f"<h3>{_e(inc.title or inc.drill)} <small>{_e(inc.incident_id)}</small></h3>"
         f"{_recovery(v)}{_detection(inc, v)}{img}{_load_during(inc, load)}"
         "<details><summary>timeline</summary><table><tr><th>t (s)</th><th>event</th>"
         f"<th>detail</th></tr>{events}</table></details>" + (f"<ul>{errors}</ul>" if errors else "")
     )
 
 
-def _load_during(inc: dict[str, Any], load: dict[str, Any] | None) -> str:
+def _load_during(inc: Incident, load: dict[str, Any] | None) -> str:
     """The error budget a load burned while this drill ran, and its percentiles over time."""
     if not load:
         return ""
@@ -335,7 +336,7 @@ def _load_during(inc: dict[str, Any], load: dict[str, Any] | None) -> str:
         for b in load.get("budget", [])
     )
     png = load_percentile_plot(load, inc)
-    alt = f"load percentiles during {_e(inc['drill'])}"
+    alt = f"load percentiles during {_e(inc.drill)}"
     img = f"<img alt='{alt}' src='{png_data_uri(png)}'>" if png else ""
     return (
         f"<h4>Error budget burned under load</h4><p>{_e(info.get('achieved_rate', '?'))} of "

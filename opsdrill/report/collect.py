@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opsdrill.drill.incident import Incident
+
 __all__ = ["RunArtefacts"]
 
 
@@ -27,7 +29,7 @@ class RunArtefacts:
     root: Path
     summary: dict[str, Any] | None = None
     coverage: dict[str, dict[str, Any]] = field(default_factory=dict)  # procedure -> row
-    incidents: list[dict[str, Any]] = field(default_factory=list)
+    incidents: list[Incident] = field(default_factory=list)
     slo: dict[str, Any] | None = None
     #: incident id -> what a load running during that drill saw (chaos/test_under_load.py)
     load_during: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -40,8 +42,8 @@ class RunArtefacts:
                 run._merge_coverage(row)
         for path in sorted(root.rglob("incidents/*.json")):
             if data := _read(path):
-                run.incidents.append(data)
-        run.incidents.sort(key=lambda i: i.get("incident_id", ""))
+                run.incidents.append(Incident.from_dict(data))
+        run.incidents.sort(key=lambda i: i.incident_id)
         for path in sorted(root.rglob("load-during-*.json")):
             if (data := _read(path)) and "incident_id" in data:
                 run.load_during[data["incident_id"]] = data

@@ -14,6 +14,8 @@ import statistics
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from opsdrill.drill.incident import Incident
+
 __all__ = [
     "RODE_IT_OUT",
     "DrillView",
@@ -64,17 +66,17 @@ class DrillView:
         return asdict(self) | {"rode_it_out": self.rode_it_out}
 
 
-def _procedure(inc: dict[str, Any]) -> str:
-    if "procedure" not in inc:
+def _procedure(inc: Incident) -> str:
+    if not inc.procedure_recorded:
         return ""  # written before drills named their procedure
-    proc = inc["procedure"]
+    proc = inc.procedure
     if not proc:
         return RODE_IT_OUT
     return f"§{proc.get('runbook', '?')} {proc.get('title', '')}".strip()
 
 
-def _steps(inc: dict[str, Any]) -> list[StepView]:
-    steps = (inc.get("procedure") or {}).get("steps") or []
+def _steps(inc: Incident) -> list[StepView]:
+    steps = (inc.procedure or {}).get("steps") or []
     return [
         StepView(
             str(s.get("step", "?")),
@@ -86,33 +88,33 @@ def _steps(inc: dict[str, Any]) -> list[StepView]:
     ]
 
 
-def _alert_note(inc: dict[str, Any]) -> str:
+def _alert_note(inc: Incident) -> str:
     """The note of the alert that fired first (else of any alert): its rule-window scaling."""
-    alerts = [d for d in inc.get("detections") or [] if d.get("kind") == "alert"]
+    alerts = [d for d in inc.detections if d.get("kind") == "alert"]
     alerts.sort(key=lambda d: (d.get("t") is None, d.get("t") or 0.0))
     return next((str(d["note"]) for d in alerts if d.get("note")), "")
 
 
-def drill_view(inc: dict[str, Any]) -> DrillView:
-    """The view of one incident JSON (`DrillResult.to_dict()`), old or new."""
+def drill_view(inc: Incident) -> DrillView:
+    """The view of one incident record, old or new."""
     return DrillView(
-        drill=str(inc.get("drill", "?")),
-        incident_id=str(inc.get("incident_id", "")),
-        runbook=str(inc.get("runbook", "")),
-        passed=bool(inc.get("passed")),
+        drill=inc.drill,
+        incident_id=inc.incident_id,
+        runbook=inc.runbook,
+        passed=inc.passed,
         procedure=_procedure(inc),
-        recovered_by=str(inc.get("recovered_by") or ""),
+        recovered_by=inc.recovered_by or "",
         steps=_steps(inc),
-        injection_seconds=inc.get("injection_seconds"),
-        mttd_seconds=inc.get("mttd_seconds"),
-        mttd_alert_seconds=inc.get("mttd_alert_seconds"),
-        mttd_alert_production_seconds=inc.get("mttd_alert_production_seconds"),
+        injection_seconds=inc.injection_seconds,
+        mttd_seconds=inc.mttd_seconds,
+        mttd_alert_seconds=inc.mttd_alert_seconds,
+        mttd_alert_production_seconds=inc.mttd_alert_production_seconds,
         alert_note=_alert_note(inc),
-        mttd_probe_seconds=inc.get("mttd_probe_seconds"),
-        mttr_seconds=inc.get("mttr_seconds"),
-        failed_probes=int(inc.get("failed_probes") or 0),
-        total_probes=int(inc.get("total_probes") or 0),
-        skipped_detectors=[str(s) for s in inc.get("skipped_detectors") or []],
+        mttd_probe_seconds=inc.mttd_probe_seconds,
+        mttr_seconds=inc.mttr_seconds,
+        failed_probes=inc.failed_probes,
+        total_probes=inc.total_probes,
+        skipped_detectors=[str(s) for s in inc.skipped_detectors],
     )
 
 

@@ -6,6 +6,8 @@ import base64
 import io
 from typing import Any
 
+from opsdrill.drill.incident import Incident
+
 __all__ = ["drill_plot", "load_percentile_plot", "png_data_uri"]
 
 OK_COLOR, FAIL_COLOR, FAULT_COLOR = "#2b7bba", "#d62728", "#f4a582"
@@ -15,9 +17,9 @@ def png_data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-def drill_plot(incident: dict[str, Any]) -> bytes | None:
+def drill_plot(incident: Incident) -> bytes | None:
     """Probe latency over the drill, failures in red, the fault window shaded."""
-    samples = incident.get("samples") or []
+    samples = incident.samples
     if not samples:
         return None
     import matplotlib  # here: half a second of imports, only when a plot is drawn
@@ -25,7 +27,7 @@ def drill_plot(incident: dict[str, Any]) -> bytes | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    events = {e["name"]: e["t"] for e in reversed(incident.get("timeline", []))}
+    events = {e["name"]: e["t"] for e in reversed(incident.timeline)}
     fig, ax = plt.subplots(figsize=(8, 2.6), dpi=100)
     t = [s[0] for s in samples]
     ms = [s[3] * 1000 for s in samples]
@@ -43,7 +45,7 @@ def drill_plot(incident: dict[str, Any]) -> bytes | None:
             ax.axvline(events[name], color="black", linestyle=style, linewidth=1, label=name)
     ax.set_xlabel("seconds since drill start")
     ax.set_ylabel("latency (ms)")
-    ax.set_title(f"{incident['drill']}: availability probe", fontsize=10)
+    ax.set_title(f"{incident.drill}: availability probe", fontsize=10)
     ax.legend(fontsize=7, loc="upper right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -53,9 +55,7 @@ def drill_plot(incident: dict[str, Any]) -> bytes | None:
     return buf.getvalue()
 
 
-def load_percentile_plot(
-    load: dict[str, Any], incident: dict[str, Any] | None = None
-) -> bytes | None:
+def load_percentile_plot(load: dict[str, Any], incident: Incident | None = None) -> bytes | None:
     """Latency percentiles (and failures/s) of a load that ran through a drill, per second,
     with the fault window shaded: shows how long the outage hurt real traffic."""
     history = load.get("history") or []
@@ -66,7 +66,7 @@ def load_percentile_plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    events = {e["name"]: e["t"] for e in reversed((incident or {}).get("timeline", []))}
+    events = {e["name"]: e["t"] for e in reversed(incident.timeline if incident else [])}
     start, end = load.get("fault_window") or [None, None]
     start = events.get("injecting", events.get("injected", start))
     end = events.get("reverted", end)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from opsdrill.drill.incident import Incident
 from opsdrill.report.drills import DrillView, drill_view, mttr_by_procedure
 from opsdrill.report.slo_view import gate_runs, gate_verdict, pct
 
@@ -23,7 +24,7 @@ def _cell(text: object) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def drill_data(incidents: list[dict[str, Any]]) -> dict[str, Any]:
+def drill_data(incidents: list[Incident]) -> dict[str, Any]:
     """summary.json's `drills` (one row per incident) and `mttr_by_procedure`."""
     views = [drill_view(i) for i in incidents]
     return {
@@ -39,7 +40,7 @@ def _alert(v: DrillView) -> str:
     return f"{here} (production ≈ {_s(prod)})"
 
 
-def drill_lines(incidents: list[dict[str, Any]]) -> list[str]:
+def drill_lines(incidents: list[Incident]) -> list[str]:
     """## Drills: verdict, procedure, MTTDs and MTTR per drill; then MTTR by procedure and
     each procedure's steps with their durations."""
     if not incidents:
