@@ -124,6 +124,11 @@ class FaultProbes:
         return self.target.endpoints.api_url
 
     @property
+    def client(self) -> ApiClient:
+        """The API's client at its URL now (see `api`)."""
+        return ApiClient(self.api)
+
+    @property
     def admin(self) -> str:
         """The admin DSN now: a restarted database container may be published on a new port."""
         return self.target.endpoints.admin_dsn or ""
