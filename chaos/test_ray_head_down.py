@@ -8,7 +8,6 @@ survive a new head) brings training back: the next run completes on Ray.
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from opsdrill.drill import Detector
@@ -40,8 +39,7 @@ def test_ray_head_sigkill_refuses_training_keeps_the_api_healthy(
     def training_refused() -> bool:
         body = {"series_id": "airpassengers", "model_name": "MLP", "horizon": 12,
                 "max_steps": 5, "run_name": "opsdrill-while-ray-down"}  # fmt: skip
-        resp = httpx.post(f"{target.endpoints.api_url}/runs", json=body,
-                          headers=client.headers, timeout=5)  # fmt: skip
+        resp = client.api.request("POST", "/runs", json=body, key=True, timeout=5)
         if resp.status_code == 201:  # accepted: it could not execute; do not leave it queued
             client.cancel(int(resp.json()["run_id"]), "opsdrill: accepted while Ray was down")
             return False
